@@ -1,0 +1,170 @@
+import { promises as fs } from 'node:fs';
+import sharp, { type FailOnOptions, type Metadata } from 'sharp';
+import { decodeBmp, isBmp, bmpDimensions } from './bmp.js';
+import { resizeBilinearTf } from './resize.js';
+import { describeSourceRef, type SourceRef } from './source.js';
+import { readZipEntry } from './zip-source.js';
+
+/** Refuse images above this many pixels (sharp's own default, 0x3FFF²): decompression bombs. */
+export const LIMIT_INPUT_PIXELS = 0x3fff * 0x3fff;
+/**
+ * Up to this size an image is decoded at full resolution and resized exactly as TF does; above it
+ * (e.g. a 12000x12000 photo, 432 MB as RGB) sharp resizes in the decoding pipeline, which lets
+ * libjpeg shrink on load (DCT scaling), so memory stays bounded; the pixels then differ slightly
+ * from TF's (libvips antialiases).
+ */
+export const FULL_DECODE_MAX_PIXELS = 4096 * 4096;
+
+export class DecodeError extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'DecodeError';
+  }
+}
+
+let decodes = 0;
+/** Number of images decoded by this process (lets tests and benchmarks see whether a cache was used). */
+export function decodeCount(): number {
+  return decodes;
+}
+
+const TRUNCATED = /premature end of JPEG image|premature end of data segment|truncated|unexpected end/i;
+
+/** Decodes any supported image to packed RGB uint8 of exactly `height` x `width` (aspect ratio not kept). */
+export async function decodeImage(input: Buffer, height: number, width: number): Promise<Uint8Array> {
+  decodes++;
+  if (input.length === 0) throw new DecodeError('empty file (0 bytes)');
+  if (isBmp(input)) {
+    let raw;
+    try {
+      raw = decodeBmp(input, LIMIT_INPUT_PIXELS);
+    } catch (error) {
+      throw new DecodeError(`BMP: ${(error as Error).message}`);
+    }
+    return resizeBilinearTf(raw.data, raw.height, raw.width, 3, height, width);
+  }
+  let meta: Metadata;
+  try {
+    // Header only: no pixels are decoded here, so no limit is needed yet.
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
+  } catch (error) {
+    throw new DecodeError(`not a readable image: ${(error as Error).message}`);
+  }
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  if (w * h > LIMIT_INPUT_PIXELS) {
+    throw new DecodeError(
+      `refused: ${w}x${h} (${Math.round((w * h) / 1e6)} Mpx) exceeds the ${Math.round(LIMIT_INPUT_PIXELS / 1e6)} Mpx limit (limitInputPixels); likely a decompression bomb`,
+    );
+  }
+  const full = w * h <= FULL_DECODE_MAX_PIXELS;
+  if (meta.format !== 'jpeg') {
+    return run(input, full, height, width, 'truncated').catch((error: Error) => {
+      throw new DecodeError(TRUNCATED.test(error.message) ? `truncated file: ${error.message}` : `decode failed: ${error.message}`);
+    });
+  }
+  // Lenient with JPEG warnings ("extraneous bytes" etc.), as TF and tfds are.
+  if (hasJpegEnd(input)) {
+    return run(input, full, height, width, 'none').catch((error: Error) => {
+      throw new DecodeError(`decode failed: ${error.message}`);
+    });
+  }
+  return decodeJpegWithoutEnd(input, full, height, width);
+}
+
+/**
+ * True when an EOI marker follows the last SOS marker. Entropy-coded data never contains FF D9
+ * or FF DA (0xFF bytes are stuffed), and embedded EXIF thumbnails come before the main scan.
+ */
+export function hasJpegEnd(buf: Buffer): boolean {
+  return buf.lastIndexOf(EOI) > buf.lastIndexOf(SOS);
+}
+const EOI = Buffer.from([0xff, 0xd9]);
+const SOS = Buffer.from([0xff, 0xda]);
+
+/**
+ * The JPEG data stops without an EOI marker. Harmless when only the marker is missing; but when
+ * the scan itself was cut, libjpeg would paint the missing rows grey. Appending the marker tells
+ * the two apart: a cut scan then warns "premature end of data segment". libvips keeps one error
+ * buffer for all threads, so a message can be lost when another decode fails at the same moment:
+ * an unrecognised message is retried before being trusted.
+ */
+async function decodeJpegWithoutEnd(input: Buffer, full: boolean, height: number, width: number): Promise<Uint8Array> {
+  const withEoi = Buffer.concat([input, EOI]);
+  for (let attempt = 0; attempt < 4; attempt++) {
+    try {
+      return await run(withEoi, full, height, width, 'warning');
+    } catch (error) {
+      const message = (error as Error).message;
+      if (/premature end of data segment/i.test(message)) {
+        throw new DecodeError('truncated JPEG: the image data stops before the last rows (file cut short); only part of it would decode');
+      }
+      if (/corrupt JPEG data|extraneous|warning/i.test(message)) break; // a tolerated warning
+    }
+  }
+  return run(withEoi, full, height, width, 'none').catch((error: Error) => {
+    throw new DecodeError(`decode failed: ${error.message}`);
+  });
+}
+
+async function run(input: Buffer, full: boolean, height: number, width: number, failOn: FailOnOptions): Promise<Uint8Array> {
+  // No autoOrient: TF's decoders ignore EXIF orientation. First frame only for GIF/TIFF/WebP.
+  let pipeline = sharp(input, { failOn, limitInputPixels: LIMIT_INPUT_PIXELS });
+  if (!full) pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: 'linear' });
+  // Alpha is dropped, not composited (TF decode with channels=3); grey and CMYK become sRGB.
+  const { data, info } = await pipeline.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
+    throw new Error(`unexpected decoder output: ${info.width}x${info.height}x${info.channels}`);
+  }
+  const pixels = new Uint8Array(data.buffer, data.byteOffset, data.length);
+  return full ? resizeBilinearTf(pixels, info.height, info.width, 3, height, width) : pixels;
+}
+
+/** Decodes a user's image file (e.g. for `predict`) to RGB uint8 height x width x 3. */
+export async function decodeImageFile(file: string, height: number, width: number): Promise<Uint8Array> {
+  let bytes: Buffer;
+  try {
+    bytes = await fs.readFile(file);
+  } catch (error) {
+    throw new Error(`Cannot read image ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  try {
+    return await decodeImage(bytes, height, width);
+  } catch (error) {
+    if (error instanceof DecodeError) throw new DecodeError(`${file}: ${error.reason}`);
+    throw error;
+  }
+}
+
+export async function readSourceRef(ref: SourceRef): Promise<Buffer> {
+  return ref.kind === 'file' ? fs.readFile(ref.path) : readZipEntry(ref.archive, ref.entry);
+}
+
+/**
+ * A small JPEG (longest side `size`, aspect ratio kept, EXIF orientation applied for humans) for a
+ * report gallery. `source` is a file path or a SourceRef (file or archive entry).
+ */
+export async function thumbnailJpeg(source: SourceRef | string, size: number): Promise<Buffer> {
+  const ref: SourceRef = typeof source === 'string' ? { kind: 'file', path: source } : source;
+  const bytes = await readSourceRef(ref);
+  if (bytes.length === 0) throw new DecodeError(`${describeSourceRef(ref)}: empty file (0 bytes)`);
+  try {
+    if (isBmp(bytes)) {
+      const { width, height } = bmpDimensions(bytes);
+      const raw = decodeBmp(bytes, LIMIT_INPUT_PIXELS);
+      return await sharp(raw.data, { raw: { width, height, channels: 3 } })
+        .resize(size, size, { fit: 'inside' })
+        .jpeg({ quality: 80 })
+        .toBuffer();
+    }
+    return await sharp(bytes, { failOn: 'none', limitInputPixels: LIMIT_INPUT_PIXELS })
+      .autoOrient()
+      .resize(size, size, { fit: 'inside' })
+      .flatten({ background: '#ffffff' })
+      .toColourspace('srgb')
+      .jpeg({ quality: 80 })
+      .toBuffer();
+  } catch (error) {
+    throw new DecodeError(`${describeSourceRef(ref)}: cannot make a thumbnail (${(error as Error).message})`);
+  }
+}

@@ -1,0 +1,112 @@
+import type { DatasetSummary } from '../reports/types.js';
+import { resolveCacheDir } from '../util/cache-dir.js';
+import { ensureDecodedCache, type CacheItem } from './decoded-cache.js';
+import { DecodedDataset } from './decoded-dataset.js';
+import type { ImageSource, SourceRef } from './source.js';
+import { resolveSplit } from './split.js';
+
+/** Options shared by every dataset opener. */
+export interface OpenCommonOptions {
+  /** [height, width] of the images after resizing (aspect ratio not kept). */
+  imageSize: [number, number];
+  batchSize: number;
+  /** [training split, validation split], tfds syntax; default `train[:80%]`, `train[-20%:]`. */
+  splits?: [string, string];
+  /** keep only the first N examples of the ordered list, before splitting (quick runs). */
+  limit?: number;
+  /** root of the cache (see resolveCacheDir). */
+  cacheDir?: string;
+  /** shuffle the training split every pass with this seed; default: no shuffling (the experiment). */
+  shuffleSeed?: number;
+  /** progress bar on stderr while decoding; default true. */
+  progress?: boolean;
+  /** batches read ahead; default 2. */
+  prefetch?: number;
+  /** decodes in flight while building the cache; default max(2, CPU cores). */
+  concurrency?: number;
+}
+
+export const DEFAULT_SPLITS: [string, string] = ['train[:80%]', 'train[-20%:]'];
+
+/** What is known about a dataset; fills the report's DatasetSummary. */
+export interface DatasetInfo extends DatasetSummary {
+  splitSpecs: [string, string];
+  /** split sizes before decoding (the tfds figures); `splits` holds the same. */
+  classCounts: { train: number[]; validation: number[] };
+  /** first five keys of the ordered list and of each split. */
+  firstKeys: string[];
+  firstKeysBySplit: { train: string[]; validation: string[] };
+  /** images in each Dataset (split size minus decode failures); undefined before decoding. */
+  datasetSizes?: { train: number; validation: number };
+  /** whether each split was decoded now or read from the cache. */
+  cache?: { train: 'built' | 'hit'; validation: 'built' | 'hit'; dir: string };
+}
+
+export interface OpenedDatasets {
+  train: DecodedDataset;
+  validation: DecodedDataset;
+  info: DatasetInfo;
+}
+
+export interface ListedExample extends CacheItem {}
+
+export function validateCommon(opts: OpenCommonOptions): void {
+  const [h, w] = opts.imageSize ?? [];
+  for (const [name, v] of [['imageSize height', h], ['imageSize width', w], ['batchSize', opts.batchSize]] as const) {
+    if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`${name} must be a positive integer (got ${v}).`);
+  }
+  if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) {
+    throw new Error(`limit must be a positive integer (got ${opts.limit}).`);
+  }
+}
+
+/** Splits an ordered example list (decided before any decoding, so failures never shift it). */
+export function splitExamples<T extends { label: number; key: string }>(
+  ordered: readonly T[],
+  specs: [string, string],
+  classCount: number,
+): { train: T[]; validation: T[]; counts: { train: number[]; validation: number[] } } {
+  const pick = (spec: string): T[] => {
+    const { start, end } = resolveSplit(spec, ordered.length);
+    return ordered.slice(start, end);
+  };
+  const train = pick(specs[0]);
+  const validation = pick(specs[1]);
+  const count = (xs: T[]): number[] => {
+    const c = new Array<number>(classCount).fill(0);
+    for (const x of xs) c[x.label]!++;
+    return c;
+  };
+  return { train, validation, counts: { train: count(train), validation: count(validation) } };
+}
+
+/** Decodes (or reuses) both splits and wraps them as Datasets. */
+export async function openDecodedSplits(
+  source: ImageSource,
+  datasetName: string,
+  info: DatasetInfo,
+  parts: { train: CacheItem[]; validation: CacheItem[] },
+  opts: OpenCommonOptions,
+): Promise<OpenedDatasets> {
+  const cacheRoot = resolveCacheDir(opts.cacheDir);
+  const [height, width] = opts.imageSize;
+  const refs = new Map<string, SourceRef>();
+  for (const item of [...parts.train, ...parts.validation]) refs.set(item.key, source.ref(item.name));
+  const open = (items: CacheItem[], splitLabel: string) =>
+    ensureDecodedCache({ cacheRoot, datasetName, splitLabel, height, width, items, source, progress: opts.progress, concurrency: opts.concurrency });
+  const trainCache = await open(parts.train, info.splitSpecs[0]);
+  const validationCache = await open(parts.validation, info.splitSpecs[1]);
+  const common = { batchSize: opts.batchSize, classNames: info.classNames, refs, prefetch: opts.prefetch };
+  const train = new DecodedDataset(trainCache.pixelsPath, trainCache.manifest, { ...common, shuffleSeed: opts.shuffleSeed });
+  const validation = new DecodedDataset(validationCache.pixelsPath, validationCache.manifest, common);
+  return {
+    train,
+    validation,
+    info: {
+      ...info,
+      decodeFailures: [...trainCache.manifest.failures, ...validationCache.manifest.failures].map(({ path, reason }) => ({ path, reason })),
+      datasetSizes: { train: train.size, validation: validation.size },
+      cache: { train: trainCache.built ? 'built' : 'hit', validation: validationCache.built ? 'built' : 'hit', dir: cacheRoot },
+    },
+  };
+}

@@ -1,0 +1,26 @@
+/**
+ * The contract between datasets and training: a dataset yields batches of images in NHWC layout
+ * (uint8 pixels, or float32 features when a frozen base's output is cached) with labels as class
+ * indices (0/1 for binary). `fit` repeats `batches()` itself to emulate tf.data's `.repeat()`.
+ */
+export interface Batch {
+  /** NHWC pixels (uint8, 0-255) or features (float32), row-major. */
+  x: Uint8Array | Float32Array;
+  /** [N, ...elementShape] */
+  shape: number[];
+  /** class index per example (binary: 0 = first class, 1 = second). */
+  y: Float32Array;
+  /** keys (e.g. `PetImages/Cat/1.jpg`) of the examples in this batch, for reports. */
+  keys?: string[];
+}
+
+export interface Dataset {
+  /** examples in one pass (after removing images that failed to decode). */
+  readonly size: number;
+  readonly batchSize: number;
+  /** shape of one example, e.g. [300, 300, 3]. */
+  readonly elementShape: number[];
+  readonly classNames: string[];
+  /** one pass in order; the last batch may be smaller, as with tf.data `.batch(n)`. */
+  batches(): AsyncIterable<Batch>;
+}

@@ -1,0 +1,109 @@
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Layer description the native interpreter runs (resolved from Keras configs by lib/models). */
+export interface EngineLayerSpec {
+  kind: 'conv2d' | 'maxpool' | 'avgpool' | 'flatten' | 'dense' | 'dropout' | 'activation' | 'batchnorm' | 'zeropad' | 'gap' | 'reshape' | 'rescale';
+  name: string;
+  className: string;
+  trainable?: boolean;
+  activation?: string;
+  alpha?: number;
+  inChannels?: number;
+  filters?: number;
+  depthwise?: boolean;
+  depthMultiplier?: number;
+  useBias?: boolean;
+  kernel?: number[];
+  strides?: number[];
+  dilation?: number[];
+  /** top, bottom, left, right */
+  pad?: number[];
+  pool?: number[];
+  inFeatures?: number;
+  units?: number;
+  rate?: number;
+  epsilon?: number;
+  center?: boolean;
+  scale?: number | boolean;
+  targetShape?: number[];
+  offset?: number[];
+  flipChannels?: boolean;
+}
+
+export interface StepOutput {
+  loss: number;
+  correct: number;
+  output?: Float32Array;
+  shape?: number[];
+}
+
+export interface OptimizerState {
+  iterations: number;
+  moments: { layer: number; param: number; m: Float32Array; v: Float32Array }[];
+}
+
+export interface NativeModel {
+  getWeights(layer: number): Float32Array[];
+  setWeights(layer: number, weights: Float32Array[]): void;
+  setTrainable(layer: number, trainable: boolean): void;
+  compile(options: { loss: string; learningRate?: number; beta1?: number; beta2?: number; epsilon?: number }): void;
+  trainStep(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<StepOutput>;
+  evaluate(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<Required<StepOutput>>;
+  predict(x: Uint8Array | Float32Array, shape: number[], fromLayer: number, toLayer: number, bf16: boolean): Promise<{ output: Float32Array; shape: number[] }>;
+  getOptimizerState(): OptimizerState;
+  setOptimizerState(state: OptimizerState): void;
+}
+
+export interface NativeBinding {
+  NativeModel: new (layers: EngineLayerSpec[], options: { seed?: number }) => NativeModel;
+  info(): { torchVersion: string; threads: number; parallelInfo: string; mkldnn: boolean; cuda: boolean };
+  setThreads(threads: number): void;
+  manualSeed(seed: number): void;
+}
+
+const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** Where the addon is looked for: TRANSFERLAB_NATIVE overrides, then the node-gyp build. */
+export function nativeAddonPath(): string {
+  return process.env.TRANSFERLAB_NATIVE ?? path.join(packageRoot, 'build/Release/transferlab.node');
+}
+
+/** Turns a failed `require` of the addon into a message that says what to do. */
+export function explainLoadFailure(addonPath: string, error: unknown): string {
+  const reason = error instanceof Error ? error.message : String(error);
+  const lines = [`transferlab: the native engine could not be loaded from ${addonPath}.`];
+  if (!existsSync(addonPath)) {
+    lines.push(
+      'It has not been built. Build it with `npm run build:native` (needs libtorch: `apt-get install libtorch-dev`,',
+      'or LIBTORCH=/path/to/libtorch, or LIBTORCH_USE_PYTORCH=1; `node scripts/find-libtorch.mjs --explain` shows what is found).',
+    );
+  } else if (/lib(torch|c10)[^:]*\.so/.test(reason) || /cannot open shared object/.test(reason)) {
+    lines.push(
+      `libtorch's shared libraries were not found at run time (${reason.split('\n')[0]}).`,
+      'Install them with `apt-get install libtorch-dev`, or set LIBTORCH to the libtorch the addon was built against and',
+      'rebuild with `npm run build:native`.',
+    );
+  } else if (/NODE_MODULE_VERSION|invalid ELF|wrong ELF class/.test(reason)) {
+    lines.push(`It was built for another Node.js or platform (${reason.split('\n')[0]}). Rebuild with \`npm run build:native\`.`);
+  } else {
+    lines.push(`Reason: ${reason}`);
+  }
+  return lines.join('\n');
+}
+
+let binding: NativeBinding | undefined;
+
+/** The native engine, loaded once; throws an error that explains what is missing. */
+export function native(): NativeBinding {
+  if (binding) return binding;
+  const addonPath = nativeAddonPath();
+  try {
+    binding = createRequire(import.meta.url)(addonPath) as NativeBinding;
+  } catch (error) {
+    throw new Error(explainLoadFailure(addonPath, error), { cause: error });
+  }
+  return binding;
+}

@@ -1,0 +1,150 @@
+import type { Batch, Dataset } from '../data/types.js';
+import type { Sequential } from '../models/sequential.js';
+import type { Callback } from './callbacks.js';
+import { History, type Logs } from './history.js';
+import { ProgressLogger } from './progress.js';
+import { RepeatingStream, takeBatches } from './stream.js';
+
+export interface FitOptions {
+  epochs?: number;
+  /** epoch to start from (0-based), e.g. when resuming; history covers the epochs run. */
+  initialEpoch?: number;
+  validationData?: Dataset;
+  /** Keras steps_per_epoch: batches per epoch drawn from a repeating stream of the data. */
+  stepsPerEpoch?: number;
+  /** Keras validation_steps: validation batches per epoch from a repeating stream. */
+  validationSteps?: number;
+  callbacks?: Callback[];
+  /** 0 silent, 1 progress bar (default), 2 one line per epoch. */
+  verbose?: 0 | 1 | 2;
+  /** Train from this layer on: batches are outputs of layer `fromLayer - 1` (cached features). */
+  fromLayer?: number;
+}
+
+export interface EvaluateResult {
+  loss: number;
+  accuracy: number;
+  examples: number;
+  /** model outputs (probabilities), one row per example, in data order. */
+  outputs: Float32Array;
+  labels: Float32Array;
+  keys: string[];
+}
+
+export class NaNLossError extends Error {}
+
+/** Sample-weighted running means, as Keras reports loss and accuracy over an epoch. */
+class Meter {
+  private lossSum = 0;
+  private correct = 0;
+  count = 0;
+  add(loss: number, correct: number, n: number): void {
+    this.lossSum += loss * n;
+    this.correct += correct;
+    this.count += n;
+  }
+  get loss(): number {
+    return this.count ? this.lossSum / this.count : NaN;
+  }
+  get accuracy(): number {
+    return this.count ? this.correct / this.count : NaN;
+  }
+}
+
+function batchSize(batch: Batch): number {
+  return batch.shape[0];
+}
+
+async function evaluateBatches(model: Sequential, batches: AsyncIterable<Batch>, fromLayer: number, keepOutputs: boolean): Promise<EvaluateResult> {
+  const meter = new Meter();
+  const outputs: Float32Array[] = [];
+  const labels: Float32Array[] = [];
+  const keys: string[] = [];
+  const entry = model.engineIndex(fromLayer, true);
+  for await (const batch of batches) {
+    model.checkInput(batch.shape, fromLayer);
+    const r = await model.engine.evaluate(batch.x, batch.shape, batch.y, entry);
+    meter.add(r.loss, r.correct, batchSize(batch));
+    if (keepOutputs) {
+      outputs.push(r.output);
+      labels.push(batch.y);
+      keys.push(...(batch.keys ?? []));
+    }
+  }
+  const concat = (parts: Float32Array[]) => {
+    const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of parts) { out.set(p, o); o += p.length; }
+    return out;
+  };
+  return { loss: meter.loss, accuracy: meter.accuracy, examples: meter.count, outputs: concat(outputs), labels: concat(labels), keys };
+}
+
+/** Keras `model.evaluate` over a whole dataset (or `steps` batches of it). */
+export async function evaluate(model: Sequential, data: Dataset, options: { fromLayer?: number; steps?: number } = {}): Promise<EvaluateResult> {
+  if (!model.compiled) throw new Error(`compile() model '${model.name}' before evaluate()`);
+  const stream = options.steps !== undefined ? new RepeatingStream(data) : undefined;
+  try {
+    return await evaluateBatches(model, takeBatches(data, stream, options.steps), options.fromLayer ?? 0, true);
+  } finally {
+    await stream?.close();
+  }
+}
+
+/** Keras `model.fit`: trains for `epochs`, validating after each, and returns the History. */
+export async function fit(model: Sequential, data: Dataset, options: FitOptions = {}): Promise<History> {
+  if (!model.compiled) throw new Error(`compile() model '${model.name}' before fit()`);
+  const epochs = options.epochs ?? 1;
+  const initialEpoch = options.initialEpoch ?? 0;
+  const fromLayer = options.fromLayer ?? 0;
+  const entry = model.engineIndex(fromLayer, true);
+  const verbose = options.verbose ?? 1;
+  const stepsPerPass = Math.ceil(data.size / data.batchSize);
+  const callbacks: Callback[] = [];
+  if (verbose > 0) callbacks.push(new ProgressLogger(process.stdout, () => options.stepsPerEpoch ?? stepsPerPass));
+  callbacks.push(...(options.callbacks ?? []));
+  const history = new History();
+  for (const cb of callbacks) cb.setModel?.(model);
+
+  const trainStream = options.stepsPerEpoch !== undefined ? new RepeatingStream(data) : undefined;
+  const validData = options.validationData;
+  const validStream = validData && options.validationSteps !== undefined ? new RepeatingStream(validData) : undefined;
+  model.stopTraining = false;
+  try {
+    for (const cb of callbacks) await cb.onTrainBegin?.({ epochs, initialEpoch });
+    for (let epoch = initialEpoch; epoch < epochs && !model.stopTraining; epoch++) {
+      for (const cb of callbacks) await cb.onEpochBegin?.(epoch);
+      const meter = new Meter();
+      let step = 0;
+      for await (const batch of takeBatches(data, trainStream, options.stepsPerEpoch)) {
+        model.checkInput(batch.shape, fromLayer);
+        const r = await model.engine.trainStep(batch.x, batch.shape, batch.y, entry);
+        if (!Number.isFinite(r.loss)) {
+          throw new NaNLossError(
+            `training of '${model.name}' stopped: the loss became ${r.loss} at epoch ${epoch + 1}, step ${step + 1}. ` +
+              'The weights were not updated by that step, and saved checkpoints are unchanged. ' +
+              'Try a lower learning rate, or check the inputs for NaN values.',
+          );
+        }
+        meter.add(r.loss, r.correct, batchSize(batch));
+        const logs = { loss: meter.loss, accuracy: meter.accuracy };
+        for (const cb of callbacks) await cb.onBatchEnd?.(step, logs, { steps: options.stepsPerEpoch ?? stepsPerPass });
+        step++;
+      }
+      const logs: Logs = { loss: meter.loss, accuracy: meter.accuracy };
+      if (validData) {
+        const v = await evaluateBatches(model, takeBatches(validData, validStream, options.validationSteps), fromLayer, false);
+        logs.val_loss = v.loss;
+        logs.val_accuracy = v.accuracy;
+      }
+      history.record(epoch, logs);
+      for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs);
+    }
+    const last = history.epoch.length ? Object.fromEntries(Object.entries(history.history).map(([k, v]) => [k, v[v.length - 1]])) : {};
+    for (const cb of callbacks) await cb.onTrainEnd?.(last);
+  } finally {
+    await trainStream?.close();
+    await validStream?.close();
+  }
+  return history;
+}

@@ -1,0 +1,36 @@
+import type { Batch, Dataset } from '../data/types.js';
+
+/**
+ * tf.data's `.repeat()`: one endless stream of batches, each pass ending with its smaller last
+ * batch. With Keras's `steps_per_epoch`, epochs take consecutive windows of this stream, so an
+ * "epoch" continues where the previous one stopped (the experiment's 233/15 schedule relies on it).
+ */
+export class RepeatingStream {
+  private iterator?: AsyncIterator<Batch>;
+
+  constructor(private readonly dataset: Dataset) {}
+
+  async next(): Promise<Batch> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      this.iterator ??= this.dataset.batches()[Symbol.asyncIterator]();
+      const { value, done } = await this.iterator.next();
+      if (!done) return value;
+      this.iterator = undefined;
+    }
+    throw new Error('the dataset yielded no batches: it is empty');
+  }
+
+  async close(): Promise<void> {
+    await this.iterator?.return?.();
+    this.iterator = undefined;
+  }
+}
+
+/** `steps` batches from a stream, or one whole pass of the dataset when `steps` is undefined. */
+export async function* takeBatches(dataset: Dataset, stream: RepeatingStream | undefined, steps: number | undefined): AsyncGenerator<Batch> {
+  if (stream && steps !== undefined) {
+    for (let i = 0; i < steps; i++) yield await stream.next();
+    return;
+  }
+  yield* dataset.batches();
+}

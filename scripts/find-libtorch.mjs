@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// Finds libtorch for the native build, in the order tch-rs uses: LIBTORCH (an official libtorch
+// download, CPU or CUDA), then LIBTORCH_USE_PYTORCH=1 (the active Python's torch), then the system
+// (Debian/Ubuntu `libtorch-dev`). Prints `include` dirs, `lib` dir or `libs` as node-gyp asks;
+// `--explain` prints what was tried. Exits non-zero with instructions when nothing is found.
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+
+const HEADER = 'torch/csrc/api/include/torch/torch.h';
+const tried = [];
+
+function layout(root, includeRoot, libDir) {
+  const include = [includeRoot, path.join(includeRoot, 'torch/csrc/api/include')];
+  const ok = existsSync(path.join(includeRoot, HEADER)) && existsSync(path.join(libDir, 'libtorch_cpu.so'));
+  tried.push(`${root}: ${ok ? 'found' : `no ${HEADER} under ${includeRoot} or no libtorch_cpu.so in ${libDir}`}`);
+  return ok ? { root, include, libDir } : undefined;
+}
+
+function find() {
+  if (process.env.LIBTORCH) {
+    const root = path.resolve(process.env.LIBTORCH);
+    return layout(`LIBTORCH=${root}`, path.join(root, 'include'), path.join(root, 'lib'));
+  }
+  if (process.env.LIBTORCH_USE_PYTORCH === '1') {
+    const python = process.env.PYTHON ?? 'python3';
+    try {
+      const torchDir = execFileSync(python, ['-c', 'import torch, os; print(os.path.dirname(torch.__file__))'], { encoding: 'utf8' }).trim();
+      return layout(`LIBTORCH_USE_PYTORCH=1 (${python}: ${torchDir})`, path.join(torchDir, 'include'), path.join(torchDir, 'lib'));
+    } catch (error) {
+      tried.push(`LIBTORCH_USE_PYTORCH=1: \`${python} -c "import torch"\` failed (${String(error.message).split('\n')[0]})`);
+      return undefined;
+    }
+  }
+  for (const libDir of ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib', '/usr/local/lib']) {
+    const found = layout(`system (${libDir})`, '/usr/include', libDir);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+const found = find();
+const what = process.argv[2];
+if (!found) {
+  console.error(
+    'transferlab: libtorch was not found. Tried:\n' + tried.map((t) => `  - ${t}`).join('\n') +
+    '\nInstall it with `apt-get install libtorch-dev` (Debian/Ubuntu), or set LIBTORCH=/path/to/libtorch ' +
+    '(an unpacked libtorch download), or LIBTORCH_USE_PYTORCH=1 to use the torch of `python3`.',
+  );
+  process.exit(1);
+}
+if (what === 'include') console.log(found.include.join(' '));
+else if (what === 'lib') console.log(found.libDir);
+else if (what === '--explain') console.log(`${found.root}\n${tried.join('\n')}`);
+else console.log(JSON.stringify(found));

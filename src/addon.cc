@@ -1,0 +1,80 @@
+// Module entry: memory policy, threads, and the NativeModel class. Everything a user sees is in
+// TypeScript (lib/engine); this file only wires the native pieces together.
+#include <malloc.h>
+#include <napi.h>
+#include <torch/torch.h>
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <thread>
+
+#include "model.h"
+#include "threads.h"
+
+namespace tl {
+
+namespace {
+std::atomic<int> gThreads{0};
+thread_local int tConfigured = -1;
+}  // namespace
+
+void setThreads(int threads) { gThreads.store(threads); }
+int getThreads() {
+  int t = gThreads.load();
+  return t > 0 ? t : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+void configureWorkerThreads() {
+  int t = getThreads();
+  if (tConfigured != t) {
+    at::set_num_threads(t);
+    tConfigured = t;
+  }
+}
+
+namespace {
+
+// Training allocates and frees hundreds of MB per step. glibc returns big blocks to the kernel
+// (mmap/munmap, heap trimming), so every step page-faults them in again: measured 5 -> 52 img/s
+// when the memory stays in the process (DESIGN.md). Keep it: no mmap for large blocks, no trim.
+void keepAllocationsInProcess() {
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, -1);
+  mallopt(M_TOP_PAD, 256 * 1024 * 1024);
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("torchVersion", TORCH_VERSION);
+  out.Set("threads", getThreads());
+  out.Set("parallelInfo", at::get_parallel_info());
+  out.Set("mkldnn", at::hasMKLDNN());
+  out.Set("cuda", torch::cuda::is_available());
+  return out;
+}
+
+void SetThreads(const Napi::CallbackInfo& info) {
+  int n = info[0].As<Napi::Number>().Int32Value();
+  if (n < 0) throw Napi::RangeError::New(info.Env(), "threads must be >= 0 (0 = all cores)");
+  setThreads(n);
+}
+
+void ManualSeed(const Napi::CallbackInfo& info) {
+  torch::manual_seed(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  keepAllocationsInProcess();
+  exports.Set("NativeModel", Model::Init(env));
+  exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
+  return exports;
+}
+
+}  // namespace tl
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return tl::Init(env, exports); }
+NODE_API_MODULE(transferlab, InitModule)

@@ -1,0 +1,62 @@
+// The layer interpreter: a model is a linear chain of Keras layers, already resolved by the
+// TypeScript side (explicit paddings, input channel counts). Tensors are NCHW-logical with
+// channels-last memory, so Keras's NHWC order is a free view wherever it matters (Flatten, I/O).
+#pragma once
+#include <napi.h>
+#include <torch/torch.h>
+#include <string>
+#include <vector>
+
+namespace tl {
+
+enum class Kind { Conv2D, MaxPool, AvgPool, Flatten, Dense, Dropout, Activation, BatchNorm, ZeroPad, GlobalAvgPool, Reshape, Rescale };
+enum class Act { Linear, Relu, Relu6, Sigmoid, Softmax, Tanh, LeakyRelu, Elu };
+
+struct Layer {
+  std::string name;
+  std::string className;
+  Kind kind = Kind::Activation;
+  Act activation = Act::Linear;
+  double alpha = 0.0;  // LeakyReLU slope / ELU alpha
+
+  // Conv2D / DepthwiseConv2D
+  int64_t inChannels = 0, filters = 0, groups = 1, depthMultiplier = 1;
+  bool depthwise = false, useBias = true;
+  std::vector<int64_t> kernel{1, 1}, strides{1, 1}, dilation{1, 1};
+  std::vector<int64_t> pad{0, 0, 0, 0};  // top, bottom, left, right (TensorFlow pads more after)
+  // pooling
+  std::vector<int64_t> pool{2, 2};
+  // Dense
+  int64_t inFeatures = 0, units = 0;
+  // Dropout
+  double rate = 0.0;
+  // BatchNormalization
+  double epsilon = 1e-3;
+  bool center = true, scale = true;
+  // Reshape (Keras shape without the batch axis, NHWC)
+  std::vector<int64_t> targetShape;
+  // Rescale (preprocessing): optional RGB->BGR flip, then x * scale + offset[c]
+  double rescale = 1.0;
+  std::vector<double> offset;
+  bool flipChannels = false;
+
+  bool trainable = true;
+  std::vector<torch::Tensor> params;     // engine layout (conv OIHW; dense [in, out])
+  std::vector<bool> paramIsVariable;     // false for BatchNorm moving statistics
+  torch::Tensor offsetTensor;            // Rescale offsets as [1, C, 1, 1]
+
+  std::vector<int64_t> kerasShape(size_t i) const;  // shape of params[i] in Keras layout
+};
+
+Layer parseLayer(const Napi::Object& spec);
+void initParams(Layer& layer);  // Keras initialisers: glorot_uniform kernels, zero biases
+void applyTrainable(Layer& layer);
+torch::Tensor forwardLayer(const Layer& layer, const torch::Tensor& x, bool training, bool skipActivation);
+bool endsWith(const Layer& layer, Act act);  // the layer's output goes through `act` last
+
+torch::Tensor toKeras(const Layer& layer, size_t i, const torch::Tensor& engineParam);
+torch::Tensor fromKeras(const Layer& layer, size_t i, const torch::Tensor& kerasParam);
+
+std::string shapeString(c10::IntArrayRef sizes);
+
+}  // namespace tl

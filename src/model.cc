@@ -1,0 +1,441 @@
+#include "model.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+
+#include <cmath>
+#include <functional>
+#include <stdexcept>
+
+#include "tensors.h"
+#include "threads.h"
+
+namespace tl {
+
+namespace {
+
+std::string describe(const std::exception& e) {
+  if (auto* c10error = dynamic_cast<const c10::Error*>(&e)) return c10error->what_without_backtrace();
+  return e.what();
+}
+
+// Runs `work` on libuv's threadpool and settles a promise with `done(result)` on the JS thread.
+template <typename Result>
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  using Work = std::function<Result()>;
+  using Done = std::function<Napi::Value(Napi::Env, Result&)>;
+
+  PromiseWorker(Napi::Env env, Model* model, Napi::Value keepAlive, Work work, Done done)
+      : Napi::AsyncWorker(env, "transferlab"), deferred_(Napi::Promise::Deferred::New(env)), model_(model),
+        work_(std::move(work)), done_(std::move(done)) {
+    keepAlive_ = Napi::Persistent(keepAlive.As<Napi::Object>());
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      configureWorkerThreads();
+      result_ = work_();
+    } catch (const std::exception& e) {
+      SetError(describe(e));
+    }
+  }
+  void OnOK() override {
+    model_->release();
+    Napi::HandleScope scope(Env());
+    try {
+      deferred_.Resolve(done_(Env(), result_));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override {
+    model_->release();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Model* model_;
+  Napi::ObjectReference keepAlive_;  // the input arrays (and the model) outlive the work
+  Work work_;
+  Done done_;
+  Result result_;
+};
+
+Loss parseLoss(const std::string& name) {
+  if (name == "binary_crossentropy") return Loss::BinaryCrossentropy;
+  if (name == "categorical_crossentropy" || name == "sparse_categorical_crossentropy") return Loss::CategoricalCrossentropy;
+  throw std::invalid_argument("unsupported loss '" + name + "' (use binary_crossentropy or categorical_crossentropy)");
+}
+
+}  // namespace
+
+Napi::Function Model::Init(Napi::Env env) {
+  return DefineClass(env, "NativeModel",
+                     {InstanceMethod("getWeights", &Model::GetWeights), InstanceMethod("setWeights", &Model::SetWeights),
+                      InstanceMethod("setTrainable", &Model::SetTrainable), InstanceMethod("compile", &Model::Compile),
+                      InstanceMethod("trainStep", &Model::TrainStep), InstanceMethod("evaluate", &Model::Evaluate),
+                      InstanceMethod("predict", &Model::Predict),
+                      InstanceMethod("getOptimizerState", &Model::GetOptimizerState),
+                      InstanceMethod("setOptimizerState", &Model::SetOptimizerState)});
+}
+
+Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "NativeModel(layers, options): layers must be an array");
+  Napi::Array specs = info[0].As<Napi::Array>();
+  if (info[1].IsObject()) {
+    Napi::Object options = info[1].As<Napi::Object>();
+    if (options.Has("seed") && options.Get("seed").IsNumber()) {
+      torch::manual_seed(static_cast<uint64_t>(options.Get("seed").As<Napi::Number>().Int64Value()));
+    }
+  }
+  try {
+    for (uint32_t i = 0; i < specs.Length(); ++i) {
+      layers_.push_back(parseLayer(specs.Get(i).As<Napi::Object>()));
+      initParams(layers_.back());
+    }
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, describe(e));
+  }
+}
+
+void Model::acquire(Napi::Env env) {
+  bool expected = false;
+  if (!busy_.compare_exchange_strong(expected, true)) {
+    throw Napi::Error::New(env, "the model is busy: await the previous trainStep/evaluate/predict call first");
+  }
+}
+
+size_t Model::layerIndex(const Napi::CallbackInfo& info, size_t arg) const {
+  if (!info[arg].IsNumber()) throw Napi::TypeError::New(info.Env(), "layer index must be a number");
+  int64_t i = info[arg].As<Napi::Number>().Int64Value();
+  if (i < 0 || i > static_cast<int64_t>(layers_.size())) {
+    throw Napi::RangeError::New(info.Env(), "layer index " + std::to_string(i) + " is outside 0.." + std::to_string(layers_.size()));
+  }
+  return static_cast<size_t>(i);
+}
+
+Napi::Value Model::GetWeights(const Napi::CallbackInfo& info) {
+  size_t i = layerIndex(info, 0);
+  if (i == layers_.size()) throw Napi::RangeError::New(info.Env(), "no layer at index " + std::to_string(i));
+  const Layer& layer = layers_[i];
+  Napi::Array out = Napi::Array::New(info.Env(), layer.params.size());
+  torch::NoGradGuard noGrad;
+  for (size_t k = 0; k < layer.params.size(); ++k) out.Set(k, toFloat32Array(info.Env(), toKeras(layer, k, layer.params[k])));
+  return out;
+}
+
+void Model::SetWeights(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t i = layerIndex(info, 0);
+  if (i == layers_.size()) throw Napi::RangeError::New(env, "no layer at index " + std::to_string(i));
+  if (busy_.load()) throw Napi::Error::New(env, "the model is busy: weights cannot change during a step");
+  Layer& layer = layers_[i];
+  Napi::Array values = info[1].As<Napi::Array>();
+  if (values.Length() != layer.params.size()) {
+    throw Napi::Error::New(env, "layer '" + layer.name + "' has " + std::to_string(layer.params.size()) + " weights, got " +
+                                    std::to_string(values.Length()));
+  }
+  try {
+    torch::NoGradGuard noGrad;
+    for (size_t k = 0; k < layer.params.size(); ++k) {
+      auto shape = layer.kerasShape(k);
+      torch::Tensor keras = fromFloat32Array(values.Get(k), shape, "layer '" + layer.name + "' weight " + std::to_string(k));
+      layer.params[k].copy_(fromKeras(layer, k, keras));
+    }
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, describe(e));
+  }
+}
+
+void Model::SetTrainable(const Napi::CallbackInfo& info) {
+  size_t i = layerIndex(info, 0);
+  if (i == layers_.size()) throw Napi::RangeError::New(info.Env(), "no layer at index " + std::to_string(i));
+  layers_[i].trainable = info[1].ToBoolean().Value();
+  applyTrainable(layers_[i]);
+}
+
+void Model::Compile(const Napi::CallbackInfo& info) {
+  Napi::Object options = info[0].As<Napi::Object>();
+  try {
+    loss_ = parseLoss(options.Get("loss").ToString().Utf8Value());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), describe(e));
+  }
+  auto num = [&](const char* key, double fallback) {
+    return options.Has(key) && options.Get(key).IsNumber() ? options.Get(key).As<Napi::Number>().DoubleValue() : fallback;
+  };
+  adam_.learningRate = num("learningRate", 1e-3);
+  adam_.beta1 = num("beta1", 0.9);
+  adam_.beta2 = num("beta2", 0.999);
+  adam_.epsilon = num("epsilon", 1e-7);
+  iterations_ = 0;
+  moments_.clear();
+}
+
+torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to, bool training, bool logits) {
+  torch::Tensor x = input;
+  for (size_t i = from; i < to; ++i) {
+    const Layer& layer = layers_[i];
+    try {
+      x = forwardLayer(layer, x, training, logits && i + 1 == to);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("layer '" + layer.name + "' (" + layer.className + ") on input " + shapeString(x.sizes()) + ": " +
+                               describe(e));
+    }
+  }
+  return x;
+}
+
+bool Model::outputIsLogitsFor(Loss loss) const {
+  // Keras computes crossentropy from the logits when the output comes straight from a sigmoid or
+  // softmax: numerically stable, and what makes results match Keras's.
+  if (layers_.empty()) return false;
+  const Layer& last = layers_.back();
+  if (loss == Loss::BinaryCrossentropy) return endsWith(last, Act::Sigmoid);
+  if (loss == Loss::CategoricalCrossentropy) return endsWith(last, Act::Softmax);
+  return false;
+}
+
+std::pair<torch::Tensor, int64_t> Model::lossAndCorrect(const torch::Tensor& out, const torch::Tensor& y, bool logits) const {
+  const int64_t n = out.size(0);
+  if (loss_ == Loss::BinaryCrossentropy) {
+    if (out.dim() != 2 || out.size(1) != 1) {
+      throw std::invalid_argument("binary_crossentropy needs an output of shape [batch, 1], got " + shapeString(out.sizes()));
+    }
+    torch::Tensor target = y.view({n, 1});
+    torch::Tensor loss;
+    torch::Tensor predicted;
+    if (logits) {
+      loss = torch::binary_cross_entropy_with_logits(out, target);
+      predicted = out > 0;
+    } else {
+      const double eps = 1e-7;
+      torch::Tensor p = out.clamp(eps, 1 - eps);
+      loss = -(target * torch::log(p) + (1 - target) * torch::log(1 - p)).mean();
+      predicted = out > 0.5;
+    }
+    int64_t correct = (predicted == (target > 0.5)).sum().item<int64_t>();
+    return {loss, correct};
+  }
+  if (loss_ == Loss::CategoricalCrossentropy) {
+    if (out.dim() != 2) throw std::invalid_argument("categorical_crossentropy needs [batch, classes], got " + shapeString(out.sizes()));
+    torch::Tensor target = y.to(torch::kLong);
+    torch::Tensor logProbs = logits ? torch::log_softmax(out, 1) : torch::log((out / out.sum(1, true)).clamp(1e-7, 1 - 1e-7));
+    torch::Tensor loss = torch::nll_loss(logProbs, target);
+    int64_t correct = (out.argmax(1) == target).sum().item<int64_t>();
+    return {loss, correct};
+  }
+  throw std::logic_error("compile() the model before training or evaluating");
+}
+
+void Model::adamUpdate() {
+  // Keras's Adam: epsilon is "epsilon hat", added to sqrt(v) with the bias correction folded into
+  // the step size (libtorch's Adam adds eps after bias correction, a different update).
+  torch::NoGradGuard noGrad;
+  ++iterations_;
+  const double t = static_cast<double>(iterations_);
+  const double alpha = adam_.learningRate * std::sqrt(1 - std::pow(adam_.beta2, t)) / (1 - std::pow(adam_.beta1, t));
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    Layer& layer = layers_[li];
+    for (size_t k = 0; k < layer.params.size(); ++k) {
+      torch::Tensor& p = layer.params[k];
+      if (!p.requires_grad() || !p.grad().defined()) continue;
+      torch::Tensor g = p.grad();
+      auto it = moments_.find({li, k});
+      if (it == moments_.end()) it = moments_.emplace(std::make_pair(li, k), std::make_pair(torch::zeros_like(p), torch::zeros_like(p))).first;
+      torch::Tensor& m = it->second.first;
+      torch::Tensor& v = it->second.second;
+      m.mul_(adam_.beta1).add_(g, 1 - adam_.beta1);
+      v.mul_(adam_.beta2).addcmul_(g, g, 1 - adam_.beta2);
+      p.addcdiv_(m, v.sqrt().add_(adam_.epsilon), -alpha);
+      p.mutable_grad().reset();
+    }
+  }
+}
+
+StepResult Model::trainStep(const torch::Tensor& x, const torch::Tensor& y, size_t from) {
+  if (loss_ == Loss::None) throw std::logic_error("compile() the model before fit/trainStep");
+  bool logits = outputIsLogitsFor(loss_);
+  torch::Tensor out = forward(x, from, layers_.size(), true, logits);
+  auto [loss, correct] = lossAndCorrect(out, y, logits);
+  if (!loss.requires_grad()) throw std::logic_error("no trainable weights after layer " + std::to_string(from) + ": nothing to train");
+  loss.backward();
+  StepResult result;
+  result.loss = loss.item<double>();
+  result.correct = correct;
+  // A NaN loss must not poison the weights: the caller stops and keeps the last good checkpoint.
+  if (std::isfinite(result.loss)) adamUpdate();
+  else {
+    for (auto& layer : layers_) for (auto& p : layer.params) if (p.grad().defined()) p.mutable_grad().reset();
+  }
+  return result;
+}
+
+StepResult Model::evaluate(const torch::Tensor& x, const torch::Tensor& y, size_t from) {
+  if (loss_ == Loss::None) throw std::logic_error("compile() the model before evaluate");
+  c10::InferenceMode guard;
+  bool logits = outputIsLogitsFor(loss_);
+  torch::Tensor out = forward(x, from, layers_.size(), false, logits);
+  auto [loss, correct] = lossAndCorrect(out, y, logits);
+  StepResult result;
+  result.loss = loss.item<double>();
+  result.correct = correct;
+  if (logits) out = loss_ == Loss::BinaryCrossentropy ? torch::sigmoid(out) : torch::softmax(out, 1);
+  result.output = toKerasOutput(out);
+  return result;
+}
+
+torch::Tensor Model::predict(const torch::Tensor& x, size_t from, size_t to, bool bf16) {
+  c10::InferenceMode guard;
+  if (!bf16) return toKerasOutput(forward(x, from, to, false, false));
+  // bf16 autocast for inference (feature extraction): convolutions and matmuls in bfloat16 where
+  // the CPU has native support, everything returned as float32.
+  at::autocast::set_cpu_enabled(true);
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  try {
+    torch::Tensor out = toKerasOutput(forward(x, from, to, false, false));
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+    return out;
+  } catch (...) {
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();
+    throw;
+  }
+}
+
+namespace {
+
+struct CallArgs {
+  torch::Tensor x;
+  torch::Tensor y;
+  Napi::Object keepAlive;
+};
+
+CallArgs readCall(const Napi::CallbackInfo& info, bool withLabels) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "x must be a Uint8Array or Float32Array");
+  CallArgs args;
+  args.keepAlive = Napi::Object::New(env);
+  args.keepAlive.Set("x", info[0]);
+  args.keepAlive.Set("self", info.This());
+  try {
+    args.x = viewInput(info[0].As<Napi::TypedArray>(), shapeArg(info[1], "shape"));
+    if (withLabels) {
+      if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+        throw std::invalid_argument("y must be a Float32Array of class indices");
+      }
+      auto y = info[2].As<Napi::Float32Array>();
+      if (static_cast<int64_t>(y.ElementLength()) != args.x.size(0)) {
+        throw std::invalid_argument("x has " + std::to_string(args.x.size(0)) + " examples but y has " + std::to_string(y.ElementLength()));
+      }
+      args.y = torch::from_blob(y.Data(), {static_cast<int64_t>(y.ElementLength())}, torch::kFloat32);
+      args.keepAlive.Set("y", info[2]);
+    }
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, describe(e));
+  }
+  return args;
+}
+
+Napi::Object stepToJs(Napi::Env env, const StepResult& r) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", r.loss);
+  out.Set("correct", static_cast<double>(r.correct));
+  if (r.output.defined()) {
+    out.Set("output", toFloat32Array(env, r.output));
+    out.Set("shape", shapeToJs(env, r.output.sizes()));
+  }
+  return out;
+}
+
+}  // namespace
+
+Napi::Value Model::TrainStep(const Napi::CallbackInfo& info) {
+  CallArgs args = readCall(info, true);
+  size_t from = layerIndex(info, 3);
+  acquire(info.Env());
+  auto* worker = new PromiseWorker<StepResult>(
+      info.Env(), this, args.keepAlive,
+      [this, x = args.x, y = args.y, from]() { return trainStep(toModelInput(x), y, from); },
+      [](Napi::Env env, StepResult& r) -> Napi::Value { return stepToJs(env, r); });
+  worker->Queue();
+  return worker->promise();
+}
+
+Napi::Value Model::Evaluate(const Napi::CallbackInfo& info) {
+  CallArgs args = readCall(info, true);
+  size_t from = layerIndex(info, 3);
+  acquire(info.Env());
+  auto* worker = new PromiseWorker<StepResult>(
+      info.Env(), this, args.keepAlive,
+      [this, x = args.x, y = args.y, from]() { return evaluate(toModelInput(x), y, from); },
+      [](Napi::Env env, StepResult& r) -> Napi::Value { return stepToJs(env, r); });
+  worker->Queue();
+  return worker->promise();
+}
+
+Napi::Value Model::Predict(const Napi::CallbackInfo& info) {
+  CallArgs args = readCall(info, false);
+  size_t from = layerIndex(info, 2);
+  size_t to = layerIndex(info, 3);
+  bool bf16 = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+  if (to < from) throw Napi::RangeError::New(info.Env(), "predict: `to` layer comes before `from`");
+  acquire(info.Env());
+  auto* worker = new PromiseWorker<torch::Tensor>(
+      info.Env(), this, args.keepAlive,
+      [this, x = args.x, from, to, bf16]() { return predict(toModelInput(x), from, to, bf16); },
+      [](Napi::Env env, torch::Tensor& out) -> Napi::Value {
+        Napi::Object result = Napi::Object::New(env);
+        result.Set("output", toFloat32Array(env, out));
+        result.Set("shape", shapeToJs(env, out.sizes()));
+        return result;
+      });
+  worker->Queue();
+  return worker->promise();
+}
+
+Napi::Value Model::GetOptimizerState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object state = Napi::Object::New(env);
+  state.Set("iterations", static_cast<double>(iterations_));
+  Napi::Array entries = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (const auto& [key, mv] : moments_) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("layer", static_cast<double>(key.first));
+    e.Set("param", static_cast<double>(key.second));
+    e.Set("m", toFloat32Array(env, mv.first));
+    e.Set("v", toFloat32Array(env, mv.second));
+    entries.Set(n++, e);
+  }
+  state.Set("moments", entries);
+  return state;
+}
+
+void Model::SetOptimizerState(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object state = info[0].As<Napi::Object>();
+  try {
+    iterations_ = state.Get("iterations").As<Napi::Number>().Int64Value();
+    moments_.clear();
+    Napi::Array entries = state.Get("moments").As<Napi::Array>();
+    for (uint32_t i = 0; i < entries.Length(); ++i) {
+      Napi::Object e = entries.Get(i).As<Napi::Object>();
+      size_t li = e.Get("layer").As<Napi::Number>().Uint32Value();
+      size_t k = e.Get("param").As<Napi::Number>().Uint32Value();
+      if (li >= layers_.size() || k >= layers_[li].params.size()) throw std::invalid_argument("optimizer state names a weight the model does not have");
+      auto shape = layers_[li].params[k].sizes().vec();
+      std::string what = "optimizer state of layer '" + layers_[li].name + "'";
+      moments_[{li, k}] = {fromFloat32Array(e.Get("m"), shape, what), fromFloat32Array(e.Get("v"), shape, what)};
+    }
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, describe(e));
+  }
+}
+
+}  // namespace tl

@@ -1,0 +1,67 @@
+// Model: a linear chain of layers with Keras-compatible training (Adam, crossentropy, accuracy).
+// JS owns the description and the loop; this class owns the tensors and runs the math off the
+// JS thread. One call at a time: a second call while one runs is an error, not a race.
+#pragma once
+#include <napi.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include "layers.h"
+
+namespace tl {
+
+enum class Loss { None, BinaryCrossentropy, CategoricalCrossentropy };
+
+struct AdamConfig {
+  double learningRate = 1e-3, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-7;
+};
+
+struct StepResult {
+  double loss = 0.0;
+  int64_t correct = 0;
+  torch::Tensor output;  // probabilities (evaluate) or outputs (predict), Keras layout
+};
+
+class Model : public Napi::ObjectWrap<Model> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit Model(const Napi::CallbackInfo& info);
+
+  // Called from worker threads while busy_ is held.
+  StepResult trainStep(const torch::Tensor& x, const torch::Tensor& y, size_t from);
+  StepResult evaluate(const torch::Tensor& x, const torch::Tensor& y, size_t from);
+  torch::Tensor predict(const torch::Tensor& x, size_t from, size_t to, bool bf16);
+
+  void release() { busy_.store(false); }
+
+ private:
+  Napi::Value GetWeights(const Napi::CallbackInfo& info);
+  void SetWeights(const Napi::CallbackInfo& info);
+  void SetTrainable(const Napi::CallbackInfo& info);
+  void Compile(const Napi::CallbackInfo& info);
+  Napi::Value TrainStep(const Napi::CallbackInfo& info);
+  Napi::Value Evaluate(const Napi::CallbackInfo& info);
+  Napi::Value Predict(const Napi::CallbackInfo& info);
+  Napi::Value GetOptimizerState(const Napi::CallbackInfo& info);
+  void SetOptimizerState(const Napi::CallbackInfo& info);
+
+  void acquire(Napi::Env env);
+  size_t layerIndex(const Napi::CallbackInfo& info, size_t arg) const;
+  torch::Tensor forward(const torch::Tensor& x, size_t from, size_t to, bool training, bool logits);
+  bool outputIsLogitsFor(Loss loss) const;
+  std::pair<torch::Tensor, int64_t> lossAndCorrect(const torch::Tensor& out, const torch::Tensor& y, bool logits) const;
+  void adamUpdate();
+
+  std::vector<Layer> layers_;
+  Loss loss_ = Loss::None;
+  AdamConfig adam_;
+  int64_t iterations_ = 0;
+  std::map<std::pair<size_t, size_t>, std::pair<torch::Tensor, torch::Tensor>> moments_;  // (layer, param) -> (m, v)
+  std::atomic<bool> busy_{false};
+};
+
+}  // namespace tl
