@@ -84,27 +84,25 @@ const SOS = Buffer.from([0xff, 0xda]);
 
 /**
  * The JPEG data stops without an EOI marker. Harmless when only the marker is missing; but when
- * the scan itself was cut, libjpeg would paint the missing rows grey. Appending the marker tells
- * the two apart: a cut scan then warns "premature end of data segment". libvips keeps one error
- * buffer for all threads, so a message can be lost when another decode fails at the same moment:
- * an unrecognised message is retried before being trusted.
+ * the scan itself was cut, libjpeg paints the missing rows grey. The two are told apart by the
+ * pixels, not by libvips' messages (its error buffer is shared by all threads, so under
+ * concurrency a message can belong to another image): padding the data with filler bytes before
+ * the marker changes nothing when the scan is complete (the filler is skipped as extraneous
+ * bytes), but changes the decoded pixels when the filler is consumed as scan data.
  */
 async function decodeJpegWithoutEnd(input: Buffer, full: boolean, height: number, width: number): Promise<Uint8Array> {
-  const withEoi = Buffer.concat([input, EOI]);
-  for (let attempt = 0; attempt < 4; attempt++) {
-    try {
-      return await run(withEoi, full, height, width, 'warning');
-    } catch (error) {
-      const message = (error as Error).message;
-      if (/premature end of data segment/i.test(message)) {
-        throw new DecodeError('truncated JPEG: the image data stops before the last rows (file cut short); only part of it would decode');
-      }
-      if (/corrupt JPEG data|extraneous|warning/i.test(message)) break; // a tolerated warning
-    }
+  const variants = [Buffer.alloc(0), Buffer.alloc(256, 0x55), Buffer.alloc(256, 0xaa)].map((fill) => Buffer.concat([input, fill, EOI]));
+  let decoded: Uint8Array[];
+  try {
+    decoded = await Promise.all(variants.map((v) => run(v, full, height, width, 'none')));
+  } catch (error) {
+    throw new DecodeError(`decode failed: ${(error as Error).message}`);
   }
-  return run(withEoi, full, height, width, 'none').catch((error: Error) => {
-    throw new DecodeError(`decode failed: ${error.message}`);
-  });
+  const [plain, a, b] = decoded as [Uint8Array, Uint8Array, Uint8Array];
+  if (!Buffer.from(plain).equals(Buffer.from(a)) || !Buffer.from(plain).equals(Buffer.from(b))) {
+    throw new DecodeError('truncated JPEG: the image data stops before the last rows (file cut short); only part of it would decode');
+  }
+  return plain;
 }
 
 async function run(input: Buffer, full: boolean, height: number, width: number, failOn: FailOnOptions): Promise<Uint8Array> {

@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { inflateRawSync, constants as zlibConstants } from 'node:zlib';
 import yauzl from 'yauzl';
 import type { ImageSource, SourceEntry, SourceRef } from './source.js';
 
@@ -16,6 +17,7 @@ export class ZipSource implements ImageSource {
   private zip?: yauzl.ZipFile;
   private byName = new Map<string, yauzl.Entry>();
   private archiveIdentity?: string;
+  private handle?: Promise<fs.FileHandle>;
 
   constructor(private readonly archive: string) {
     this.archive = path.resolve(archive);
@@ -68,20 +70,31 @@ export class ZipSource implements ImageSource {
     return zip.openReadStreamPromise(this.entry(name));
   }
 
+  /**
+   * First bytes of an entry without streaming it: yauzl's streams cannot be abandoned midway
+   * (destroying one with a read queued crashes fd-slicer), so the compressed bytes are read
+   * directly and inflated only as far as they go.
+   */
   async readHead(name: string, n: number): Promise<Buffer> {
-    const stream = await this.stream(name);
-    const chunks: Buffer[] = [];
-    let length = 0;
-    try {
-      for await (const chunk of stream) {
-        chunks.push(chunk as Buffer);
-        length += (chunk as Buffer).length;
-        if (length >= n) break;
-      }
-    } finally {
-      stream.destroy();
+    const zip = await this.open();
+    const entry = this.entry(name);
+    if (entry.isEncrypted()) throw new Error(`Entry "${name}" in ${this.archive} is encrypted.`);
+    const { fileDataStart } = await zip.readLocalFileHeaderPromise(entry, { minimal: true });
+    this.handle ??= fs.open(this.archive, 'r');
+    const want = Math.min(n, entry.uncompressedSize);
+    if (entry.compressionMethod === 0) return this.readRaw(fileDataStart, want);
+    if (entry.compressionMethod !== 8) throw new Error(`Entry "${name}" uses unsupported compression method ${entry.compressionMethod}.`);
+    for (let chunk = 4096; ; chunk *= 4) {
+      const compressed = await this.readRaw(fileDataStart, Math.min(chunk, entry.compressedSize));
+      const out = inflateRawSync(compressed, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+      if (out.length >= want || compressed.length >= entry.compressedSize) return out.subarray(0, want);
     }
-    return Buffer.concat(chunks).subarray(0, n);
+  }
+
+  private async readRaw(position: number, length: number): Promise<Buffer> {
+    const buf = Buffer.alloc(length);
+    const { bytesRead } = await (await this.handle!).read(buf, 0, length, position);
+    return buf.subarray(0, bytesRead);
   }
 
   async readAll(name: string): Promise<Buffer> {
@@ -104,6 +117,8 @@ export class ZipSource implements ImageSource {
   async close(): Promise<void> {
     this.zip?.close();
     this.zip = undefined;
+    await (await this.handle)?.close();
+    this.handle = undefined;
   }
 }
 

@@ -1,0 +1,117 @@
+import { promises as fs, existsSync } from 'node:fs';
+import path from 'node:path';
+import { readTfjsLayersModel, writeTfjsLayersModel } from '../io/tfjs-model.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import type { OptimizerState } from '../engine/native.js';
+import { parsePreprocessing, type Preprocessing } from './preprocessing.js';
+import { Sequential, type CompileOptions } from './sequential.js';
+
+/**
+ * A saved model is a TF.js layers model (`model.json` + shards: JSON and raw floats, nothing that
+ * executes on load), readable by `tf.loadLayersModel` in a browser, plus `transferlab.json` (how
+ * pixels are preprocessed, class names, how it was compiled) and, for resuming, the optimizer
+ * state. The directory is replaced as a whole, so a crash never mixes two saves.
+ */
+export const METADATA_FILE = 'transferlab.json';
+const OPTIMIZER_JSON = 'optimizer.json';
+const OPTIMIZER_BIN = 'optimizer.bin';
+
+export interface ModelMetadata {
+  format: 'transferlab-model';
+  version: 1;
+  name: string;
+  preprocessing: Preprocessing;
+  seed: number;
+  classNames?: string[];
+  compile?: CompileOptions;
+  /** layers before this index are a frozen pretrained base. */
+  baseLayers?: number;
+  extra?: Record<string, unknown>;
+}
+
+export interface SaveOptions {
+  includeOptimizer?: boolean;
+  classNames?: string[];
+  baseLayers?: number;
+  extra?: Record<string, unknown>;
+}
+
+async function writeOptimizerState(dir: string, state: OptimizerState): Promise<void> {
+  const entries = state.moments.map((e) => ({ layer: e.layer, param: e.param, length: e.m.length }));
+  const total = entries.reduce((a, e) => a + 2 * e.length, 0);
+  const data = new Float32Array(total);
+  let offset = 0;
+  for (const e of state.moments) {
+    data.set(e.m, offset);
+    data.set(e.v, offset + e.m.length);
+    offset += 2 * e.m.length;
+  }
+  await writeFileAtomic(path.join(dir, OPTIMIZER_BIN), new Uint8Array(data.buffer));
+  await writeJsonAtomic(path.join(dir, OPTIMIZER_JSON), { iterations: state.iterations, entries });
+}
+
+async function readOptimizerState(dir: string): Promise<OptimizerState | undefined> {
+  const jsonPath = path.join(dir, OPTIMIZER_JSON);
+  if (!existsSync(jsonPath)) return undefined;
+  const header = JSON.parse(await fs.readFile(jsonPath, 'utf8')) as { iterations: number; entries: { layer: number; param: number; length: number }[] };
+  const bytes = await fs.readFile(path.join(dir, OPTIMIZER_BIN));
+  const expected = header.entries.reduce((a, e) => a + 2 * e.length, 0) * 4;
+  if (bytes.length !== expected) throw new Error(`${path.join(dir, OPTIMIZER_BIN)} has ${bytes.length} bytes, expected ${expected}: the optimizer state is damaged`);
+  const floats = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  let offset = 0;
+  const moments = header.entries.map((e) => {
+    const m = floats.slice(offset, offset + e.length);
+    const v = floats.slice(offset + e.length, offset + 2 * e.length);
+    offset += 2 * e.length;
+    return { layer: e.layer, param: e.param, m, v };
+  });
+  return { iterations: header.iterations, moments };
+}
+
+export async function saveModel(model: Sequential, dir: string, options: SaveOptions = {}): Promise<void> {
+  const target = path.resolve(dir);
+  const staging = `${target}.saving-${process.pid}`;
+  await fs.rm(staging, { recursive: true, force: true });
+  await fs.mkdir(staging, { recursive: true });
+  const config = model.toConfig();
+  await writeTfjsLayersModel(staging, { name: model.name, layers: config.config.layers, inputShape: model.inputShape, weights: model.getWeights() });
+  const metadata: ModelMetadata = {
+    format: 'transferlab-model', version: 1, name: model.name, preprocessing: model.preprocessing, seed: model.seed,
+    classNames: options.classNames, compile: model.compiled, baseLayers: options.baseLayers, extra: options.extra,
+  };
+  await writeJsonAtomic(path.join(staging, METADATA_FILE), metadata);
+  if (options.includeOptimizer && model.compiled) await writeOptimizerState(staging, model.engine.getOptimizerState());
+  // Swap directories: the old save stays complete until the new one is.
+  const previous = `${target}.previous-${process.pid}`;
+  const hadPrevious = existsSync(target);
+  if (hadPrevious) await fs.rename(target, previous);
+  await fs.rename(staging, target);
+  if (hadPrevious) await fs.rm(previous, { recursive: true, force: true });
+}
+
+export interface LoadedModel {
+  model: Sequential;
+  metadata?: ModelMetadata;
+}
+
+/**
+ * Loads a directory written by `saveModel` (or any TF.js layers model, with `preprocessing` given),
+ * restoring weights, compile settings and optimizer state.
+ */
+export async function loadModel(dir: string, options: { preprocessing?: Preprocessing } = {}): Promise<LoadedModel> {
+  const modelJson = dir.endsWith('.json') ? dir : path.join(dir, 'model.json');
+  const root = path.dirname(modelJson);
+  if (!existsSync(modelJson)) throw new Error(`no saved model at ${root}: ${modelJson} does not exist`);
+  const metadataPath = path.join(root, METADATA_FILE);
+  const metadata = existsSync(metadataPath) ? (JSON.parse(await fs.readFile(metadataPath, 'utf8')) as ModelMetadata) : undefined;
+  const stored = await readTfjsLayersModel(modelJson);
+  const preprocessing = options.preprocessing ?? (metadata ? parsePreprocessing(metadata.preprocessing) : 'none');
+  const model = new Sequential(stored.layers, { name: metadata?.name ?? stored.name, inputShape: stored.inputShape, preprocessing, seed: metadata?.seed });
+  model.setWeights(stored.weights);
+  if (metadata?.compile) {
+    model.compile(metadata.compile);
+    const state = await readOptimizerState(root);
+    if (state) model.engine.setOptimizerState(state);
+  }
+  return { model, metadata };
+}

@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import sharp from 'sharp';
+import { decodeImage, decodeImageFile, DecodeError, hasJpegEnd, thumbnailJpeg } from '../lib/data/decode.js';
+import { petImagesDir } from './helpers/paths.js';
+
+const file = (rel: string) => path.join(petImagesDir, rel);
+
+/** Channel `c` of an RGB image as a flat array. */
+const channel = (px: Uint8Array, c: number) => Array.from(px.filter((_, i) => i % 3 === c));
+
+test('upscaling 2x2 -> 4x4 matches TF bilinear with half-pixel centres (computed by hand)', async () => {
+  const v = [0, 100, 200, 40];
+  const raw = Buffer.from(v.flatMap((x) => [x, 255 - x, 7]));
+  const png = await sharp(raw, { raw: { width: 2, height: 2, channels: 3 } }).png().toBuffer();
+  const out = await decodeImage(png, 4, 4);
+  // Source x of output column j is (j + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25 (clamped at the edges):
+  // row 0 = [0, 25, 75, 100], row 3 = [200, 160, 80, 40], rows 1 and 2 mix them 3:1 and 1:3.
+  const expected = [0, 25, 75, 100, 50, 58.75, 76.25, 85, 150, 126.25, 78.75, 55, 200, 160, 80, 40].map(Math.round);
+  assert.deepEqual(channel(out, 0), expected);
+  assert.deepEqual(channel(out, 1), expected.map((x, i) => Math.round(255 - [0, 25, 75, 100, 50, 58.75, 76.25, 85, 150, 126.25, 78.75, 55, 200, 160, 80, 40][i]!)));
+  assert.deepEqual(channel(out, 2), new Array(16).fill(7));
+});
+
+test('downscaling 4x4 -> 2x2 samples at half-pixel centres without antialiasing (TF), not libvips', async () => {
+  const raw = Buffer.from(Array.from({ length: 16 }, (_, i) => [i * 16, i * 16, i * 16]).flat());
+  const png = await sharp(raw, { raw: { width: 4, height: 4, channels: 3 } }).png().toBuffer();
+  const out = await decodeImage(png, 2, 2);
+  // Output (r, c) sits at source (2r + 0.5, 2c + 0.5): the mean of a 2x2 block, e.g. (0+16+64+80)/4 = 40.
+  assert.deepEqual(channel(out, 0), [40, 72, 168, 200]);
+});
+
+test('non-square resize ignores the aspect ratio and always gives H x W x 3', async () => {
+  const out = await decodeImageFile(file('Cat/1.jpg'), 30, 70);
+  assert.equal(out.length, 30 * 70 * 3);
+});
+
+test('broken files of the README table', async (t) => {
+  const ok = async (rel: string) => {
+    const px = await decodeImageFile(file(rel), 24, 24);
+    assert.equal(px.length, 24 * 24 * 3, rel);
+    return px;
+  };
+  await t.test('Cat/2501.jpg (empty) is refused', async () => {
+    await assert.rejects(decodeImageFile(file('Cat/2501.jpg'), 24, 24), (e: unknown) => e instanceof DecodeError && /Cat\/2501\.jpg: empty file/.test(e.message) === true);
+  });
+  await t.test('Cat/2502.jpg (PNG named .jpg) decodes', async () => {
+    await ok('Cat/2502.jpg');
+  });
+  await t.test('Cat/2503.jpg (BMP named .jpg) decodes and matches its own pixels', async () => {
+    const px = await ok('Cat/2503.jpg');
+    const bytes = await fs.readFile(file('Cat/2503.jpg'));
+    assert.equal(bytes.toString('latin1', 0, 2), 'BM');
+    // Independent read of one pixel of a bottom-up 24-bit BMP: the top-left output pixel of a
+    // 1x1 resize is not a plain pixel, so compare a full-size decode instead.
+    const width = bytes.readInt32LE(18);
+    const height = bytes.readInt32LE(22);
+    const full = await decodeImage(bytes, Math.abs(height), width);
+    const stride = Math.ceil((24 * width) / 32) * 4;
+    const offset = bytes.readUInt32LE(10) + (Math.abs(height) - 1) * stride; // top row is stored last
+    assert.deepEqual([...full.subarray(0, 3)], [bytes[offset + 2], bytes[offset + 1], bytes[offset]]);
+    assert.ok(px.some((v) => v > 0));
+  });
+  await t.test('Cat/2504.jpg (CMYK) becomes RGB', async () => {
+    const px = await ok('Cat/2504.jpg');
+    assert.ok(channel(px, 0).some((r, i) => r !== channel(px, 2)[i]), 'a colour photo has R != B somewhere');
+  });
+  await t.test('Cat/2505.jpg (no EOI) decodes like the same data with the EOI added', async () => {
+    const bytes = await fs.readFile(file('Cat/2505.jpg'));
+    assert.equal(hasJpegEnd(bytes), false);
+    const px = await ok('Cat/2505.jpg');
+    const fixed = await decodeImage(Buffer.concat([bytes, Buffer.from([0xff, 0xd9])]), 24, 24);
+    assert.deepEqual(px, fixed);
+  });
+  await t.test('Cat/2506.jpg (400 Mpx PNG) is refused as a pixel bomb', async () => {
+    await assert.rejects(decodeImageFile(file('Cat/2506.jpg'), 24, 24), /20000x20000 .*exceeds .*limitInputPixels/);
+  });
+  await t.test('Dog/2501.jpg (cut to 40%) is reported as truncated', async () => {
+    for (let i = 0; i < 3; i++) await assert.rejects(decodeImageFile(file('Dog/2501.jpg'), 24, 24), /truncated JPEG/);
+  });
+  await t.test('Dog/2502.jpg (GIF) and Dog/2503.jpg (Exif, no JFIF) decode', async () => {
+    await ok('Dog/2502.jpg');
+    await ok('Dog/2503.jpg');
+  });
+  await t.test('Dog/2504.jpg (greyscale) becomes 3 equal channels', async () => {
+    const px = await ok('Dog/2504.jpg');
+    assert.deepEqual(channel(px, 0), channel(px, 1));
+    assert.deepEqual(channel(px, 0), channel(px, 2));
+  });
+  await t.test('Dog/2505.jpg (12000x12000) decodes with bounded memory', async () => {
+    const base = process.memoryUsage().rss;
+    let peak = 0;
+    const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss - base)), 1);
+    const px = await decodeImageFile(file('Dog/2505.jpg'), 300, 300);
+    clearInterval(timer);
+    assert.equal(px.length, 300 * 300 * 3);
+    // A full decode needs 432 MB for the RGB pixels alone.
+    assert.ok(peak < 200e6, `peak RSS growth ${(peak / 1e6).toFixed(0)} MB`);
+  });
+  await t.test('Thumbs.db is not an image', async () => {
+    await assert.rejects(decodeImageFile(file('Cat/Thumbs.db'), 24, 24), /not a readable image/);
+  });
+});
+
+test('a JPEG cut short is refused; the same JPEG with only its EOI removed is accepted', async () => {
+  const bytes = await fs.readFile(file('Dog/10.jpg'));
+  assert.equal(hasJpegEnd(bytes), true);
+  const whole = await decodeImage(bytes, 32, 32);
+  const noEoi = bytes.subarray(0, bytes.lastIndexOf(Buffer.from([0xff, 0xd9])));
+  assert.deepEqual(await decodeImage(noEoi, 32, 32), whole);
+  await assert.rejects(decodeImage(bytes.subarray(0, Math.floor(bytes.length * 0.6)), 32, 32), /truncated JPEG/);
+});
+
+test('alpha is dropped, not composited', async () => {
+  const raw = Buffer.from([10, 20, 30, 0, 10, 20, 30, 0, 10, 20, 30, 0, 10, 20, 30, 0]);
+  const png = await sharp(raw, { raw: { width: 2, height: 2, channels: 4 } }).png().toBuffer();
+  assert.deepEqual([...(await decodeImage(png, 1, 1))], [10, 20, 30]);
+});
+
+test('thumbnailJpeg makes a small JPEG from a file path', async () => {
+  const thumb = await thumbnailJpeg(file('Dog/2505.jpg'), 64);
+  const meta = await sharp(thumb).metadata();
+  assert.equal(meta.format, 'jpeg');
+  assert.equal(Math.max(meta.width!, meta.height!), 64);
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tl-thumb-'));
+  await assert.rejects(thumbnailJpeg(path.join(dir, 'missing.jpg'), 64), /ENOENT/);
+  await fs.rm(dir, { recursive: true, force: true });
+});
