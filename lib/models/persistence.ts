@@ -115,3 +115,19 @@ export async function loadModel(dir: string, options: { preprocessing?: Preproce
   }
   return { model, metadata };
 }
+
+/**
+ * Puts a checkpoint's weights (and optimizer state, when saved and the model is compiled) into an
+ * existing model of the same architecture: how `--resume` continues a run.
+ */
+export async function restoreCheckpoint(model: Sequential, dir: string): Promise<ModelMetadata | undefined> {
+  const stored = await readTfjsLayersModel(path.join(dir, 'model.json'));
+  model.setWeights(stored.weights);
+  const metadataPath = path.join(dir, METADATA_FILE);
+  const metadata = existsSync(metadataPath) ? (JSON.parse(await fs.readFile(metadataPath, 'utf8')) as ModelMetadata) : undefined;
+  if (model.compiled) {
+    const state = await readOptimizerState(dir);
+    if (state) model.engine.setOptimizerState(state);
+  }
+  return metadata;
+}

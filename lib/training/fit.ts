@@ -91,6 +91,22 @@ export async function evaluate(model: Sequential, data: Dataset, options: { from
   }
 }
 
+/**
+ * Puts the data streams where an uninterrupted run would have them after `epochs` epochs, so a
+ * resumed run sees the same batches (stream windows, shuffle passes) as one that never stopped.
+ */
+async function advanceStreams(
+  data: Dataset, trainStream: RepeatingStream | undefined, steps: number | undefined,
+  validData: Dataset | undefined, validStream: RepeatingStream | undefined, validationSteps: number | undefined, epochs: number,
+): Promise<void> {
+  const advance = async (dataset: Dataset, stream: RepeatingStream | undefined, n: number | undefined) => {
+    if (stream && n !== undefined) for (let i = 0; i < epochs * n; i++) await stream.next();
+    else for (let i = 0; i < epochs; i++) dataset.batches(); // one pass per epoch: only the pass counter moves
+  };
+  await advance(data, trainStream, steps);
+  if (validData) await advance(validData, validStream, validationSteps);
+}
+
 /** Keras `model.fit`: trains for `epochs`, validating after each, and returns the History. */
 export async function fit(model: Sequential, data: Dataset, options: FitOptions = {}): Promise<History> {
   if (!model.compiled) throw new Error(`compile() model '${model.name}' before fit()`);
@@ -111,6 +127,7 @@ export async function fit(model: Sequential, data: Dataset, options: FitOptions 
   const validStream = validData && options.validationSteps !== undefined ? new RepeatingStream(validData) : undefined;
   model.stopTraining = false;
   try {
+    if (initialEpoch > 0) await advanceStreams(data, trainStream, options.stepsPerEpoch, validData, validStream, options.validationSteps, initialEpoch);
     for (const cb of callbacks) await cb.onTrainBegin?.({ epochs, initialEpoch });
     for (let epoch = initialEpoch; epoch < epochs && !model.stopTraining; epoch++) {
       for (const cb of callbacks) await cb.onEpochBegin?.(epoch);

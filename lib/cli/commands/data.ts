@@ -33,7 +33,12 @@ Examples:
 `;
 
 /** `transferlab data ...`; returns the exit code (0 ok, 1 failed, 2 bad usage). */
-export async function dataCommand(argv: string[]): Promise<number> {
+export interface CommandIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+}
+
+export async function dataCommand(argv: string[], io: CommandIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -52,25 +57,25 @@ export async function dataCommand(argv: string[]): Promise<number> {
       },
     });
   } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n\n${HELP}`);
+    io.stderr.write(`${(error as Error).message}\n\n${HELP}`);
     return 2;
   }
   const { values, positionals } = parsed;
   if (values.help || positionals.length === 0) {
-    process.stdout.write(HELP);
+    io.stdout.write(HELP);
     return values.help ? 0 : 2;
   }
   if (positionals[0] !== 'info' || positionals.length > 1) {
-    process.stderr.write(`Unknown data command "${positionals.join(' ')}"; only "info" exists.\n\n${HELP}`);
+    io.stderr.write(`Unknown data command "${positionals.join(' ')}"; only "info" exists.\n\n${HELP}`);
     return 2;
   }
   const sources = [values['data-dir'], values.archive, values['image-folder']].filter((v) => v !== undefined);
   if (sources.length !== 1) {
-    process.stderr.write(`Give exactly one of --data-dir, --archive or --image-folder (got ${sources.length}).\n\n${HELP}`);
+    io.stderr.write(`Give exactly one of --data-dir, --archive or --image-folder (got ${sources.length}).\n\n${HELP}`);
     return 2;
   }
   const usage = (message: string): number => {
-    process.stderr.write(`${message}\nRun "transferlab data info --help" for the syntax.\n`);
+    io.stderr.write(`${message}\nRun "transferlab data info --help" for the syntax.\n`);
     return 2;
   };
   let splits: [string, string] | undefined;
@@ -110,16 +115,16 @@ export async function dataCommand(argv: string[]): Promise<number> {
       info.decodeFailures = await checkDecode(source, [...new Set(names)], { progress: true });
     }
   } catch (error) {
-    process.stderr.write(`data info failed: ${(error as Error).message}\n`);
+    io.stderr.write(`data info failed: ${(error as Error).message}\n`);
     return 1;
   } finally {
     await source?.close();
   }
   if (values.json) {
     const out = { ...info, decodeChecked: values['check-decode'] };
-    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    io.stdout.write(JSON.stringify(out, null, 2) + '\n');
   } else {
-    process.stdout.write(formatInfo(info, values['check-decode']));
+    io.stdout.write(formatInfo(info, values['check-decode']));
   }
   return 0;
 }

@@ -1,0 +1,147 @@
+import { parseArgs } from 'node:util';
+import { DEFAULT_CONFIG, type CompareConfig, type ModelKind } from '../../experiment/config.js';
+import { defaultRunDir, readRunConfig, runCompare } from '../../experiment/compare.js';
+import { parsePreprocessing } from '../../models/preprocessing.js';
+
+const HELP = `transferlab compare: train a CNN from scratch and a transfer model on the same data, and compare them
+
+Reproduces the Keras experiment (cats_vs_dogs, 300x300, batch 64, 20 epochs, Adam; a 5-block CNN
+vs a frozen ImageNet VGG16 base with a Flatten-Dense(64)-Dense(1) head) and writes a run folder
+with histories, checkpoints, plots and report.html.
+
+Usage: transferlab compare [options]
+       transferlab compare --resume RUN_DIR
+
+Data (one source; default: download kagglecatsanddogs_5340.zip into the cache):
+  --data-dir PATH        extracted PetImages folder, or the folder that contains it
+  --archive PATH         kagglecatsanddogs_5340.zip, read in place (no extraction)
+  --image-folder PATH    any folder of root/<class>/*.jpg instead of cats_vs_dogs
+  --no-download          never download; fail with instructions instead
+  --splits A,B           training and validation splits (default: train[:80%],train[-20%:])
+  --limit N              use the first N examples (in tfds order) before splitting, for quick runs
+  --cache-dir DIR        where downloads, decoded images and features are cached
+                         (default: $TRANSFERLAB_CACHE_DIR, else $XDG_CACHE_HOME/transferlab, else ~/.cache/transferlab)
+
+Training:
+  --image-size N|HxW     input size (default: 300)
+  --batch-size N         (default: 64)
+  --epochs N             (default: 20)
+  --learning-rate X      Adam learning rate (default: 0.001, Keras's)
+  --models LIST          which models to train: cnn,transfer (default: both)
+  --seed N               seed for initial weights and shuffling (default: 42)
+  --shuffle              shuffle the training split every epoch (the experiment does not)
+  --threads N            CPU threads for the engine (default: all cores)
+  --faithful             the original's schedule: steps_per_epoch = int(n*0.8)//batch+1 and
+                         validation_steps = int(n_val*0.2)//batch+1 over repeating streams (233/15 on the
+                         full dataset); by default each epoch is one pass and validation uses the whole split
+
+Transfer model:
+  --backbone vgg16|PATH  pretrained base: vgg16 (Keras ImageNet weights) or a TF.js layers model.json (default: vgg16)
+  --backbone-output NAME layer of a TF.js backbone whose output are the features (e.g. conv_pw_13_relu)
+  --weights PATH         VGG16 weights file (vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5)
+  --preprocess MODE      scale01 (x/255, the experiment's), caffe (Keras vgg16.preprocess_input) or
+                         tf (x/127.5-1) (default: scale01 for vgg16, tf for TF.js backbones)
+  --head-units LIST      hidden Dense layers of the head (default: 64)
+  --no-feature-cache     run the frozen base on every batch of every epoch, as the original does
+                         (default: compute its features once and train the head on them; same results)
+  --bf16                 extract features in bfloat16 where the CPU supports it (faster, slightly different)
+  --fine-tune-epochs N   after the head, unfreeze the top of the base and train N more epochs (default: 0)
+  --fine-tune-layers N   how many base layers to unfreeze (default: 4, VGG16's block 5)
+  --fine-tune-learning-rate X  (default: 1e-5)
+
+Output:
+  --out DIR              run folder (default: runs/<date_time>)
+  --resume DIR           continue an interrupted run from its last completed epoch
+  -h, --help             this help
+
+Examples:
+  transferlab compare
+  transferlab compare --data-dir ../shared/data/PetImages --backbone ../shared/weights/mobilenet_v1_0.75_224/model.json \\
+      --backbone-output conv_pw_13_relu --image-size 224 --epochs 5
+`;
+
+function parseSize(text: string): [number, number] {
+  const m = /^(\d+)(?:x(\d+))?$/.exec(text.trim());
+  if (!m) throw new Error(`--image-size must be N or HxW, e.g. 300 or 300x200 (got '${text}')`);
+  return [Number(m[1]), Number(m[2] ?? m[1])];
+}
+
+function positiveInt(name: string, text: string | undefined, fallback: number, min = 1): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min} (got '${text}')`);
+  return n;
+}
+
+function positiveNumber(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!(n > 0)) throw new Error(`--${name} must be a positive number (got '${text}')`);
+  return n;
+}
+
+export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resume?: string; help?: boolean } {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'data-dir': { type: 'string' }, archive: { type: 'string' }, 'image-folder': { type: 'string' }, 'no-download': { type: 'boolean' },
+      splits: { type: 'string' }, limit: { type: 'string' }, 'cache-dir': { type: 'string' },
+      'image-size': { type: 'string' }, 'batch-size': { type: 'string' }, epochs: { type: 'string' }, 'learning-rate': { type: 'string' },
+      models: { type: 'string' }, seed: { type: 'string' }, shuffle: { type: 'boolean' }, threads: { type: 'string' }, faithful: { type: 'boolean' },
+      backbone: { type: 'string' }, 'backbone-output': { type: 'string' }, weights: { type: 'string' }, preprocess: { type: 'string' },
+      'head-units': { type: 'string' }, 'no-feature-cache': { type: 'boolean' }, bf16: { type: 'boolean' },
+      'fine-tune-epochs': { type: 'string' }, 'fine-tune-layers': { type: 'string' }, 'fine-tune-learning-rate': { type: 'string' },
+      out: { type: 'string' }, resume: { type: 'string' }, 'stop-after-epoch': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) return { help: true };
+  if (values.resume) return { resume: values.resume };
+  const sources = ['data-dir', 'archive', 'image-folder'].filter((k) => values[k as 'archive'] !== undefined);
+  if (sources.length > 1) throw new Error(`give one data source, not ${sources.map((s) => '--' + s).join(' and ')}`);
+  const models = (values.models ?? 'cnn,transfer').split(',').map((m) => m.trim());
+  for (const m of models) if (m !== 'cnn' && m !== 'transfer') throw new Error(`--models takes cnn and/or transfer (got '${m}')`);
+  const splits = values.splits ? values.splits.split(',') : DEFAULT_CONFIG.splits;
+  if (splits.length !== 2) throw new Error(`--splits takes two splits separated by a comma, e.g. train[:80%],train[-20%:]`);
+  const seed = positiveInt('seed', values.seed, DEFAULT_CONFIG.seed, 0);
+  const config: CompareConfig = {
+    ...DEFAULT_CONFIG,
+    dataDir: values['data-dir'], archive: values.archive, imageFolder: values['image-folder'], download: !values['no-download'],
+    splits: [splits[0], splits[1]], limit: values.limit === undefined ? undefined : positiveInt('limit', values.limit, 0),
+    cacheDir: values['cache-dir'],
+    imageSize: values['image-size'] ? parseSize(values['image-size']) : DEFAULT_CONFIG.imageSize,
+    batchSize: positiveInt('batch-size', values['batch-size'], DEFAULT_CONFIG.batchSize),
+    epochs: positiveInt('epochs', values.epochs, DEFAULT_CONFIG.epochs),
+    learningRate: positiveNumber('learning-rate', values['learning-rate'], DEFAULT_CONFIG.learningRate),
+    models: [...new Set(models)] as ModelKind[], seed, shuffleSeed: values.shuffle ? seed : undefined,
+    threads: positiveInt('threads', values.threads, DEFAULT_CONFIG.threads, 0), faithful: values.faithful ?? false,
+    backbone: values.backbone ?? DEFAULT_CONFIG.backbone, backboneOutput: values['backbone-output'], weights: values.weights,
+    preprocess: values.preprocess ? parsePreprocessing(values.preprocess) : undefined,
+    headUnits: values['head-units'] ? values['head-units'].split(',').map((u) => positiveInt('head-units', u, 0)) : DEFAULT_CONFIG.headUnits,
+    featureCache: !values['no-feature-cache'], bf16: values.bf16 ?? false,
+    fineTuneEpochs: positiveInt('fine-tune-epochs', values['fine-tune-epochs'], DEFAULT_CONFIG.fineTuneEpochs, 0),
+    fineTuneLayers: positiveInt('fine-tune-layers', values['fine-tune-layers'], DEFAULT_CONFIG.fineTuneLayers),
+    fineTuneLearningRate: positiveNumber('fine-tune-learning-rate', values['fine-tune-learning-rate'], DEFAULT_CONFIG.fineTuneLearningRate),
+    out: values.out ?? defaultRunDir(),
+    stopAfterEpoch: values['stop-after-epoch'] === undefined ? undefined : positiveInt('stop-after-epoch', values['stop-after-epoch'], 0),
+  };
+  return { config };
+}
+
+export async function compareCommand(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCompareArgs(argv);
+  } catch (error) {
+    console.error(`transferlab compare: ${(error as Error).message}\nSee transferlab compare --help.`);
+    return 2;
+  }
+  if (parsed.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const config = parsed.resume ? { ...(await readRunConfig(parsed.resume)), out: parsed.resume, stopAfterEpoch: undefined } : parsed.config!;
+  const result = await runCompare(config, { resume: Boolean(parsed.resume) });
+  if (result.interrupted) return 130;
+  return result.summary.models.some((m) => m.error) ? 1 : 0;
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+import { compareCommand } from './commands/compare.js';
+import { dataCommand } from './commands/data.js';
+import { predictCommand } from './commands/predict.js';
+import { reportCommand } from './commands/report.js';
+import { weightsCommand } from './commands/weights.js';
+
+const HELP = `transferlab: transfer-learning experiments in TypeScript, computed by libtorch
+
+Usage: transferlab <command> [options]
+
+Commands:
+  compare    train a CNN from scratch and a pretrained-base transfer model, compare them (the main job)
+  data       dataset figures: transferlab data info --data-dir PATH
+  weights    pretrained weights: transferlab weights fetch vgg16
+  predict    classify images with a trained model: transferlab predict --model RUN/transfer IMAGE...
+  report     regenerate plots and report.html of a run: transferlab report RUN_DIR
+
+Run \`transferlab <command> --help\` for a command's options.
+`;
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  compare: compareCommand, data: dataCommand, weights: weightsCommand, predict: predictCommand, report: reportCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(HELP);
+    return command ? 0 : 2;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    console.error(`transferlab: unknown command '${command}'\n\n${HELP}`);
+    return 2;
+  }
+  return run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (error: unknown) => {
+    console.error(`transferlab: ${error instanceof Error ? error.message : String(error)}`);
+    if (process.env.TRANSFERLAB_DEBUG && error instanceof Error) console.error(error.stack);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,104 @@
+import { promises as fs, existsSync } from 'node:fs';
+import path from 'node:path';
+import type { ModelRunSummary, RunSummary } from '../reports/types.js';
+import { writeRunReport } from '../reports/write-report.js';
+import { formatResultsTable } from '../reports/terminal.js';
+import { native } from '../engine/native.js';
+import { writeJsonAtomic } from '../util/atomic.js';
+import { MODEL_LABELS, type CompareConfig } from './config.js';
+import { openExperimentData } from './data.js';
+import { describeEnvironment } from './environment.js';
+import { InterruptedError, trainModel } from './train-model.js';
+
+export interface CompareResult {
+  runDir: string;
+  summary: RunSummary;
+  interrupted: boolean;
+}
+
+/** The default run folder: `runs/<local timestamp>`. */
+export function defaultRunDir(now = new Date()): string {
+  const pad = (n: number) => String(n).padStart(2, '0');
+  return path.join('runs', `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}_${pad(now.getHours())}-${pad(now.getMinutes())}-${pad(now.getSeconds())}`);
+}
+
+export async function readRunConfig(runDir: string): Promise<CompareConfig> {
+  const file = path.join(runDir, 'config.json');
+  if (!existsSync(file)) throw new Error(`${runDir} is not a run folder: it has no config.json`);
+  return JSON.parse(await fs.readFile(file, 'utf8')) as CompareConfig;
+}
+
+/**
+ * The experiment end to end: data, each model, summary, plots and report. One model failing
+ * leaves the others' results standing; Ctrl-C stops at the next batch and leaves a run folder
+ * that `--resume` continues.
+ */
+export async function runCompare(config: CompareConfig, options: { resume?: boolean; log?: (line: string) => void } = {}): Promise<CompareResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const runDir = path.resolve(config.out);
+  if (!options.resume && existsSync(path.join(runDir, 'config.json'))) {
+    throw new Error(`${runDir} already holds a run; continue it with --resume ${config.out}, or choose another --out`);
+  }
+  await fs.mkdir(runDir, { recursive: true });
+  await writeJsonAtomic(path.join(runDir, 'config.json'), config);
+  native().setThreads(config.threads);
+
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    log('\nInterrupted: stopping after this batch (Ctrl-C again to quit at once). Continue later with --resume.');
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    const environment = describeEnvironment({ threads: config.threads, bf16: config.bf16 });
+    await writeJsonAtomic(path.join(runDir, 'environment.json'), environment);
+    const data = await openExperimentData(config);
+    const info = data.info;
+    await writeJsonAtomic(path.join(runDir, 'dataset.json'), info);
+    log(`${data.datasetName}: ${info.examples} examples, train ${data.train.size} / validation ${data.validation.size}` +
+      (info.decodeFailures.length ? `, ${info.decodeFailures.length} could not be decoded` : ''));
+
+    const models: ModelRunSummary[] = [];
+    for (const kind of config.models) {
+      if (interrupted) break;
+      log(`\n== ${MODEL_LABELS[kind]} ==`);
+      try {
+        models.push(await trainModel({ runDir, config, data, kind, resume: options.resume ?? false, interrupted: () => interrupted, log }));
+      } catch (error) {
+        if (error instanceof InterruptedError) {
+          interrupted = true;
+          break;
+        }
+        const message = error instanceof Error ? error.message : String(error);
+        log(`${MODEL_LABELS[kind]} failed: ${message}`);
+        models.push(failedModel(kind, message));
+      }
+    }
+    const summary: RunSummary = {
+      title: `${config.models.map((m) => MODEL_LABELS[m]).join(' vs ')} on ${data.datasetName}`,
+      createdAt: new Date().toISOString(), config: { ...config }, environment,
+      dataset: { ...info, name: data.datasetName, source: data.source },
+      models,
+    };
+    if (!interrupted) {
+      await writeJsonAtomic(path.join(runDir, 'summary.json'), summary);
+      await writeRunReport(runDir, summary);
+      log('\n' + formatResultsTable(summary));
+      log(`\nRun folder: ${runDir} (report.html, val_loss.png, val_accuracy.png, summary.json)`);
+    } else {
+      log(`Run folder: ${runDir}. Continue with: transferlab compare --resume ${config.out}`);
+    }
+    return { runDir, summary, interrupted };
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
+function failedModel(kind: keyof typeof MODEL_LABELS, error: string): ModelRunSummary {
+  return {
+    name: kind, label: MODEL_LABELS[kind], history: { loss: [], accuracy: [], val_loss: [], val_accuracy: [] },
+    best: { epoch: 0, val_loss: NaN, val_accuracy: NaN }, final: { val_loss: NaN, val_accuracy: NaN },
+    params: { total: 0, trainable: 0, nonTrainable: 0 }, epochSeconds: [], summaryText: '', error,
+  };
+}

@@ -1,0 +1,77 @@
+import type { Preprocessing } from '../models/preprocessing.js';
+
+/** Everything a `compare` run depends on; written to `config.json` and read back by `--resume`. */
+export interface CompareConfig {
+  /** extracted PetImages folder (or its parent) */
+  dataDir?: string;
+  /** kagglecatsanddogs_5340.zip, read in place */
+  archive?: string;
+  /** any `root/<class>/*.jpg` folder instead of cats_vs_dogs */
+  imageFolder?: string;
+  /** download the cats_vs_dogs archive when no source is given */
+  download: boolean;
+  splits: [string, string];
+  imageSize: [number, number];
+  batchSize: number;
+  epochs: number;
+  limit?: number;
+  models: ModelKind[];
+  /** `vgg16` or the path of a TF.js layers model.json */
+  backbone: string;
+  backboneOutput?: string;
+  /** Keras HDF5 weights for VGG16 */
+  weights?: string;
+  /** preprocessing of the transfer model's input (default: scale01 for VGG16 as in the experiment, tf for TF.js models) */
+  preprocess?: Preprocessing;
+  headUnits: number[];
+  featureCache: boolean;
+  bf16: boolean;
+  fineTuneEpochs: number;
+  fineTuneLayers: number;
+  fineTuneLearningRate: number;
+  learningRate: number;
+  seed: number;
+  threads: number;
+  shuffleSeed?: number;
+  faithful: boolean;
+  cacheDir?: string;
+  out: string;
+  /** run models in this process only up to this epoch; tests use it to simulate a crash */
+  stopAfterEpoch?: number;
+}
+
+export type ModelKind = 'cnn' | 'transfer';
+
+export const DEFAULT_CONFIG: Omit<CompareConfig, 'out'> = {
+  download: true,
+  splits: ['train[:80%]', 'train[-20%:]'],
+  imageSize: [300, 300],
+  batchSize: 64,
+  epochs: 20,
+  models: ['cnn', 'transfer'],
+  backbone: 'vgg16',
+  headUnits: [64],
+  featureCache: true,
+  bf16: false,
+  fineTuneEpochs: 0,
+  fineTuneLayers: 4,
+  fineTuneLearningRate: 1e-5,
+  learningRate: 1e-3,
+  seed: 42,
+  threads: 0,
+  faithful: false,
+};
+
+/**
+ * The original's schedule: `steps_per_epoch = int(n_train * 0.8) // 64 + 1` and
+ * `validation_steps = int(n_val * 0.2) // 64 + 1` over repeating streams (233 and 15 for the full
+ * dataset), which FACTS.md documents as a quirk to reproduce, not a recommendation.
+ */
+export function faithfulSchedule(trainSize: number, validationSize: number, batchSize: number): { stepsPerEpoch: number; validationSteps: number } {
+  return {
+    stepsPerEpoch: Math.floor(Math.floor(trainSize * 0.8) / batchSize) + 1,
+    validationSteps: Math.floor(Math.floor(validationSize * 0.2) / batchSize) + 1,
+  };
+}
+
+export const MODEL_LABELS: Record<ModelKind, string> = { cnn: 'CNN', transfer: 'TRANSFER' };

@@ -1,0 +1,19 @@
+import os from 'node:os';
+import { native } from '../engine/native.js';
+
+/** Where a run happened: CPU, threads, libtorch, precision. */
+export function describeEnvironment(options: { threads: number; bf16: boolean }): Record<string, unknown> {
+  const info = native().info();
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryBytes: os.totalmem(),
+    threads: info.threads,
+    requestedThreads: options.threads || 'all',
+    torchVersion: info.torchVersion,
+    mkldnn: info.mkldnn,
+    precision: options.bf16 ? 'float32 training, bfloat16 feature extraction' : 'float32',
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+  };
+}

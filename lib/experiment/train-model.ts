@@ -1,0 +1,196 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Dataset } from '../data/types.js';
+import type { OpenedDatasets } from '../data/index.js';
+import type { ModelRunSummary } from '../reports/types.js';
+import { Sequential } from '../models/sequential.js';
+import { cnnForClasses, defaultHeadLayers } from '../models/zoo.js';
+import { hashWeights, loadTfjsBackbone, loadVgg16Backbone, type Backbone } from '../models/backbones.js';
+import { saveModel, restoreCheckpoint } from '../models/persistence.js';
+import { ModelCheckpoint, type Callback } from '../training/callbacks.js';
+import { cachedFeatures, datasetIdentity } from '../training/feature-cache.js';
+import type { Logs } from '../training/history.js';
+import { writeJsonAtomic, writeFileAtomic } from '../util/atomic.js';
+import { resolveCacheDir } from '../util/cache-dir.js';
+import { faithfulSchedule, MODEL_LABELS, type CompareConfig, type ModelKind } from './config.js';
+import { confusionMatrix, mostConfidentlyWrong } from './evaluation.js';
+
+/** What a model's `last/` checkpoint records besides weights, so `--resume` can continue. */
+interface ResumeState {
+  completedEpochs: number;
+  history: Record<string, number[]>;
+  epochSeconds: number[];
+  stepSeconds: number[];
+  best: { epoch: number; val_loss: number };
+}
+
+export class InterruptedError extends Error {}
+
+interface Built {
+  model: Sequential;
+  /** layers [0, baseLayers) are the frozen pretrained base (0 for the CNN). */
+  baseLayers: number;
+  backbone?: Backbone;
+}
+
+async function buildModel(kind: ModelKind, config: CompareConfig, classes: number): Promise<Built> {
+  const inputShape = [...config.imageSize, 3];
+  if (kind === 'cnn') return { model: cnnForClasses(inputShape, classes, { seed: config.seed }), baseLayers: 0 };
+  const backbone = config.backbone === 'vgg16'
+    ? await loadVgg16Backbone({ inputShape, weightsPath: config.weights, cacheDir: config.cacheDir, download: config.download })
+    : await loadTfjsBackbone(config.backbone, { inputShape, outputLayer: config.backboneOutput });
+  const base = backbone.layers.map((l) => ({ class_name: l.class_name, config: { ...l.config, trainable: false } }));
+  const preprocessing = config.preprocess ?? (config.backbone === 'vgg16' ? 'scale01' : backbone.nativePreprocessing);
+  const model = new Sequential([...base, ...defaultHeadLayers({ hiddenUnits: config.headUnits, classes })], {
+    name: 'transfer', inputShape, preprocessing, seed: config.seed,
+  });
+  model.setWeights(backbone.weights);
+  return { model, baseLayers: base.length, backbone };
+}
+
+function historyCsv(history: Record<string, number[]>): string {
+  const keys = ['loss', 'accuracy', 'val_loss', 'val_accuracy'].filter((k) => history[k]);
+  const rows = (history[keys[0]] ?? []).map((_, i) => [i + 1, ...keys.map((k) => history[k][i])].join(','));
+  return ['epoch,' + keys.join(','), ...rows].join('\n') + '\n';
+}
+
+/** Records epoch and step times, and stops cleanly on Ctrl-C at the next batch boundary. */
+class RunMonitor implements Callback {
+  epochSeconds: number[] = [];
+  stepSeconds: number[] = [];
+  private epochStart = 0;
+  private stepStart = 0;
+  constructor(private readonly interrupted: () => boolean) {}
+  onEpochBegin(): void {
+    this.epochStart = this.stepStart = performance.now();
+  }
+  onBatchEnd(): void {
+    const now = performance.now();
+    this.stepSeconds.push((now - this.stepStart) / 1000);
+    this.stepStart = now;
+    if (this.interrupted()) throw new InterruptedError('interrupted');
+  }
+  onEpochEnd(): void {
+    this.epochSeconds.push((performance.now() - this.epochStart) / 1000);
+  }
+}
+
+export interface TrainModelContext {
+  runDir: string;
+  config: CompareConfig;
+  data: OpenedDatasets;
+  kind: ModelKind;
+  resume: boolean;
+  interrupted: () => boolean;
+  log: (line: string) => void;
+}
+
+/**
+ * Trains one model of the comparison, writing its checkpoints and records under
+ * `<run>/<model>/`, and returns its summary. With `resume`, continues from `last/`.
+ */
+export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummary> {
+  const { config, data, kind } = ctx;
+  const dir = path.join(ctx.runDir, kind);
+  const classNames = data.train.classNames;
+  const { model, baseLayers } = await buildModel(kind, config, classNames.length);
+  const loss = classNames.length > 2 ? 'categoricalCrossentropy' : 'binaryCrossentropy';
+  model.compile({ optimizer: { adam: { learningRate: config.learningRate } }, loss, metrics: ['accuracy'] });
+  const summaryText = model.summary(false);
+  ctx.log(summaryText);
+  await writeFileAtomic(path.join(dir, 'summary.txt'), summaryText + '\n');
+
+  let state: ResumeState = { completedEpochs: 0, history: {}, epochSeconds: [], stepSeconds: [], best: { epoch: -1, val_loss: Infinity } };
+  const lastDir = path.join(dir, 'last');
+  if (ctx.resume && existsSync(path.join(lastDir, 'model.json'))) {
+    const metadata = await restoreCheckpoint(model, lastDir);
+    state = metadata?.extra?.resume as ResumeState;
+    ctx.log(`${MODEL_LABELS[kind]}: resuming after epoch ${state.completedEpochs}`);
+  }
+
+  // Training inputs: images, or the frozen base's cached features for the head.
+  let train: Dataset = data.train;
+  let validation: Dataset = data.validation;
+  let fromLayer = 0;
+  if (baseLayers > 0 && config.featureCache) {
+    const weightsId = hashWeights(model.getWeights().filter((l) => model.layerIndex(l.layerName) < baseLayers));
+    const keyFor = async (d: Dataset) => ({
+      weightsId, outputLayer: model.layers[baseLayers - 1].config.config.name,
+      inputShape: model.inputShape, preprocessing: model.preprocessing, bf16: config.bf16, data: await datasetIdentity(d),
+    });
+    const cacheDir = resolveCacheDir(config.cacheDir);
+    train = (await cachedFeatures(model, data.train, { baseLayers, key: await keyFor(data.train), cacheDir, label: 'features (train)' })).dataset;
+    validation = (await cachedFeatures(model, data.validation, { baseLayers, key: await keyFor(data.validation), cacheDir, label: 'features (validation)' })).dataset;
+    fromLayer = baseLayers;
+  }
+
+  const schedule = config.faithful ? faithfulSchedule(data.train.size, data.validation.size, config.batchSize) : undefined;
+  const monitor = new RunMonitor(ctx.interrupted);
+  const saveOptions = { classNames, baseLayers };
+  const checkpoint = new ModelCheckpoint({
+    filepath: path.join(dir, 'best'), monitor: 'val_loss', saveBestOnly: true,
+    save: (m) => saveModel(m, path.join(dir, 'best'), saveOptions),
+  });
+  checkpoint.best = state.best.val_loss;
+  checkpoint.bestEpoch = state.best.epoch;
+  const history: Record<string, number[]> = structuredClone(state.history);
+  const stateSaver: Callback = {
+    onEpochEnd: async (epoch: number, logs: Logs) => {
+      for (const [k, v] of Object.entries(logs)) (history[k] ??= []).push(v);
+      const resume: ResumeState = {
+        completedEpochs: epoch + 1, history,
+        epochSeconds: [...state.epochSeconds, ...monitor.epochSeconds], stepSeconds: [...state.stepSeconds, ...monitor.stepSeconds],
+        best: { epoch: checkpoint.bestEpoch, val_loss: checkpoint.best },
+      };
+      await saveModel(model, lastDir, { ...saveOptions, includeOptimizer: true, extra: { resume } });
+      await writeJsonAtomic(path.join(dir, 'history.json'), history);
+      await writeFileAtomic(path.join(dir, 'history.csv'), historyCsv(history));
+      if (config.stopAfterEpoch !== undefined && epoch + 1 >= config.stopAfterEpoch) throw new InterruptedError(`stopped after epoch ${epoch + 1} (stopAfterEpoch)`);
+    },
+  };
+  const epochs = config.epochs;
+  if (state.completedEpochs < epochs) {
+    await model.fit(train, {
+      epochs, initialEpoch: state.completedEpochs, validationData: validation, fromLayer,
+      stepsPerEpoch: schedule?.stepsPerEpoch, validationSteps: schedule?.validationSteps,
+      callbacks: [monitor, checkpoint, stateSaver],
+    });
+  }
+
+  // Fine-tuning (beyond the experiment): unfreeze the top of the base, continue at a low rate.
+  const fineTune = kind === 'transfer' && config.fineTuneEpochs > 0;
+  if (fineTune && Math.max(state.completedEpochs, history.loss?.length ?? 0) < epochs + config.fineTuneEpochs) {
+    const firstTrainable = Math.max(0, baseLayers - config.fineTuneLayers);
+    for (let i = firstTrainable; i < baseLayers; i++) model.setTrainable(i, true);
+    model.compile({ optimizer: { adam: { learningRate: config.fineTuneLearningRate } }, loss, metrics: ['accuracy'] });
+    if (ctx.resume && state.completedEpochs > epochs) await restoreCheckpoint(model, lastDir);
+    ctx.log(`${MODEL_LABELS[kind]}: fine-tuning the last ${baseLayers - firstTrainable} base layers at learning rate ${config.fineTuneLearningRate}`);
+    await model.fit(data.train, {
+      epochs: epochs + config.fineTuneEpochs, initialEpoch: Math.max(epochs, state.completedEpochs), validationData: data.validation,
+      stepsPerEpoch: schedule?.stepsPerEpoch, validationSteps: schedule?.validationSteps,
+      callbacks: [monitor, checkpoint, stateSaver],
+    });
+  }
+
+  // Final evaluation on the whole validation split, with the final weights.
+  const finalEval = await model.evaluate(fromLayer > 0 && !fineTune ? validation : data.validation, { fromLayer: fineTune ? 0 : fromLayer });
+  const confusion = confusionMatrix(finalEval, classNames);
+  const wrong = await mostConfidentlyWrong(finalEval, classNames, (key) => data.validation.sourceRef(key));
+  const evaluation = { val_loss: finalEval.loss, val_accuracy: finalEval.accuracy, examples: finalEval.examples, confusion };
+  await writeJsonAtomic(path.join(dir, 'evaluation.json'), evaluation);
+  const epochSeconds = [...state.epochSeconds, ...monitor.epochSeconds];
+  const stepSeconds = [...state.stepSeconds, ...monitor.stepSeconds];
+  await writeJsonAtomic(path.join(dir, 'timings.json'), { epochSeconds, meanStepSeconds: stepSeconds.reduce((a, b) => a + b, 0) / Math.max(stepSeconds.length, 1) });
+
+  const valLoss = history.val_loss ?? [];
+  const bestIndex = valLoss.reduce((b, v, i) => (v < valLoss[b] ? i : b), 0);
+  return {
+    name: kind, label: MODEL_LABELS[kind],
+    history: { loss: history.loss ?? [], accuracy: history.accuracy ?? [], val_loss: valLoss, val_accuracy: history.val_accuracy ?? [] },
+    best: { epoch: bestIndex + 1, val_loss: valLoss[bestIndex], val_accuracy: history.val_accuracy?.[bestIndex] },
+    final: { val_loss: finalEval.loss, val_accuracy: finalEval.accuracy },
+    params: model.countParams(), epochSeconds,
+    msPerStep: (stepSeconds.reduce((a, b) => a + b, 0) / Math.max(stepSeconds.length, 1)) * 1000,
+    summaryText, confusion, mostConfidentlyWrong: wrong,
+  };
+}
