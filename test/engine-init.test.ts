@@ -15,7 +15,7 @@ function initModel(seed: number): Sequential {
       layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 4 }), // fans 72 / 36
       layers.batchNormalization(),
       layers.flatten(),
-      layers.dense({ units: 30, activation: 'relu' }), // fans 10*10*32 = 3200 / 30
+      layers.dense({ units: 30, activation: 'relu' }), // fans 8*8*32 = 2048 / 30
       layers.dense({ units: 1, activation: 'sigmoid' }), // fans 30 / 1
     ],
     { seed, preprocessing: 'none', name: 'init' },
@@ -26,7 +26,7 @@ const KERNELS: { layer: number; fanIn: number; fanOut: number; size: number }[] 
   { layer: 0, fanIn: 9 * 3, fanOut: 9 * 16, size: 3 * 3 * 3 * 16 },
   { layer: 1, fanIn: 15 * 16, fanOut: 15 * 8, size: 5 * 3 * 16 * 8 },
   { layer: 2, fanIn: 9 * 8, fanOut: 9 * 4, size: 3 * 3 * 8 * 4 },
-  { layer: 5, fanIn: 3200, fanOut: 30, size: 3200 * 30 },
+  { layer: 5, fanIn: 2048, fanOut: 30, size: 2048 * 30 },
   { layer: 6, fanIn: 30, fanOut: 1, size: 30 },
 ];
 
