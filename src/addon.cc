@@ -8,6 +8,7 @@
 #include <atomic>
 #include <thread>
 
+#include "allocator.h"
 #include "model.h"
 #include "threads.h"
 
@@ -33,13 +34,12 @@ void configureWorkerThreads() {
 
 namespace {
 
-// Training allocates and frees hundreds of MB per step. glibc returns big blocks to the kernel
-// (mmap/munmap, heap trimming), so every step page-faults them in again: measured 5 -> 52 img/s
-// when the memory stays in the process (DESIGN.md). Keep it: no mmap for large blocks, no trim.
+// Training allocates and frees hundreds of MB per step; returned to the kernel, they page-fault
+// in again every step (5 -> 52 img/s when kept, DESIGN.md). libtorch's large blocks go through the
+// caching allocator; glibc keeps the rest (no trimming of the main heap).
 void keepAllocationsInProcess() {
-  mallopt(M_MMAP_MAX, 0);
-  mallopt(M_TRIM_THRESHOLD, -1);
-  mallopt(M_TOP_PAD, 256 * 1024 * 1024);
+  installCachingAllocator();
+  mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
 }
 
 Napi::Value Info(const Napi::CallbackInfo& info) {
@@ -50,6 +50,10 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("parallelInfo", at::get_parallel_info());
   out.Set("mkldnn", at::hasMKLDNN());
   out.Set("cuda", torch::cuda::is_available());
+  AllocatorStats stats = allocatorStats();
+  out.Set("allocatorCachedBytes", static_cast<double>(stats.cachedBytes));
+  out.Set("allocatorHits", static_cast<double>(stats.hits));
+  out.Set("allocatorMisses", static_cast<double>(stats.misses));
   return out;
 }
 

@@ -1,4 +1,5 @@
 #include "layers.h"
+#include "pooling.h"
 
 #include <cmath>
 #include <sstream>
@@ -67,7 +68,7 @@ torch::Tensor activate(const torch::Tensor& x, Act act, double alpha) {
     case Act::Relu: return x.relu_();
     case Act::Relu6: return torch::hardtanh(x, 0.0, 6.0);
     case Act::Sigmoid: return torch::sigmoid(x);
-    case Act::Softmax: return torch::softmax(x, 1);
+    case Act::Softmax: return torch::softmax(x, x.dim() == 4 ? 1 : -1);  // Keras: the channel (last) axis
     case Act::Tanh: return torch::tanh(x);
     case Act::LeakyRelu: return torch::leaky_relu(x, alpha);
     case Act::Elu: return torch::elu(x, alpha);
@@ -103,7 +104,7 @@ Layer parseLayer(const Napi::Object& spec) {
   layer.className = string(spec, "className", "?");
   layer.kind = parseKind(string(spec, "kind", ""), layer.name);
   layer.activation = parseActivation(string(spec, "activation", "linear"), layer.name);
-  layer.alpha = number(spec, "alpha", 0.0);
+  layer.alpha = number(spec, "alpha", layer.activation == Act::Elu ? 1.0 : 0.0);  // Keras elu: alpha 1
   layer.inChannels = static_cast<int64_t>(number(spec, "inChannels", 0));
   layer.filters = static_cast<int64_t>(number(spec, "filters", 0));
   layer.depthwise = boolean(spec, "depthwise", false);
@@ -121,6 +122,7 @@ Layer parseLayer(const Napi::Object& spec) {
   layer.center = boolean(spec, "center", true);
   layer.scale = boolean(spec, "scale", true);
   layer.targetShape = intList(spec, "targetShape", {});
+  layer.inputShape = intList(spec, "inputShape", {});
   layer.rescale = number(spec, "scale", 1.0);
   layer.flipChannels = boolean(spec, "flipChannels", false);
   layer.trainable = boolean(spec, "trainable", true);
@@ -228,7 +230,7 @@ torch::Tensor forwardLayer(const Layer& L, const torch::Tensor& x, bool training
     }
     case Kind::MaxPool: {
       torch::Tensor input = padIfNeeded(x, L.pad, -std::numeric_limits<double>::infinity());
-      return torch::max_pool2d(input, L.pool, L.strides);
+      return maxPool2d(input, L.pool, L.strides);
     }
     case Kind::AvgPool: {
       // Keras averages over valid pixels only at the border ('same'): count_include_pad = false.
@@ -263,6 +265,9 @@ torch::Tensor forwardLayer(const Layer& L, const torch::Tensor& x, bool training
       torch::Tensor beta = L.center ? L.params[k++] : torch::Tensor();
       torch::Tensor mean = L.params[k++];
       torch::Tensor var = L.params[k++];
+      if (x.dim() == 3) {  // [N, L, C]: channels are the last axis, batch_norm wants them at 1
+        return torch::batch_norm(x.transpose(1, 2), gamma, beta, mean, var, false, 0.0, L.epsilon, false).transpose(1, 2);
+      }
       return torch::batch_norm(x, gamma, beta, mean, var, false, 0.0, L.epsilon, false);
     }
     case Kind::ZeroPad:

@@ -41,6 +41,7 @@ struct Layer {
   bool flipChannels = false;
 
   bool trainable = true;
+  std::vector<int64_t> inputShape;       // Keras shape (no batch axis) this layer accepts, when known
   std::vector<torch::Tensor> params;     // engine layout (conv OIHW; dense [in, out])
   std::vector<bool> paramIsVariable;     // false for BatchNorm moving statistics
   torch::Tensor offsetTensor;            // Rescale offsets as [1, C, 1, 1]

@@ -46,6 +46,9 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value TrainStep(const Napi::CallbackInfo& info);
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
   Napi::Value Predict(const Napi::CallbackInfo& info);
+  Napi::Value StartTrainStep(const Napi::CallbackInfo& info);
+  Napi::Value StartEvaluate(const Napi::CallbackInfo& info);
+  Napi::Value StartPredict(const Napi::CallbackInfo& info);
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info);
   void SetOptimizerState(const Napi::CallbackInfo& info);
 

@@ -223,7 +223,29 @@ test('ModelCheckpoint in fit: called with the model exactly at the epochs where 
   });
   assert.deepEqual(saves.map((s) => s.epoch), improving, `val_loss ${vl.join(' ')}`);
   assert.ok(saves.every((s) => s.dir === '/nowhere/best'));
-  assert.deepEqual(saves[saves.length - 1].weights.length, 8);
+  assert.equal(saves[saves.length - 1].weights.length, 32);
+  if (saves.length > 1) assert.notDeepEqual(saves[0].weights, saves[saves.length - 1].weights, 'each save sees the weights of its epoch');
+});
+
+test('ModelCheckpoint in fit: epochs whose val_loss is not a new best are not saved', async () => {
+  const { m, kernel, bias } = frozenLinear(21); // learning rate 0: val_loss depends only on the window
+  const valid = floatData(12, 4, 22); // validationSteps 1: windows 0, 1, 2, 0, 1, 2
+  const saves: number[] = [];
+  const cp = new ModelCheckpoint({ filepath: 'best', save: async (_m, _d, e) => void saves.push(e) });
+  const history = await m.fit(floatData(8, 4, 23), { epochs: 6, validationData: valid, validationSteps: 1, verbose: 0, callbacks: [cp] });
+  const z = naive.dense(tensor(valid.x, [12, 4]), kernel, 1, bias).data;
+  const windows = [0, 1, 2].map((b) => naive.bceFromLogits(z.slice(b * 4, b * 4 + 4), valid.y.slice(b * 4, b * 4 + 4)));
+  history.history.val_loss.forEach((v, e) => assert.ok(Math.abs(v - windows[e % 3]) < 1e-5, `epoch ${e + 1} val_loss ${v} vs ${windows[e % 3]}`));
+  const expected: number[] = [];
+  let best = Infinity;
+  windows.forEach((v, e) => {
+    if (v < best) {
+      best = v;
+      expected.push(e);
+    }
+  });
+  assert.deepEqual(saves, expected, `windows ${windows.join(' ')}`);
+  assert.ok(saves.every((e) => e < 3), 'repeating an earlier value is not an improvement');
 });
 
 test('a NaN loss stops fit with NaNLossError; the NaN step leaves weights and optimizer untouched', async () => {

@@ -70,7 +70,7 @@ const convCases: ConvCase[] = [
   { name: 'valid 1x1 with relu', input: [4, 4, 5], filters: 3, kernel: [1, 1], padding: 'valid', activation: 'relu', out: [4, 4] },
   { name: 'same 3x3 with sigmoid', input: [5, 5, 2], filters: 2, kernel: [3, 3], padding: 'same', activation: 'sigmoid', out: [5, 5] },
   { name: 'same 3x3 with tanh', input: [5, 5, 2], filters: 2, kernel: [3, 3], padding: 'same', activation: 'tanh', out: [5, 5] },
-  { name: 'same 3x3 with elu', input: [5, 5, 2], filters: 2, kernel: [3, 3], padding: 'same', activation: 'elu', out: [5, 5], todo: ELU_BUG },
+  { name: 'same 3x3 with elu', input: [5, 5, 2], filters: 2, kernel: [3, 3], padding: 'same', activation: 'elu', out: [5, 5] },
 ];
 
 for (const c of convCases) {
@@ -275,7 +275,7 @@ test('Reshape keeps NHWC element order (to rank 2, to rank 3 feeding a conv, and
   assert.deepEqual(Array.from(r3.output), Array.from(Float32Array.from(x2.data)));
 });
 
-test('Activation elu is x for x > 0, exp(x) - 1 otherwise (Keras alpha 1)', { todo: ELU_BUG }, async () => {
+test('Activation elu is x for x > 0, exp(x) - 1 otherwise (Keras alpha 1)', async () => {
   const rng = new Rng(13);
   const m = model([layers.activation({ activation: 'elu', inputShape: [3, 2, 4] })]);
   const x = randomInput(rng, [2, 3, 2, 4], -3, 3);
@@ -309,6 +309,43 @@ test('relu6 (ReLU maxValue 6, activation relu6, conv relu6) clips at 0 and 6', a
   const expected = naive.activation(naive.conv2d(x, w[0], [3, 3, 2, 2], w[1], { padding: 'same' }), 'relu6');
   assertClose(output, expected.data, { ...TOL, what: 'conv relu6' });
 });
+
+test('LeakyReLU uses its alpha (and the Keras default 0.3)', async () => {
+  const rng = new Rng(22);
+  const x = randomInput(rng, [2, 3, 3, 2], -2, 2);
+  for (const [config, alpha] of [[{ name: '', alpha: 0.2 }, 0.2], [{ name: '' }, 0.3]] as const) {
+    const m = model([{ class_name: 'LeakyReLU', config: { ...config, batch_input_shape: [null, 3, 3, 2] } }]);
+    const { output } = await predict(m, x);
+    assertClose(output, Array.from(x.data, (v) => (v > 0 ? v : alpha * v)), { ...TOL, what: `leaky relu ${alpha}` });
+  }
+});
+
+test('BatchNormalization on a rank-2 input (after Dense) normalises each unit', async () => {
+  const rng = new Rng(23);
+  const m = model([layers.batchNormalization({ epsilon: 1e-3, inputShape: [5] })]);
+  const w = [rng.floats(5, 0.5, 2), rng.floats(5, -1, 1), rng.floats(5, -1, 1), rng.floats(5, 0.1, 2)];
+  m.setLayerWeights(0, w);
+  const x = randomInput(rng, [3, 5], -2, 2);
+  const { output } = await predict(m, x);
+  assertClose(output, naive.batchNorm(x, w[0], w[1], w[2], w[3], 1e-3).data, TOL);
+});
+
+test(
+  'rank-3 tensors (after Reshape to two dims): softmax and BatchNormalization act on the last axis, as in Keras',
+  async () => {
+    const rng = new Rng(24);
+    const x = randomInput(rng, [2, 3, 4], -2, 2);
+    const soft = model([layers.reshape({ targetShape: [3, 4], inputShape: [12] }), layers.activation({ activation: 'softmax' })]);
+    const s = await soft.predict(Float32Array.from(x.data), [2, 12]);
+    assert.deepEqual(s.shape, [2, 3, 4]);
+    assertClose(s.output, naive.activation(x, 'softmax').data, { ...TOL, what: 'softmax over the last axis' });
+    const bn = model([layers.reshape({ targetShape: [3, 4], inputShape: [12] }), layers.batchNormalization({ epsilon: 1e-3 })]);
+    const w = [rng.floats(4, 0.5, 2), rng.floats(4, -1, 1), rng.floats(4, -1, 1), rng.floats(4, 0.1, 2)];
+    bn.setLayerWeights(1, w);
+    const b = await bn.predict(Float32Array.from(x.data), [2, 12]);
+    assertClose(b.output, naive.batchNorm(x, w[0], w[1], w[2], w[3], 1e-3).data, { ...TOL, what: 'batchnorm over the last axis' });
+  },
+);
 
 test('Dropout is the identity at prediction time', async () => {
   const rng = new Rng(16);

@@ -153,6 +153,15 @@ test('binary crossentropy on a sigmoid output is computed from the logits (no 1e
   assertClose(r.output, [naive.sigmoid(40), naive.sigmoid(-30)], { atol: 1e-7, rtol: 1e-5, what: 'evaluate outputs are probabilities' });
 });
 
+test('a final Activation(sigmoid) layer also gives the from-logits loss', async () => {
+  const m = new Sequential([layers.dense({ units: 1, inputShape: [2] }), layers.activation({ activation: 'sigmoid' })], { seed: 1, preprocessing: 'none' });
+  m.setLayerWeights(0, [Float32Array.from([1, 0]), Float32Array.from([0])]);
+  m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
+  const r = await m.engine.evaluate(Float32Array.from([40, 0, -30, 0, 0.5, 0]), [3, 2], Float32Array.from([0, 1, 1]), 0);
+  assert.ok(Math.abs(r.loss - naive.bceFromLogits([40, -30, 0.5], [0, 1, 1])) < 1e-4, `loss ${r.loss}`);
+  assert.equal(r.correct, 1);
+});
+
 test('binary crossentropy on a non-sigmoid output clips probabilities to [1e-7, 1 - 1e-7]', async () => {
   const rng = new Rng(4);
   const m = new Sequential([layers.dense({ units: 1, activation: 'linear', inputShape: [3] })], { seed: 1, preprocessing: 'none' });
@@ -226,4 +235,53 @@ test('evaluate does not change weights or the optimizer state', async () => {
   await m.predict(xf, [BATCH, ...INPUT]);
   assert.deepEqual(readWeights(m), w0);
   assert.equal(m.engine.getOptimizerState().iterations, 0);
+});
+
+test('training from cached features (fromLayer) equals training the frozen-base model end to end', async () => {
+  const a = setup(31);
+  const b = setup(31);
+  for (const s of [a, b]) {
+    s.m.setTrainable(0, false);
+    s.m.compile({ optimizer: { adam: { learningRate: 0.01, epsilon: 1e-3 } }, loss: 'binaryCrossentropy' });
+  }
+  const from = 2; // after conv + pool: features of shape [2, 2, 3]
+  for (let step = 0; step < 2; step++) {
+    const ra = await a.m.engine.trainStep(a.xf, [BATCH, ...INPUT], a.y, 0);
+    const features = await b.m.predict(b.xf, [BATCH, ...INPUT], { toLayer: from });
+    assert.deepEqual(features.shape, [BATCH, 2, 2, 3]);
+    const rb = await b.m.engine.trainStep(features.output, features.shape, b.y, b.m.engineIndex(from, true));
+    assert.ok(Math.abs(ra.loss - rb.loss) < 1e-6, `step ${step + 1}: loss ${ra.loss} vs ${rb.loss}`);
+  }
+  const wa = readWeights(a.m);
+  const wb = readWeights(b.m);
+  wa.forEach((w, k) => assertClose(wb[k], w, { atol: 1e-6, rtol: 1e-5, what: `weight ${k}` }));
+  assert.notDeepEqual(wa[2], a.w0[2], 'the head did train');
+});
+
+test('optimizer state round-trips: a model restored from weights + Adam state continues identically', async () => {
+  const adam = { adam: { learningRate: 0.01, epsilon: 1e-3 } };
+  const a = setup(41);
+  a.m.compile({ optimizer: adam, loss: 'binaryCrossentropy' });
+  await a.m.engine.trainStep(a.xf, [BATCH, ...INPUT], a.y, 0);
+  const weights = a.m.getWeights();
+  const state = a.m.engine.getOptimizerState();
+  assert.equal(state.iterations, 1);
+  assert.equal(state.moments.length, 6, 'm and v for each of the six trainable weights');
+
+  const b = setup(99); // other weights, replaced by the checkpoint
+  b.m.compile({ optimizer: adam, loss: 'binaryCrossentropy' });
+  b.m.setWeights(weights);
+  b.m.engine.setOptimizerState(state);
+  const ra = await a.m.engine.trainStep(a.xf, [BATCH, ...INPUT], a.y, 0);
+  const rb = await b.m.engine.trainStep(a.xf, [BATCH, ...INPUT], a.y, 0);
+  assert.equal(rb.loss, ra.loss);
+  assert.deepEqual(readWeights(b.m), readWeights(a.m));
+  assert.equal(b.m.engine.getOptimizerState().iterations, 2);
+
+  // without the state (a fresh Adam at t = 1) the same step differs
+  const c = setup(99);
+  c.m.compile({ optimizer: adam, loss: 'binaryCrossentropy' });
+  c.m.setWeights(weights);
+  await c.m.engine.trainStep(a.xf, [BATCH, ...INPUT], a.y, 0);
+  assert.notDeepEqual(readWeights(c.m), readWeights(a.m));
 });

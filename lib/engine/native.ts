@@ -9,6 +9,8 @@ export interface EngineLayerSpec {
   name: string;
   className: string;
   trainable?: boolean;
+  /** Keras shape (without the batch axis) the layer accepts; the engine checks inputs against it. */
+  inputShape?: number[];
   activation?: string;
   alpha?: number;
   inChannels?: number;

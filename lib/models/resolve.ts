@@ -74,7 +74,7 @@ export function resolveLayer(config: LayerConfig, inputShape: Shape): ResolvedLa
   const cfg = config.config as Cfg;
   const name = config.config.name;
   const trainable = config.config.trainable !== false;
-  const common = { name, className: config.class_name, trainable };
+  const common = { name, className: config.class_name, trainable, inputShape };
   const done = (outputShape: Shape, weights: WeightSpec[], spec?: EngineLayerSpec): ResolvedLayer => {
     for (const d of outputShape) {
       if (!Number.isInteger(d) || d <= 0) {

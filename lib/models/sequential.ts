@@ -196,7 +196,7 @@ export class Sequential {
     if (!this.engineModel) {
       const specs: EngineLayerSpec[] = [];
       const pre = preprocessingSpec(this.preprocessing);
-      if (pre) specs.push(pre);
+      if (pre) specs.push({ ...pre, inputShape: this.inputShape });
       for (const r of this.resolved) if (r.spec) specs.push(r.spec);
       this.engineModel = new (native().NativeModel)(specs, { seed: this.seed });
     }

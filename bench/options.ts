@@ -1,0 +1,82 @@
+import os from 'node:os';
+
+/** Sizes of every measurement; `--quick` shrinks them all for a smoke run. */
+export interface BenchSizes {
+  /** CNN training: batch, warm-up steps, timed steps. */
+  cnnBatch: number;
+  cnnWarmup: number;
+  cnnSteps: number;
+  /** VGG16 feature extraction: batch, warm-up batches, timed batches (per precision). */
+  vggBatch: number;
+  vggWarmup: number;
+  vggBatches: number;
+  /** transfer cost: uncached step / feature pass batch and timed batches; head step batch and steps. */
+  transferBatch: number;
+  transferBatches: number;
+  headBatch: number;
+  headSteps: number;
+  /** epochs the cost ratio is computed for (the experiment's 20). */
+  epochs: number;
+  /** photos decoded by the decode benchmark. */
+  decodeImages: number;
+}
+
+export interface BenchOptions {
+  json: boolean;
+  quick: boolean;
+  threads: number;
+  /** skip the PyTorch comparisons even when torch is installed. */
+  noPytorch: boolean;
+  python: string;
+  sizes: BenchSizes;
+}
+
+export const FULL_SIZES: BenchSizes = {
+  cnnBatch: 64, cnnWarmup: 2, cnnSteps: 8,
+  vggBatch: 16, vggWarmup: 1, vggBatches: 3,
+  transferBatch: 8, transferBatches: 4, headBatch: 64, headSteps: 20,
+  epochs: 20,
+  decodeImages: 400,
+};
+
+export const QUICK_SIZES: BenchSizes = {
+  cnnBatch: 16, cnnWarmup: 1, cnnSteps: 2,
+  vggBatch: 4, vggWarmup: 1, vggBatches: 1,
+  transferBatch: 4, transferBatches: 1, headBatch: 64, headSteps: 3,
+  epochs: 20,
+  decodeImages: 32,
+};
+
+export const USAGE = `usage: npm run bench -- [--json] [--quick] [--threads N] [--no-pytorch]
+  --json        print one JSON object on stdout (progress goes to stderr)
+  --quick       tiny sizes: checks that the harness works, numbers are not meaningful
+  --threads N   intra-op threads for the engine and for PyTorch (default: all cores)
+  --no-pytorch  skip the PyTorch reference runs
+  env TRANSFERLAB_BENCH_PYTHON: the Python with torch (default /usr/bin/python3)`;
+
+export function parseArgs(argv: string[]): BenchOptions {
+  let json = false;
+  let quick = false;
+  let noPytorch = false;
+  let threads = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') json = true;
+    else if (a === '--quick') quick = true;
+    else if (a === '--no-pytorch') noPytorch = true;
+    else if (a === '--threads' || a.startsWith('--threads=')) {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new Error(`--threads needs a positive integer, got '${v ?? ''}'\n${USAGE}`);
+      threads = n;
+    } else if (a === '--help' || a === '-h') {
+      process.stderr.write(USAGE + '\n');
+      process.exit(0);
+    } else throw new Error(`unknown option '${a}'\n${USAGE}`);
+  }
+  return {
+    json, quick, threads, noPytorch,
+    python: process.env.TRANSFERLAB_BENCH_PYTHON ?? '/usr/bin/python3',
+    sizes: quick ? QUICK_SIZES : FULL_SIZES,
+  };
+}

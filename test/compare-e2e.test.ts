@@ -1,0 +1,178 @@
+/**
+ * `transferlab compare` end to end in a child process, on real PetImages photos with the shared
+ * MobileNet as the pretrained base (the CI run of issue 5), then `predict` and `report` on its run.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { mobilenetModelJson, petImagesDir } from './helpers/paths.js';
+import { assertPng, describeRun, readJson, runCli, type CliResult } from './helpers/transfer-helpers.js';
+
+const EPOCH_LINE = /\d+\/\d+ \[=+\] - \d+s \d+m?s\/step - loss: [\d.]+ - accuracy: [\d.]+ - val_loss: [\d.]+ - val_accuracy: [\d.]+/;
+const HISTORY_KEYS = ['loss', 'accuracy', 'val_loss', 'val_accuracy'] as const;
+
+describe('compare with the MobileNet base on 300 PetImages photos (CI run)', { timeout: 1_200_000 }, () => {
+  let dir: string;
+  let cacheDir: string;
+  let runDir: string;
+  let result: CliResult;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'transferlab-compare-e2e-'));
+    cacheDir = path.join(dir, 'cache');
+    runDir = path.join(dir, 'run');
+    result = await runCli([
+      'compare', '--data-dir', petImagesDir, '--backbone', mobilenetModelJson, '--backbone-output', 'conv_pw_13_relu',
+      '--image-size', '128', '--epochs', '2', '--limit', '300', '--out', runDir, '--cache-dir', cacheDir,
+    ], { cacheDir });
+  });
+
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('exits 0 and prints Keras-like epoch lines', () => {
+    assert.equal(result.code, 0, describeRun(result));
+    assert.match(result.stdout, /^Epoch 1\/2$/m);
+    assert.match(result.stdout, /^Epoch 2\/2$/m);
+    const lines = result.stdout.split('\n').filter((l) => EPOCH_LINE.test(l));
+    assert.equal(lines.length, 4, `two epoch lines per model:\n${result.stdout.slice(-3000)}`);
+    // the cache is where it was told to be, nothing in the user's cache
+    assert.ok(existsSync(path.join(cacheDir, 'features')), 'features cached under --cache-dir');
+  });
+
+  test('the run folder has config, environment, dataset and a complete summary', async () => {
+    assert.equal(result.code, 0, describeRun(result));
+    for (const f of ['config.json', 'environment.json', 'dataset.json', 'summary.json']) assert.ok(existsSync(path.join(runDir, f)), f);
+    const config = await readJson(path.join(runDir, 'config.json'));
+    assert.equal(config.epochs, 2);
+    assert.equal(config.limit, 300);
+    assert.deepEqual(config.imageSize, [128, 128]);
+    assert.equal(config.backboneOutput, 'conv_pw_13_relu');
+    const dataset = await readJson(path.join(runDir, 'dataset.json'));
+    assert.deepEqual(dataset.splits, { train: 240, validation: 60 });
+    const environment = await readJson(path.join(runDir, 'environment.json'));
+    assert.equal(typeof environment.torchVersion, 'string');
+
+    const summary = await readJson(path.join(runDir, 'summary.json'));
+    assert.deepEqual(summary.models.map((m: { name: string }) => m.name), ['cnn', 'transfer']);
+    for (const m of summary.models) {
+      assert.equal(m.error, undefined, `${m.name} has no error`);
+      for (const k of HISTORY_KEYS) {
+        assert.ok(Array.isArray(m.history[k]), `${m.name} history.${k}`);
+        assert.equal(m.history[k].length, 2, `${m.name} history.${k} has 2 epochs`);
+        assert.ok(m.history[k].every((v: number) => Number.isFinite(v)), `${m.name} history.${k} finite`);
+      }
+      assert.ok(Number.isInteger(m.best.epoch) && m.best.epoch >= 1 && m.best.epoch <= 2, `${m.name} best.epoch`);
+      assert.equal(m.best.val_loss, Math.min(...m.history.val_loss), `${m.name} best.val_loss is the lowest val_loss`);
+      assert.equal(m.best.val_loss, m.history.val_loss[m.best.epoch - 1]);
+      assert.equal(m.best.val_accuracy, m.history.val_accuracy[m.best.epoch - 1]);
+      assert.equal(typeof m.final.val_loss, 'number');
+      assert.equal(typeof m.final.val_accuracy, 'number');
+      // the final evaluation (whole validation split, final weights) equals the last epoch's validation
+      assert.ok(Math.abs(m.final.val_accuracy - m.history.val_accuracy[1]) < 1e-9, `${m.name} final val_accuracy = last epoch's`);
+      assert.ok(Math.abs(m.final.val_loss - m.history.val_loss[1]) <= 1e-5 * Math.max(1, m.final.val_loss), `${m.name} final val_loss = last epoch's`);
+    }
+  });
+
+  test('each model folder has history (json, csv), best checkpoint and evaluation', async () => {
+    assert.equal(result.code, 0, describeRun(result));
+    const summary = await readJson(path.join(runDir, 'summary.json'));
+    for (const name of ['cnn', 'transfer']) {
+      const m = summary.models.find((x: { name: string }) => x.name === name);
+      const folder = path.join(runDir, name);
+      const history = await readJson(path.join(folder, 'history.json'));
+      for (const k of HISTORY_KEYS) assert.deepEqual(history[k], m.history[k], `${name}/history.json ${k} = summary`);
+      const csv = (await readFile(path.join(folder, 'history.csv'), 'utf8')).trim().split('\n');
+      assert.equal(csv.length, 3, `${name}/history.csv: header + 2 rows`);
+      assert.equal(csv[0], 'epoch,loss,accuracy,val_loss,val_accuracy');
+      csv.slice(1).forEach((row, i) => {
+        const cells = row.split(',').map(Number);
+        assert.equal(cells[0], i + 1);
+        assert.ok(Math.abs(cells[3]! - m.history.val_loss[i]) < 1e-12, `${name} csv val_loss row ${i + 1}`);
+      });
+      assert.ok(existsSync(path.join(folder, 'best', 'model.json')), `${name}/best/model.json`);
+      const evaluation = await readJson(path.join(folder, 'evaluation.json'));
+      const matrix: number[][] = evaluation.confusion.matrix;
+      assert.deepEqual(evaluation.confusion.classNames, ['cat', 'dog']);
+      assert.equal(matrix.flat().reduce((a, b) => a + b, 0), 60, `${name} confusion matrix sums to the validation size`);
+      const correct = matrix[0]![0]! + matrix[1]![1]!;
+      assert.ok(Math.abs(correct / 60 - evaluation.val_accuracy) < 1e-9, `${name} confusion diagonal matches val_accuracy`);
+      assert.equal(evaluation.val_accuracy, m.final.val_accuracy);
+    }
+  });
+
+  test('plots are valid PNGs and report.html mentions both models', async () => {
+    assert.equal(result.code, 0, describeRun(result));
+    for (const f of ['val_loss.png', 'val_accuracy.png']) await assertPng(path.join(runDir, f));
+    const html = await readFile(path.join(runDir, 'report.html'), 'utf8');
+    assert.match(html, /<html/i);
+    assert.match(html, /CNN/);
+    assert.match(html, /TRANSFER/i);
+  });
+
+  test('the transfer model beats the CNN on final validation accuracy', async () => {
+    assert.equal(result.code, 0, describeRun(result));
+    const summary = await readJson(path.join(runDir, 'summary.json'));
+    const [cnn, transfer] = summary.models;
+    assert.ok(transfer.final.val_accuracy > cnn.final.val_accuracy, `transfer ${transfer.final.val_accuracy} > cnn ${cnn.final.val_accuracy}`);
+    assert.ok(transfer.params.nonTrainable > 0 && cnn.params.nonTrainable === 0, 'only the transfer model has a frozen base');
+  });
+
+  test('predict prints class names and probabilities for two photos', async () => {
+    assert.equal(result.code, 0, describeRun(result));
+    const images = [path.join(petImagesDir, 'Cat/3.jpg'), path.join(petImagesDir, 'Dog/3.jpg')];
+    const r = await runCli(['predict', '--model', path.join(runDir, 'transfer'), ...images], { cacheDir });
+    assert.equal(r.code, 0, describeRun(r));
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 2, r.stdout);
+    lines.forEach((line, i) => {
+      const [image, label, probability] = line.split('\t');
+      assert.equal(image, images[i]);
+      assert.ok(label === 'cat' || label === 'dog', `class name, got '${label}'`);
+      const p = Number(probability);
+      assert.ok(p >= 0.5 && p <= 1, `probability of the predicted class in [0.5, 1], got ${probability}`);
+    });
+
+    const json = await runCli(['predict', '--json', '--model', path.join(runDir, 'transfer'), ...images], { cacheDir });
+    assert.equal(json.code, 0, describeRun(json));
+    const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { image: string; class: string; probability: number; output: number[] });
+    assert.deepEqual(rows.map((row) => row.image), images);
+    rows.forEach((row, i) => {
+      assert.equal(row.class, lines[i]!.split('\t')[1]);
+      assert.equal(row.output.length, 1);
+    });
+  });
+
+  test('predict: a corrupt image is a clear error for that image, exit 1, the other still predicted', async () => {
+    assert.equal(result.code, 0, describeRun(result));
+    const broken = path.join(petImagesDir, 'Cat/2501.jpg');
+    assert.equal((await stat(broken)).size, 0, 'the shared empty file');
+    const good = path.join(petImagesDir, 'Dog/3.jpg');
+    const r = await runCli(['predict', '--model', path.join(runDir, 'transfer'), broken, good], { cacheDir });
+    assert.equal(r.code, 1, describeRun(r));
+    assert.ok(r.stderr.includes(broken), `the error names the image: ${r.stderr}`);
+    const errorLine = r.stderr.split('\n').find((l) => l.includes(broken))!;
+    assert.ok(errorLine.length > broken.length + 5, `the error says what is wrong: ${errorLine}`);
+    assert.doesNotMatch(r.stderr, /^\s+at /m, 'no stack trace');
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 1, r.stdout);
+    assert.match(lines[0]!, new RegExp(`^${good.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}\t(cat|dog)\t[01]\\.\\d{4}$`));
+  });
+
+  test('report regenerates report.html from summary.json', async () => {
+    assert.equal(result.code, 0, describeRun(result));
+    const html = path.join(runDir, 'report.html');
+    await rm(html);
+    await rm(path.join(runDir, 'val_loss.png'));
+    const r = await runCli(['report', runDir], { cacheDir });
+    assert.equal(r.code, 0, describeRun(r));
+    const text = await readFile(html, 'utf8');
+    assert.match(text, /CNN/);
+    assert.match(text, /TRANSFER/i);
+    await assertPng(path.join(runDir, 'val_loss.png'));
+  });
+});
