@@ -50,14 +50,12 @@ test('compare: the transfer model trains the same with and without --no-feature-
 
 test('compare --shuffle: the transfer model trains the same with and without --no-feature-cache', {
   timeout: 900_000,
-  todo: 'bug: FeatureDataset (lib/training/feature-cache.ts) never shuffles, so --shuffle is ignored for the transfer model when the feature cache is on',
 }, async () => {
   await cacheEqualsNoCache('cli-fc-shuffle', ['--shuffle']);
 });
 
 test('compare --shuffle with two models resumes identically after the first model stopped', {
   timeout: 900_000,
-  todo: 'bug: the models share one DecodedDataset whose shuffle pass counter the CNN advances, so the transfer model\'s order depends on whether the CNN trained in the same process',
 }, async () => {
   await withTempDir('cli-shuffle-resume', async (dir) => {
     const cacheDir = path.join(dir, 'cache');

@@ -21,9 +21,9 @@ async function petFixture(): Promise<string> {
   return dir;
 }
 
-async function collect(ds: { batches(): AsyncIterable<Batch> }): Promise<Batch[]> {
+async function collect(ds: { batches(options?: { pass?: number }): AsyncIterable<Batch> }, pass = 0): Promise<Batch[]> {
   const out: Batch[] = [];
-  for await (const b of ds.batches()) out.push(b);
+  for await (const b of ds.batches({ pass })) out.push(b);
   return out;
 }
 
@@ -100,7 +100,7 @@ test('seeded shuffle per pass: same examples, different order each pass, reprodu
   const opts = { dataDir: dir, imageSize: SIZE, batchSize: 3, cacheDir: path.join(dir, 'cache'), progress: false, shuffleSeed: 42, splits: ['train', 'train[:2]'] as [string, string] };
   const a = await openCatsVsDogs(opts);
   const pass1 = (await collect(a.train)).flatMap((b) => b.keys!);
-  const pass2 = (await collect(a.train)).flatMap((b) => b.keys!);
+  const pass2 = (await collect(a.train, 1)).flatMap((b) => b.keys!);
   assert.notDeepEqual(pass1, pass2);
   assert.deepEqual([...pass1].sort(), [...a.train.keys].sort());
   assert.notDeepEqual(pass1, a.train.keys);

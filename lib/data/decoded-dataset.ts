@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
-import type { Batch, Dataset } from './types.js';
+import type { Batch, BatchOptions, Dataset } from './types.js';
 import type { CacheManifest } from './decoded-cache.js';
-import { seededShuffle } from './prng.js';
+import { passOrder } from './prng.js';
 import type { SourceRef } from './source.js';
 
 export interface DecodedDatasetOptions {
@@ -9,7 +9,7 @@ export interface DecodedDatasetOptions {
   classNames: string[];
   /** source of each example, by key (for thumbnails and reports). */
   refs: ReadonlyMap<string, SourceRef>;
-  /** shuffle each pass with seed + pass number; undefined keeps the split order (as the experiment). */
+  /** shuffle each pass with (seed, pass number); undefined keeps the split order (as the experiment). */
   shuffleSeed?: number;
   /** batches read ahead while the consumer works on the current one. */
   prefetch?: number;
@@ -29,7 +29,6 @@ export class DecodedDataset implements Dataset {
   readonly labels: readonly number[];
   private readonly elementBytes: number;
   private readonly prefetch: number;
-  private passes = 0;
 
   constructor(
     readonly pixelsPath: string,
@@ -52,19 +51,12 @@ export class DecodedDataset implements Dataset {
     return this.opts.refs.get(key);
   }
 
-  batches(): AsyncIterable<Batch> {
-    const pass = this.passes++;
-    return { [Symbol.asyncIterator]: () => this.iterate(pass) };
+  batches(options: BatchOptions = {}): AsyncIterable<Batch> {
+    return { [Symbol.asyncIterator]: () => this.iterate(options) };
   }
 
-  private async *iterate(pass: number): AsyncGenerator<Batch> {
-    const order =
-      this.opts.shuffleSeed === undefined
-        ? undefined
-        : seededShuffle(
-            Array.from({ length: this.size }, (_, i) => i),
-            (this.opts.shuffleSeed + pass) >>> 0,
-          );
+  private async *iterate(options: BatchOptions): AsyncGenerator<Batch> {
+    const order = options.ordered ? undefined : passOrder(this.size, this.opts.shuffleSeed, options.pass ?? 0);
     const handle = await fs.open(this.pixelsPath, 'r');
     const inFlight: Promise<Batch>[] = [];
     let nextStart = 0;

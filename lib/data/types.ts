@@ -14,6 +14,11 @@ export interface Batch {
   keys?: string[];
 }
 
+export interface BatchOptions {
+  pass?: number;
+  ordered?: boolean;
+}
+
 export interface Dataset {
   /** examples in one pass (after removing images that failed to decode). */
   readonly size: number;
@@ -21,6 +26,10 @@ export interface Dataset {
   /** shape of one example, e.g. [300, 300, 3]. */
   readonly elementShape: number[];
   readonly classNames: string[];
-  /** one pass in order; the last batch may be smaller, as with tf.data `.batch(n)`. */
-  batches(): AsyncIterable<Batch>;
+  /**
+   * One pass; the last batch may be smaller, as with tf.data `.batch(n)`. A dataset that shuffles
+   * orders pass `pass` (default 0) by its seed and the pass number, so any pass can be replayed
+   * (resume) and two models see the same order; `ordered` asks for the split order.
+   */
+  batches(options?: BatchOptions): AsyncIterable<Batch>;
 }

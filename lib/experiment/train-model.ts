@@ -119,7 +119,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
       inputShape: model.inputShape, preprocessing: model.preprocessing, bf16: config.bf16, data: await datasetIdentity(d),
     });
     const cacheDir = resolveCacheDir(config.cacheDir);
-    train = (await cachedFeatures(model, data.train, { baseLayers, key: await keyFor(data.train), cacheDir, label: 'features (train)' })).dataset;
+    train = (await cachedFeatures(model, data.train, { baseLayers, key: await keyFor(data.train), cacheDir, label: 'features (train)', shuffleSeed: config.shuffleSeed })).dataset;
     validation = (await cachedFeatures(model, data.validation, { baseLayers, key: await keyFor(data.validation), cacheDir, label: 'features (validation)' })).dataset;
     fromLayer = baseLayers;
   }

@@ -5,6 +5,8 @@ import type { Batch, Dataset } from '../data/types.js';
 import type { Sequential } from '../models/sequential.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { ProgressBar } from '../util/progress-bar.js';
+import { passOrder } from '../data/prng.js';
+import type { BatchOptions } from '../data/types.js';
 
 /**
  * Features of a frozen base, computed once per image and kept on disk, so the head trains from
@@ -56,7 +58,7 @@ export class FeatureDataset implements Dataset {
   readonly keys: readonly string[];
   private readonly elementFloats: number;
 
-  constructor(readonly file: string, private readonly manifest: FeatureManifest, readonly batchSize: number) {
+  constructor(readonly file: string, private readonly manifest: FeatureManifest, readonly batchSize: number, private readonly shuffleSeed?: number) {
     this.size = manifest.count;
     this.elementShape = manifest.featureShape;
     this.classNames = manifest.classNames;
@@ -64,21 +66,29 @@ export class FeatureDataset implements Dataset {
     this.elementFloats = manifest.featureShape.reduce((a, b) => a * b, 1);
   }
 
-  batches(): AsyncIterable<Batch> {
-    return { [Symbol.asyncIterator]: () => this.iterate() };
+  /** Same order as the images' dataset: split order, or shuffled by (seed, pass) like DecodedDataset. */
+  batches(options: BatchOptions = {}): AsyncIterable<Batch> {
+    return { [Symbol.asyncIterator]: () => this.iterate(options) };
   }
 
-  private async *iterate(): AsyncGenerator<Batch> {
+  private async *iterate(options: BatchOptions): AsyncGenerator<Batch> {
+    const order = options.ordered ? undefined : passOrder(this.size, this.shuffleSeed, options.pass ?? 0);
+    const bytesPer = this.elementFloats * 4;
     const handle = await fs.open(this.file, 'r');
+    const readAt = async (target: Uint8Array, offset: number, length: number, position: number) => {
+      const { bytesRead } = await handle.read(target, offset, length, position);
+      if (bytesRead !== length) throw new Error(`feature cache ${this.file} ended early; delete its folder to rebuild it`);
+    };
     try {
       for (let start = 0; start < this.size; start += this.batchSize) {
         const n = Math.min(this.batchSize, this.size - start);
+        const indices = Array.from({ length: n }, (_, i) => order ? order[start + i] : start + i);
         const x = new Float32Array(n * this.elementFloats);
         const bytes = new Uint8Array(x.buffer);
-        const { bytesRead } = await handle.read(bytes, 0, bytes.length, start * this.elementFloats * 4);
-        if (bytesRead !== bytes.length) throw new Error(`feature cache ${this.file} ended early; delete its folder to rebuild it`);
-        const y = Float32Array.from(this.manifest.labels.slice(start, start + n));
-        yield { x, shape: [n, ...this.elementShape], y, keys: this.manifest.keys.slice(start, start + n) };
+        if (order) await Promise.all(indices.map((index, i) => readAt(bytes, i * bytesPer, bytesPer, index * bytesPer)));
+        else await readAt(bytes, 0, bytes.length, start * bytesPer);
+        const y = Float32Array.from(indices.map((i) => this.manifest.labels[i]));
+        yield { x, shape: [n, ...this.elementShape], y, keys: indices.map((i) => this.manifest.keys[i]) };
       }
     } finally {
       await handle.close();
@@ -93,6 +103,8 @@ export interface ExtractOptions {
   cacheDir: string;
   label?: string;
   progress?: boolean;
+  /** shuffle the features' passes like the images' dataset does (same seed, same order). */
+  shuffleSeed?: number;
   /** stop after this many examples (tests use it to simulate an interruption). */
   stopAfter?: number;
 }
@@ -111,7 +123,7 @@ export async function cachedFeatures(model: Sequential, data: Dataset, options: 
     const manifest = JSON.parse(await fs.readFile(manifestPath, 'utf8')) as FeatureManifest;
     const stat = await fs.stat(file);
     if (JSON.stringify(manifest.key) === JSON.stringify(options.key) && stat.size === manifest.count * elementBytes) {
-      return { dataset: new FeatureDataset(file, manifest, data.batchSize), computed: 0 };
+      return { dataset: new FeatureDataset(file, manifest, data.batchSize, options.shuffleSeed), computed: 0 };
     }
     await fs.rm(dir, { recursive: true, force: true }); // damaged or stale: rebuild
   }
@@ -132,7 +144,7 @@ export async function cachedFeatures(model: Sequential, data: Dataset, options: 
   try {
     await handle.truncate(done * elementBytes);
     let seen = 0;
-    for await (const batch of data.batches()) {
+    for await (const batch of data.batches({ ordered: true })) {
       const n = batch.shape[0];
       if (seen + n <= done) { seen += n; continue; }
       const skip = Math.max(0, done - seen);
@@ -162,5 +174,5 @@ export async function cachedFeatures(model: Sequential, data: Dataset, options: 
   await fs.rename(partial, file);
   await writeJsonAtomic(manifestPath, manifest);
   await fs.rm(progressPath, { force: true });
-  return { dataset: new FeatureDataset(file, manifest, data.batchSize), computed };
+  return { dataset: new FeatureDataset(file, manifest, data.batchSize, options.shuffleSeed), computed };
 }

@@ -96,15 +96,15 @@ export async function evaluate(model: Sequential, data: Dataset, options: { from
  * resumed run sees the same batches (stream windows, shuffle passes) as one that never stopped.
  */
 async function advanceStreams(
-  data: Dataset, trainStream: RepeatingStream | undefined, steps: number | undefined,
+  trainStream: RepeatingStream | undefined, steps: number | undefined,
   validData: Dataset | undefined, validStream: RepeatingStream | undefined, validationSteps: number | undefined, epochs: number,
 ): Promise<void> {
-  const advance = async (dataset: Dataset, stream: RepeatingStream | undefined, n: number | undefined) => {
+  // One pass per epoch needs nothing: epoch e reads pass e.
+  const advance = async (stream: RepeatingStream | undefined, n: number | undefined) => {
     if (stream && n !== undefined) for (let i = 0; i < epochs * n; i++) await stream.next();
-    else for (let i = 0; i < epochs; i++) dataset.batches(); // one pass per epoch: only the pass counter moves
   };
-  await advance(data, trainStream, steps);
-  if (validData) await advance(validData, validStream, validationSteps);
+  await advance(trainStream, steps);
+  if (validData) await advance(validStream, validationSteps);
 }
 
 /** Keras `model.fit`: trains for `epochs`, validating after each, and returns the History. */
@@ -127,13 +127,13 @@ export async function fit(model: Sequential, data: Dataset, options: FitOptions 
   const validStream = validData && options.validationSteps !== undefined ? new RepeatingStream(validData) : undefined;
   model.stopTraining = false;
   try {
-    if (initialEpoch > 0) await advanceStreams(data, trainStream, options.stepsPerEpoch, validData, validStream, options.validationSteps, initialEpoch);
+    if (initialEpoch > 0) await advanceStreams(trainStream, options.stepsPerEpoch, validData, validStream, options.validationSteps, initialEpoch);
     for (const cb of callbacks) await cb.onTrainBegin?.({ epochs, initialEpoch });
     for (let epoch = initialEpoch; epoch < epochs && !model.stopTraining; epoch++) {
       for (const cb of callbacks) await cb.onEpochBegin?.(epoch);
       const meter = new Meter();
       let step = 0;
-      for await (const batch of takeBatches(data, trainStream, options.stepsPerEpoch)) {
+      for await (const batch of takeBatches(data, trainStream, options.stepsPerEpoch, epoch)) {
         model.checkInput(batch.shape, fromLayer);
         const r = await model.engine.trainStep(batch.x, batch.shape, batch.y, entry);
         if (!Number.isFinite(r.loss)) {

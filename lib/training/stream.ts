@@ -7,12 +7,13 @@ import type { Batch, Dataset } from '../data/types.js';
  */
 export class RepeatingStream {
   private iterator?: AsyncIterator<Batch>;
+  private pass = 0;
 
   constructor(private readonly dataset: Dataset) {}
 
   async next(): Promise<Batch> {
     for (let attempt = 0; attempt < 2; attempt++) {
-      this.iterator ??= this.dataset.batches()[Symbol.asyncIterator]();
+      this.iterator ??= this.dataset.batches({ pass: this.pass++ })[Symbol.asyncIterator]();
       const { value, done } = await this.iterator.next();
       if (!done) return value;
       this.iterator = undefined;
@@ -26,11 +27,11 @@ export class RepeatingStream {
   }
 }
 
-/** `steps` batches from a stream, or one whole pass of the dataset when `steps` is undefined. */
-export async function* takeBatches(dataset: Dataset, stream: RepeatingStream | undefined, steps: number | undefined): AsyncGenerator<Batch> {
+/** `steps` batches from a stream, or pass number `pass` of the dataset when `steps` is undefined. */
+export async function* takeBatches(dataset: Dataset, stream: RepeatingStream | undefined, steps: number | undefined, pass = 0): AsyncGenerator<Batch> {
   if (stream && steps !== undefined) {
     for (let i = 0; i < steps; i++) yield await stream.next();
     return;
   }
-  yield* dataset.batches();
+  yield* dataset.batches({ pass });
 }
