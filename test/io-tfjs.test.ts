@@ -1,3 +1,6 @@
+import * as tf from '@tensorflow/tfjs-layers';
+import type * as tfcore from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
@@ -241,14 +244,9 @@ test('Keras HDF5 weights (official names) export under TF.js names and read back
   });
 });
 
-// ---- optional: TF.js itself (not a dependency; runs where @tensorflow/tfjs is installed) ----
+// ---- TF.js itself (dev dependency): the exported format is what tf.loadLayersModel reads ----
 
-const tfModule = '@tensorflow/tfjs';
-const tf = (await import(tfModule).catch(() => undefined)) as
-  | { loadLayersModel(handler: unknown): Promise<{ getWeights(): { name: string; dataSync(): Float32Array }[] }> }
-  | undefined;
-
-test('tf.loadLayersModel accepts what writeTfjsLayersModel writes', { skip: tf ? false : '@tensorflow/tfjs is not installed' }, async () => {
+test('tf.loadLayersModel accepts what writeTfjsLayersModel writes', async () => {
   await withTempDir(async (dir) => {
     const model = smallModel();
     const { modelJsonPath } = await writeTfjsLayersModel(dir, model, { shardBytes: 100 });
@@ -256,8 +254,8 @@ test('tf.loadLayersModel accepts what writeTfjsLayersModel writes', { skip: tf ?
     const shards = await Promise.all(json.weightsManifest[0]!.paths.map((p) => readFile(path.join(dir, p))));
     const weightData = new Uint8Array(Buffer.concat(shards)).buffer;
     // Pure-JS TF.js has no file:// handler; hand it the same artifacts a file loader would.
-    const loaded = await tf!.loadLayersModel({
-      load: async () => ({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0]!.weights, weightData, format: json.format }),
+    const loaded = await tf.loadLayersModel({
+      load: async () => ({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0]!.weights as tfcore.io.WeightsManifestEntry[], weightData, format: json.format }),
     });
     const values = loaded.getWeights().map((w) => Array.from(w.dataSync()));
     assert.deepEqual(values, model.weights.flatMap((l) => l.weights.map((w) => Array.from(w.data))));
