@@ -112,7 +112,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   let train: Dataset = data.train;
   let validation: Dataset = data.validation;
   let fromLayer = 0;
-  if (baseLayers > 0 && config.featureCache) {
+  if (baseLayers > 0 && config.featureCache && state.completedEpochs < config.epochs) {
     const weightsId = hashWeights(model.getWeights().filter((l) => model.layerIndex(l.layerName) < baseLayers));
     const keyFor = async (d: Dataset) => ({
       weightsId, outputLayer: model.layers[baseLayers - 1].config.config.name,
