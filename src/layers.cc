@@ -1,5 +1,4 @@
 #include "layers.h"
-#include "pooling.h"
 
 #include <cmath>
 #include <sstream>
@@ -204,9 +203,10 @@ torch::Tensor toKeras(const Layer& layer, size_t i, const torch::Tensor& p) {
 torch::Tensor fromKeras(const Layer& layer, size_t i, const torch::Tensor& k) {
   if (layer.kind == Kind::Conv2D && i == 0) {
     if (layer.depthwise) {
-      return k.permute({2, 3, 0, 1}).reshape({layer.filters, 1, layer.kernel[0], layer.kernel[1]}).contiguous();
+      return k.permute({2, 3, 0, 1}).reshape({layer.filters, 1, layer.kernel[0], layer.kernel[1]}).contiguous(at::MemoryFormat::ChannelsLast);
     }
-    return k.permute({3, 2, 0, 1}).contiguous();  // HWIO -> OIHW
+    // HWIO -> OIHW, stored channels-last like the activations, so convolutions need no reorder copy
+    return k.permute({3, 2, 0, 1}).contiguous(at::MemoryFormat::ChannelsLast);
   }
   return k.contiguous();
 }
@@ -230,7 +230,7 @@ torch::Tensor forwardLayer(const Layer& L, const torch::Tensor& x, bool training
     }
     case Kind::MaxPool: {
       torch::Tensor input = padIfNeeded(x, L.pad, -std::numeric_limits<double>::infinity());
-      return maxPool2d(input, L.pool, L.strides);
+      return torch::max_pool2d(input, L.pool, L.strides);
     }
     case Kind::AvgPool: {
       // Keras averages over valid pixels only at the border ('same'): count_include_pad = false.

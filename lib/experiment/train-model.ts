@@ -131,7 +131,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
     filepath: path.join(dir, 'best'), monitor: 'val_loss', saveBestOnly: true,
     save: (m) => saveModel(m, path.join(dir, 'best'), saveOptions),
   });
-  checkpoint.best = state.best.val_loss;
+  checkpoint.best = state.best.val_loss ?? Infinity; // JSON stores the initial Infinity as null
   checkpoint.bestEpoch = state.best.epoch;
   const history: Record<string, number[]> = structuredClone(state.history);
   const stateSaver: Callback = {
