@@ -371,34 +371,22 @@ Napi::Object stepToJs(Napi::Env env, const StepResult& r) {
   return out;
 }
 
-}  // namespace
-
 // Argument and busy errors reject the returned promise, like every other failure of these calls.
-static Napi::Value rejected(const Napi::Error& error) {
+Napi::Value rejected(const Napi::Error& error) {
   auto deferred = Napi::Promise::Deferred::New(error.Env());
   deferred.Reject(error.Value());
   return deferred.Promise();
 }
 
-Napi::Value Model::TrainStep(const Napi::CallbackInfo& info) {
-  try {
-    return StartTrainStep(info);
-  } catch (const Napi::Error& e) {
-    return rejected(e);
-  }
-}
+}  // namespace
 
-Napi::Value Model::Evaluate(const Napi::CallbackInfo& info) {
-  try {
-    return StartEvaluate(info);
-  } catch (const Napi::Error& e) {
-    return rejected(e);
-  }
-}
+Napi::Value Model::TrainStep(const Napi::CallbackInfo& info) { return orReject(info, &Model::StartTrainStep); }
+Napi::Value Model::Evaluate(const Napi::CallbackInfo& info) { return orReject(info, &Model::StartEvaluate); }
+Napi::Value Model::Predict(const Napi::CallbackInfo& info) { return orReject(info, &Model::StartPredict); }
 
-Napi::Value Model::Predict(const Napi::CallbackInfo& info) {
+Napi::Value Model::orReject(const Napi::CallbackInfo& info, Napi::Value (Model::*start)(const Napi::CallbackInfo&)) {
   try {
-    return StartPredict(info);
+    return (this->*start)(info);
   } catch (const Napi::Error& e) {
     return rejected(e);
   }

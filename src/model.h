@@ -49,6 +49,7 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value StartTrainStep(const Napi::CallbackInfo& info);
   Napi::Value StartEvaluate(const Napi::CallbackInfo& info);
   Napi::Value StartPredict(const Napi::CallbackInfo& info);
+  Napi::Value orReject(const Napi::CallbackInfo& info, Napi::Value (Model::*start)(const Napi::CallbackInfo&));
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info);
   void SetOptimizerState(const Napi::CallbackInfo& info);
 
