@@ -25,12 +25,17 @@ test('experiment CNN at 300x300: 298→149→147→73→71→35→33→16→14�
   assert.match(text, /^Total params: 3,367,649$/m);
   assert.match(text, /^Trainable params: 3,367,649$/m);
   assert.match(text, /^Non-trainable params: 0$/m);
-  // Keras columns: output shape from character 29, parameter count from 55
-  const row = text.split('\n').find((l) => l.includes('(None, 298, 298, 32)'));
+  // Keras columns (widened for long names, never wrapped): every row lines up under the header
+  const lines = text.split('\n');
+  const header = lines.find((l) => l.includes('Layer (type)'))!;
+  const row = lines.find((l) => l.includes('(None, 298, 298, 32)'));
   assert.ok(row, 'a row for the first conv');
   assert.match(row, /conv2d \(Conv2D\)/);
-  assert.equal(row.indexOf('(None, 298, 298, 32)'), 29);
-  assert.equal(row.indexOf('896'), 55);
+  assert.equal(row.indexOf('(None, 298, 298, 32)'), header.indexOf('Output Shape'));
+  assert.equal(row.indexOf('896'), header.indexOf('Param #'));
+  const longRow = lines.find((l) => l.includes('max_pooling2d_1 (MaxPooling2D)'))!;
+  assert.equal(longRow.indexOf('(None, 73, 73, 32)'), header.indexOf('Output Shape'));
+  assert.ok(header.indexOf('Output Shape') >= 29, 'at least Keras\'s first column width');
   assert.ok(text.indexOf('dense_2 (Dense)') > text.indexOf('dense_1 (Dense)'), 'Keras default names, in order');
 
   // the engine holds exactly those weights, in Keras layout

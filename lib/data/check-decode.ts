@@ -1,7 +1,7 @@
 import os from 'node:os';
 import { decodeImage, DecodeError } from './decode.js';
 import { mapPool } from './pool.js';
-import { createProgress } from './progress.js';
+import { ProgressBar } from '../util/progress-bar.js';
 import { describeSourceRef, type ImageSource } from './source.js';
 
 /**
@@ -14,7 +14,7 @@ export async function checkDecode(
   opts: { progress?: boolean; size?: number } = {},
 ): Promise<{ path: string; reason: string }[]> {
   const size = opts.size ?? 32;
-  const progress = createProgress('checking decode', names.length, { enabled: opts.progress });
+  const progress = opts.progress === false || names.length === 0 ? undefined : new ProgressBar({ label: 'checking decode', total: names.length, itemName: 'images' });
   const results = await mapPool(names, Math.max(2, os.availableParallelism()), async (name) => {
     try {
       await decodeImage(await source.readAll(name), size, size);
@@ -23,9 +23,9 @@ export async function checkDecode(
       const reason = error instanceof DecodeError ? error.reason : `cannot read: ${(error as Error).message}`;
       return { path: describeSourceRef(source.ref(name)), reason };
     } finally {
-      progress.tick();
+      progress?.tick();
     }
   });
-  progress.done();
+  progress?.finish();
   return results.filter((r): r is { path: string; reason: string } => r !== undefined);
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { temporarySibling, writeJsonAtomic } from '../util/atomic.js';
 import { decodeImage, DecodeError } from './decode.js';
 import { mapPool } from './pool.js';
-import { createProgress } from './progress.js';
+import { ProgressBar } from '../util/progress-bar.js';
 import { describeSourceRef, type ImageSource } from './source.js';
 
 /**
@@ -135,9 +135,8 @@ async function buildPixels(req: CacheRequest, pixelsPath: string, identity: stri
   const labels: number[] = [];
   const failures: DecodeFailure[] = [];
   let bytes = 0;
-  const progress = createProgress(`decoding ${req.datasetName} ${req.splitLabel} to ${req.height}x${req.width}`, req.items.length, {
-    enabled: req.progress,
-  });
+  const progress = req.progress === false || req.items.length === 0 ? undefined
+    : new ProgressBar({ label: `decoding ${req.datasetName} ${req.splitLabel} to ${req.height}x${req.width}`, total: req.items.length, itemName: 'images' });
   const concurrency = req.concurrency ?? Math.max(2, os.availableParallelism());
   const decodeOne = async (item: CacheItem): Promise<Uint8Array | DecodeFailure> => {
     try {
@@ -169,7 +168,7 @@ async function buildPixels(req: CacheRequest, pixelsPath: string, identity: stri
       } else {
         failures.push(result);
       }
-      progress.tick();
+      progress?.tick();
     }
     await handle.sync();
     await handle.close();
@@ -178,7 +177,7 @@ async function buildPixels(req: CacheRequest, pixelsPath: string, identity: stri
     await fs.rm(tmp, { force: true });
     throw error;
   }
-  progress.done();
+  progress?.finish();
   await fs.rename(tmp, pixelsPath);
   return {
     format: CACHE_FORMAT,

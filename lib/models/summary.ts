@@ -26,14 +26,17 @@ const thousands = (n: number): string => n.toLocaleString('en-US');
 
 /** Keras's `model.summary()` table: layer (type), output shape, parameter count, then totals. */
 export function formatSummary(modelName: string, layers: ResolvedLayer[]): string {
-  const width = [29, 26, 10];
-  const cell = (text: string, w: number) => (text.length >= w ? text + ' ' : text.padEnd(w));
-  const rule = (ch: string) => ch.repeat(65);
+  // Keras's 65-column layout, with the first columns widened (not wrapped) for long names.
+  const names = layers.map((l) => `${l.config.config.name} (${l.config.class_name})`);
+  const shapes = layers.map((l) => `(None, ${l.outputShape.join(', ')})`);
+  const width = [Math.max(29, ...names.map((n) => n.length + 2)), Math.max(26, ...shapes.map((t) => t.length + 2)), 10];
+  const cell = (text: string, w: number) => text.padEnd(w);
+  const total = Math.max(65, width[0] + width[1] + width[2]);
+  const rule = (ch: string) => ch.repeat(total);
   const lines = [`Model: "${modelName}"`, rule('_'), ' ' + cell('Layer (type)', width[0] - 1) + cell('Output Shape', width[1]) + 'Param #', rule('=')];
   layers.forEach((layer, i) => {
-    const shape = `(None, ${layer.outputShape.join(', ')})`;
     const params = layer.weights.reduce((a, w) => a + count(w.shape), 0);
-    lines.push(' ' + cell(`${layer.config.config.name} (${layer.config.class_name})`, width[0] - 1) + cell(shape, width[1]) + String(params));
+    lines.push(' ' + cell(names[i], width[0] - 1) + cell(shapes[i], width[1]) + String(params));
     if (i < layers.length - 1) lines.push('');
   });
   const totals = countParams(layers);
