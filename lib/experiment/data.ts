@@ -27,7 +27,12 @@ export async function openExperimentData(config: CompareConfig): Promise<OpenedD
           `--image-folder, or allow the download (the archive goes to ${artifactPath('cats_vs_dogs', config.cacheDir)}).`,
       );
     }
-    archive = await fetchArtifact('cats_vs_dogs', { cacheDir: config.cacheDir });
+    try {
+      archive = await fetchArtifact('cats_vs_dogs', { cacheDir: config.cacheDir });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new Error(`${message}\nOr give the data you have: --data-dir PATH (extracted PetImages), --archive PATH (the zip) or --image-folder PATH.`, { cause: error });
+    }
   }
   const opened = await openCatsVsDogs({ archive, ...common });
   return { ...opened, datasetName: 'cats_vs_dogs', source: archive };
