@@ -55,6 +55,13 @@ async function timeIt(warmup: number, steps: number, fn: (i: number) => Promise<
   return { total: each.reduce((a, b) => a + b, 0), each };
 }
 
+/** Median step time: one step disturbed by another process on a shared machine does not move it. */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** The experiment's CNN: adam + binary crossentropy, trainStep on synthetic uint8 batches. */
 export async function benchCnnTrain(sizes: BenchSizes): Promise<Record<string, unknown>> {
   const model = experimentCnn([SIZE, SIZE, 3], { seed: 1 });
@@ -66,7 +73,7 @@ export async function benchCnnTrain(sizes: BenchSizes): Promise<Record<string, u
   let loss = NaN;
   const t = await timeIt(sizes.cnnWarmup, sizes.cnnSteps, async () => { loss = (await model.engine.trainStep(x, shape, y, 0)).loss; }, `cnn train step (batch ${b})`);
   return {
-    imgPerSec: (sizes.cnnSteps * b) / t.total,
+    imgPerSec: b / median(t.each),
     bestStepImgPerSec: b / Math.min(...t.each),
     stepSeconds: t.each,
     batch: b,
@@ -124,11 +131,11 @@ export async function benchVgg16Features(sizes: BenchSizes, opts: { bf16: boolea
   const { x, source } = await realBatch(b);
   let fp32: Float32Array | undefined;
   const tf = await timeIt(sizes.vggWarmup, sizes.vggBatches, async () => { fp32 = (await model.predict(x, shape)).output; }, `vgg16 fp32 predict (batch ${b})`);
-  const out: Record<string, unknown> = { fp32ImgPerSec: (sizes.vggBatches * b) / tf.total, fp32BatchSeconds: tf.each, batch: b, inputs: source, weights };
+  const out: Record<string, unknown> = { fp32ImgPerSec: b / median(tf.each), fp32BatchSeconds: tf.each, batch: b, inputs: source, weights };
   if (opts.bf16) {
     let bf16: Float32Array | undefined;
     const tb = await timeIt(sizes.vggWarmup, sizes.vggBatches, async () => { bf16 = (await model.predict(x, shape, { bf16: true })).output; }, `vgg16 bf16 predict (batch ${b})`);
-    out.bf16ImgPerSec = (sizes.vggBatches * b) / tb.total;
+    out.bf16ImgPerSec = b / median(tb.each);
     out.bf16BatchSeconds = tb.each;
     out.bf16RelativeError = relativeError(bf16!, fp32!);
   }

@@ -5,7 +5,7 @@ timed call. Random weights: speed does not depend on their values. Prints one JS
 Run with MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large> so allocations stay in the process.
 
 usage: pytorch_vgg16.py [size=300] [batch=16] [batches=3] [threads=all] [warmup=1] [bf16=0|1]"""
-import json, sys, time, resource
+import json, statistics, sys, time, resource
 import torch
 import torch.nn as nn
 
@@ -50,7 +50,7 @@ def main():
             run(use_bf16)
             each.append(time.perf_counter() - t)
             print(f"  pytorch vgg16 {label} {i + 1}/{batches}: {each[-1]:.2f} s", file=sys.stderr, flush=True)
-        return batches * batch / sum(each), each
+        return batch / statistics.median(each), each  # median: robust to a disturbed batch on a shared machine
 
     fp32, fp32_each = measure(False, "fp32")
     out = {"fp32ImgPerSec": fp32, "fp32BatchSeconds": fp32_each, "torch": torch.__version__,

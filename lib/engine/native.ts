@@ -61,7 +61,11 @@ export interface NativeModel {
 
 export interface NativeBinding {
   NativeModel: new (layers: EngineLayerSpec[], options: { seed?: number }) => NativeModel;
-  info(): { torchVersion: string; threads: number; parallelInfo: string; mkldnn: boolean; cuda: boolean };
+  info(): {
+    torchVersion: string; threads: number; parallelInfo: string; mkldnn: boolean; cuda: boolean;
+    /** the caching CPU allocator: bytes kept for reuse, and large allocations served from / not from the cache */
+    allocatorCachedBytes: number; allocatorHits: number; allocatorMisses: number;
+  };
   setThreads(threads: number): void;
   manualSeed(seed: number): void;
 }
