@@ -6,7 +6,7 @@ import type { ModelRunSummary } from '../reports/types.js';
 import { Sequential } from '../models/sequential.js';
 import { cnnForClasses, defaultHeadLayers } from '../models/zoo.js';
 import { hashWeights, loadTfjsBackbone, loadVgg16Backbone, type Backbone } from '../models/backbones.js';
-import { saveModel, restoreCheckpoint } from '../models/persistence.js';
+import { saveModel, restoreCheckpoint, recoverInterruptedSave } from '../models/persistence.js';
 import { ModelCheckpoint, type Callback } from '../training/callbacks.js';
 import { cachedFeatures, datasetIdentity } from '../training/feature-cache.js';
 import type { Logs } from '../training/history.js';
@@ -102,6 +102,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
 
   let state: ResumeState = { completedEpochs: 0, history: {}, epochSeconds: [], stepSeconds: [], best: { epoch: -1, val_loss: Infinity } };
   const lastDir = path.join(dir, 'last');
+  if (ctx.resume) await recoverInterruptedSave(lastDir);
   if (ctx.resume && existsSync(path.join(lastDir, 'model.json'))) {
     const metadata = await restoreCheckpoint(model, lastDir);
     state = metadata?.extra?.resume as ResumeState;

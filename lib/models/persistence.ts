@@ -71,7 +71,10 @@ async function readOptimizerState(dir: string): Promise<OptimizerState | undefin
 export async function saveModel(model: Sequential, dir: string, options: SaveOptions = {}): Promise<void> {
   const target = path.resolve(dir);
   const staging = `${target}.saving-${process.pid}`;
-  await fs.rm(staging, { recursive: true, force: true });
+  // half-written saves of killed processes are never read; clear them with our own
+  const parent = path.dirname(target);
+  const stale = existsSync(parent) ? (await fs.readdir(parent)).filter((n) => n.startsWith(`${path.basename(target)}.saving-`)) : [];
+  for (const name of stale) await fs.rm(path.join(parent, name), { recursive: true, force: true });
   await fs.mkdir(staging, { recursive: true });
   const config = model.toConfig();
   await writeTfjsLayersModel(staging, { name: model.name, layers: config.config.layers, inputShape: model.inputShape, weights: model.getWeights() });
@@ -89,6 +92,19 @@ export async function saveModel(model: Sequential, dir: string, options: SaveOpt
   if (hadPrevious) await fs.rm(previous, { recursive: true, force: true });
 }
 
+/**
+ * A save killed between its two renames leaves the previous complete copy as
+ * `<dir>.previous-<pid>` and nothing at `<dir>`: put it back, so the last good save is found.
+ */
+export async function recoverInterruptedSave(dir: string): Promise<void> {
+  const target = path.resolve(dir);
+  if (existsSync(target)) return;
+  const parent = path.dirname(target);
+  const prefix = `${path.basename(target)}.previous-`;
+  const leftovers = existsSync(parent) ? (await fs.readdir(parent)).filter((name) => name.startsWith(prefix)) : [];
+  if (leftovers.length > 0) await fs.rename(path.join(parent, leftovers[0]), target);
+}
+
 export interface LoadedModel {
   model: Sequential;
   metadata?: ModelMetadata;
@@ -99,6 +115,7 @@ export interface LoadedModel {
  * restoring weights, compile settings and optimizer state.
  */
 export async function loadModel(dir: string, options: { preprocessing?: Preprocessing } = {}): Promise<LoadedModel> {
+  if (!dir.endsWith('.json')) await recoverInterruptedSave(dir);
   const modelJson = dir.endsWith('.json') ? dir : path.join(dir, 'model.json');
   const root = path.dirname(modelJson);
   if (!existsSync(modelJson)) throw new Error(`no saved model at ${root}: ${modelJson} does not exist`);
