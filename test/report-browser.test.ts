@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
-import { exampleRunSummary } from '../lib/reports/example-summary.js';
+import { exampleRunSummary } from './helpers/example-summary.js';
 import { writeRunReport } from '../lib/reports/write-report.js';
 
 const CHROMIUM = '/usr/bin/chromium';

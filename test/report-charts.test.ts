@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import sharp, { type Region } from 'sharp';
 import { buildReportCharts, comparisonSpec, renderSvg, seriesPoints, svgToPng, trainingSpec } from '../lib/reports/charts.js';
-import { exampleRunSummary } from '../lib/reports/example-summary.js';
+import { exampleRunSummary } from './helpers/example-summary.js';
 import { ChartFontNotFoundError, findChartFontFiles } from '../lib/reports/fonts.js';
 import type { ModelRunSummary, RunSummary } from '../lib/reports/types.js';
 

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildReportCharts } from '../lib/reports/charts.js';
-import { exampleRunSummary } from '../lib/reports/example-summary.js';
+import { exampleRunSummary } from './helpers/example-summary.js';
 import { renderReportHtml } from '../lib/reports/html.js';
 import type { RunSummary } from '../lib/reports/types.js';
 

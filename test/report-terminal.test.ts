@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { exampleRunSummary } from '../lib/reports/example-summary.js';
+import { exampleRunSummary } from './helpers/example-summary.js';
 import { formatResultsTable } from '../lib/reports/terminal.js';
 
 test('results table: aligned columns with best (epoch), final and times', () => {

@@ -4,7 +4,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { reportCommand } from '../lib/cli/commands/report.js';
-import { exampleRunSummary } from '../lib/reports/example-summary.js';
+import { exampleRunSummary } from './helpers/example-summary.js';
 import { InvalidSummaryError, parseRunSummary } from '../lib/reports/validate.js';
 import { writeRunReport } from '../lib/reports/write-report.js';
 

@@ -1,4 +1,4 @@
-import type { EpochHistory, ModelRunSummary, RunSummary } from './types.js';
+import type { EpochHistory, ModelRunSummary, RunSummary } from '../../lib/reports/types.js';
 
 /**
  * A plausible, entirely synthetic RunSummary shaped like the reproduced experiment (CNN overfits
