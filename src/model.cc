@@ -1,6 +1,5 @@
 #include "model.h"
 
-#include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 
 #include <cmath>
@@ -102,6 +101,11 @@ Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
   }
 }
 
+// Calls that read or change the model's tensors must not overlap a step running on another thread.
+void Model::ensureIdle(Napi::Env env, const char* what) const {
+  if (busy_.load()) throw Napi::Error::New(env, std::string("the model is busy: await the running trainStep/evaluate/predict before ") + what);
+}
+
 void Model::acquire(Napi::Env env) {
   bool expected = false;
   if (!busy_.compare_exchange_strong(expected, true)) {
@@ -119,6 +123,7 @@ size_t Model::layerIndex(const Napi::CallbackInfo& info, size_t arg) const {
 }
 
 Napi::Value Model::GetWeights(const Napi::CallbackInfo& info) {
+  ensureIdle(info.Env(), "getWeights");
   size_t i = layerIndex(info, 0);
   if (i == layers_.size()) throw Napi::RangeError::New(info.Env(), "no layer at index " + std::to_string(i));
   const Layer& layer = layers_[i];
@@ -132,7 +137,7 @@ void Model::SetWeights(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t i = layerIndex(info, 0);
   if (i == layers_.size()) throw Napi::RangeError::New(env, "no layer at index " + std::to_string(i));
-  if (busy_.load()) throw Napi::Error::New(env, "the model is busy: weights cannot change during a step");
+  ensureIdle(env, "setWeights");
   Layer& layer = layers_[i];
   Napi::Array values = info[1].As<Napi::Array>();
   if (values.Length() != layer.params.size()) {
@@ -152,6 +157,7 @@ void Model::SetWeights(const Napi::CallbackInfo& info) {
 }
 
 void Model::SetTrainable(const Napi::CallbackInfo& info) {
+  ensureIdle(info.Env(), "setTrainable");
   size_t i = layerIndex(info, 0);
   if (i == layers_.size()) throw Napi::RangeError::New(info.Env(), "no layer at index " + std::to_string(i));
   layers_[i].trainable = info[1].ToBoolean().Value();
@@ -159,6 +165,7 @@ void Model::SetTrainable(const Napi::CallbackInfo& info) {
 }
 
 void Model::Compile(const Napi::CallbackInfo& info) {
+  ensureIdle(info.Env(), "compile");
   Napi::Object options = info[0].As<Napi::Object>();
   try {
     loss_ = parseLoss(options.Get("loss").ToString().Utf8Value());
@@ -440,6 +447,7 @@ Napi::Value Model::StartPredict(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Model::GetOptimizerState(const Napi::CallbackInfo& info) {
+  ensureIdle(info.Env(), "getOptimizerState");
   Napi::Env env = info.Env();
   Napi::Object state = Napi::Object::New(env);
   state.Set("iterations", static_cast<double>(iterations_));
@@ -458,6 +466,7 @@ Napi::Value Model::GetOptimizerState(const Napi::CallbackInfo& info) {
 }
 
 void Model::SetOptimizerState(const Napi::CallbackInfo& info) {
+  ensureIdle(info.Env(), "setOptimizerState");
   Napi::Env env = info.Env();
   Napi::Object state = info[0].As<Napi::Object>();
   try {

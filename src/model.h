@@ -54,6 +54,7 @@ class Model : public Napi::ObjectWrap<Model> {
   void SetOptimizerState(const Napi::CallbackInfo& info);
 
   void acquire(Napi::Env env);
+  void ensureIdle(Napi::Env env, const char* what) const;
   size_t layerIndex(const Napi::CallbackInfo& info, size_t arg) const;
   torch::Tensor forward(const torch::Tensor& x, size_t from, size_t to, bool training, bool logits);
   bool outputIsLogitsFor(Loss loss) const;

@@ -240,3 +240,15 @@ test('the real addon loads (the build is in place for the other engine tests)', 
   assert.equal(r.status, 0, r.message);
   assert.match(r.message, /LOADED/);
 });
+
+test('while a step runs, calls that read or change the model are refused instead of racing it', async () => {
+  const m = experimentCnn([96, 96, 3], { seed: 1 });
+  m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
+  const running = m.engine.trainStep(new Uint8Array(8 * 96 * 96 * 3), [8, 96, 96, 3], new Float32Array(8), 0);
+  assert.throws(() => m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' }), /busy.*before compile/);
+  assert.throws(() => m.getLayerWeights(0), /busy.*before getWeights/);
+  assert.throws(() => m.setTrainable(0, false), /busy.*before setTrainable/);
+  assert.throws(() => m.engine.getOptimizerState(), /busy.*before getOptimizerState/);
+  await running;
+  assert.equal(m.getLayerWeights(0).length, 2, 'free again once the step is done');
+});

@@ -111,9 +111,9 @@ export class Sequential {
   setTrainable(layer: number | string, trainable: boolean): void {
     const i = typeof layer === 'number' ? layer : this.layerIndex(layer);
     const r = this.resolved[i];
+    if (r.spec) this.engineModel?.setTrainable(this.engineIndex(i), trainable); // first: it refuses while a step runs
     r.config = { class_name: r.config.class_name, config: { ...r.config.config, trainable } };
     if (r.spec) r.spec = { ...r.spec, trainable };
-    this.engineModel?.setTrainable(this.engineIndex(i), trainable);
   }
 
   compile(options: CompileOptions): void {
