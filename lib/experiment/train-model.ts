@@ -5,7 +5,7 @@ import type { OpenedDatasets } from '../data/index.js';
 import type { ModelRunSummary } from '../reports/types.js';
 import { Sequential } from '../models/sequential.js';
 import { cnnForClasses, defaultHeadLayers } from '../models/zoo.js';
-import { hashWeights, loadTfjsBackbone, loadVgg16Backbone, type Backbone } from '../models/backbones.js';
+import { loadTfjsBackbone, loadVgg16Backbone, type Backbone } from '../models/backbones.js';
 import { saveModel, restoreCheckpoint, recoverInterruptedSave } from '../models/persistence.js';
 import { ModelCheckpoint, type Callback } from '../training/callbacks.js';
 import { cachedFeatures, datasetIdentity } from '../training/feature-cache.js';
@@ -93,7 +93,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const { config, data, kind } = ctx;
   const dir = path.join(ctx.runDir, kind);
   const classNames = data.train.classNames;
-  const { model, baseLayers } = await buildModel(kind, config, classNames.length);
+  const { model, baseLayers, backbone } = await buildModel(kind, config, classNames.length);
   const loss = classNames.length > 2 ? 'categoricalCrossentropy' : 'binaryCrossentropy';
   model.compile({ optimizer: { adam: { learningRate: config.learningRate } }, loss, metrics: ['accuracy'] });
   const summaryText = model.summary(false);
@@ -113,10 +113,10 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   let train: Dataset = data.train;
   let validation: Dataset = data.validation;
   let fromLayer = 0;
-  if (baseLayers > 0 && config.featureCache && state.completedEpochs < config.epochs) {
-    const weightsId = hashWeights(model.getWeights().filter((l) => model.layerIndex(l.layerName) < baseLayers));
+  if (backbone && config.featureCache && state.completedEpochs < config.epochs) {
+    // the base is frozen until fine-tuning, so its weights are the backbone's as loaded
     const keyFor = async (d: Dataset) => ({
-      weightsId, outputLayer: model.layers[baseLayers - 1].config.config.name,
+      weightsId: backbone.weightsId, outputLayer: model.layers[baseLayers - 1].config.config.name,
       inputShape: model.inputShape, preprocessing: model.preprocessing, bf16: config.bf16, data: await datasetIdentity(d),
     });
     const cacheDir = resolveCacheDir(config.cacheDir);
@@ -130,7 +130,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const saveOptions = { classNames, baseLayers };
   const checkpoint = new ModelCheckpoint({
     filepath: path.join(dir, 'best'), monitor: 'val_loss', saveBestOnly: true,
-    save: (m) => saveModel(m, path.join(dir, 'best'), saveOptions),
+    save: (m, target) => saveModel(m, target, saveOptions),
   });
   checkpoint.best = state.best.val_loss ?? Infinity; // JSON stores the initial Infinity as null
   checkpoint.bestEpoch = state.best.epoch;

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../../models/persistence.js';
 import { decodeImageFile } from '../../data/index.js';
@@ -31,8 +33,6 @@ export async function predictCommand(argv: string[]): Promise<number> {
     console.error(`transferlab predict: give --model and at least one image\n\n${HELP}`);
     return 2;
   }
-  const { existsSync } = await import('node:fs');
-  const path = await import('node:path');
   const dir = existsSync(path.join(values.model, 'best', 'model.json')) ? path.join(values.model, 'best') : values.model;
   const { model, metadata } = await loadModel(dir);
   const names = metadata?.classNames ?? [];
