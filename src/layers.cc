@@ -282,9 +282,11 @@ torch::Tensor forwardLayer(const Layer& L, const torch::Tensor& x, bool training
       return y.dim() == 4 ? y.permute({0, 3, 1, 2}) : y;
     }
     case Kind::Rescale: {
+      // Preprocessing is only ever the first step, applied to the fresh float copy that
+      // toModelInput makes of the caller's pixels: scaling it in place saves a full-size pass.
       torch::Tensor y = L.flipChannels ? x.flip({1}) : x;
-      y = y * L.rescale;
-      if (L.offsetTensor.defined()) y = y + L.offsetTensor;
+      y.mul_(L.rescale);
+      if (L.offsetTensor.defined()) y.add_(L.offsetTensor);
       return y;
     }
   }
