@@ -23,6 +23,18 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   compare: compareCommand, data: dataCommand, weights: weightsCommand, predict: predictCommand, report: reportCommand,
 };
 
+/** Disk problems anywhere (caches, checkpoints, reports) get the same advice; files already written stay whole. */
+function diskHint(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return '\nThe disk is full. Free some space, or put the cache (--cache-dir, TRANSFERLAB_CACHE_DIR) or the run folder (--out) on another disk; an interrupted run continues with --resume.';
+  }
+  if (code === 'EACCES' || code === 'EROFS' || code === 'EPERM') {
+    return '\nA folder is not writable: choose another with --cache-dir / --out.';
+  }
+  return '';
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') {
@@ -40,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (error: unknown) => {
-    console.error(`transferlab: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(`transferlab: ${error instanceof Error ? error.message : String(error)}${diskHint(error)}`);
     if (process.env.TRANSFERLAB_DEBUG && error instanceof Error) console.error(error.stack);
     process.exitCode = 1;
   },
