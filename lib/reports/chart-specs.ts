@@ -68,7 +68,7 @@ function valueAxis(isAccuracy: boolean, title: string | null) {
     title,
     // Loss is anchored at zero so that overfitting reads at its true size; accuracy lives near 1.
     scale: isAccuracy ? { zero: false, nice: true } : { zero: true, nice: true },
-    axis: { format: isAccuracy ? '.0%' : '.2f' },
+    axis: { format: isAccuracy ? '.1~%' : '.2f' }, // 97.5% and 98%, not 98% twice
   };
 }
 
