@@ -118,6 +118,7 @@ Layer parseLayer(const Napi::Object& spec) {
   layer.units = static_cast<int64_t>(number(spec, "units", 0));
   layer.rate = number(spec, "rate", 0.0);
   layer.epsilon = number(spec, "epsilon", 1e-3);
+  layer.momentum = number(spec, "momentum", 0.99);
   layer.center = boolean(spec, "center", true);
   layer.scale = boolean(spec, "scale", true);
   layer.targetShape = intList(spec, "targetShape", {});
@@ -259,16 +260,20 @@ torch::Tensor forwardLayer(const Layer& L, const torch::Tensor& x, bool training
       }
       return activate(x, act, L.alpha);
     case Kind::BatchNorm: {
-      // Inference mode always: Keras keeps frozen BatchNormalization layers in inference mode.
+      // Keras: a trainable layer normalises with the batch's statistics while training and moves
+      // its moving averages (torch's momentum is Keras's 1 - momentum); a frozen layer, and every
+      // layer outside training, uses the moving averages (inference mode).
+      const bool batchStats = training && L.trainable;
+      const double momentum = 1.0 - L.momentum;
       size_t k = 0;
       torch::Tensor gamma = L.scale ? L.params[k++] : torch::Tensor();
       torch::Tensor beta = L.center ? L.params[k++] : torch::Tensor();
       torch::Tensor mean = L.params[k++];
       torch::Tensor var = L.params[k++];
       if (x.dim() == 3) {  // [N, L, C]: channels are the last axis, batch_norm wants them at 1
-        return torch::batch_norm(x.transpose(1, 2), gamma, beta, mean, var, false, 0.0, L.epsilon, false).transpose(1, 2);
+        return torch::batch_norm(x.transpose(1, 2), gamma, beta, mean, var, batchStats, momentum, L.epsilon, false).transpose(1, 2);
       }
-      return torch::batch_norm(x, gamma, beta, mean, var, false, 0.0, L.epsilon, false);
+      return torch::batch_norm(x, gamma, beta, mean, var, batchStats, momentum, L.epsilon, false);
     }
     case Kind::ZeroPad:
       return padIfNeeded(x, L.pad, 0.0);

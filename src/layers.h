@@ -32,6 +32,7 @@ struct Layer {
   double rate = 0.0;
   // BatchNormalization
   double epsilon = 1e-3;
+  double momentum = 0.99;  // Keras: moving = moving * momentum + batch * (1 - momentum)
   bool center = true, scale = true;
   // Reshape (Keras shape without the batch axis, NHWC)
   std::vector<int64_t> targetShape;

@@ -28,6 +28,7 @@ export interface EngineLayerSpec {
   units?: number;
   rate?: number;
   epsilon?: number;
+  momentum?: number;
   center?: boolean;
   scale?: number | boolean;
   targetShape?: number[];

@@ -161,8 +161,12 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   // Fine-tuning (beyond the experiment): unfreeze the top of the base, continue at a low rate.
   const fineTune = kind === 'transfer' && config.fineTuneEpochs > 0;
   if (fineTune && Math.max(state.completedEpochs, history.loss?.length ?? 0) < epochs + config.fineTuneEpochs) {
+    // BatchNormalization layers stay frozen, in inference mode, as Keras's fine-tuning guide advises:
+    // batch statistics of small batches would wreck the pretrained features.
     const firstTrainable = Math.max(0, baseLayers - config.fineTuneLayers);
-    for (let i = firstTrainable; i < baseLayers; i++) model.setTrainable(i, true);
+    for (let i = firstTrainable; i < baseLayers; i++) {
+      if (model.layers[i].config.class_name !== 'BatchNormalization') model.setTrainable(i, true);
+    }
     model.compile({ optimizer: { adam: { learningRate: config.fineTuneLearningRate } }, loss, metrics: ['accuracy'] });
     if (ctx.resume && state.completedEpochs > epochs) await restoreCheckpoint(model, lastDir);
     ctx.log(`${MODEL_LABELS[kind]}: fine-tuning the last ${baseLayers - firstTrainable} base layers at learning rate ${config.fineTuneLearningRate}`);

@@ -164,7 +164,7 @@ export function resolveLayer(config: LayerConfig, inputShape: Shape): ResolvedLa
       if (scale) weights.push({ name: 'gamma', shape: [c], variable: true });
       if (center) weights.push({ name: 'beta', shape: [c], variable: true });
       weights.push({ name: 'moving_mean', shape: [c], variable: false }, { name: 'moving_variance', shape: [c], variable: false });
-      return done(inputShape, weights, { ...common, kind: 'batchnorm', inChannels: c, epsilon: Number(cfg.epsilon ?? 1e-3), center, scale });
+      return done(inputShape, weights, { ...common, kind: 'batchnorm', inChannels: c, epsilon: Number(cfg.epsilon ?? 1e-3), momentum: Number(cfg.momentum ?? 0.99), center, scale });
     }
     case 'ZeroPadding2D': {
       requireRank(name, inputShape, 3);
