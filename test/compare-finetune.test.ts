@@ -15,15 +15,16 @@ test('compare --fine-tune-epochs trains the top base layers after the head, and 
       '--backbone-output', 'conv_pw_13_relu', '--image-size', '96', '--limit', '160', '--epochs', '1', '--batch-size', '32',
       '--fine-tune-epochs', '1', '--fine-tune-layers', '3', '--fine-tune-learning-rate', '0.001', '--out', out, '--cache-dir', cacheDir], { cacheDir });
     assert.equal(run.code, 0, describeRun(run));
-    assert.match(run.stdout, /fine-tuning the last 3 base layers/);
+    // of the last 3 layers (conv_pw_13, conv_pw_13_bn, conv_pw_13_relu) batch norm stays frozen
+    assert.match(run.stdout, /fine-tuning the last 2 base layers \(conv_pw_13, conv_pw_13_relu\)/);
     const summary = await readJson(path.join(out, 'summary.json'));
     assert.equal(summary.models[0].history.val_loss.length, 2, 'one head epoch + one fine-tuning epoch');
 
     const pretrained = await readTfjsLayersModel(mobilenetModelJson);
     const tuned = await readTfjsLayersModel(path.join(out, 'transfer', 'last', 'model.json'));
     const weightsOf = (m: typeof tuned, layer: string) => m.weights.find((w) => w.layerName === layer)!.weights[0].data;
-    // conv_pw_13 and conv_pw_13_bn are among the last 3 layers (conv_pw_13, conv_pw_13_bn, conv_pw_13_relu)
     assert.notDeepEqual(weightsOf(tuned, 'conv_pw_13'), weightsOf(pretrained, 'conv_pw_13'), 'unfrozen layer should change');
+    assert.deepEqual(weightsOf(tuned, 'conv_pw_13_bn'), weightsOf(pretrained, 'conv_pw_13_bn'), 'batch norm stays as pretrained');
     assert.deepEqual(weightsOf(tuned, 'conv_dw_13'), weightsOf(pretrained, 'conv_dw_13'), 'frozen layer must stay as pretrained');
     assert.deepEqual(weightsOf(tuned, 'conv1'), weightsOf(pretrained, 'conv1'), 'frozen layer must stay as pretrained');
   });

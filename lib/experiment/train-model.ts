@@ -160,18 +160,18 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
 
   // Fine-tuning (beyond the experiment): unfreeze the top of the base, continue at a low rate.
   const fineTune = kind === 'transfer' && config.fineTuneEpochs > 0;
-  if (fineTune && Math.max(state.completedEpochs, history.loss?.length ?? 0) < epochs + config.fineTuneEpochs) {
+  const epochsDone = () => history.loss?.length ?? 0;
+  if (fineTune && epochsDone() < epochs + config.fineTuneEpochs) {
     // BatchNormalization layers stay frozen, in inference mode, as Keras's fine-tuning guide advises:
     // batch statistics of small batches would wreck the pretrained features.
-    const firstTrainable = Math.max(0, baseLayers - config.fineTuneLayers);
-    for (let i = firstTrainable; i < baseLayers; i++) {
-      if (model.layers[i].config.class_name !== 'BatchNormalization') model.setTrainable(i, true);
-    }
+    const unfrozen = model.layers.slice(Math.max(0, baseLayers - config.fineTuneLayers), baseLayers)
+      .filter((l) => l.config.class_name !== 'BatchNormalization').map((l) => l.config.config.name);
+    for (const name of unfrozen) model.setTrainable(name, true);
     model.compile({ optimizer: { adam: { learningRate: config.fineTuneLearningRate } }, loss, metrics: ['accuracy'] });
-    if (ctx.resume && state.completedEpochs > epochs) await restoreCheckpoint(model, lastDir);
-    ctx.log(`${MODEL_LABELS[kind]}: fine-tuning the last ${baseLayers - firstTrainable} base layers at learning rate ${config.fineTuneLearningRate}`);
+    if (epochsDone() > epochs) await restoreCheckpoint(model, lastDir); // resuming inside fine-tuning: its optimizer state
+    ctx.log(`${MODEL_LABELS[kind]}: fine-tuning the last ${unfrozen.length} base layers (${unfrozen.join(', ')}) at learning rate ${config.fineTuneLearningRate}`);
     await model.fit(data.train, {
-      epochs: epochs + config.fineTuneEpochs, initialEpoch: Math.max(epochs, state.completedEpochs), validationData: data.validation,
+      epochs: epochs + config.fineTuneEpochs, initialEpoch: epochsDone(), validationData: data.validation,
       stepsPerEpoch: schedule?.stepsPerEpoch, validationSteps: schedule?.validationSteps,
       callbacks: [monitor, checkpoint, stateSaver],
     });
@@ -185,7 +185,8 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   await writeJsonAtomic(path.join(dir, 'evaluation.json'), evaluation);
   const epochSeconds = [...state.epochSeconds, ...monitor.epochSeconds];
   const stepSeconds = [...state.stepSeconds, ...monitor.stepSeconds];
-  await writeJsonAtomic(path.join(dir, 'timings.json'), { epochSeconds, meanStepSeconds: stepSeconds.reduce((a, b) => a + b, 0) / Math.max(stepSeconds.length, 1) });
+  const meanStepSeconds = stepSeconds.reduce((a, b) => a + b, 0) / Math.max(stepSeconds.length, 1);
+  await writeJsonAtomic(path.join(dir, 'timings.json'), { epochSeconds, meanStepSeconds });
 
   const valLoss = history.val_loss ?? [];
   const bestIndex = valLoss.reduce((b, v, i) => (v < valLoss[b] ? i : b), 0);
@@ -195,7 +196,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
     best: { epoch: bestIndex + 1, val_loss: valLoss[bestIndex], val_accuracy: history.val_accuracy?.[bestIndex] },
     final: { val_loss: finalEval.loss, val_accuracy: finalEval.accuracy },
     params: model.countParams(), epochSeconds,
-    msPerStep: (stepSeconds.reduce((a, b) => a + b, 0) / Math.max(stepSeconds.length, 1)) * 1000,
+    msPerStep: meanStepSeconds * 1000,
     summaryText, confusion, mostConfidentlyWrong: wrong,
   };
 }
