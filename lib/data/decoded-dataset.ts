@@ -2,6 +2,7 @@ import { promises as fs } from 'node:fs';
 import type { Batch, BatchOptions, Dataset } from './types.js';
 import type { CacheManifest } from './decoded-cache.js';
 import { passOrder } from './prng.js';
+import { readExactly } from '../util/read-exactly.js';
 import type { SourceRef } from './source.js';
 
 export interface DecodedDatasetOptions {
@@ -88,7 +89,7 @@ export class DecodedDataset implements Dataset {
     const y = new Float32Array(n);
     const keys: string[] = new Array(n);
     if (!order) {
-      await readFully(handle, x, 0, x.length, start * this.elementBytes);
+      await readExactly(handle, x, 0, x.length, start * this.elementBytes, `decoded-image cache ${this.pixelsPath}`);
       for (let i = 0; i < n; i++) {
         y[i] = this.labels[start + i]!;
         keys[i] = this.keys[start + i]!;
@@ -99,7 +100,7 @@ export class DecodedDataset implements Dataset {
           const index = order[start + i]!;
           y[i] = this.labels[index]!;
           keys[i] = this.keys[index]!;
-          await readFully(handle, x, i * this.elementBytes, this.elementBytes, index * this.elementBytes);
+          await readExactly(handle, x, i * this.elementBytes, this.elementBytes, index * this.elementBytes, `decoded-image cache ${this.pixelsPath}`);
         }),
       );
     }
@@ -107,11 +108,3 @@ export class DecodedDataset implements Dataset {
   }
 }
 
-async function readFully(handle: fs.FileHandle, target: Uint8Array, offset: number, length: number, position: number): Promise<void> {
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await handle.read(target, offset + done, length - done, position + done);
-    if (bytesRead === 0) throw new Error(`Decoded-image cache ended early (${position + done} bytes); delete it to rebuild.`);
-    done += bytesRead;
-  }
-}

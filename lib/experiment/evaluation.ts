@@ -2,23 +2,27 @@ import type { ConfusionMatrix, WrongPrediction } from '../reports/types.js';
 import type { EvaluateResult } from '../training/fit.js';
 import { thumbnailJpeg, describeSourceRef, type SourceRef } from '../data/index.js';
 
-/** Predicted class per example: threshold 0.5 for one sigmoid output, argmax otherwise. */
+/**
+ * The class a model output row stands for, and the probability given to it: threshold 0.5 for a
+ * single sigmoid output (class 1 above it), argmax of a softmax otherwise.
+ */
+export function classify(row: ArrayLike<number>): { cls: number; probability: number } {
+  if (row.length === 1) return row[0] > 0.5 ? { cls: 1, probability: row[0] } : { cls: 0, probability: 1 - row[0] };
+  let best = 0;
+  for (let k = 1; k < row.length; k++) if (row[k] > row[best]) best = k;
+  return { cls: best, probability: row[best] };
+}
+
+/** Predicted class per example, with its probability. */
 export function predictedClasses(result: EvaluateResult): { predicted: number[]; confidence: number[] } {
   const n = result.labels.length;
   const width = n ? result.outputs.length / n : 1;
   const predicted: number[] = [];
   const confidence: number[] = [];
   for (let i = 0; i < n; i++) {
-    if (width === 1) {
-      const p = result.outputs[i];
-      predicted.push(p > 0.5 ? 1 : 0);
-      confidence.push(p > 0.5 ? p : 1 - p);
-    } else {
-      let best = 0;
-      for (let k = 1; k < width; k++) if (result.outputs[i * width + k] > result.outputs[i * width + best]) best = k;
-      predicted.push(best);
-      confidence.push(result.outputs[i * width + best]);
-    }
+    const { cls, probability } = classify(result.outputs.subarray(i * width, (i + 1) * width));
+    predicted.push(cls);
+    confidence.push(probability);
   }
   return { predicted, confidence };
 }

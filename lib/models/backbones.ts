@@ -5,7 +5,7 @@ import { matchWeights } from '../io/weight-matching.js';
 import { keras3LayerKeys } from '../io/weight-names.js';
 import { readTfjsLayersModel } from '../io/tfjs-model.js';
 import { locateArtifact, fetchArtifact, artifactPath } from '../net/artifacts.js';
-import { resolveChain } from './resolve.js';
+import { resolveChain, type ResolvedLayer } from './resolve.js';
 import { vgg16BaseLayers } from './zoo.js';
 import type { Preprocessing } from './preprocessing.js';
 
@@ -34,9 +34,8 @@ export function hashWeights(weights: LayerWeights[]): string {
   return hash.digest('hex');
 }
 
-/** Renames weights to the `<layer>/<kernel|bias|...>` form the model uses. */
-function renameWeights(layers: LayerConfig[], inputShape: Shape, found: LayerWeights[]): LayerWeights[] {
-  const resolved = resolveChain(layers, inputShape);
+/** Renames weights to the `<layer>/<kernel|bias|...>` form the model uses, in layer order. */
+function renameWeights(resolved: ResolvedLayer[], found: LayerWeights[]): LayerWeights[] {
   const byName = new Map(found.map((l) => [l.layerName, l]));
   return resolved.filter((r) => r.weights.length > 0).map((r) => {
     const name = r.config.config.name;
@@ -72,8 +71,7 @@ export async function loadVgg16Backbone(options: { inputShape: Shape; weightsPat
   // The official file also lists the input layer (no weights); files may carry a top we don't use.
   const relevant = found.filter((l) => l.weights.length > 0 || names.includes(l.layerName));
   const matched = matchWeights(expected, relevant, { source: file });
-  const renamed = matched.map((m, i) => ({ layerName: layers[i].config.name, weights: m.weights }));
-  const weights = renameWeights(layers, options.inputShape, renamed.filter((l) => l.weights.length > 0));
+  const weights = renameWeights(resolved, matched.map((m, i) => ({ layerName: layers[i].config.name, weights: m.weights })));
   return { name: 'vgg16', layers, weights, nativePreprocessing: 'caffe', weightsId: hashWeights(weights), source: file, outputLayer: 'block5_pool' };
 }
 
@@ -91,8 +89,7 @@ export async function loadTfjsBackbone(modelJsonPath: string, options: { inputSh
   }
   const layers = stored.layers.slice(0, cut + 1);
   const inputShape = options.inputShape ?? stored.inputShape;
-  const kept = new Set(layers.map((l) => l.config.name));
-  const weights = renameWeights(layers, inputShape, stored.weights.filter((w) => kept.has(w.layerName)));
+  const weights = renameWeights(resolveChain(layers, inputShape), stored.weights);
   return {
     name: stored.name, layers, weights, nativePreprocessing: options.preprocessing ?? 'tf',
     weightsId: hashWeights(weights), source: modelJsonPath, outputLayer,

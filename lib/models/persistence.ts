@@ -68,6 +68,12 @@ async function readOptimizerState(dir: string): Promise<OptimizerState | undefin
   return { iterations: header.iterations, moments };
 }
 
+/** `transferlab.json` of a saved model; undefined for a plain TF.js model. */
+async function readMetadata(dir: string): Promise<ModelMetadata | undefined> {
+  const file = path.join(dir, METADATA_FILE);
+  return existsSync(file) ? (JSON.parse(await fs.readFile(file, 'utf8')) as ModelMetadata) : undefined;
+}
+
 export async function saveModel(model: Sequential, dir: string, options: SaveOptions = {}): Promise<void> {
   const target = path.resolve(dir);
   const staging = `${target}.saving-${process.pid}`;
@@ -119,8 +125,7 @@ export async function loadModel(dir: string, options: { preprocessing?: Preproce
   const modelJson = dir.endsWith('.json') ? dir : path.join(dir, 'model.json');
   const root = path.dirname(modelJson);
   if (!existsSync(modelJson)) throw new Error(`no saved model at ${root}: ${modelJson} does not exist`);
-  const metadataPath = path.join(root, METADATA_FILE);
-  const metadata = existsSync(metadataPath) ? (JSON.parse(await fs.readFile(metadataPath, 'utf8')) as ModelMetadata) : undefined;
+  const metadata = await readMetadata(root);
   const stored = await readTfjsLayersModel(modelJson);
   const preprocessing = options.preprocessing ?? (metadata ? parsePreprocessing(metadata.preprocessing) : 'none');
   const model = new Sequential(stored.layers, { name: metadata?.name ?? stored.name, inputShape: stored.inputShape, preprocessing, seed: metadata?.seed });
@@ -140,8 +145,7 @@ export async function loadModel(dir: string, options: { preprocessing?: Preproce
 export async function restoreCheckpoint(model: Sequential, dir: string): Promise<ModelMetadata | undefined> {
   const stored = await readTfjsLayersModel(path.join(dir, 'model.json'));
   model.setWeights(stored.weights);
-  const metadataPath = path.join(dir, METADATA_FILE);
-  const metadata = existsSync(metadataPath) ? (JSON.parse(await fs.readFile(metadataPath, 'utf8')) as ModelMetadata) : undefined;
+  const metadata = await readMetadata(dir);
   if (model.compiled) {
     const state = await readOptimizerState(dir);
     if (state) model.engine.setOptimizerState(state);

@@ -5,6 +5,7 @@ import type { Batch, Dataset } from '../data/types.js';
 import type { Sequential } from '../models/sequential.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { ProgressBar } from '../util/progress-bar.js';
+import { readExactly } from '../util/read-exactly.js';
 import { passOrder } from '../data/prng.js';
 import type { BatchOptions } from '../data/types.js';
 
@@ -75,10 +76,8 @@ export class FeatureDataset implements Dataset {
     const order = options.ordered ? undefined : passOrder(this.size, this.shuffleSeed, options.pass ?? 0);
     const bytesPer = this.elementFloats * 4;
     const handle = await fs.open(this.file, 'r');
-    const readAt = async (target: Uint8Array, offset: number, length: number, position: number) => {
-      const { bytesRead } = await handle.read(target, offset, length, position);
-      if (bytesRead !== length) throw new Error(`feature cache ${this.file} ended early; delete its folder to rebuild it`);
-    };
+    const what = `feature cache ${this.file}`;
+    const readAt = (target: Uint8Array, offset: number, length: number, position: number) => readExactly(handle, target, offset, length, position, what);
     try {
       for (let start = 0; start < this.size; start += this.batchSize) {
         const n = Math.min(this.batchSize, this.size - start);
@@ -130,14 +129,15 @@ export async function cachedFeatures(model: Sequential, data: Dataset, options: 
   await fs.mkdir(dir, { recursive: true });
   const partial = `${file}.partial`;
   const progressPath = path.join(dir, 'progress.json');
-  // Resume: keep the examples recorded as done, drop any bytes written after that record.
+  // Resume: keep the examples recorded as done, drop any bytes written after that record. The
+  // record is just a count: labels and keys come again from the (ordered) batches passed over.
   let done = 0;
-  let labels: number[] = [];
-  let keys: string[] = [];
   if (existsSync(partial) && existsSync(progressPath)) {
-    const saved = JSON.parse(await fs.readFile(progressPath, 'utf8')) as { done: number; labels: number[]; keys: string[]; key: FeatureKey };
-    if (JSON.stringify(saved.key) === JSON.stringify(options.key)) ({ done, labels, keys } = saved);
+    const saved = JSON.parse(await fs.readFile(progressPath, 'utf8')) as { done: number; key: FeatureKey };
+    if (JSON.stringify(saved.key) === JSON.stringify(options.key)) done = saved.done;
   }
+  const labels: number[] = [];
+  const keys: string[] = [];
   const handle = await fs.open(partial, done > 0 ? 'r+' : 'w');
   let computed = 0;
   const bar = options.progress === false ? undefined : new ProgressBar({ label: options.label ?? 'features', total: data.size, unit: 'items', itemName: 'images', initial: done });
@@ -146,20 +146,20 @@ export async function cachedFeatures(model: Sequential, data: Dataset, options: 
     let seen = 0;
     for await (const batch of data.batches({ ordered: true })) {
       const n = batch.shape[0];
+      for (let i = 0; i < n; i++) {
+        labels.push(batch.y[i]);
+        keys.push(batch.keys?.[i] ?? String(seen + i));
+      }
       if (seen + n <= done) { seen += n; continue; }
       const skip = Math.max(0, done - seen);
       const out = await model.predict(batch.x, batch.shape, { toLayer: options.baseLayers, bf16: options.key.bf16 });
       const bytes = new Uint8Array(out.output.buffer, out.output.byteOffset + skip * elementBytes, (n - skip) * elementBytes);
       await handle.write(bytes, 0, bytes.length, done * elementBytes);
       await handle.sync();
-      for (let i = skip; i < n; i++) {
-        labels.push(batch.y[i]);
-        keys.push(batch.keys?.[i] ?? String(seen + i));
-      }
       done += n - skip;
       computed += n - skip;
       seen += n;
-      await writeJsonAtomic(progressPath, { done, labels, keys, key: options.key });
+      await writeJsonAtomic(progressPath, { done, key: options.key });
       bar?.update(done);
       if (options.stopAfter !== undefined && computed >= options.stopAfter) {
         bar?.stop();

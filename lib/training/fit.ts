@@ -101,7 +101,7 @@ async function advanceStreams(
 ): Promise<void> {
   // One pass per epoch needs nothing: epoch e reads pass e.
   const advance = async (stream: RepeatingStream | undefined, n: number | undefined) => {
-    if (stream && n !== undefined) for (let i = 0; i < epochs * n; i++) await stream.next();
+    if (stream && n !== undefined) await stream.skip(epochs * n);
   };
   await advance(trainStream, steps);
   if (validData) await advance(validStream, validationSteps);

@@ -21,6 +21,20 @@ export class RepeatingStream {
     throw new Error('the dataset yielded no batches: it is empty');
   }
 
+  /**
+   * Moves the stream `n` batches ahead, as if they had been read. Whole passes are skipped without
+   * reading (each pass has ceil(size / batchSize) batches); at most one pass is read through.
+   */
+  async skip(n: number): Promise<void> {
+    if (n <= 0) return;
+    if (!this.iterator) {
+      const perPass = Math.ceil(this.dataset.size / this.dataset.batchSize);
+      this.pass += Math.floor(n / perPass);
+      n %= perPass;
+    }
+    for (let i = 0; i < n; i++) await this.next();
+  }
+
   async close(): Promise<void> {
     await this.iterator?.return?.();
     this.iterator = undefined;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadModel } from '../../models/persistence.js';
 import { decodeImageFile } from '../../data/index.js';
+import { classify } from '../../experiment/evaluation.js';
 
 const HELP = `transferlab predict: classify images with a trained model
 
@@ -42,15 +43,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
     try {
       const pixels = await decodeImageFile(image, h, w);
       const { output } = await model.predict(pixels, [1, h, w, 3]);
-      let cls: number;
-      let probability: number;
-      if (output.length === 1) {
-        cls = output[0] > 0.5 ? 1 : 0;
-        probability = cls === 1 ? output[0] : 1 - output[0];
-      } else {
-        cls = output.indexOf(Math.max(...output));
-        probability = output[cls];
-      }
+      const { cls, probability } = classify(output);
       const label = names[cls] ?? String(cls);
       if (values.json) console.log(JSON.stringify({ image, class: label, probability, output: Array.from(output) }));
       else console.log(`${image}\t${label}\t${probability.toFixed(4)}`);
