@@ -1,11 +1,11 @@
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { experimentCnn, vgg16BaseLayers, defaultHeadLayers } from '../lib/models/zoo.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { decodeImageFile } from '../lib/data/index.js';
 import { locateArtifact } from '../lib/net/artifacts.js';
 import { loadVgg16Backbone } from '../lib/models/backbones.js';
 import type { BenchSizes } from './options.js';
+import { ASSETS_HINT, realPetImagesDir } from './photos.js';
 
 /**
  * The engine measurements. Each runs in its own child process (bench/worker.ts) so that its peak
@@ -13,7 +13,6 @@ import type { BenchSizes } from './options.js';
  */
 
 const SIZE = 300;
-const sharedDir = process.env.TRANSFERLAB_SHARED_DIR ?? path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../shared');
 
 function log(msg: string): void {
   process.stderr.write(`  ${msg}\n`);
@@ -81,10 +80,14 @@ export async function benchCnnTrain(sizes: BenchSizes): Promise<Record<string, u
   };
 }
 
-/** Photos for realistic feature statistics (bf16 error), or synthetic pixels when none are there. */
+/** Real photos for realistic feature statistics (bf16 error), or synthetic pixels when none are given. */
 async function realBatch(n: number): Promise<{ x: Uint8Array; source: string }> {
   const x = new Uint8Array(n * SIZE * SIZE * 3);
-  const pet = path.join(sharedDir, 'data/PetImages');
+  const pet = await realPetImagesDir();
+  if (!pet) {
+    log(`synthetic pixels (${ASSETS_HINT})`);
+    return { x: syntheticPixels(x.length), source: 'synthetic pixels' };
+  }
   try {
     for (let i = 0; i < n; i++) {
       const file = path.join(pet, i % 2 ? 'Dog' : 'Cat', `${Math.floor(i / 2) + 1}.jpg`);

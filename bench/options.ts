@@ -52,7 +52,9 @@ export const USAGE = `usage: npm run bench -- [--json] [--quick] [--threads N] [
   --quick       tiny sizes: checks that the harness works, numbers are not meaningful
   --threads N   intra-op threads for the engine and for PyTorch (default: all cores)
   --no-pytorch  skip the PyTorch reference runs
-  env TRANSFERLAB_BENCH_PYTHON: the Python with torch (default /usr/bin/python3)`;
+  env TRANSFERLAB_BENCH_PYTHON: the Python with torch (default /usr/bin/python3)
+  env TRANSFERLAB_TEST_ASSETS: a folder with data/PetImages/{Cat,Dog}/*.jpg; the decode and VGG16
+      figures then use those real photos (without it: generated JPEGs and synthetic pixels)`;
 
 export function parseArgs(argv: string[]): BenchOptions {
   let json = false;
