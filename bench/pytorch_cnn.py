@@ -1,4 +1,4 @@
-"""The experiment's CNN (FACTS.md) trained in PyTorch, tuned as the TypeScript engine is:
+"""The experiment's CNN (docs/experiment.md) trained in PyTorch, tuned as the TypeScript engine is:
 channels-last, in-place ReLU, BCE from logits, Adam, uint8 NHWC batches turned into x / 255
 inside the step (as the engine's preprocessing layer does). Prints one JSON line.
 Run with MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large> so allocations stay in the process.

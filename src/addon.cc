@@ -35,7 +35,7 @@ void configureWorkerThreads() {
 namespace {
 
 // Training allocates and frees hundreds of MB per step; returned to the kernel, they page-fault
-// in again every step (5 -> 52 img/s when kept, DESIGN.md). libtorch's large blocks go through the
+// in again every step (5 -> 52 img/s when kept, docs/architecture.md). libtorch's large blocks go through the
 // caching allocator; glibc keeps the rest (no trimming of the main heap).
 void keepAllocationsInProcess() {
   installCachingAllocator();

@@ -1,7 +1,7 @@
 // A caching CPU allocator for libtorch. A training step allocates and frees the same large
 // buffers (activations, gradients, oneDNN scratch) every step; glibc hands such blocks back to
 // the kernel (mmap/munmap, per-thread arenas), so each step page-faults gigabytes in again: the
-// 5 -> 52 img/s difference measured in DESIGN.md. Large blocks freed here are kept, by size, and
+// 5 -> 52 img/s difference measured in docs/architecture.md. Large blocks freed here are kept, by size, and
 // reused by the next step. Small blocks go straight to malloc, which serves them well.
 #include "allocator.h"
 

@@ -1,5 +1,5 @@
 /**
- * The experiment's two models at 300x300 (../shared/FACTS.md): output shapes per layer, parameter
+ * The experiment's two models at 300x300 (docs/experiment.md): output shapes per layer, parameter
  * counts, the Keras summary, and the engine's weights agreeing with them. No training at 300x300.
  */
 import { test } from 'node:test';

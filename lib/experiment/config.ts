@@ -65,7 +65,7 @@ export const DEFAULT_CONFIG: Omit<CompareConfig, 'out'> = {
 /**
  * The original's schedule: `steps_per_epoch = int(n_train * 0.8) // 64 + 1` and
  * `validation_steps = int(n_val * 0.2) // 64 + 1` over repeating streams (233 and 15 for the full
- * dataset), which FACTS.md documents as a quirk to reproduce, not a recommendation.
+ * dataset), which docs/experiment.md documents as a quirk to reproduce, not a recommendation.
  */
 export function faithfulSchedule(trainSize: number, validationSize: number, batchSize: number): { stepsPerEpoch: number; validationSteps: number } {
   return {

@@ -1,6 +1,6 @@
 /**
  * Reads a TensorFlow.js layers model (`model.json` + weight shards): the converter's output for
- * Keras models (e.g. the shared MobileNet) and this project's own save format.
+ * Keras models (e.g. MobileNet v1) and this project's own save format.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';

@@ -3,7 +3,7 @@ import { layers } from './layers.js';
 import { Sequential, type SequentialOptions } from './sequential.js';
 
 /**
- * The experiment's two models (../shared/FACTS.md), layer for layer as in the Keras original.
+ * The experiment's two models (docs/experiment.md), layer for layer as in the Keras original.
  */
 
 /** 5 x [Conv2D 3x3 relu + MaxPooling2D 2x2] (32, 32, 64, 64, 128), Flatten, Dense 512, 32, 1. */

@@ -1,6 +1,6 @@
 /**
- * The files TransferLab downloads, with where to get them and how to check them (values from
- * shared/FACTS.md), plus fetching into `<cacheDir>/downloads/` and finding copies already on disk.
+ * The files TransferLab downloads, with where to get them and how to check them (values and
+ * sources in docs/experiment.md), plus fetching into `<cacheDir>/downloads/` and finding copies already on disk.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -53,7 +53,7 @@ export const ARTIFACTS: ArtifactTable = {
       'https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip',
     ],
     size: 824_887_076,
-    // UNVERIFIED (FACTS.md): from two third-party sources that agree; tfds records only the older,
+    // UNVERIFIED (docs/experiment.md): from two third-party sources that agree; tfds records only the older,
     // now-404 kagglecatsanddogs_3367a.zip. Override with fetchArtifact's `expect` if it proves wrong.
     sha256: 'b7974bd00a84a99921f36ee4403f089853777b5ae8d151c76a86e64900334af9',
     unverifiedChecksum: true,

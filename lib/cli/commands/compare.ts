@@ -56,7 +56,7 @@ Output:
 
 Examples:
   transferlab compare
-  transferlab compare --data-dir ../shared/data/PetImages --backbone ../shared/weights/mobilenet_v1_0.75_224/model.json \\
+  transferlab compare --data-dir ~/datasets/PetImages --backbone ~/models/mobilenet/model.json \\
       --backbone-output conv_pw_13_relu --image-size 224 --epochs 5
 `;
 
