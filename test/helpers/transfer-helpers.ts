@@ -11,6 +11,8 @@ import { layers } from '../../lib/models/layers.js';
 import { Sequential } from '../../lib/models/sequential.js';
 import type { LayerConfig, Shape } from '../../lib/models/config.js';
 import { repoRoot } from './paths.js';
+import { sharedPetImages } from './pet-images.js';
+import { sharedTinyBackbone } from './tiny-backbone.js';
 
 export const cliPath = path.join(repoRoot, 'dist/lib/cli/main.js');
 
@@ -122,4 +124,13 @@ export function smallHead(hidden: number): LayerConfig[] {
   if (hidden > 0) head.push(layers.dense({ units: hidden, activation: 'relu' }));
   head.push(layers.dense({ units: 1, activation: 'sigmoid' }));
   return head;
+}
+
+/**
+ * What the `compare` tests run on: 120 generated photos (96 train / 24 validation by the default
+ * split) and the generated MobileNet-like backbone, cut at its feature layer.
+ */
+export async function generatedCompareInputs(): Promise<{ dataDir: string; backboneArgs: string[]; outputLayer: string }> {
+  const [dataDir, tiny] = await Promise.all([sharedPetImages({ perClass: 60, broken: false }), sharedTinyBackbone()]);
+  return { dataDir, backboneArgs: ['--backbone', tiny.modelJson, '--backbone-output', tiny.outputLayer], outputLayer: tiny.outputLayer };
 }
