@@ -5,11 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { mobilenetModelJson, petImagesDir } from './helpers/paths.js';
-import { assertClose, describeRun, readJson, runCli, withTempDir } from './helpers/transfer-helpers.js';
+import { assertClose, describeRun, generatedCompareInputs, readJson, runCli, withTempDir } from './helpers/transfer-helpers.js';
 
 const HISTORY_KEYS = ['loss', 'accuracy', 'val_loss', 'val_accuracy'] as const;
-const MOBILENET = ['--backbone', mobilenetModelJson, '--backbone-output', 'conv_pw_13_relu', '--head-units', '16'];
 
 interface ModelSummary {
   name: string;
@@ -34,8 +32,9 @@ function assertSameHistories(a: ModelSummary[], b: ModelSummary[], rel: number, 
 async function cacheEqualsNoCache(prefix: string, extra: string[]): Promise<void> {
   await withTempDir(prefix, async (dir) => {
     const cacheDir = path.join(dir, 'cache');
-    const base = ['compare', '--data-dir', petImagesDir, '--image-size', '96', '--limit', '200', '--epochs', '2', '--batch-size', '32',
-      '--models', 'transfer', ...MOBILENET, '--cache-dir', cacheDir, ...extra];
+    const { dataDir, backboneArgs } = await generatedCompareInputs();
+    const base = ['compare', '--data-dir', dataDir, '--image-size', '64', '--epochs', '2', '--batch-size', '16',
+      '--models', 'transfer', ...backboneArgs, '--head-units', '16', '--cache-dir', cacheDir, ...extra];
     const withCache = await runCli([...base, '--out', path.join(dir, 'cached')], { cacheDir });
     assert.equal(withCache.code, 0, describeRun(withCache));
     const without = await runCli([...base, '--no-feature-cache', '--out', path.join(dir, 'direct')], { cacheDir });
@@ -59,8 +58,10 @@ test('compare --shuffle with two models resumes identically after the first mode
 }, async () => {
   await withTempDir('cli-shuffle-resume', async (dir) => {
     const cacheDir = path.join(dir, 'cache');
-    const base = ['compare', '--data-dir', petImagesDir, '--image-size', '96', '--limit', '200', '--epochs', '2', '--batch-size', '32',
-      '--shuffle', '--no-feature-cache', ...MOBILENET, '--cache-dir', cacheDir];
+    const { dataDir, backboneArgs } = await generatedCompareInputs();
+    // 96x96: the CNN runs too
+    const base = ['compare', '--data-dir', dataDir, '--image-size', '96', '--epochs', '2', '--batch-size', '16',
+      '--shuffle', '--no-feature-cache', ...backboneArgs, '--head-units', '16', '--cache-dir', cacheDir];
     const interruptedDir = path.join(dir, 'interrupted');
     const stopped = await runCli([...base, '--out', interruptedDir, '--stop-after-epoch', '2'], { cacheDir });
     assert.equal(stopped.code, 130, describeRun(stopped));

@@ -7,15 +7,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { mobilenetModelJson, petImagesDir } from './helpers/paths.js';
-import { assertClose, describeRun, readJson, runCli, withTempDir } from './helpers/transfer-helpers.js';
+import { assertClose, describeRun, generatedCompareInputs, readJson, runCli, withTempDir } from './helpers/transfer-helpers.js';
 
 const HISTORY_KEYS = ['loss', 'accuracy', 'val_loss', 'val_accuracy'] as const;
-// 200 examples: 160 train / 40 validation. At batch 24 a pass is 7 batches (6 x 24 + 16) and
-// int(160 * 0.8) // 24 + 1 = 6 steps, so epochs start mid-pass; validation is 2 batches per pass
-// (24 + 16) and int(40 * 0.2) // 24 + 1 = 1 step, a different window each epoch.
-const FAITHFUL = ['--faithful', '--batch-size', '24'];
-const MOBILENET = ['--backbone', mobilenetModelJson, '--backbone-output', 'conv_pw_13_relu', '--head-units', '16'];
+// 120 generated examples: 96 train / 24 validation. At batch 20 a pass is 5 batches (4 x 20 + 16)
+// and int(96 * 0.8) // 20 + 1 = 4 steps, so epochs start mid-pass; validation is 2 batches per pass
+// (20 + 4) and int(24 * 0.2) // 20 + 1 = 1 step, a different window each epoch.
+const FAITHFUL = ['--faithful', '--batch-size', '20'];
+const TRANSFER = ['--models', 'transfer', '--head-units', '16'];
 
 interface ModelSummary {
   name: string;
@@ -28,7 +27,10 @@ interface ModelSummary {
 async function resumeMatchesUninterrupted(prefix: string, common: string[], epochs: number, stopAfter: number, expectedModels: string[]): Promise<void> {
   await withTempDir(prefix, async (dir) => {
     const cacheDir = path.join(dir, 'cache');
-    const base = ['compare', '--data-dir', petImagesDir, '--image-size', '96', '--limit', '200', '--cache-dir', cacheDir, '--epochs', String(epochs), ...common];
+    const { dataDir, backboneArgs } = await generatedCompareInputs();
+    // 96x96: about the smallest the experiment CNN takes
+    const backbone = expectedModels.includes('transfer') ? backboneArgs : [];
+    const base = ['compare', '--data-dir', dataDir, '--image-size', '96', '--cache-dir', cacheDir, '--epochs', String(epochs), ...backbone, ...common];
 
     const interruptedDir = path.join(dir, 'interrupted');
     const stopped = await runCli([...base, '--out', interruptedDir, '--stop-after-epoch', String(stopAfter)], { cacheDir });
@@ -74,7 +76,7 @@ test('compare --resume after --stop-after-epoch 1 gives the uninterrupted CNN hi
 });
 
 test('compare --resume gives the uninterrupted transfer history (feature cache)', { timeout: 900_000 }, async () => {
-  await resumeMatchesUninterrupted('resume-transfer', ['--models', 'transfer', ...MOBILENET], 3, 1, ['transfer']);
+  await resumeMatchesUninterrupted('resume-transfer', TRANSFER, 3, 1, ['transfer']);
 });
 
 test('--faithful CNN runs (stepsPerEpoch / validationSteps windows) resume identically', { timeout: 900_000 }, async () => {
@@ -82,13 +84,14 @@ test('--faithful CNN runs (stepsPerEpoch / validationSteps windows) resume ident
 });
 
 test('--faithful transfer runs on cached features resume identically', { timeout: 900_000 }, async () => {
-  await resumeMatchesUninterrupted('resume-faithful-transfer', [...FAITHFUL, '--models', 'transfer', ...MOBILENET], 3, 1, ['transfer']);
+  await resumeMatchesUninterrupted('resume-faithful-transfer', [...FAITHFUL, ...TRANSFER], 3, 1, ['transfer']);
 });
 
 test('Ctrl-C (SIGINT) during an epoch stops with exit 130 and --resume still gives the uninterrupted history', { timeout: 900_000 }, async () => {
   await withTempDir('resume-sigint', async (dir) => {
     const cacheDir = path.join(dir, 'cache');
-    const base = ['compare', '--data-dir', petImagesDir, '--image-size', '96', '--limit', '200', '--batch-size', '16', '--cache-dir', cacheDir, '--epochs', '3', '--models', 'cnn'];
+    const { dataDir } = await generatedCompareInputs();
+    const base = ['compare', '--data-dir', dataDir, '--image-size', '96', '--batch-size', '16', '--cache-dir', cacheDir, '--epochs', '3', '--models', 'cnn'];
     const interruptedDir = path.join(dir, 'interrupted');
     let sent = false;
     const stopped = await runCli([...base, '--out', interruptedDir], {
