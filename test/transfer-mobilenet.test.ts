@@ -24,7 +24,7 @@ test('MobileNet (all layers) classifies PetImages cats and dogs into ImageNet ca
   assert.match(metadata.labels[281]!, /tabby/);
   assert.match(metadata.labels[151]!, /Chihuahua/);
 
-  const backbone = await loadTfjsBackbone(mobilenetModelJson);
+  const backbone = await loadTfjsBackbone(mobilenetModelJson, { outputLayer: 'reshape_2' }); // the whole classifier, named on purpose
   assert.equal(backbone.nativePreprocessing, 'tf');
   const model = new Sequential(backbone.layers, { inputShape: [224, 224, 3], preprocessing: backbone.nativePreprocessing, seed: 1 });
   model.setWeights(backbone.weights);
