@@ -7,7 +7,9 @@ import { hasJfifMarker } from '../lib/data/jfif.js';
 import { seededShuffle } from '../lib/data/prng.js';
 import { parseSplit, pythonRound, resolveSplit } from '../lib/data/split.js';
 import { sortInTfdsOrder, tfdsHash } from '../lib/data/tfds-order.js';
-import { petImagesDir } from './helpers/paths.js';
+import { needsPetImages, petImagesDir } from './helpers/paths.js';
+import { brokenFiles, sharedPetImages } from './helpers/pet-images.js';
+import { percentSlice, referenceFigures } from './helpers/tfds-reference.js';
 import path from 'node:path';
 
 test('pythonRound rounds half to even, like Python 3 round()', () => {
@@ -86,34 +88,93 @@ test('seeded shuffle is a deterministic permutation', () => {
   assert.deepEqual([...a].sort((p, q) => p - q), xs);
 });
 
-test('shared PetImages: the README figures', async () => {
-  for (const dataDir of [petImagesDir, path.dirname(petImagesDir)]) {
-    const { info, source } = await inspectCatsVsDogs({ dataDir });
-    await source.close();
+/** lib/data's figures for a PetImages folder (given as itself and as its parent), with the given limit. */
+async function libFigures(dataDir: string, limit?: number) {
+  const { info, parts, source } = await inspectCatsVsDogs({ dataDir, limit });
+  await source.close();
+  return { info, parts };
+}
+
+test('generated PetImages: the tfds figures equal an independent reading of the rules', async () => {
+  const perClass = 30;
+  const pets = await sharedPetImages({ perClass, broken: true });
+  const ref = referenceFigures(pets);
+  // The reference itself agrees with what the generator says it wrote.
+  const broken = brokenFiles(perClass);
+  assert.equal(ref.files, 2 * perClass + broken.length);
+  assert.equal(ref.skippedByName, broken.filter((f) => !f.keptByName).length);
+  assert.equal(ref.skippedByJfif, broken.filter((f) => f.keptByName && !f.keptByJfif).length);
+  assert.ok(ref.skippedByName > 0 && ref.skippedByJfif > 0 && ref.dogsInTrain > 0);
+  for (const dataDir of [pets, path.dirname(pets)]) {
+    const { info, parts } = await libFigures(dataDir);
+    assert.equal(info.files, ref.files);
+    assert.equal(info.skippedByName, ref.skippedByName);
+    assert.equal(info.skippedByJfif, ref.skippedByJfif);
+    assert.equal(info.examples, ref.examples);
+    assert.deepEqual(info.splits, ref.splits);
+    assert.equal(info.classCounts.train[1], ref.dogsInTrain);
+    assert.deepEqual(info.classNames, ['cat', 'dog']);
+    assert.deepEqual(info.firstKeys, ref.firstKeys);
+    assert.deepEqual(info.firstKeysBySplit, ref.firstKeysBySplit);
+    assert.deepEqual([...parts.train, ...parts.validation].map((e) => e.key), ref.ordered);
+  }
+});
+
+test('generated PetImages: split sizes for several example counts', async () => {
+  // 21 examples: 80% = 16.8 -> 17, -20% = -4.2 -> -4; 10: 8 and 2; 13: 10.4 -> 10, -2.6 -> -3.
+  for (const limit of [21, 10, 13]) {
+    const pets = await sharedPetImages({ perClass: 12, broken: false });
+    const ref = referenceFigures(pets, limit);
+    assert.equal(ref.examples, limit);
+    const { info } = await libFigures(pets, limit);
+    assert.deepEqual(info.splits, ref.splits);
+    assert.deepEqual(info.firstKeysBySplit, ref.firstKeysBySplit);
+  }
+  assert.deepEqual(percentSlice(13, undefined, 80), [0, 10]);
+  assert.deepEqual(percentSlice(13, -20, undefined), [10, 13]);
+  // The reference rounds half to even, as Python does: -50% of 5 = -2.5 -> -2.
+  assert.deepEqual(percentSlice(5, -50, undefined), [3, 5]);
+});
+
+test('limit keeps the first N in tfds order, before splitting', async () => {
+  const pets = await sharedPetImages();
+  const all = referenceFigures(pets);
+  const { info, parts } = await libFigures(pets, 10);
+  assert.equal(info.examples, 10);
+  assert.deepEqual(info.splits, { train: 8, validation: 2 });
+  assert.deepEqual(info.firstKeys, all.firstKeys);
+  assert.deepEqual([...parts.train, ...parts.validation].map((e) => e.key), all.ordered.slice(0, 10));
+  const second = all.ordered[1]!;
+  assert.deepEqual(parts.train[1], { key: second, name: second, label: second.includes('/Dog/') ? 1 : 0 });
+});
+
+test('real PetImages: the published figures', { skip: needsPetImages }, async () => {
+  const real = petImagesDir!;
+  // The reference reading of the rules gives the published figures too.
+  const ref = referenceFigures(real);
+  assert.deepEqual(
+    [ref.files, ref.skippedByName, ref.skippedByJfif, ref.examples, ref.splits.train, ref.splits.validation, ref.dogsInTrain],
+    [5013, 2, 7, 5004, 4003, 1001, 1990],
+  );
+  for (const dataDir of [real, path.dirname(real)]) {
+    const { info } = await libFigures(dataDir);
     assert.equal(info.files, 5013);
     assert.equal(info.skippedByName, 2);
     assert.equal(info.skippedByJfif, 7);
     assert.equal(info.examples, 5004);
     assert.deepEqual(info.splits, { train: 4003, validation: 1001 });
     assert.equal(info.classCounts.train[1], 1990);
-    assert.deepEqual(info.classNames, ['cat', 'dog']);
     assert.deepEqual(info.firstKeys, ['PetImages/Dog/2390.jpg', 'PetImages/Cat/2407.jpg', 'PetImages/Dog/475.jpg', 'PetImages/Dog/819.jpg', 'PetImages/Dog/2118.jpg']);
     assert.deepEqual(info.firstKeysBySplit.validation, ['PetImages/Dog/1999.jpg', 'PetImages/Dog/1670.jpg', 'PetImages/Cat/2191.jpg', 'PetImages/Dog/1688.jpg', 'PetImages/Cat/1567.jpg']);
   }
-});
-
-test('limit keeps the first N in tfds order, before splitting', async () => {
-  const { info, parts, source } = await inspectCatsVsDogs({ dataDir: petImagesDir, limit: 10 });
-  await source.close();
-  assert.equal(info.examples, 10);
+  const { info } = await libFigures(real, 10);
   assert.deepEqual(info.splits, { train: 8, validation: 2 });
   assert.deepEqual(info.firstKeys, ['PetImages/Dog/2390.jpg', 'PetImages/Cat/2407.jpg', 'PetImages/Dog/475.jpg', 'PetImages/Dog/819.jpg', 'PetImages/Dog/2118.jpg']);
-  assert.deepEqual(parts.train[1], { key: 'PetImages/Cat/2407.jpg', name: 'PetImages/Cat/2407.jpg', label: 0 });
 });
 
 test('a missing or ambiguous source is refused, naming what to give', async () => {
   await assert.rejects(inspectCatsVsDogs({}), /give dataDir .* or archive/);
   await assert.rejects(inspectCatsVsDogs({ dataDir: '/nonexistent/x' }), /Data folder not found: \/nonexistent\/x/);
-  await assert.rejects(inspectCatsVsDogs({ dataDir: petImagesDir, archive: 'a.zip' }), /not both/);
+  await assert.rejects(inspectCatsVsDogs({ dataDir: await sharedPetImages(), archive: 'a.zip' }), /not both/);
   await assert.rejects(inspectCatsVsDogs({ archive: '/nonexistent/a.zip' }), /Archive not found/);
 });

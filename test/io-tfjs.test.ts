@@ -3,14 +3,15 @@ import type * as tfcore from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { LayerConfig, LayerWeights } from '../lib/models/config.js';
 import { readTfjsLayersModel, writeTfjsLayersModel, type TfjsModelToWrite } from '../lib/io/tfjs-model.js';
 import type { TfjsModelJson } from '../lib/io/tfjs-format.js';
 import { readKerasH5Weights } from '../lib/io/keras-h5.js';
-import { mobilenetModelJson } from './helpers/paths.js';
+import { mobilenetModelJson, needsMobilenet } from './helpers/paths.js';
+import { writeTinyBackbone } from './helpers/tiny-backbone.js';
 import { fixtureValues, vgg16NoTopLayers, writeKeras2H5 } from './helpers/h5-fixtures.js';
 
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -24,13 +25,85 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 
 const parameterCount = (weights: LayerWeights[]) => weights.reduce((sum, l) => sum + l.weights.reduce((s, w) => s + w.data.length, 0), 0);
 
-// ---- the real MobileNet (shared test data, read in place) ----
+// ---- a generated MobileNet-like backbone (written by the test as plain JSON + shards) ----
 
-test('reads the shared MobileNet v1 0.75: linear functional chain, 2,601,976 parameters', async () => {
-  const raw = JSON.parse(await readFile(mobilenetModelJson, 'utf8')) as { modelTopology: { model_config: { config: { layers: unknown[] } } } };
+/** The group's shards concatenated as little-endian float32: the manifest read without lib/io. */
+async function manifestValues(modelJson: string): Promise<Map<string, Float32Array>> {
+  const json = JSON.parse(await readFile(modelJson, 'utf8')) as TfjsModelJson;
+  const values = new Map<string, Float32Array>();
+  for (const group of json.weightsManifest) {
+    const bytes = Buffer.concat(await Promise.all(group.paths.map((p) => readFile(path.join(path.dirname(modelJson), p)))));
+    let offset = 0;
+    for (const spec of group.weights) {
+      const count = spec.shape.reduce((a, b) => a * b, 1);
+      values.set(spec.name, Float32Array.from({ length: count }, (_, i) => bytes.readFloatLE(offset + 4 * i)));
+      offset += 4 * count;
+    }
+  }
+  return values;
+}
+
+test('reads a MobileNet-like functional chain: layer classes, order, shapes and exact weight values', async () => {
+  await withTempDir(async (dir) => {
+    const tiny = await writeTinyBackbone(dir, { seed: 3, inputSize: 40, shardBytes: 1024 });
+    const model = await readTfjsLayersModel(tiny.modelJson);
+    assert.equal(model.format, 'layers-model');
+    assert.equal(model.sourceClass, 'Model');
+    assert.equal(model.name, 'tiny_mobilenet');
+    assert.deepEqual(model.inputShape, [40, 40, 3]);
+    assert.deepEqual(model.layers.map((l) => l.config.name), tiny.layerNames, 'InputLayer dropped, chain order kept');
+    const classes = new Set(model.layers.map((l) => l.class_name));
+    for (const c of ['ZeroPadding2D', 'Conv2D', 'DepthwiseConv2D', 'BatchNormalization', 'ReLU', 'Activation', 'LeakyReLU', 'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'Reshape', 'Dropout']) {
+      assert.ok(classes.has(c), `has a ${c} layer`);
+    }
+    // by hand: stem conv 3x3x3x16; three depthwise/pointwise pairs (16->24->32->32), each conv with a
+    // 4-vector BatchNormalization; conv_4 3x3x32x32 + bias; conv_preds 1x1x32x10 + bias
+    const bn = (c: number) => 4 * c;
+    const expected = 27 * 16 + bn(16) + (9 * 16 + bn(16) + 16 * 24 + bn(24)) + (9 * 24 + bn(24) + 24 * 32 + bn(32)) + (9 * 32 + bn(32) + 32 * 32 + bn(32)) + (9 * 32 * 32 + 32) + (32 * 10 + 10);
+    assert.equal(parameterCount(model.weights), expected);
+
+    const shapes = new Map(model.weights.flatMap((l) => l.weights.map((w) => [w.name, w.shape] as const)));
+    assert.deepEqual(shapes.get('conv1/kernel'), [3, 3, 3, 16]); // Conv2D [kh, kw, in, out], no bias
+    assert.equal(shapes.has('conv1/bias'), false);
+    assert.deepEqual(shapes.get('conv_dw_2/depthwise_kernel'), [3, 3, 24, 1]); // DepthwiseConv2D [kh, kw, channels, 1]
+    assert.deepEqual(shapes.get('conv_4/bias'), [32]);
+    const bnLayer = model.weights.find((l) => l.layerName === 'conv1_bn')!;
+    assert.deepEqual(bnLayer.weights.map((w) => w.name), ['conv1_bn/gamma', 'conv1_bn/beta', 'conv1_bn/moving_mean', 'conv1_bn/moving_variance']);
+    const order = model.layers.map((l) => l.config.name);
+    const positions = model.weights.map((l) => order.indexOf(l.layerName));
+    assert.deepEqual(positions, [...positions].sort((a, b) => a - b), 'weights in layer order');
+
+    // values equal the shards read by hand (conv_4's kernel spans several 1 KiB shards)
+    const json = JSON.parse(await readFile(tiny.modelJson, 'utf8')) as TfjsModelJson;
+    assert.ok(json.weightsManifest.some((g) => g.paths.length > 1), 'some group spans several shards');
+    const raw = await manifestValues(tiny.modelJson);
+    const read = model.weights.flatMap((l) => l.weights);
+    assert.deepEqual(read.map((w) => w.name).sort(), [...raw.keys()].sort());
+    for (const w of read) assert.deepEqual(w.data, raw.get(w.name), w.name);
+  });
+});
+
+test('a truncated shard is an error naming the shard and both sizes', async () => {
+  await withTempDir(async (dir) => {
+    const { modelJson } = await writeTinyBackbone(dir, { seed: 1 });
+    const shard = path.join(dir, 'group5-shard1of1');
+    const size = (await stat(shard)).size;
+    await truncate(shard, size - 4);
+    await assert.rejects(readTfjsLayersModel(modelJson), (error: Error) => {
+      assert.ok(error.message.includes(`shard "group5-shard1of1" has ${size - 4} bytes, the manifest needs ${size}`), error.message);
+      return true;
+    });
+  });
+});
+
+// ---- the real MobileNet (optional large asset, read in place) ----
+
+test('reads the real MobileNet v1 0.75: linear functional chain, 2,601,976 parameters', { skip: needsMobilenet }, async () => {
+  const modelJson = mobilenetModelJson!;
+  const raw = JSON.parse(await readFile(modelJson, 'utf8')) as { modelTopology: { model_config: { config: { layers: unknown[] } } } };
   assert.equal(raw.modelTopology.model_config.config.layers.length, 88, 'functional config incl. InputLayer');
 
-  const model = await readTfjsLayersModel(mobilenetModelJson);
+  const model = await readTfjsLayersModel(modelJson);
   assert.equal(model.format, 'layers-model');
   assert.equal(model.sourceClass, 'Model');
   assert.equal(model.layers.length, 87, 'InputLayer dropped');
@@ -42,30 +115,10 @@ test('reads the shared MobileNet v1 0.75: linear functional chain, 2,601,976 par
   assert.equal(parameterCount(model.weights), 2_601_976);
 
   const shapes = new Map(model.weights.flatMap((l) => l.weights.map((w) => [w.name, w.shape] as const)));
-  assert.deepEqual(shapes.get('conv1/kernel'), [3, 3, 3, 24]); // Conv2D [kh, kw, in, out]
-  assert.deepEqual(shapes.get('conv_dw_1/depthwise_kernel'), [3, 3, 24, 1]); // DepthwiseConv2D [kh, kw, channels, 1]
+  assert.deepEqual(shapes.get('conv1/kernel'), [3, 3, 3, 24]);
+  assert.deepEqual(shapes.get('conv_dw_1/depthwise_kernel'), [3, 3, 24, 1]);
   assert.deepEqual(shapes.get('conv_pw_13/kernel'), [1, 1, 768, 768]);
   assert.deepEqual(shapes.get('conv_preds/kernel'), [1, 1, 768, 1000]);
-  // Weights are grouped under their layer, in layer order.
-  const bn = model.weights.find((l) => l.layerName === 'conv1_bn')!;
-  assert.deepEqual(bn.weights.map((w) => w.name), ['conv1_bn/gamma', 'conv1_bn/beta', 'conv1_bn/moving_mean', 'conv1_bn/moving_variance']);
-  const order = model.layers.map((l) => l.config.name);
-  const positions = model.weights.map((l) => order.indexOf(l.layerName));
-  assert.deepEqual(positions, [...positions].sort((a, b) => a - b));
-});
-
-test('a truncated shard is an error naming the shard and both sizes', async () => {
-  await withTempDir(async (dir) => {
-    const source = path.dirname(mobilenetModelJson);
-    for (const name of await readdir(source)) await copyFile(path.join(source, name), path.join(dir, name));
-    const shard = path.join(dir, 'group5-shard1of1');
-    const size = (await stat(shard)).size;
-    await truncate(shard, size - 4);
-    await assert.rejects(readTfjsLayersModel(path.join(dir, 'model.json')), (error: Error) => {
-      assert.ok(error.message.includes(`shard "group5-shard1of1" has ${size - 4} bytes, the manifest needs ${size}`), error.message);
-      return true;
-    });
-  });
 });
 
 // ---- hand-written topologies ----
