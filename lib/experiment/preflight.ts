@@ -4,6 +4,7 @@ import { checkDecode } from '../data/check-decode.js';
 import { unusableReason } from '../data/usable.js';
 import { loadTfjsBackbone, loadVgg16Backbone } from '../models/backbones.js';
 import { resolveChain } from '../models/resolve.js';
+import { experimentCnnLayers } from '../models/zoo.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
 import type { CompareConfig } from './config.js';
 import { inspectExperimentData, type ExperimentData, type InspectedData } from './data.js';
@@ -40,6 +41,7 @@ export async function preflight(config: CompareConfig, options: { resume: boolea
     if (unusable) throw new PreflightError(`data: ${unusable}`);
     await checkDecodeSample(data, log);
     log(`data: ${info.examples} examples, train ${info.splits.train} / validation ${info.splits.validation}, classes ${info.classNames.join(', ')}`);
+    if (config.models.includes('cnn')) checkCnnInput(config);
     const featureSize = config.models.includes('transfer') ? await checkBackbone(config, log) : 0;
     const examples = info.splits.train + info.splits.validation;
     const [h, w] = config.imageSize;
@@ -96,6 +98,16 @@ async function checkDecodeSample(data: InspectedData, log: (line: string) => voi
     );
   }
   if (failures.length > 0) log(`data: ${failures.length} of ${names.length} sampled images cannot be decoded; such images are left out of training`);
+}
+
+/** The CNN's five conv/pool blocks need a minimum input size. */
+function checkCnnInput(config: CompareConfig): void {
+  const inputShape = [...config.imageSize, 3];
+  try {
+    resolveChain(experimentCnnLayers(inputShape), inputShape);
+  } catch (error) {
+    throw new PreflightError(`CNN at --image-size ${config.imageSize.join('x')}: ${error instanceof Error ? error.message : String(error)}; use a larger --image-size.`, { cause: error });
+  }
 }
 
 /** Loads the transfer model's pretrained base at the run's input size (fetching VGG16 weights when allowed); returns its feature size. */
