@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DEFAULT_CONFIG } from '../lib/experiment/config.js';
-import { petImagesDir } from './helpers/paths.js';
+import { sharedPetImages } from './helpers/pet-images.js';
 import { describeRun, readJson, runCli, withTempDir } from './helpers/transfer-helpers.js';
 
 /** The help text of each `--flag`: its line plus the indented continuation lines. */
@@ -82,7 +82,7 @@ test('bad compare flags exit 2 with a message naming the flag, before any work',
   await withTempDir('compare-bad-flags', async (dir) => {
     const cacheDir = path.join(dir, 'cache');
     const out = path.join(dir, 'run');
-    const data = ['--data-dir', petImagesDir, '--out', out];
+    const data = ['--data-dir', await sharedPetImages(), '--out', out];
     const cases: { args: string[]; names: string[] }[] = [
       { args: [...data, '--epochs', '0'], names: ['--epochs'] },
       { args: [...data, '--epochs', 'two'], names: ['--epochs'] },
@@ -114,7 +114,7 @@ test('a failing transfer model leaves the CNN results standing; exit 1 and the e
     const missing = path.join(dir, 'nowhere', 'model.json');
     await mkdir(path.join(dir, 'nowhere'));
     const r = await runCli([
-      'compare', '--data-dir', petImagesDir, '--image-size', '96', '--epochs', '1', '--limit', '200',
+      'compare', '--data-dir', await sharedPetImages(), '--image-size', '96', '--epochs', '1', '--limit', '40',
       '--backbone', missing, '--out', runDir, '--cache-dir', cacheDir,
     ], { cacheDir });
     assert.equal(r.code, 1, describeRun(r));

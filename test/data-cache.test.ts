@@ -8,15 +8,21 @@ import { inspectCatsVsDogs, openCatsVsDogs } from '../lib/data/cats-vs-dogs.js';
 import { decodeCount, decodeImageFile } from '../lib/data/decode.js';
 import { openImageFolder } from '../lib/data/image-folder.js';
 import type { Batch } from '../lib/data/types.js';
-import { petImagesDir } from './helpers/paths.js';
+import { brokenFiles, sharedPetImages } from './helpers/pet-images.js';
 
-const PICK = ['Cat/1.jpg', 'Cat/2.jpg', 'Cat/3.jpg', 'Cat/4.jpg', 'Cat/5.jpg', 'Cat/6.jpg', 'Dog/1.jpg', 'Dog/2.jpg', 'Dog/3.jpg', 'Dog/4.jpg', 'Dog/2501.jpg', 'Dog/2504.jpg', 'Cat/2502.jpg'];
+const PER_CLASS = 6;
+const brokenRel = (kind: string) => brokenFiles(PER_CLASS).find((f) => f.kind === kind)!.rel;
+const CUT_SHORT = `PetImages/${brokenRel('cut-short')}`;
+/** Good photos plus a JPEG cut short (kept by the rules, fails to decode), a greyscale one and PNG data named .jpg (fails the JFIF rule). */
+const PICK = ['Cat/1.jpg', 'Cat/2.jpg', 'Cat/3.jpg', 'Cat/4.jpg', 'Cat/5.jpg', 'Cat/6.jpg', 'Dog/1.jpg', 'Dog/2.jpg', 'Dog/3.jpg', 'Dog/4.jpg', brokenRel('cut-short'), brokenRel('greyscale'), brokenRel('png')];
 
+/** A fresh copy per test: the tests touch and truncate files. */
 async function petFixture(): Promise<string> {
+  const pets = await sharedPetImages({ perClass: PER_CLASS, broken: true });
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tl-cache-'));
   for (const rel of PICK) {
     await fs.mkdir(path.join(dir, 'PetImages', path.dirname(rel)), { recursive: true });
-    await fs.copyFile(path.join(petImagesDir, rel), path.join(dir, 'PetImages', rel));
+    await fs.copyFile(path.join(pets, rel), path.join(dir, 'PetImages', rel));
   }
   return dir;
 }
@@ -35,18 +41,18 @@ test('decode once, reuse the cache, rebuild when the source or the cache changes
   const opts = { dataDir: dir, imageSize: SIZE, batchSize: 4, cacheDir, progress: false };
   const rules = await inspectCatsVsDogs({ dataDir: dir });
   await rules.source.close();
-  assert.equal(rules.info.examples, 12); // Cat/2502.jpg (PNG) fails the JFIF rule
+  assert.equal(rules.info.examples, 12); // the PNG data fails the JFIF rule
 
   let before = decodeCount();
   const first = await openCatsVsDogs(opts);
   assert.equal(decodeCount() - before, 12);
   assert.deepEqual(first.info.cache && [first.info.cache.train, first.info.cache.validation], ['built', 'built']);
-  // Dog/2501.jpg is kept by the rules but cannot be decoded: reported, left out, split unchanged.
-  assert.deepEqual(first.info.decodeFailures.map((f) => path.relative(dir, f.path)), ['PetImages/Dog/2501.jpg']);
+  // The JPEG cut short is kept by the rules but cannot be decoded: reported, left out, split unchanged.
+  assert.deepEqual(first.info.decodeFailures.map((f) => path.relative(dir, f.path)), [CUT_SHORT]);
   assert.match(first.info.decodeFailures[0]!.reason, /truncated/);
   assert.deepEqual(first.info.splits, rules.info.splits);
-  const expectTrain = rules.parts.train.map((e) => e.key).filter((k) => k !== 'PetImages/Dog/2501.jpg');
-  const expectVal = rules.parts.validation.map((e) => e.key).filter((k) => k !== 'PetImages/Dog/2501.jpg');
+  const expectTrain = rules.parts.train.map((e) => e.key).filter((k) => k !== CUT_SHORT);
+  const expectVal = rules.parts.validation.map((e) => e.key).filter((k) => k !== CUT_SHORT);
   assert.deepEqual(first.train.keys, expectTrain);
   assert.deepEqual(first.validation.keys, expectVal);
   assert.equal(first.train.size + first.validation.size, 11);
@@ -165,8 +171,9 @@ test('multi-class image folder: sorted class names, labels, extensions, seeded o
 });
 
 test('bad options are refused with the name of the option', async () => {
-  await assert.rejects(openCatsVsDogs({ dataDir: petImagesDir, imageSize: [0, 10], batchSize: 4 }), /imageSize height must be a positive integer/);
-  await assert.rejects(openCatsVsDogs({ dataDir: petImagesDir, imageSize: [10, 10], batchSize: 0 }), /batchSize must be a positive integer/);
-  await assert.rejects(openCatsVsDogs({ dataDir: petImagesDir, imageSize: [10, 10], batchSize: 2, limit: -1 }), /limit must be a positive integer/);
+  const pets = await sharedPetImages({ perClass: PER_CLASS, broken: true });
+  await assert.rejects(openCatsVsDogs({ dataDir: pets, imageSize: [0, 10], batchSize: 4 }), /imageSize height must be a positive integer/);
+  await assert.rejects(openCatsVsDogs({ dataDir: pets, imageSize: [10, 10], batchSize: 0 }), /batchSize must be a positive integer/);
+  await assert.rejects(openCatsVsDogs({ dataDir: pets, imageSize: [10, 10], batchSize: 2, limit: -1 }), /limit must be a positive integer/);
 });
 

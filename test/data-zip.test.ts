@@ -7,23 +7,10 @@ import { deflateRawSync } from 'node:zlib';
 import { inspectCatsVsDogs, openCatsVsDogs } from '../lib/data/cats-vs-dogs.js';
 import { thumbnailJpeg } from '../lib/data/decode.js';
 import { ZipSource } from '../lib/data/zip-source.js';
-import { petImagesDir } from './helpers/paths.js';
+import { crc32 } from './helpers/crc32.js';
+import { brokenFiles, sharedPetImages } from './helpers/pet-images.js';
 
 // A minimal zip writer (deflate or store, no zip64), so tests need no extra package.
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-function crc32(buf: Buffer): number {
-  let c = 0xffffffff;
-  for (const b of buf) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
 function makeZip(files: { name: string; data: Buffer; store?: boolean }[]): Buffer {
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
@@ -67,25 +54,29 @@ function makeZip(files: { name: string; data: Buffer; store?: boolean }[]): Buff
   return Buffer.concat([...locals, cd, end]);
 }
 
-const PICK = ['Cat/1.jpg', 'Cat/2.jpg', 'Cat/3.jpg', 'Cat/4.jpg', 'Cat/5.jpg', 'Cat/2502.jpg', 'Dog/1.jpg', 'Dog/2.jpg', 'Dog/3.jpg', 'Dog/4.jpg', 'Dog/2501.jpg', 'Dog/2504.jpg'];
+const PER_CLASS = 5;
+const brokenRel = (kind: string) => brokenFiles(PER_CLASS).find((f) => f.kind === kind)!.rel;
+/** Good photos plus PNG data named .jpg (fails the JFIF rule), a JPEG cut short and a greyscale one. */
+const PICK = ['Cat/1.jpg', 'Cat/2.jpg', 'Cat/3.jpg', 'Cat/4.jpg', 'Cat/5.jpg', brokenRel('png'), 'Dog/1.jpg', 'Dog/2.jpg', 'Dog/3.jpg', 'Dog/4.jpg', brokenRel('cut-short'), brokenRel('greyscale')];
 
 async function fixture(): Promise<{ dir: string; folder: string; zip: string }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tl-zip-'));
   const folder = path.join(dir, 'PetImages');
+  const pets = await sharedPetImages({ perClass: PER_CLASS, broken: true });
   const files: { name: string; data: Buffer; store?: boolean }[] = [];
   for (const [i, rel] of PICK.entries()) {
-    const data = await fs.readFile(path.join(petImagesDir, rel));
+    const data = await fs.readFile(path.join(pets, rel));
     await fs.mkdir(path.join(folder, path.dirname(rel)), { recursive: true });
     await fs.writeFile(path.join(folder, rel), data);
     files.push({ name: `PetImages/${rel}`, data, store: i % 2 === 0 });
   }
-  const evil = await fs.readFile(path.join(petImagesDir, 'Cat/1.jpg'));
+  const evil = await fs.readFile(path.join(pets, 'Cat/1.jpg'));
   files.push(
     { name: 'PetImages/', data: Buffer.alloc(0), store: true },
     { name: 'PetImages/Cat/Thumbs.db', data: Buffer.from('junk') },
     { name: '../evil.jpg', data: evil },
-    { name: '../../PetImages/Cat/9.jpg', data: evil },
-    { name: '/abs/PetImages/Cat/8.jpg', data: evil },
+    { name: '../../PetImages/Cat/99.jpg', data: evil },
+    { name: '/abs/PetImages/Cat/98.jpg', data: evil },
     { name: 'PetImages/Cat/../../../evil2.jpg', data: evil },
   );
   const zip = path.join(dir, 'kagglecatsanddogs_5340.zip');
@@ -100,7 +91,7 @@ test('zip source gives the same keys, labels, skips and order as the extracted f
   await a.source.close();
   await b.source.close();
   assert.equal(a.info.files, PICK.length);
-  assert.equal(a.info.skippedByJfif, 1); // Cat/2502.jpg is PNG data
+  assert.equal(a.info.skippedByJfif, 1); // the PNG data
   assert.equal(a.info.examples, PICK.length - 1);
   assert.deepEqual([...b.parts.train, ...b.parts.validation].map(({ key, label }) => [key, label]), [...a.parts.train, ...a.parts.validation].map(({ key, label }) => [key, label]));
   assert.equal(b.info.skippedByJfif, a.info.skippedByJfif);
@@ -119,10 +110,10 @@ test('zip-slip names are harmless: never matched, never written', async () => {
   const opened = await openCatsVsDogs({ archive: zip, imageSize: [16, 16], batchSize: 4, cacheDir: cache, progress: false });
   const keys = [...opened.train.keys, ...opened.validation.keys];
   assert.ok(keys.every((k) => /^PetImages\/(Cat|Dog)\/\d+\.jpg$/.test(k)));
-  assert.ok(!keys.some((k) => k.includes('evil') || k.endsWith('/9.jpg') || k.endsWith('/8.jpg')));
+  assert.ok(!keys.some((k) => k.includes('evil') || k.endsWith('/99.jpg') || k.endsWith('/98.jpg')));
   // Inside the temporary folder only the zip, the folder and the cache; nothing named by an entry outside it.
   assert.deepEqual((await fs.readdir(dir)).sort(), ['PetImages', 'cache', 'kagglecatsanddogs_5340.zip']);
-  for (const p of ['../evil.jpg', '../evil2.jpg', '../../evil2.jpg', '../../PetImages/Cat/9.jpg', 'abs']) {
+  for (const p of ['../evil.jpg', '../evil2.jpg', '../../evil2.jpg', '../../PetImages/Cat/99.jpg', 'abs']) {
     await assert.rejects(fs.access(path.join(dir, p)), p);
   }
   // Pixels from the archive equal pixels from the folder.

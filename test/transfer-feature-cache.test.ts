@@ -10,20 +10,29 @@ import path from 'node:path';
 import { openCatsVsDogs, type OpenedDatasets } from '../lib/data/index.js';
 import { cachedFeatures, datasetIdentity, type FeatureKey } from '../lib/training/feature-cache.js';
 import type { Dataset } from '../lib/data/types.js';
-import { petImagesDir } from './helpers/paths.js';
-import { assertClose, mobilenetTransferModel, smallHead, withTempDir } from './helpers/transfer-helpers.js';
+import { sharedPetImages } from './helpers/pet-images.js';
+import { sharedTinyBackbone, TINY_FEATURE_CHANNELS, TINY_OUTPUT_LAYER } from './helpers/tiny-backbone.js';
+import { assertClose, tfjsTransferModel, smallHead, withTempDir, type TransferModel } from './helpers/transfer-helpers.js';
+import type { Backbone } from '../lib/models/backbones.js';
 
-const SIZE = 96;
+const SIZE = 64;
 const SEED = 1234;
-const FEATURE_BYTES = 3 * 3 * 768 * 4; // conv_pw_13_relu at 96x96
+const FEATURE_BYTES = (SIZE / 8) * (SIZE / 8) * TINY_FEATURE_CHANNELS * 4; // conv_pw_3_relu: three stride-2 stages
 
 async function openData(cacheDir: string, batchSize = 32): Promise<OpenedDatasets> {
-  // 150 examples in tfds order: 120 train / 30 validation
-  return openCatsVsDogs({ dataDir: petImagesDir, imageSize: [SIZE, SIZE], batchSize, limit: 150, cacheDir, progress: false });
+  // 150 generated examples in tfds order: 120 train / 30 validation
+  const dataDir = await sharedPetImages({ perClass: 75, broken: false });
+  return openCatsVsDogs({ dataDir, imageSize: [SIZE, SIZE], batchSize, cacheDir, progress: false });
+}
+
+/** The generated MobileNet-like backbone cut at its feature layer, frozen, with a small head. */
+async function transferModel(backbone?: Backbone): Promise<TransferModel> {
+  const tiny = await sharedTinyBackbone();
+  return tfjsTransferModel({ modelJson: tiny.modelJson, outputLayer: tiny.outputLayer, inputShape: [SIZE, SIZE, 3], head: smallHead(8), seed: SEED, backbone });
 }
 
 async function keyFor(weightsId: string, data: Dataset, overrides: Partial<FeatureKey> = {}): Promise<FeatureKey> {
-  return { weightsId, outputLayer: 'conv_pw_13_relu', inputShape: [SIZE, SIZE, 3], preprocessing: 'tf', bf16: false, data: await datasetIdentity(data), ...overrides };
+  return { weightsId, outputLayer: TINY_OUTPUT_LAYER, inputShape: [SIZE, SIZE, 3], preprocessing: 'tf', bf16: false, data: await datasetIdentity(data), ...overrides };
 }
 
 async function featureFile(cacheDir: string): Promise<string[]> {
@@ -53,10 +62,10 @@ test('training the head on cached features equals training on images with the ba
     assert.equal(data.train.size, 120);
     assert.equal(data.validation.size, 30);
 
-    const cached = await mobilenetTransferModel({ inputShape: [SIZE, SIZE, 3], head: smallHead(8), seed: SEED });
-    const { model: direct } = await mobilenetTransferModel({ inputShape: [SIZE, SIZE, 3], head: smallHead(8), seed: SEED, backbone: cached.backbone });
+    const cached = await transferModel();
+    const { model: direct } = await transferModel(cached.backbone);
     const { baseLayers, backbone } = cached;
-    assert.deepEqual(cached.model.layers[baseLayers - 1]!.outputShape, [3, 3, 768]);
+    assert.deepEqual(cached.model.layers[baseLayers - 1]!.outputShape, [SIZE / 8, SIZE / 8, TINY_FEATURE_CHANNELS]);
     // same seed, same initial head
     assert.deepEqual(cached.model.getLayerWeights('dense')[0]!.data, direct.getLayerWeights('dense')[0]!.data);
 
@@ -64,7 +73,7 @@ test('training the head on cached features equals training on images with the ba
     const validation = await cachedFeatures(cached.model, data.validation, { baseLayers, key: await keyFor(backbone.weightsId, data.validation), cacheDir, progress: false });
     assert.equal(train.computed, 120);
     assert.equal(validation.computed, 30);
-    assert.deepEqual(train.dataset.elementShape, [3, 3, 768]);
+    assert.deepEqual(train.dataset.elementShape, [SIZE / 8, SIZE / 8, TINY_FEATURE_CHANNELS]);
 
     const viaFeatures = await cached.model.fit(train.dataset, { epochs: 2, validationData: validation.dataset, fromLayer: baseLayers, verbose: 0 });
     const viaImages = await direct.fit(data.train, { epochs: 2, validationData: data.validation, verbose: 0 });
@@ -73,7 +82,7 @@ test('training the head on cached features equals training on images with the ba
       assertClose(viaFeatures.history[k]!, viaImages.history[k]!, 1e-4, k);
     }
     // the frozen base did not move in the direct run (BatchNorm statistics included)
-    for (const name of ['conv1', 'conv1_bn', 'conv_pw_13_bn']) {
+    for (const name of ['conv1', 'conv1_bn', 'conv_dw_2', 'conv_pw_3_bn']) {
       const before = backbone.weights.find((l) => l.layerName === name)!.weights;
       direct.getLayerWeights(name).forEach((w, i) => assert.deepEqual(w.data, before[i]!.data, `${name} weight ${i} unchanged`));
     }
@@ -84,7 +93,7 @@ test('the feature cache is reused, and a changed key recomputes', { timeout: 600
   await withTempDir('fc-reuse', async (dir) => {
     const cacheDir = path.join(dir, 'cache');
     const data = await openData(cacheDir);
-    const { model, baseLayers, backbone } = await mobilenetTransferModel({ inputShape: [SIZE, SIZE, 3], head: smallHead(8), seed: SEED });
+    const { model, baseLayers, backbone } = await transferModel();
     const key = await keyFor(backbone.weightsId, data.train);
     const first = await cachedFeatures(model, data.train, { baseLayers, key, cacheDir, progress: false });
     assert.equal(first.computed, 120);
@@ -110,7 +119,7 @@ test('an interrupted extraction resumes where it stopped and ends byte-identical
     const cacheA = path.join(dir, 'cache-a');
     const cacheB = path.join(dir, 'cache-b');
     const data = await openData(cacheA);
-    const { model, baseLayers, backbone } = await mobilenetTransferModel({ inputShape: [SIZE, SIZE, 3], head: smallHead(8), seed: SEED });
+    const { model, baseLayers, backbone } = await transferModel();
     const key = await keyFor(backbone.weightsId, data.train);
 
     await assert.rejects(cachedFeatures(model, data.train, { baseLayers, key, cacheDir: cacheA, progress: false, stopAfter: 40 }), /stopped after/);
@@ -142,7 +151,7 @@ test('a half-written features file is detected and rebuilt, never read', { timeo
   await withTempDir('fc-damaged', async (dir) => {
     const cacheDir = path.join(dir, 'cache');
     const data = await openData(cacheDir);
-    const { model, baseLayers, backbone } = await mobilenetTransferModel({ inputShape: [SIZE, SIZE, 3], head: smallHead(8), seed: SEED });
+    const { model, baseLayers, backbone } = await transferModel();
     const key = await keyFor(backbone.weightsId, data.validation);
     const first = await cachedFeatures(model, data.validation, { baseLayers, key, cacheDir, progress: false });
     assert.equal(first.computed, 30);

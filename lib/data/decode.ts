@@ -1,6 +1,6 @@
-import { promises as fs } from 'node:fs';
 import sharp, { type FailOnOptions, type Metadata } from 'sharp';
 import { decodeBmp, isBmp, bmpDimensions } from './bmp.js';
+import { readImageBytes } from './read-file.js';
 import { resizeBilinearTf } from './resize.js';
 import { describeSourceRef, type SourceRef } from './source.js';
 import { readZipEntry } from './zip-source.js';
@@ -120,12 +120,7 @@ async function run(input: Buffer, full: boolean, height: number, width: number, 
 
 /** Decodes a user's image file (e.g. for `predict`) to RGB uint8 height x width x 3. */
 export async function decodeImageFile(file: string, height: number, width: number): Promise<Uint8Array> {
-  let bytes: Buffer;
-  try {
-    bytes = await fs.readFile(file);
-  } catch (error) {
-    throw new Error(`Cannot read image ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
+  const bytes = await readImageBytes(file);
   try {
     return await decodeImage(bytes, height, width);
   } catch (error) {
@@ -135,7 +130,7 @@ export async function decodeImageFile(file: string, height: number, width: numbe
 }
 
 export async function readSourceRef(ref: SourceRef): Promise<Buffer> {
-  return ref.kind === 'file' ? fs.readFile(ref.path) : readZipEntry(ref.archive, ref.entry);
+  return ref.kind === 'file' ? readImageBytes(ref.path) : readZipEntry(ref.archive, ref.entry);
 }
 
 /**

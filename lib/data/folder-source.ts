@@ -1,5 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { readImageBytes, readImageHead } from './read-file.js';
 import type { ImageSource, SourceEntry, SourceRef } from './source.js';
 
 /**
@@ -48,19 +49,12 @@ export class FolderSource implements ImageSource {
     return path.join(this.root, ...rel.split('/'));
   }
 
-  async readHead(name: string, n: number): Promise<Buffer> {
-    const handle = await fs.open(this.fileOf(name), 'r');
-    try {
-      const buf = Buffer.alloc(n);
-      const { bytesRead } = await handle.read(buf, 0, n, 0);
-      return buf.subarray(0, bytesRead);
-    } finally {
-      await handle.close();
-    }
+  readHead(name: string, n: number): Promise<Buffer> {
+    return readImageHead(this.fileOf(name), n);
   }
 
   readAll(name: string): Promise<Buffer> {
-    return fs.readFile(this.fileOf(name));
+    return readImageBytes(this.fileOf(name));
   }
 
   ref(name: string): SourceRef {

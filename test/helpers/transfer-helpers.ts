@@ -1,6 +1,6 @@
 /**
  * Shared pieces of the transfer-workflow and `compare` tests: temp folders, the compiled CLI in a
- * child process, a MobileNet-based transfer model, and small file checks.
+ * child process, a transfer model on a TF.js backbone, and small file checks.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
@@ -10,7 +10,9 @@ import { loadTfjsBackbone, type Backbone } from '../../lib/models/backbones.js';
 import { layers } from '../../lib/models/layers.js';
 import { Sequential } from '../../lib/models/sequential.js';
 import type { LayerConfig, Shape } from '../../lib/models/config.js';
-import { mobilenetModelJson, repoRoot } from './paths.js';
+import { repoRoot } from './paths.js';
+import { sharedPetImages } from './pet-images.js';
+import { sharedTinyBackbone } from './tiny-backbone.js';
 
 export const cliPath = path.join(repoRoot, 'dist/lib/cli/main.js');
 
@@ -94,17 +96,19 @@ export function assertClose(actual: readonly number[], expected: readonly number
 
 export interface TransferModel {
   model: Sequential;
-  /** layers [0, baseLayers) are the frozen MobileNet base. */
+  /** layers [0, baseLayers) are the frozen pretrained base. */
   baseLayers: number;
   backbone: Backbone;
 }
 
 /**
- * The shared MobileNet v1 0.75 cut at `conv_pw_13_relu`, frozen, with a head, its ImageNet weights
- * loaded and compiled with Adam / binary crossentropy.
+ * The TF.js model at `modelJson` cut at `outputLayer`, frozen, with a head, its pretrained
+ * weights loaded and compiled with Adam / binary crossentropy.
  */
-export async function mobilenetTransferModel(options: { inputShape: Shape; head: LayerConfig[]; seed: number; backbone?: Backbone }): Promise<TransferModel> {
-  const backbone = options.backbone ?? (await loadTfjsBackbone(mobilenetModelJson, { inputShape: options.inputShape, outputLayer: 'conv_pw_13_relu' }));
+export async function tfjsTransferModel(options: {
+  modelJson: string; outputLayer: string; inputShape: Shape; head: LayerConfig[]; seed: number; backbone?: Backbone;
+}): Promise<TransferModel> {
+  const backbone = options.backbone ?? (await loadTfjsBackbone(options.modelJson, { inputShape: options.inputShape, outputLayer: options.outputLayer }));
   const base = backbone.layers.map((l) => ({ class_name: l.class_name, config: { ...l.config, trainable: false } }));
   const model = new Sequential([...base, ...options.head], {
     name: 'transfer', inputShape: options.inputShape, preprocessing: backbone.nativePreprocessing, seed: options.seed,
@@ -120,4 +124,13 @@ export function smallHead(hidden: number): LayerConfig[] {
   if (hidden > 0) head.push(layers.dense({ units: hidden, activation: 'relu' }));
   head.push(layers.dense({ units: 1, activation: 'sigmoid' }));
   return head;
+}
+
+/**
+ * What the `compare` tests run on: 120 generated photos (96 train / 24 validation by the default
+ * split) and the generated MobileNet-like backbone, cut at its feature layer.
+ */
+export async function generatedCompareInputs(): Promise<{ dataDir: string; backboneArgs: string[]; outputLayer: string }> {
+  const [dataDir, tiny] = await Promise.all([sharedPetImages({ perClass: 60, broken: false }), sharedTinyBackbone()]);
+  return { dataDir, backboneArgs: ['--backbone', tiny.modelJson, '--backbone-output', tiny.outputLayer], outputLayer: tiny.outputLayer };
 }
