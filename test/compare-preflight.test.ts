@@ -109,7 +109,7 @@ test('a CNN input too small for its five blocks is refused before decoding', { t
     const pets = await makePetImages(dir, { perClass: 4, width: 48, height: 40, seed: 4 });
     const out = path.join(dir, 'run');
     const r = await runCli(['compare', '--data-dir', pets, '--image-size', '64', '--models', 'cnn', '--out', out], { cacheDir: path.join(dir, 'cache') });
-    assertRefused(r, out, /CNN at --image-size 64x64: .*too small.*larger --image-size/);
+    assertRefused(r, out, /--image-size 64x64 is too small for the CNN's five conv\/pool blocks: use at least 94 pixels per side/);
     assert.doesNotMatch(r.stdout + r.stderr, /decoding/);
   });
 });

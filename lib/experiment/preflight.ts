@@ -102,12 +102,19 @@ async function checkDecodeSample(data: InspectedData, log: (line: string) => voi
 
 /** The CNN's five conv/pool blocks need a minimum input size. */
 function checkCnnInput(config: CompareConfig): void {
-  const inputShape = [...config.imageSize, 3];
-  try {
-    resolveChain(experimentCnnLayers(inputShape), inputShape);
-  } catch (error) {
-    throw new PreflightError(`CNN at --image-size ${config.imageSize.join('x')}: ${error instanceof Error ? error.message : String(error)}; use a larger --image-size.`, { cause: error });
-  }
+  const fits = (h: number, w: number) => {
+    try {
+      resolveChain(experimentCnnLayers([h, w, 3]), [h, w, 3]);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const [h, w] = config.imageSize;
+  if (fits(h, w)) return;
+  let side = Math.min(h, w);
+  while (!fits(side, side)) side++;
+  throw new PreflightError(`--image-size ${h}x${w} is too small for the CNN's five conv/pool blocks: use at least ${side} pixels per side.`);
 }
 
 /** Loads the transfer model's pretrained base at the run's input size (fetching VGG16 weights when allowed); returns its feature size. */
