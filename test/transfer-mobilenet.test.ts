@@ -27,7 +27,7 @@ test('the real MobileNet (all layers) classifies real cats and dogs into ImageNe
   assert.match(metadata.labels[281]!, /tabby/);
   assert.match(metadata.labels[151]!, /Chihuahua/);
 
-  const backbone = await loadTfjsBackbone(mobilenetModelJson!);
+  const backbone = await loadTfjsBackbone(mobilenetModelJson!, { outputLayer: 'reshape_2' }); // the whole classifier, named on purpose
   assert.equal(backbone.nativePreprocessing, 'tf');
   const model = new Sequential(backbone.layers, { inputShape: [224, 224, 3], preprocessing: backbone.nativePreprocessing, seed: 1 });
   model.setWeights(backbone.weights);
@@ -60,7 +60,7 @@ test('the real MobileNet (all layers) classifies real cats and dogs into ImageNe
 test('a backbone cut at a named layer stops there, with Keras\'s shape; an unknown layer is an error listing the layers', { timeout: 600_000 }, async () => {
   const tiny = await sharedTinyBackbone();
   const size = 64;
-  const full = await loadTfjsBackbone(tiny.modelJson, { inputShape: [size, size, 3] });
+  const full = await loadTfjsBackbone(tiny.modelJson, { inputShape: [size, size, 3], outputLayer: 'reshape_2' }); // top included, named on purpose
   const backbone = await loadTfjsBackbone(tiny.modelJson, { inputShape: [size, size, 3], outputLayer: tiny.outputLayer });
   assert.equal(backbone.outputLayer, tiny.outputLayer);
   assert.deepEqual(backbone.layers.map((l) => l.config.name), tiny.layerNames.slice(0, tiny.layerNames.indexOf(tiny.outputLayer) + 1));

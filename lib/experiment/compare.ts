@@ -6,13 +6,18 @@ import { formatResultsTable } from '../reports/terminal.js';
 import { native } from '../engine/native.js';
 import { writeJsonAtomic } from '../util/atomic.js';
 import { MODEL_LABELS, type CompareConfig } from './config.js';
-import { openExperimentData } from './data.js';
+import type { DatasetInfo } from '../data/open-splits.js';
+import { decodeExperimentData } from './data.js';
+import { checkDecoded, preflight, PreflightError } from './preflight.js';
+import { epochsDone, sameDataReason } from './resume-flags.js';
+import { trainingProblem } from './verdict.js';
 import { describeEnvironment } from './environment.js';
 import { InterruptedError, trainModel } from './train-model.js';
 
 export interface CompareResult {
   runDir: string;
-  summary: RunSummary;
+  /** undefined when interrupted before any model started (no run folder was created). */
+  summary?: RunSummary;
   interrupted: boolean;
 }
 
@@ -29,18 +34,15 @@ export async function readRunConfig(runDir: string): Promise<CompareConfig> {
 }
 
 /**
- * The experiment end to end: data, each model, summary, plots and report. One model failing
- * leaves the others' results standing; Ctrl-C stops at the next batch and leaves a run folder
- * that `--resume` continues.
+ * The experiment end to end: checks, data, each model, summary, plots and report. Everything that
+ * can be checked is checked before the run folder is created, so a run that cannot start leaves
+ * nothing behind. One model failing leaves the others' results standing; Ctrl-C stops at the next
+ * batch and leaves a run folder that `--resume` continues.
  */
 export async function runCompare(config: CompareConfig, options: { resume?: boolean; log?: (line: string) => void } = {}): Promise<CompareResult> {
   const log = options.log ?? ((line: string) => console.log(line));
+  const resume = options.resume ?? false;
   const runDir = path.resolve(config.out);
-  if (!options.resume && existsSync(path.join(runDir, 'config.json'))) {
-    throw new Error(`${runDir} already holds a run; continue it with --resume ${config.out}, or choose another --out`);
-  }
-  await fs.mkdir(runDir, { recursive: true });
-  await writeJsonAtomic(path.join(runDir, 'config.json'), config);
   native().setThreads(config.threads);
 
   let interrupted = false;
@@ -51,10 +53,21 @@ export async function runCompare(config: CompareConfig, options: { resume?: bool
   };
   process.on('SIGINT', onSigint);
   try {
+    log('Checking before training: run folder, data, transfer model, disk space');
+    const checked = await preflight(config, { resume, log });
+    if (resume) await checkResumedData(runDir, config, checked.data.info);
+    const data = await decodeExperimentData(checked.data, config);
+    checkDecoded(data);
+    const info = data.info;
+    if (interrupted) {
+      log(`Interrupted before training: no run folder was created. Run the same command again (decoded images stay cached).`);
+      return { runDir, interrupted };
+    }
+
+    await fs.mkdir(runDir, { recursive: true });
+    await writeJsonAtomic(path.join(runDir, 'config.json'), config);
     const environment = describeEnvironment({ threads: config.threads, bf16: config.bf16 });
     await writeJsonAtomic(path.join(runDir, 'environment.json'), environment);
-    const data = await openExperimentData(config);
-    const info = data.info;
     await writeJsonAtomic(path.join(runDir, 'dataset.json'), info);
     log(`${data.datasetName}: ${info.examples} examples, train ${data.train.size} / validation ${data.validation.size}` +
       (info.decodeFailures.length ? `, ${info.decodeFailures.length} could not be decoded` : ''));
@@ -64,7 +77,10 @@ export async function runCompare(config: CompareConfig, options: { resume?: bool
       if (interrupted) break;
       log(`\n== ${MODEL_LABELS[kind]} ==`);
       try {
-        models.push(await trainModel({ runDir, config, data, kind, resume: options.resume ?? false, interrupted: () => interrupted, log }));
+        const model = await trainModel({ runDir, config, data, kind, resume, interrupted: () => interrupted, log });
+        const problem = trainingProblem(model);
+        if (problem) log(`${MODEL_LABELS[kind]} failed: ${problem}`);
+        models.push(problem ? { ...model, error: problem } : model);
       } catch (error) {
         if (error instanceof InterruptedError) {
           interrupted = true;
@@ -93,6 +109,14 @@ export async function runCompare(config: CompareConfig, options: { resume?: bool
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/** On --resume, data given anew (a moved folder) must be the data the models already trained on. */
+async function checkResumedData(runDir: string, config: CompareConfig, now: DatasetInfo): Promise<void> {
+  const file = path.join(runDir, 'dataset.json');
+  if (!existsSync(file) || Object.keys(await epochsDone(runDir, config.models)).length === 0) return;
+  const reason = sameDataReason(JSON.parse(await fs.readFile(file, 'utf8')) as DatasetInfo, now);
+  if (reason) throw new PreflightError(`data: ${reason}`);
 }
 
 function failedModel(kind: keyof typeof MODEL_LABELS, error: string): ModelRunSummary {

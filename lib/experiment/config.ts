@@ -1,4 +1,5 @@
 import type { Preprocessing } from '../models/preprocessing.js';
+import type { ConfigChange } from './resume-flags.js';
 
 /** Everything a `compare` run depends on; written to `config.json` and read back by `--resume`. */
 export interface CompareConfig {
@@ -38,6 +39,8 @@ export interface CompareConfig {
   out: string;
   /** run models in this process only up to this epoch; tests use it to simulate a crash */
   stopAfterEpoch?: number;
+  /** settings changed by `--resume`, oldest first */
+  history?: ConfigChange[];
 }
 
 export type ModelKind = 'cnn' | 'transfer';

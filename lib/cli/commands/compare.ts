@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG, type CompareConfig, type ModelKind } from '../../experiment/config.js';
 import { defaultRunDir, readRunConfig, runCompare } from '../../experiment/compare.js';
+import { PreflightError } from '../../experiment/preflight.js';
+import { applyResumeFlags, epochsDone, ResumeFlagError } from '../../experiment/resume-flags.js';
 import { parsePreprocessing } from '../../models/preprocessing.js';
 
 const HELP = `transferlab compare: train a CNN from scratch and a transfer model on the same data, and compare them
@@ -51,7 +53,10 @@ Transfer model:
 
 Output:
   --out DIR              run folder (default: runs/<date_time>)
-  --resume DIR           continue an interrupted run from its last completed epoch
+  --resume DIR           continue a run from its last completed epoch, with its saved settings; may
+                         also take --epochs (to extend), --threads, moved data/--weights/--cache-dir
+                         paths, and transfer settings while that model has not started (recorded in
+                         config.json's history); flags that would change results already produced are refused
   -h, --help             this help
 
 Examples:
@@ -80,7 +85,7 @@ function positiveNumber(name: string, text: string | undefined, fallback: number
   return n;
 }
 
-export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resume?: string; help?: boolean } {
+export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resume?: string; passed?: string[]; help?: boolean } {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -96,7 +101,6 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
     strict: true,
   });
   if (values.help) return { help: true };
-  if (values.resume) return { resume: values.resume };
   const sources = ['data-dir', 'archive', 'image-folder'].filter((k) => values[k as 'archive'] !== undefined);
   if (sources.length > 1) throw new Error(`give one data source, not ${sources.map((s) => '--' + s).join(' and ')}`);
   const models = (values.models ?? 'cnn,transfer').split(',').map((m) => m.trim());
@@ -125,7 +129,9 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
     out: values.out ?? defaultRunDir(),
     stopAfterEpoch: values['stop-after-epoch'] === undefined ? undefined : positiveInt('stop-after-epoch', values['stop-after-epoch'], 0),
   };
-  return { config };
+  // the flags given (parseArgs sets no defaults), so --resume applies only what the user asked for
+  const passed = Object.keys(values).filter((k) => k !== 'resume' && k !== 'help');
+  return { config, resume: values.resume, passed };
 }
 
 export async function compareCommand(argv: string[]): Promise<number> {
@@ -140,8 +146,28 @@ export async function compareCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
-  const config = parsed.resume ? { ...(await readRunConfig(parsed.resume)), out: parsed.resume, stopAfterEpoch: undefined } : parsed.config!;
-  const result = await runCompare(config, { resume: Boolean(parsed.resume) });
+  let config = parsed.config!;
+  if (parsed.resume) {
+    try {
+      const saved = await readRunConfig(parsed.resume);
+      const resumed = applyResumeFlags(saved, config, parsed.passed!, await epochsDone(parsed.resume, saved.models), parsed.resume);
+      config = resumed.change ? { ...resumed.config, history: [...(saved.history ?? []), resumed.change] } : resumed.config;
+      if (resumed.change) console.log(`Resuming with changed settings: ${Object.entries(resumed.change.changed).map(([f, [a, b]]) => `--${f} ${JSON.stringify(a)} → ${JSON.stringify(b)}`).join(', ')}`);
+    } catch (error) {
+      if (!(error instanceof ResumeFlagError)) throw error;
+      console.error(`transferlab compare: ${error.message}`);
+      return 2;
+    }
+  }
+  let result;
+  try {
+    result = await runCompare(config, { resume: Boolean(parsed.resume) });
+  } catch (error) {
+    if (!(error instanceof PreflightError)) throw error;
+    const left = parsed.resume ? `${config.out} is unchanged` : 'no run folder was created';
+    console.error(`transferlab compare: cannot start: ${error.message}\nNothing was trained; ${left}.`);
+    return 1;
+  }
   if (result.interrupted) return 130;
-  return result.summary.models.some((m) => m.error) ? 1 : 0;
+  return result.summary!.models.some((m) => m.error) ? 1 : 0;
 }

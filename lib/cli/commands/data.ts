@@ -6,6 +6,7 @@ import { FolderSource } from '../../data/folder-source.js';
 import { inspectImageFolder } from '../../data/image-folder.js';
 import type { DatasetInfo } from '../../data/open-splits.js';
 import type { ImageSource } from '../../data/source.js';
+import { unusableReason } from '../../data/usable.js';
 
 const HELP = `transferlab data info — what a dataset holds, before any training
 
@@ -119,6 +120,10 @@ export async function dataCommand(argv: string[], io: CommandIo = { stdout: proc
     return 1;
   } finally {
     await source?.close();
+  }
+  if (info.examples === 0) {
+    io.stderr.write(`data info: ${unusableReason(info)}\n`);
+    return 1;
   }
   if (values.json) {
     const out = { ...info, decodeChecked: values['check-decode'] };
