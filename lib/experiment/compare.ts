@@ -2,10 +2,11 @@ import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { ModelRunSummary, RunSummary } from '../reports/types.js';
 import { writeRunReport } from '../reports/write-report.js';
+import { parseRunSummary } from '../reports/validate.js';
 import { formatResultsTable } from '../reports/terminal.js';
 import { native } from '../engine/native.js';
-import { writeJsonAtomic } from '../util/atomic.js';
-import { MODEL_LABELS, type CompareConfig } from './config.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { faithfulSchedule, MODEL_LABELS, type CompareConfig } from './config.js';
 import { openExperimentData } from './data.js';
 import { describeEnvironment } from './environment.js';
 import { InterruptedError, trainModel } from './train-model.js';
@@ -53,7 +54,9 @@ export async function runCompare(config: CompareConfig, options: { resume?: bool
   try {
     const environment = describeEnvironment({ threads: config.threads, bf16: config.bf16 });
     await writeJsonAtomic(path.join(runDir, 'environment.json'), environment);
+    const dataStart = performance.now();
     const data = await openExperimentData(config);
+    const dataSeconds = (performance.now() - dataStart) / 1000;
     const info = data.info;
     await writeJsonAtomic(path.join(runDir, 'dataset.json'), info);
     log(`${data.datasetName}: ${info.examples} examples, train ${data.train.size} / validation ${data.validation.size}` +
@@ -64,7 +67,7 @@ export async function runCompare(config: CompareConfig, options: { resume?: bool
       if (interrupted) break;
       log(`\n== ${MODEL_LABELS[kind]} ==`);
       try {
-        models.push(await trainModel({ runDir, config, data, kind, resume: options.resume ?? false, interrupted: () => interrupted, log }));
+        models.push(await trainModel({ runDir, config, data, kind, resume: options.resume ?? false, dataSeconds, interrupted: () => interrupted, log }));
       } catch (error) {
         if (error instanceof InterruptedError) {
           interrupted = true;
@@ -79,11 +82,14 @@ export async function runCompare(config: CompareConfig, options: { resume?: bool
       title: `${config.models.map((m) => MODEL_LABELS[m]).join(' vs ')} on ${data.datasetName}`,
       createdAt: new Date().toISOString(), config: { ...config }, environment,
       dataset: { ...info, name: data.datasetName, source: data.source },
+      validation: {
+        examples: data.validation.size,
+        ...(config.faithful ? { window: { steps: faithfulSchedule(data.train.size, data.validation.size, config.batchSize).validationSteps, batchSize: config.batchSize } } : {}),
+      },
       models,
     };
     if (!interrupted) {
-      await writeJsonAtomic(path.join(runDir, 'summary.json'), summary);
-      await writeRunReport(runDir, summary);
+      await writeSummaryAndReport(runDir, summary);
       log('\n' + formatResultsTable(summary));
       log(`\nRun folder: ${runDir} (report.html, val_loss.png, val_accuracy.png, summary.json)`);
     } else {
@@ -93,6 +99,18 @@ export async function runCompare(config: CompareConfig, options: { resume?: bool
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+/**
+ * Writes summary.json, then renders the report from what that file holds (not from the object in
+ * memory, whose undefined values and NaN JSON cannot keep), so `transferlab report` later
+ * regenerates the identical page.
+ */
+export async function writeSummaryAndReport(runDir: string, summary: RunSummary): Promise<void> {
+  const file = path.join(runDir, 'summary.json');
+  const text = JSON.stringify(summary, null, 2) + '\n';
+  await writeFileAtomic(file, text);
+  await writeRunReport(runDir, parseRunSummary(JSON.parse(text), file));
 }
 
 function failedModel(kind: keyof typeof MODEL_LABELS, error: string): ModelRunSummary {
