@@ -113,10 +113,11 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
     ctx.log(`${MODEL_LABELS[kind]}: resuming after epoch ${state.completedEpochs}`);
   }
 
-  // Training inputs: images, or the frozen base's cached features for the head.
   // Data and feature time count for a model in each session that trains it.
   const phaseSeconds = { data: state.phaseSeconds?.data ?? 0, features: state.phaseSeconds?.features ?? 0 };
   if (state.completedEpochs < config.epochs + (kind === 'transfer' ? config.fineTuneEpochs : 0)) phaseSeconds.data += ctx.dataSeconds;
+
+  // Training inputs: images, or the frozen base's cached features for the head.
   let train: Dataset = data.train;
   let validation: Dataset = data.validation;
   let fromLayer = 0;
