@@ -113,8 +113,10 @@ function headline(models: ModelRunSummary[], labels: string[]): string {
   if (ranked.length < 2) return '';
   const [first, second] = ranked as [typeof ranked[0], typeof ranked[0]];
   const points = ((first.acc! - second.acc!) * 100).toFixed(1);
-  const what = onCheckpoint ? 'scores, with its checkpoint best/ on the whole validation split' : 'reaches the highest per-epoch validation accuracy';
-  return `<p class="headline"><strong>${e(first.label)}</strong> ${what}, ${formatAccuracy(first.acc)}, ${points} points above <strong>${e(second.label)}</strong> (${formatAccuracy(second.acc)}).</p>`;
+  const claim = onCheckpoint
+    ? `<strong>${e(first.label)}</strong>'s checkpoint best/ scores ${formatAccuracy(first.acc)} on the whole validation split`
+    : `<strong>${e(first.label)}</strong> reaches the highest per-epoch validation accuracy, ${formatAccuracy(first.acc)}`;
+  return `<p class="headline">${claim}, ${points} points above <strong>${e(second.label)}</strong> (${formatAccuracy(second.acc)}).</p>`;
 }
 
 function resultRow(m: ModelRunSummary, label: string): string {
