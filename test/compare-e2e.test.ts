@@ -107,8 +107,9 @@ describe('compare with a MobileNet-like base on 110 generated photos', { timeout
       assert.deepEqual(evaluation.confusion.classNames, ['cat', 'dog']);
       assert.equal(matrix.flat().reduce((a, b) => a + b, 0), 22, `${name} confusion matrix sums to the validation size`);
       const correct = matrix[0]![0]! + matrix[1]![1]!;
-      assert.ok(Math.abs(correct / 22 - evaluation.val_accuracy) < 1e-9, `${name} confusion diagonal matches val_accuracy`);
-      assert.equal(evaluation.val_accuracy, m.final.val_accuracy);
+      assert.ok(Math.abs(correct / 22 - evaluation.checkpoint.val_accuracy) < 1e-9, `${name} confusion diagonal matches the checkpoint's val_accuracy`);
+      assert.deepEqual(evaluation.checkpoint, m.checkpoint, `${name} evaluation.json = summary`);
+      assert.equal(m.checkpoint.epoch, m.best.epoch, `${name} the matrix is best/'s`);
     }
   });
 

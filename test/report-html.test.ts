@@ -65,13 +65,13 @@ test('results table lists each model with its figures, the charts are inline SVG
   const m = summary.models[1]!;
   assert.match(table, /<th scope="row">CNN<\/th>/);
   assert.match(table, /<th scope="row">TRANSFER<\/th>/);
-  assert.ok(table.includes(`${(m.best.val_accuracy * 100).toFixed(2)}%`), 'TRANSFER best val acc');
+  assert.ok(table.includes(`${(m.bestAccuracy!.val_accuracy * 100).toFixed(2)}%`), 'TRANSFER best val acc');
   assert.ok(table.includes('17,369,025') && table.includes('2,654,337'), 'TRANSFER parameters');
   assert.ok(table.includes('3,367,649'), 'CNN parameters');
   assert.equal((html.match(/<svg[\s>]/g) ?? []).length, charts.length);
   for (const c of charts) assert.ok(html.includes(`id="chart-${c.name}"`), c.name);
   assert.ok(html.includes('<pre>Model: &quot;cnn&quot;'), 'Keras summary text in <pre>');
-  assert.match(html, /TRANSFER<\/strong> reaches the best validation accuracy/);
+  assert.match(html, /TRANSFER<\/strong>'s checkpoint best\/ scores 94\.00% on the whole validation split, 8\.5 points above <strong>CNN<\/strong> \(85\.50%\)/);
   assert.ok(html.includes('PetImages/Cat/666.jpg') && html.includes('Premature end of JPEG file'), 'decode failure with reason');
   assert.ok(html.includes('1,738'), 'JFIF skips');
 });

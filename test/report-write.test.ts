@@ -84,7 +84,7 @@ test('transferlab report RUN_DIR regenerates plots and report from summary.json'
   await fs.writeFile(path.join(dir, 'summary.json'), JSON.stringify(exampleRunSummary(4)));
   const { out, io } = capture();
   assert.equal(await reportCommand([dir], io), 0, out.stderr);
-  assert.match(out.stdout, /^Model +Best val acc \(epoch\)/);
+  assert.match(out.stdout, /^Model +Best val_accuracy \(epoch\) +Lowest val_loss \(epoch\)/);
   assert.match(out.stdout, /Wrote 9 files/);
   for (const f of EXPECTED_FILES) await fs.access(path.join(dir, f));
 });

@@ -2,10 +2,11 @@ import { promises as fs, existsSync } from 'node:fs';
 import path from 'node:path';
 import type { ModelRunSummary, RunSummary } from '../reports/types.js';
 import { writeRunReport } from '../reports/write-report.js';
+import { parseRunSummary } from '../reports/validate.js';
 import { formatResultsTable } from '../reports/terminal.js';
 import { native } from '../engine/native.js';
-import { writeJsonAtomic } from '../util/atomic.js';
-import { MODEL_LABELS, type CompareConfig } from './config.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { faithfulSchedule, MODEL_LABELS, type CompareConfig } from './config.js';
 import type { DatasetInfo } from '../data/open-splits.js';
 import { decodeExperimentData } from './data.js';
 import { checkDecoded, preflight, PreflightError } from './preflight.js';
@@ -56,7 +57,9 @@ export async function runCompare(config: CompareConfig, options: { resume?: bool
     log('Checking before training: run folder, data, transfer model, disk space');
     const checked = await preflight(config, { resume, log });
     if (resume) await checkResumedData(runDir, config, checked.data.info);
+    const dataStart = performance.now();
     const data = await decodeExperimentData(checked.data, config);
+    const dataSeconds = (performance.now() - dataStart) / 1000;
     checkDecoded(data);
     const info = data.info;
     if (interrupted) {
@@ -77,7 +80,7 @@ export async function runCompare(config: CompareConfig, options: { resume?: bool
       if (interrupted) break;
       log(`\n== ${MODEL_LABELS[kind]} ==`);
       try {
-        const model = await trainModel({ runDir, config, data, kind, resume, interrupted: () => interrupted, log });
+        const model = await trainModel({ runDir, config, data, kind, resume, dataSeconds, interrupted: () => interrupted, log });
         const problem = trainingProblem(model);
         if (problem) log(`${MODEL_LABELS[kind]} failed: ${problem}`);
         models.push(problem ? { ...model, error: problem } : model);
@@ -95,11 +98,14 @@ export async function runCompare(config: CompareConfig, options: { resume?: bool
       title: `${config.models.map((m) => MODEL_LABELS[m]).join(' vs ')} on ${data.datasetName}`,
       createdAt: new Date().toISOString(), config: { ...config }, environment,
       dataset: { ...info, name: data.datasetName, source: data.source },
+      validation: {
+        examples: data.validation.size,
+        ...(config.faithful ? { window: { steps: faithfulSchedule(data.train.size, data.validation.size, config.batchSize).validationSteps, batchSize: config.batchSize } } : {}),
+      },
       models,
     };
     if (!interrupted) {
-      await writeJsonAtomic(path.join(runDir, 'summary.json'), summary);
-      await writeRunReport(runDir, summary);
+      await writeSummaryAndReport(runDir, summary);
       log('\n' + formatResultsTable(summary));
       log(`\nRun folder: ${runDir} (report.html, val_loss.png, val_accuracy.png, summary.json)`);
     } else {
@@ -117,6 +123,18 @@ async function checkResumedData(runDir: string, config: CompareConfig, now: Data
   if (!existsSync(file) || Object.keys(await epochsDone(runDir, config.models)).length === 0) return;
   const reason = sameDataReason(JSON.parse(await fs.readFile(file, 'utf8')) as DatasetInfo, now);
   if (reason) throw new PreflightError(`data: ${reason}`);
+}
+
+/**
+ * Writes summary.json, then renders the report from what that file holds (not from the object in
+ * memory, whose undefined values and NaN JSON cannot keep), so `transferlab report` later
+ * regenerates the identical page.
+ */
+export async function writeSummaryAndReport(runDir: string, summary: RunSummary): Promise<void> {
+  const file = path.join(runDir, 'summary.json');
+  const text = JSON.stringify(summary, null, 2) + '\n';
+  await writeFileAtomic(file, text);
+  await writeRunReport(runDir, parseRunSummary(JSON.parse(text), file));
 }
 
 function failedModel(kind: keyof typeof MODEL_LABELS, error: string): ModelRunSummary {

@@ -14,6 +14,7 @@ import { writeJsonAtomic, writeFileAtomic } from '../util/atomic.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
 import { faithfulSchedule, MODEL_LABELS, type CompareConfig, type ModelKind } from './config.js';
 import { confusionMatrix, mostConfidentlyWrong } from './evaluation.js';
+import { historyProblem } from './verdict.js';
 
 /** What a model's `last/` checkpoint records besides weights, so `--resume` can continue. */
 interface ResumeState {
@@ -22,6 +23,8 @@ interface ResumeState {
   epochSeconds: number[];
   stepSeconds: number[];
   best: { epoch: number; val_loss: number };
+  /** data preparation and feature extraction of the sessions that trained this model (absent in older runs). */
+  phaseSeconds?: { data: number; features: number };
 }
 
 export class InterruptedError extends Error {}
@@ -81,6 +84,8 @@ export interface TrainModelContext {
   data: OpenedDatasets;
   kind: ModelKind;
   resume: boolean;
+  /** wall time this session spent listing and decoding the data, which every model needs. */
+  dataSeconds: number;
   interrupted: () => boolean;
   log: (line: string) => void;
 }
@@ -109,6 +114,10 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
     ctx.log(`${MODEL_LABELS[kind]}: resuming after epoch ${state.completedEpochs}`);
   }
 
+  // Data and feature time count for a model in each session that trains it.
+  const phaseSeconds = { data: state.phaseSeconds?.data ?? 0, features: state.phaseSeconds?.features ?? 0 };
+  if (state.completedEpochs < config.epochs + (kind === 'transfer' ? config.fineTuneEpochs : 0)) phaseSeconds.data += ctx.dataSeconds;
+
   // Training inputs: images, or the frozen base's cached features for the head.
   let train: Dataset = data.train;
   let validation: Dataset = data.validation;
@@ -120,9 +129,11 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
       inputShape: model.inputShape, preprocessing: model.preprocessing, bf16: config.bf16, data: await datasetIdentity(d),
     });
     const cacheDir = resolveCacheDir(config.cacheDir);
+    const featuresStart = performance.now();
     train = (await cachedFeatures(model, data.train, { baseLayers, key: await keyFor(data.train), cacheDir, label: 'features (train)', shuffleSeed: config.shuffleSeed })).dataset;
     validation = (await cachedFeatures(model, data.validation, { baseLayers, key: await keyFor(data.validation), cacheDir, label: 'features (validation)' })).dataset;
     fromLayer = baseLayers;
+    phaseSeconds.features += (performance.now() - featuresStart) / 1000;
   }
 
   const schedule = config.faithful ? faithfulSchedule(data.train.size, data.validation.size, config.batchSize) : undefined;
@@ -141,7 +152,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
       const resume: ResumeState = {
         completedEpochs: epoch + 1, history,
         epochSeconds: [...state.epochSeconds, ...monitor.epochSeconds], stepSeconds: [...state.stepSeconds, ...monitor.stepSeconds],
-        best: { epoch: checkpoint.bestEpoch, val_loss: checkpoint.best },
+        best: { epoch: checkpoint.bestEpoch, val_loss: checkpoint.best }, phaseSeconds,
       };
       await saveModel(model, lastDir, { ...saveOptions, includeOptimizer: true, extra: { resume } });
       await writeJsonAtomic(path.join(dir, 'history.json'), history);
@@ -177,26 +188,61 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
     });
   }
 
-  // Final evaluation on the whole validation split, with the final weights.
-  const finalEval = await model.evaluate(fromLayer > 0 && !fineTune ? validation : data.validation, { fromLayer: fineTune ? 0 : fromLayer });
-  const confusion = confusionMatrix(finalEval, classNames);
-  const wrong = await mostConfidentlyWrong(finalEval, classNames, (key) => data.validation.sourceRef(key));
-  const evaluation = { val_loss: finalEval.loss, val_accuracy: finalEval.accuracy, examples: finalEval.examples, confusion };
-  await writeJsonAtomic(path.join(dir, 'evaluation.json'), evaluation);
+  // One checkpoint for every figure after training: best/ (lowest val_loss), the one predict loads,
+  // evaluated on the whole validation split for the confusion matrix and the gallery.
+  const evaluationStart = performance.now();
+  const bestDir = path.join(dir, 'best');
+  // Without best/ (val_loss never finite) there are no weights to evaluate: the history is still reported.
+  const noCheckpoint = existsSync(path.join(bestDir, 'model.json'))
+    ? undefined
+    : `saved no best checkpoint: ${historyProblem({ loss: history.loss ?? [], val_loss: history.val_loss ?? [] }) ?? 'val_loss was never a finite number; check the data and the learning rate.'}`;
+  let evaluation: Pick<ModelRunSummary, 'checkpoint' | 'confusion' | 'mostConfidentlyWrong'> = {};
+  if (!noCheckpoint) {
+    await restoreCheckpoint(model, bestDir);
+    const evaluated = await model.evaluate(fromLayer > 0 && !fineTune ? validation : data.validation, { fromLayer: fineTune ? 0 : fromLayer });
+    const confusion = confusionMatrix(evaluated, classNames);
+    const checkpointEvaluation = {
+      name: 'best', epoch: checkpoint.bestEpoch + 1, val_loss: evaluated.loss, val_accuracy: evaluated.accuracy, examples: evaluated.examples,
+    };
+    await writeJsonAtomic(path.join(dir, 'evaluation.json'), { checkpoint: checkpointEvaluation, confusion });
+    evaluation = {
+      checkpoint: checkpointEvaluation, confusion,
+      mostConfidentlyWrong: await mostConfidentlyWrong(evaluated, classNames, (key) => data.validation.sourceRef(key)),
+    };
+  }
   const epochSeconds = [...state.epochSeconds, ...monitor.epochSeconds];
   const stepSeconds = [...state.stepSeconds, ...monitor.stepSeconds];
   const meanStepSeconds = stepSeconds.reduce((a, b) => a + b, 0) / Math.max(stepSeconds.length, 1);
-  await writeJsonAtomic(path.join(dir, 'timings.json'), { epochSeconds, meanStepSeconds });
+  const trainingSeconds = epochSeconds.reduce((a, b) => a + b, 0);
+  const evaluationSeconds = (performance.now() - evaluationStart) / 1000;
+  const timings = {
+    dataSeconds: phaseSeconds.data, featureExtractionSeconds: phaseSeconds.features, trainingSeconds, evaluationSeconds,
+    totalSeconds: phaseSeconds.data + phaseSeconds.features + trainingSeconds + evaluationSeconds,
+  };
+  await writeJsonAtomic(path.join(dir, 'timings.json'), { ...timings, epochSeconds, meanStepSeconds });
 
   const valLoss = history.val_loss ?? [];
-  const bestIndex = valLoss.reduce((b, v, i) => (v < valLoss[b] ? i : b), 0);
+  const valAccuracy = history.val_accuracy ?? [];
+  const bestIndex = extremeIndex(valLoss, (v, b) => v < b);
+  const bestAccuracyIndex = extremeIndex(valAccuracy, (v, b) => v > b);
   return {
     name: kind, label: MODEL_LABELS[kind],
-    history: { loss: history.loss ?? [], accuracy: history.accuracy ?? [], val_loss: valLoss, val_accuracy: history.val_accuracy ?? [] },
-    best: { epoch: bestIndex + 1, val_loss: valLoss[bestIndex], val_accuracy: history.val_accuracy?.[bestIndex] },
-    final: { val_loss: finalEval.loss, val_accuracy: finalEval.accuracy },
+    history: { loss: history.loss ?? [], accuracy: history.accuracy ?? [], val_loss: valLoss, val_accuracy: valAccuracy },
+    best: { epoch: bestIndex + 1, val_loss: valLoss[bestIndex], val_accuracy: valAccuracy[bestIndex] },
+    bestAccuracy: { epoch: bestAccuracyIndex + 1, val_accuracy: valAccuracy[bestAccuracyIndex] },
+    final: { val_loss: valLoss[valLoss.length - 1], val_accuracy: valAccuracy[valAccuracy.length - 1] },
+    ...evaluation, timings,
     params: model.countParams(), epochSeconds,
     msPerStep: meanStepSeconds * 1000,
-    summaryText, confusion, mostConfidentlyWrong: wrong,
+    summaryText, error: noCheckpoint,
   };
+}
+
+/** Index of the first finite value that beats every other under `better` (as ModelCheckpoint picks), or 0. */
+function extremeIndex(values: readonly number[], better: (value: number, best: number) => boolean): number {
+  let best = -1;
+  values.forEach((v, i) => {
+    if (Number.isFinite(v) && (best < 0 || better(v, values[best]))) best = i;
+  });
+  return Math.max(best, 0);
 }

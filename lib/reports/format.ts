@@ -45,3 +45,16 @@ export function mean(values: readonly number[]): number {
 export function formatShare(part: number, total: number): string {
   return total > 0 && isFiniteNumber(part) ? `${((part / total) * 100).toFixed(1)}%` : MISSING;
 }
+
+/** Byte counts for people, in SI units as disk tools print them: 999 B, 1.2 MB, 16.8 GB. */
+export function formatBytes(bytes: number | undefined): string {
+  if (!isFiniteNumber(bytes) || bytes < 0) return MISSING;
+  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 999.95 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return unit === 0 ? `${Math.round(value)} B` : `${value.toFixed(1)} ${units[unit]}`;
+}

@@ -47,7 +47,9 @@ dl.facts dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anyw
 .gallery img, .gallery .noimg { display: block; width: 100%; aspect-ratio: 1; object-fit: cover; background: #e9ecf1; }
 .gallery .noimg { display: flex; align-items: center; justify-content: center; color: var(--muted); font-size: 12px; }
 .gallery figcaption { padding: 6px 8px; font-size: 12px; line-height: 1.35; overflow-wrap: anywhere; }
-.gallery .key { font-family: ui-monospace, "DejaVu Sans Mono", monospace; color: var(--muted); }
+/* File names wrap only after a path separator (<wbr>); a name too long for the card ends in an ellipsis (full name in its title). */
+.gallery .key { font-family: ui-monospace, "DejaVu Sans Mono", monospace; color: var(--muted);
+  overflow-wrap: normal; word-break: normal; overflow: hidden; text-overflow: ellipsis; }
 .wrong { color: var(--bad); font-weight: 600; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: 13px; overflow-wrap: anywhere; }
 .muted { color: var(--muted); }

@@ -1,8 +1,9 @@
 import { escapeHtml as e } from './escape.js';
 import { modelFileStems, seriesLabels, trainingChartName } from './file-names.js';
-import { formatAccuracy, formatInteger, formatLoss, formatSeconds, formatShare, isFiniteNumber, mean, MISSING, sum } from './format.js';
+import { formatAccuracy, formatBytes, formatInteger, formatLoss, formatSeconds, formatShare, isFiniteNumber, mean, MISSING, sum } from './format.js';
+import { bestAccuracy, lowest } from './figures.js';
 import { REPORT_CSS } from './html-style.js';
-import type { ConfusionMatrix, DatasetSummary, ModelRunSummary, RunSummary, WrongPrediction } from './types.js';
+import type { ConfusionMatrix, DatasetSummary, ModelRunSummary, ModelTimings, RunSummary, ValidationSummary, WrongPrediction } from './types.js';
 
 /**
  * The run report: one self-contained HTML file. Charts are inline SVG, thumbnails data: URIs, the
@@ -54,7 +55,7 @@ ${chartFigure(byName.get('val_loss'), 'Validation loss')}
 ${chartFigure(byName.get('val_accuracy'), 'Validation accuracy')}
 </div>
 </section>
-${summary.models.map((m, i) => modelSection(m, labels[i]!, stems[i]!, byName.get(trainingChartName(stems[i]!)))).join('\n')}
+${summary.models.map((m, i) => modelSection(m, labels[i]!, stems[i]!, byName.get(trainingChartName(stems[i]!)), summary.validation)).join('\n')}
 ${others.length > 0 ? `<section id="other-charts"><h2>Other charts</h2><div class="charts">${others.map((c) => chartFigure(c, c.name)).join('\n')}</div></section>` : ''}
 ${datasetSection(summary.dataset)}
 ${configurationSection(summary)}
@@ -69,52 +70,89 @@ ${configurationSection(summary)}
 // Results
 
 function resultsSection(summary: RunSummary, labels: string[]): string {
+  const scope = perEpochScope(summary.validation);
+  const sub = (text: string) => (text ? `<div class="sub">${e(text)}</div>` : '');
+  const examples = summary.validation?.examples;
   const rows = summary.models.map((m, i) => resultRow(m, labels[i]!)).join('\n');
   return `<section id="results">
 <h2>Results</h2>
 ${headline(summary.models, labels)}
 <div class="table-wrap"><table class="results">
-<thead><tr><th>Model</th><th>Status</th><th class="num">Best val acc</th><th class="num">Epoch of best</th><th class="num">Best val loss</th><th class="num">Final val acc</th><th class="num">Final val loss</th><th class="num">Time / epoch</th><th class="num">Parameters</th></tr></thead>
+<thead><tr><th>Model</th><th>Status</th><th class="num">Best val_accuracy${sub(scope)}</th><th class="num">Lowest val_loss${sub(scope)}</th><th class="num">Last epoch${sub(scope)}</th><th class="num">Checkpoint best/${sub(isFiniteNumber(examples) ? `whole validation split, ${formatInteger(examples)} images` : 'whole validation split')}</th><th class="num">Wall time</th><th class="num">Parameters</th></tr></thead>
 <tbody>
 ${rows}
 </tbody>
 </table></div>
+${resultsNote(summary.validation)}
 </section>`;
 }
 
-/** One sentence naming the leader, because that is the experiment's question. */
+/** What the per-epoch figures were measured on, as a column sub-heading; empty when the summary does not say. */
+function perEpochScope(validation: ValidationSummary | undefined): string {
+  if (validation?.window) return `window of ${formatInteger(validation.window.steps * validation.window.batchSize)} images`;
+  return validation ? 'whole validation split' : '';
+}
+
+function resultsNote(validation: ValidationSummary | undefined): string {
+  const examples = isFiniteNumber(validation?.examples) ? ` (${formatInteger(validation!.examples)} images)` : '';
+  const perEpoch = validation?.window
+    ? `a window of ${formatInteger(validation.window.steps)} batches of ${formatInteger(validation.window.batchSize)} (${formatInteger(validation.window.steps * validation.window.batchSize)} images) drawn from the repeating validation stream, a different window each epoch (<code>--faithful</code>, the original's <code>validation_steps</code>), so they differ from figures on the whole split`
+    : validation ? `the whole validation split${examples}` : 'the validation data';
+  return `<p class="muted note">Best val_accuracy, lowest val_loss and last epoch are per-epoch figures, measured on ${perEpoch}.
+The checkpoint <code>best/</code> holds the weights of the epoch with the lowest val_loss (Keras's <code>ModelCheckpoint</code>, <code>save_best_only</code>): <code>transferlab predict</code> loads it, and each model's confusion matrix and misclassified images below come from it, evaluated on the whole validation split${examples}.
+Wall time includes reading and decoding the data (done once per run, counted in each model that needed it) and, for a model on a frozen base, extracting its features.</p>`;
+}
+
+/** One sentence naming the leader, because that is the experiment's question; it says which figure it compares. */
 function headline(models: ModelRunSummary[], labels: string[]): string {
+  const onCheckpoint = models.every((m) => m.error || isFiniteNumber(m.checkpoint?.val_accuracy));
   const ranked = models
-    .map((m, i) => ({ label: labels[i]!, acc: m.best?.val_accuracy, failed: Boolean(m.error) }))
+    .map((m, i) => ({ label: labels[i]!, acc: onCheckpoint ? m.checkpoint?.val_accuracy : bestAccuracy(m)?.value, failed: Boolean(m.error) }))
     .filter((r) => !r.failed && isFiniteNumber(r.acc))
     .sort((a, b) => b.acc! - a.acc!);
   if (ranked.length < 2) return '';
   const [first, second] = ranked as [typeof ranked[0], typeof ranked[0]];
   const points = ((first.acc! - second.acc!) * 100).toFixed(1);
-  return `<p class="headline"><strong>${e(first.label)}</strong> reaches the best validation accuracy, ${formatAccuracy(first.acc)}, ${points} points above <strong>${e(second.label)}</strong> (${formatAccuracy(second.acc)}).</p>`;
+  const claim = onCheckpoint
+    ? `<strong>${e(first.label)}</strong>'s checkpoint best/ scores ${formatAccuracy(first.acc)} on the whole validation split`
+    : `<strong>${e(first.label)}</strong> reaches the highest per-epoch validation accuracy, ${formatAccuracy(first.acc)}`;
+  return `<p class="headline">${claim}, ${points} points above <strong>${e(second.label)}</strong> (${formatAccuracy(second.acc)}).</p>`;
 }
 
 function resultRow(m: ModelRunSummary, label: string): string {
   const minLoss = lowest(m.history?.val_loss ?? []);
-  const seconds = m.epochSeconds ?? [];
+  const maxAccuracy = bestAccuracy(m);
   const status = m.error ? '<span class="badge failed">failed</span>' : '<span class="badge ok">ok</span>';
-  const perEpoch = isFiniteNumber(mean(seconds))
-    ? `${formatSeconds(mean(seconds))}<div class="sub">total ${formatSeconds(sum(seconds))}</div>${isFiniteNumber(m.msPerStep) ? `<div class="sub">${m.msPerStep.toFixed(0)} ms/step</div>` : ''}`
-    : MISSING;
+  const c = m.checkpoint;
   const row = `<tr class="${m.error ? 'failed' : 'ok'}"><th scope="row">${e(label)}</th><td>${status}</td>
-<td class="num">${formatAccuracy(m.best?.val_accuracy)}</td><td class="num">${isFiniteNumber(m.best?.epoch) && isFiniteNumber(m.best?.val_accuracy) ? m.best.epoch : MISSING}</td>
+<td class="num">${maxAccuracy ? `${formatAccuracy(maxAccuracy.value)}<div class="sub">epoch ${maxAccuracy.epoch}</div>` : MISSING}</td>
 <td class="num">${minLoss ? `${formatLoss(minLoss.value)}<div class="sub">epoch ${minLoss.epoch}</div>` : MISSING}</td>
-<td class="num">${formatAccuracy(m.final?.val_accuracy)}</td><td class="num">${formatLoss(m.final?.val_loss)}</td>
-<td class="num">${perEpoch}</td><td class="num">${formatInteger(m.params?.total)}<div class="sub">trainable ${formatInteger(m.params?.trainable)}</div></td></tr>`;
-  return m.error ? `${row}\n<tr class="failed"><td colspan="9"><div class="error">${e(m.error)}</div></td></tr>` : row;
+<td class="num">${formatAccuracy(m.final?.val_accuracy)}<div class="sub">val_loss ${formatLoss(m.final?.val_loss)}</div></td>
+<td class="num">${c ? `${formatAccuracy(c.val_accuracy)}<div class="sub">val_loss ${formatLoss(c.val_loss)}</div><div class="sub">epoch ${formatInteger(c.epoch)}</div>` : MISSING}</td>
+<td class="num">${wallTime(m)}</td><td class="num">${formatInteger(m.params?.total)}<div class="sub">trainable ${formatInteger(m.params?.trainable)}</div></td></tr>`;
+  return m.error ? `${row}\n<tr class="failed"><td colspan="8"><div class="error">${e(m.error)}</div></td></tr>` : row;
 }
 
-function lowest(values: readonly number[]): { value: number; epoch: number } | undefined {
-  let best: { value: number; epoch: number } | undefined;
-  values.forEach((value, i) => {
-    if (isFiniteNumber(value) && (!best || value < best.value)) best = { value, epoch: i + 1 };
-  });
-  return best;
+/** Total wall time with its parts; older summaries without timings show the epochs' time only. */
+function wallTime(m: ModelRunSummary): string {
+  const seconds = m.epochSeconds ?? [];
+  const perEpoch = isFiniteNumber(mean(seconds)) ? `<div class="sub">${formatSeconds(mean(seconds))} / epoch</div>` : '';
+  const perStep = isFiniteNumber(m.msPerStep) ? `<div class="sub">${m.msPerStep.toFixed(0)} ms/step</div>` : '';
+  const t = m.timings;
+  if (t) {
+    const parts = timingParts(t).map(([what, value]) => `<div class="sub">${e(what)} ${formatSeconds(value)}</div>`).join('');
+    return `${formatSeconds(t.totalSeconds)}${parts}${perEpoch}${perStep}`;
+  }
+  return seconds.length > 0 ? `${formatSeconds(sum(seconds))}<div class="sub">epochs only</div>${perEpoch}${perStep}` : MISSING;
+}
+
+function timingParts(t: ModelTimings): [string, number][] {
+  return [
+    ['data', t.dataSeconds],
+    ['features', t.featureExtractionSeconds],
+    ['training', t.trainingSeconds],
+    ['evaluation', t.evaluationSeconds],
+  ];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -137,18 +175,31 @@ function chartFigure(chart: ReportChart | undefined, what: string): string {
 // ---------------------------------------------------------------------------------------------
 // Per model
 
-function modelSection(m: ModelRunSummary, label: string, stem: string, chart: ReportChart | undefined): string {
+function modelSection(m: ModelRunSummary, label: string, stem: string, chart: ReportChart | undefined, validation: ValidationSummary | undefined): string {
   const p = m.params ?? { total: NaN, trainable: NaN, nonTrainable: NaN };
+  const c = m.checkpoint;
+  const evaluated = c ? `: checkpoint ${e(c.name)}/ (epoch ${formatInteger(c.epoch)}) on the whole validation split` : ' (validation)';
+  const scope = perEpochScope(validation);
   return `<section id="model-${e(stem)}" class="model">
 <h2>${e(label)} <span class="muted">(${e(m.name)})</span> ${m.error ? '<span class="badge failed">failed</span>' : ''}</h2>
 ${m.error ? `<p><strong>Training failed.</strong> The other models' results still stand.</p><div class="error">${e(m.error)}</div>` : ''}
-${chart ? `<div class="charts">${chartFigure(chart, `${label} training vs validation`)}</div>` : '<p class="muted">No training history was recorded.</p>'}
+${chart ? `<div class="charts">${chartFigure(chart, `${label} training vs validation`)}</div>${scope ? `<p class="muted">Validation per epoch: ${e(scope)}.</p>` : ''}` : '<p class="muted">No training history was recorded.</p>'}
+${m.timings ? `<h3>Wall time</h3>${timingFacts(m.timings)}` : ''}
 <h3>Model summary</h3>
 <dl class="facts"><dt>Total parameters</dt><dd>${formatInteger(p.total)}</dd><dt>Trainable</dt><dd>${formatInteger(p.trainable)}</dd><dt>Non-trainable</dt><dd>${formatInteger(p.nonTrainable)}</dd></dl>
 ${m.summaryText ? `<pre>${e(m.summaryText)}</pre>` : '<p class="muted">No summary text.</p>'}
-${m.confusion ? `<h3>Confusion matrix (validation)</h3>${confusionTable(m.confusion)}` : ''}
-${m.mostConfidentlyWrong && m.mostConfidentlyWrong.length > 0 ? `<h3>Most confidently wrong validation images</h3>${gallery(m.mostConfidentlyWrong)}` : ''}
+${m.confusion ? `<h3>Confusion matrix${evaluated}</h3>${confusionTable(m.confusion)}` : ''}
+${m.mostConfidentlyWrong && m.mostConfidentlyWrong.length > 0 ? `<h3>Most confidently wrong validation images${evaluated}</h3>${gallery(m.mostConfidentlyWrong)}` : ''}
 </section>`;
+}
+
+function timingFacts(t: ModelTimings): string {
+  const names: Record<string, string> = {
+    data: 'Reading and decoding the data', features: 'Feature extraction (frozen base)', training: 'Training (epochs with validation)',
+    evaluation: 'Evaluation of the checkpoint',
+  };
+  const rows = timingParts(t).map(([what, value]) => `<dt>${e(names[what]!)}</dt><dd>${formatSeconds(value)}</dd>`).join('');
+  return `<dl class="facts">${rows}<dt>Total</dt><dd><strong>${formatSeconds(t.totalSeconds)}</strong></dd></dl>`;
 }
 
 function confusionTable(c: ConfusionMatrix): string {
@@ -184,10 +235,15 @@ ${items
   .map((w) => {
     const image = thumbnailUri(w.thumbnailBase64);
     const img = image ? `<img alt="${e(w.key)}" src="${e(image)}">` : '<div class="noimg">no thumbnail</div>';
-    return `<figure title="${e(w.source)}">${img}<figcaption><div class="key">${e(w.key)}</div>true <strong>${e(w.trueClass)}</strong>, predicted <span class="wrong">${e(w.predictedClass)}</span><br>confidence ${formatAccuracy(w.confidence)}</figcaption></figure>`;
+    return `<figure title="${e(w.source)}">${img}<figcaption><div class="key" title="${e(w.key)}">${pathWithBreaks(w.key)}</div>true <strong>${e(w.trueClass)}</strong>, predicted <span class="wrong">${e(w.predictedClass)}</span><br>confidence ${formatAccuracy(w.confidence)}</figcaption></figure>`;
   })
   .join('\n')}
 </div>`;
+}
+
+/** A path that may wrap after its separators only, never inside a name. */
+function pathWithBreaks(text: string): string {
+  return text.split(/(?<=[/\\:])/).map(e).join('<wbr>');
 }
 
 /** A data: URI for a base64 thumbnail, or undefined when the text is not base64 (never trusted as a URL). */
@@ -261,23 +317,42 @@ ${rest > 0 ? `<p class="muted">… and ${formatInteger(rest)} more (see summary.
 function configurationSection(summary: RunSummary): string {
   return `<section id="configuration">
 <h2>Configuration</h2>
-${keyValueTable(summary.config)}
+${keyValueTable(configurationRows(summary))}
 <h3>Environment</h3>
-${keyValueTable(summary.environment)}
+${keyValueTable(Object.entries(summary.environment ?? {}))}
 </section>`;
 }
 
-function keyValueTable(record: Record<string, unknown> | undefined): string {
-  const entries = Object.entries(record ?? {});
-  if (entries.length === 0) return '<p class="muted">None recorded.</p>';
+/** Source flags of `compare`, in the order it checks them. */
+const SOURCE_FLAGS: [string, string][] = [['imageFolder', '--image-folder'], ['dataDir', '--data-dir'], ['archive', '--archive']];
+
+/**
+ * The settings as they took effect: unset options are left out, and the data source actually
+ * read comes first; `download` only matters, and is only shown, when no source was given.
+ */
+function configurationRows(summary: RunSummary): [string, unknown][] {
+  const config = summary.config ?? {};
+  const given = SOURCE_FLAGS.find(([key]) => typeof config[key] === 'string');
+  const source = summary.dataset?.source;
+  const used = given ? `${source ?? config[given[0]]} (${given[1]})` : source !== undefined ? `${source} (cats_vs_dogs archive from the cache)` : undefined;
+  const rows: [string, unknown][] = used === undefined ? [] : [['data source used', used]];
+  for (const [key, value] of Object.entries(config)) {
+    if (value === undefined || (key === 'download' && given)) continue;
+    rows.push([key, value]);
+  }
+  return rows;
+}
+
+function keyValueTable(entries: [string, unknown][]): string {
+  const shown = entries.filter(([, v]) => v !== undefined);
+  if (shown.length === 0) return '<p class="muted">None recorded.</p>';
   return `<div class="table-wrap"><table class="kv"><tbody>
-${entries.map(([k, v]) => `<tr><th scope="row">${e(k)}</th><td><code>${e(displayValue(v))}</code></td></tr>`).join('\n')}
+${shown.map(([k, v]) => `<tr><th scope="row">${e(k)}</th><td><code>${e(/bytes$/i.test(k) && isFiniteNumber(v) ? formatBytes(v) : displayValue(v))}</code></td></tr>`).join('\n')}
 </tbody></table></div>`;
 }
 
 function displayValue(value: unknown): string {
   if (typeof value === 'string') return value;
-  if (value === undefined) return 'undefined';
   if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   try {
     return JSON.stringify(value) ?? String(value);

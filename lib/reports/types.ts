@@ -31,8 +31,18 @@ export interface ModelRunSummary {
   /** label shown in charts and tables, e.g. `CNN`, `TRANSFER`. */
   label: string;
   history: EpochHistory;
+  /**
+   * The lowest per-epoch val_loss and its (1-based) epoch: the epoch ModelCheckpoint saved as
+   * `best/`. val_accuracy is that same epoch's, not the highest (see bestAccuracy).
+   */
   best: { epoch: number; val_loss: number; val_accuracy: number };
+  /** The highest per-epoch val_accuracy and its (1-based) epoch. */
+  bestAccuracy?: { epoch: number; val_accuracy: number };
+  /** The last epoch's per-epoch validation figures. */
   final: { val_loss: number; val_accuracy: number };
+  /** `best/` evaluated on the whole validation split: the weights of predict, confusion and gallery. */
+  checkpoint?: CheckpointEvaluation;
+  timings?: ModelTimings;
   params: { total: number; trainable: number; nonTrainable: number };
   /** seconds per epoch, one entry per epoch. */
   epochSeconds: number[];
@@ -43,6 +53,42 @@ export interface ModelRunSummary {
   mostConfidentlyWrong?: WrongPrediction[];
   /** set when this model's training failed; the other model's results still stand. */
   error?: string;
+}
+
+/** The one checkpoint that `predict`, the confusion matrix and the gallery all use. */
+export interface CheckpointEvaluation {
+  /** folder in the model's run folder: `best` (chosen on val_loss, as Keras's ModelCheckpoint). */
+  name: string;
+  /** 1-based epoch whose weights these are. */
+  epoch: number;
+  val_loss: number;
+  val_accuracy: number;
+  /** validation images evaluated: the whole split. */
+  examples: number;
+}
+
+/** Where a model's wall time went, in seconds; totalSeconds is the sum of the parts. */
+export interface ModelTimings {
+  /** listing and decoding the images (the decode cache): done once per run, counted in each model that needed it. */
+  dataSeconds: number;
+  /** the frozen base over both splits (transfer model with the feature cache); 0 otherwise. */
+  featureExtractionSeconds: number;
+  /** every epoch, its validation included. */
+  trainingSeconds: number;
+  /** the checkpoint on the whole validation split, confusion matrix and gallery. */
+  evaluationSeconds: number;
+  totalSeconds: number;
+}
+
+/**
+ * What the per-epoch validation figures (history, best, bestAccuracy, final) were computed on:
+ * the whole split, or with --faithful a window of `window.steps` batches drawn from a repeating
+ * stream of it (Keras's validation_steps), a different window each epoch.
+ */
+export interface ValidationSummary {
+  /** images in the validation split: what the checkpoint is evaluated on. */
+  examples: number;
+  window?: { steps: number; batchSize: number };
 }
 
 export interface DatasetSummary {
@@ -64,5 +110,6 @@ export interface RunSummary {
   config: Record<string, unknown>;
   environment: Record<string, unknown>;
   dataset: DatasetSummary;
+  validation?: ValidationSummary;
   models: ModelRunSummary[];
 }

@@ -63,6 +63,7 @@ export function parseRunSummary(value: unknown, source = 'summary'): RunSummary 
   const models = (s.models as Obj[]).map((m) => {
     const restored: Obj = { ...m };
     for (const key of ['history', 'best', 'final', 'params', 'epochSeconds']) restored[key] = nullsToNaN(m[key]);
+    for (const key of ['bestAccuracy', 'checkpoint', 'timings']) if (m[key] !== undefined) restored[key] = nullsToNaN(m[key]);
     if (m.msPerStep === null) restored.msPerStep = NaN;
     return restored;
   });

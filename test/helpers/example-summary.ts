@@ -35,6 +35,7 @@ export function exampleRunSummary(epochs = 5): RunSummary {
       classCounts: { train: [9305, 9305], validation: [2326, 2326] },
       decodeFailures: [{ path: 'PetImages/Cat/666.jpg', reason: 'VipsJpeg: Premature end of JPEG file' }],
     },
+    validation: { examples: 4652 },
     models: [
       model('cnn', 'CNN', cnnHistory, { total: 3367649, trainable: 3367649, nonTrainable: 0 }, 11.2, 'bigger'),
       model('transfer', 'TRANSFER', transferHistory, { total: 17369025, trainable: 2654337, nonTrainable: 14714688 }, 39.4, 'smaller'),
@@ -59,17 +60,27 @@ function model(
   secondsPerEpoch: number,
   wrongSet: 'bigger' | 'smaller',
 ): ModelRunSummary {
-  const bestIndex = history.val_accuracy.reduce((best, v, i, all) => (v > all[best]! ? i : best), 0);
+  const bestIndex = history.val_loss.reduce((best, v, i, all) => (v < all[best]! ? i : best), 0);
+  const bestAccuracyIndex = history.val_accuracy.reduce((best, v, i, all) => (v > all[best]! ? i : best), 0);
   const last = history.val_accuracy.length - 1;
+  const epochSeconds = history.loss.map((_, i) => round4(secondsPerEpoch + (i === 0 ? 1.5 : 0.1 * (i % 3))));
+  const trainingSeconds = round4(epochSeconds.reduce((a, b) => a + b, 0));
+  const featureExtractionSeconds = name === 'transfer' ? 95.5 : 0;
   const errors = wrongSet === 'bigger' ? 602 : 233;
   return {
     name,
     label,
     history,
     best: { epoch: bestIndex + 1, val_loss: history.val_loss[bestIndex]!, val_accuracy: history.val_accuracy[bestIndex]! },
+    bestAccuracy: { epoch: bestAccuracyIndex + 1, val_accuracy: history.val_accuracy[bestAccuracyIndex]! },
     final: { val_loss: history.val_loss[last]!, val_accuracy: history.val_accuracy[last]! },
+    checkpoint: { name: 'best', epoch: bestIndex + 1, val_loss: history.val_loss[bestIndex]!, val_accuracy: history.val_accuracy[bestIndex]!, examples: 4652 },
+    timings: {
+      dataSeconds: 120.25, featureExtractionSeconds, trainingSeconds, evaluationSeconds: 8.5,
+      totalSeconds: round4(120.25 + featureExtractionSeconds + trainingSeconds + 8.5),
+    },
     params,
-    epochSeconds: history.loss.map((_, i) => round4(secondsPerEpoch + (i === 0 ? 1.5 : 0.1 * (i % 3)))),
+    epochSeconds,
     msPerStep: round4((secondsPerEpoch / 233) * 1000),
     summaryText: `Model: "${name}"\n_________________________________________________________________\n Layer (type)                Output Shape              Param #\n=================================================================\n ...\n=================================================================\nTotal params: ${params.total.toLocaleString('en-US')}\nTrainable params: ${params.trainable.toLocaleString('en-US')}\nNon-trainable params: ${params.nonTrainable.toLocaleString('en-US')}\n_________________________________________________________________`,
     confusion: { classNames: ['cat', 'dog'], matrix: [[2326 - errors / 2, errors / 2], [errors / 2, 2326 - errors / 2]] },
