@@ -43,16 +43,18 @@ export interface StepOutput {
   shape?: number[];
 }
 
+/** The optimizer's slots per weight: Adam (m, v), SGD (velocity), RMSprop (mean square[, mean gradient][, momentum]). */
 export interface OptimizerState {
+  optimizer: string;
   iterations: number;
-  moments: { layer: number; param: number; m: Float32Array; v: Float32Array }[];
+  moments: { layer: number; param: number; slots: Float32Array[] }[];
 }
 
 export interface NativeModel {
   getWeights(layer: number): Float32Array[];
   setWeights(layer: number, weights: Float32Array[]): void;
   setTrainable(layer: number, trainable: boolean): void;
-  compile(options: { loss: string; learningRate?: number; beta1?: number; beta2?: number; epsilon?: number }): void;
+  compile(options: { loss: string; optimizer?: string } & Record<string, number | boolean | string>): void;
   trainStep(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<StepOutput>;
   evaluate(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<Required<StepOutput>>;
   predict(x: Uint8Array | Float32Array, shape: number[], fromLayer: number, toLayer: number, bf16: boolean): Promise<{ output: Float32Array; shape: number[] }>;
