@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { capThreads } from './threads.js';
 
 /** Layer description the native interpreter runs (resolved from Keras configs by lib/models). */
 export interface EngineLayerSpec {
@@ -69,6 +70,7 @@ export interface NativeBinding {
     /** the caching CPU allocator: bytes kept for reuse, and large allocations served from / not from the cache */
     allocatorCachedBytes: number; allocatorHits: number; allocatorMisses: number;
   };
+  /** Intra-op threads (0 = all cores); more than the machine's cores are capped, with a process warning. */
   setThreads(threads: number): void;
   manualSeed(seed: number): void;
 }
@@ -83,7 +85,7 @@ export function nativeAddonPath(): string {
 /** Turns a failed `require` of the addon into a message that says what to do. */
 export function explainLoadFailure(addonPath: string, error: unknown): string {
   const reason = error instanceof Error ? error.message : String(error);
-  const lines = [`transferlab: the native engine could not be loaded from ${addonPath}.`];
+  const lines = [`the native engine could not be loaded from ${addonPath}.`];
   if (!existsSync(addonPath)) {
     lines.push(
       'It has not been built. Build it with `npm run build:native` (needs libtorch: `apt-get install libtorch-dev`,',
@@ -109,10 +111,17 @@ let binding: NativeBinding | undefined;
 export function native(): NativeBinding {
   if (binding) return binding;
   const addonPath = nativeAddonPath();
+  let loaded: NativeBinding;
   try {
-    binding = createRequire(import.meta.url)(addonPath) as NativeBinding;
+    loaded = createRequire(import.meta.url)(addonPath) as NativeBinding;
   } catch (error) {
     throw new Error(explainLoadFailure(addonPath, error), { cause: error });
   }
+  const setThreads = (threads: number): void => {
+    const capped = capThreads(threads);
+    if (capped.warning) process.emitWarning(capped.warning, { code: 'TRANSFERLAB_THREADS' });
+    loaded.setThreads(capped.threads);
+  };
+  binding = { NativeModel: loaded.NativeModel, info: loaded.info, manualSeed: loaded.manualSeed, setThreads };
   return binding;
 }

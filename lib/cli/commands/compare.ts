@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_CONFIG, type CompareConfig, type ModelKind } from '../../experiment/config.js';
 import { defaultRunDir, readRunConfig, runCompare } from '../../experiment/compare.js';
 import { parsePreprocessing } from '../../models/preprocessing.js';
+import { capThreads } from '../../engine/threads.js';
 
 const HELP = `transferlab compare: train a CNN from scratch and a transfer model on the same data, and compare them
 
@@ -141,7 +142,9 @@ export async function compareCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const config = parsed.resume ? { ...(await readRunConfig(parsed.resume)), out: parsed.resume, stopAfterEpoch: undefined } : parsed.config!;
-  const result = await runCompare(config, { resume: Boolean(parsed.resume) });
+  const threads = capThreads(config.threads);
+  if (threads.warning) console.error(`transferlab compare: --threads: ${threads.warning}`);
+  const result = await runCompare({ ...config, threads: threads.threads }, { resume: Boolean(parsed.resume) });
   if (result.interrupted) return 130;
   return result.summary.models.some((m) => m.error) ? 1 : 0;
 }
