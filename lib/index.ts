@@ -5,6 +5,7 @@
  */
 export { sequential, Sequential, type CompileOptions, type SequentialOptions } from './models/sequential.js';
 export { layers } from './models/layers.js';
+export { optimizers, type OptimizerSpec, type AdamOptions, type SgdOptions, type RmspropOptions } from './models/optimizers.js';
 export type { LayerConfig, LayerWeights, SequentialConfig, WeightTensor, Shape } from './models/config.js';
 export { experimentCnn, experimentCnnLayers, vgg16BaseLayers, defaultHeadLayers } from './models/zoo.js';
 export { loadVgg16Backbone, loadTfjsBackbone, type Backbone } from './models/backbones.js';

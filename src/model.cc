@@ -69,6 +69,22 @@ Loss parseLoss(const std::string& name) {
   throw std::invalid_argument("unsupported loss '" + name + "' (use binary_crossentropy or categorical_crossentropy)");
 }
 
+const char* optimizerName(Optimizer kind) {
+  switch (kind) {
+    case Optimizer::Adam: return "adam";
+    case Optimizer::SGD: return "sgd";
+    case Optimizer::RMSprop: return "rmsprop";
+  }
+  return "?";
+}
+
+Optimizer parseOptimizer(const std::string& name) {
+  for (Optimizer kind : {Optimizer::Adam, Optimizer::SGD, Optimizer::RMSprop}) {
+    if (name == optimizerName(kind)) return kind;
+  }
+  throw std::invalid_argument("unsupported optimizer '" + name + "' (use adam, sgd or rmsprop)");
+}
+
 }  // namespace
 
 Napi::Function Model::Init(Napi::Env env) {
@@ -167,20 +183,28 @@ void Model::SetTrainable(const Napi::CallbackInfo& info) {
 void Model::Compile(const Napi::CallbackInfo& info) {
   ensureIdle(info.Env(), "compile");
   Napi::Object options = info[0].As<Napi::Object>();
+  OptimizerConfig config;
   try {
     loss_ = parseLoss(options.Get("loss").ToString().Utf8Value());
+    if (options.Has("optimizer")) config.kind = parseOptimizer(options.Get("optimizer").ToString().Utf8Value());
   } catch (const std::exception& e) {
     throw Napi::Error::New(info.Env(), describe(e));
   }
   auto num = [&](const char* key, double fallback) {
     return options.Has(key) && options.Get(key).IsNumber() ? options.Get(key).As<Napi::Number>().DoubleValue() : fallback;
   };
-  adam_.learningRate = num("learningRate", 1e-3);
-  adam_.beta1 = num("beta1", 0.9);
-  adam_.beta2 = num("beta2", 0.999);
-  adam_.epsilon = num("epsilon", 1e-7);
+  auto flag = [&](const char* key) { return options.Has(key) && options.Get(key).ToBoolean().Value(); };
+  config.learningRate = num("learningRate", config.kind == Optimizer::SGD ? 0.01 : 1e-3);
+  config.epsilon = num("epsilon", 1e-7);
+  config.beta1 = num("beta1", 0.9);
+  config.beta2 = num("beta2", 0.999);
+  config.momentum = num("momentum", 0.0);
+  config.nesterov = flag("nesterov");
+  config.rho = num("rho", 0.9);
+  config.centered = flag("centered");
+  optimizer_ = config;
   iterations_ = 0;
-  moments_.clear();
+  slots_.clear();
 }
 
 torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to, bool training, bool logits) {
@@ -247,26 +271,74 @@ std::pair<torch::Tensor, int64_t> Model::lossAndCorrect(const torch::Tensor& out
   throw std::logic_error("compile() the model before training or evaluating");
 }
 
-void Model::adamUpdate() {
-  // Keras's Adam: epsilon is "epsilon hat", added to sqrt(v) with the bias correction folded into
-  // the step size (libtorch's Adam adds eps after bias correction, a different update).
+size_t Model::slotCount() const {
+  const OptimizerConfig& o = optimizer_;
+  switch (o.kind) {
+    case Optimizer::Adam: return 2;
+    case Optimizer::SGD: return o.momentum > 0 ? 1 : 0;
+    case Optimizer::RMSprop: return 1 + (o.centered ? 1 : 0) + (o.momentum > 0 ? 1 : 0);
+  }
+  return 0;
+}
+
+void Model::applyGradients() {
+  // Keras's update rules, slot for slot, so results and saved states match Keras's.
   torch::NoGradGuard noGrad;
   ++iterations_;
+  const OptimizerConfig& o = optimizer_;
   const double t = static_cast<double>(iterations_);
-  const double alpha = adam_.learningRate * std::sqrt(1 - std::pow(adam_.beta2, t)) / (1 - std::pow(adam_.beta1, t));
+  // Keras's Adam: epsilon is "epsilon hat", added to sqrt(v) with the bias correction folded into
+  // the step size (libtorch's Adam adds eps after bias correction, a different update).
+  const double alpha = o.learningRate * std::sqrt(1 - std::pow(o.beta2, t)) / (1 - std::pow(o.beta1, t));
+  const size_t slots = slotCount();
   for (size_t li = 0; li < layers_.size(); ++li) {
     Layer& layer = layers_[li];
     for (size_t k = 0; k < layer.params.size(); ++k) {
       torch::Tensor& p = layer.params[k];
       if (!p.requires_grad() || !p.grad().defined()) continue;
       torch::Tensor g = p.grad();
-      auto it = moments_.find({li, k});
-      if (it == moments_.end()) it = moments_.emplace(std::make_pair(li, k), std::make_pair(torch::zeros_like(p), torch::zeros_like(p))).first;
-      torch::Tensor& m = it->second.first;
-      torch::Tensor& v = it->second.second;
-      m.mul_(adam_.beta1).add_(g, 1 - adam_.beta1);
-      v.mul_(adam_.beta2).addcmul_(g, g, 1 - adam_.beta2);
-      p.addcdiv_(m, v.sqrt().add_(adam_.epsilon), -alpha);
+      auto it = slots_.find({li, k});
+      if (it == slots_.end()) {
+        std::vector<torch::Tensor> zeros;
+        for (size_t s = 0; s < slots; ++s) zeros.push_back(torch::zeros_like(p));
+        it = slots_.emplace(std::make_pair(li, k), std::move(zeros)).first;
+      }
+      std::vector<torch::Tensor>& s = it->second;
+      switch (o.kind) {
+        case Optimizer::Adam:
+          s[0].mul_(o.beta1).add_(g, 1 - o.beta1);
+          s[1].mul_(o.beta2).addcmul_(g, g, 1 - o.beta2);
+          p.addcdiv_(s[0], s[1].sqrt().add_(o.epsilon), -alpha);
+          break;
+        case Optimizer::SGD:
+          if (slots == 0) {
+            p.add_(g, -o.learningRate);
+          } else {
+            s[0].mul_(o.momentum).add_(g, -o.learningRate);  // velocity = momentum * velocity - lr * g
+            if (o.nesterov) p.add_(s[0], o.momentum).add_(g, -o.learningRate);
+            else p.add_(s[0]);
+          }
+          break;
+        case Optimizer::RMSprop: {
+          s[0].mul_(o.rho).addcmul_(g, g, 1 - o.rho);
+          torch::Tensor denom;
+          if (o.centered) {
+            s[1].mul_(o.rho).add_(g, 1 - o.rho);
+            // ms >= mg^2 holds exactly; the clamp only absorbs float rounding below zero
+            denom = (s[0] - s[1] * s[1]).clamp_min_(0).sqrt_().add_(o.epsilon);
+          } else {
+            denom = s[0].sqrt().add_(o.epsilon);
+          }
+          if (o.momentum > 0) {
+            torch::Tensor& v = s.back();
+            v.mul_(o.momentum).addcdiv_(g, denom, o.learningRate);
+            p.sub_(v);
+          } else {
+            p.addcdiv_(g, denom, -o.learningRate);
+          }
+          break;
+        }
+      }
       p.mutable_grad().reset();
     }
   }
@@ -283,7 +355,7 @@ StepResult Model::trainStep(const torch::Tensor& x, const torch::Tensor& y, size
   result.loss = loss.item<double>();
   result.correct = correct;
   // A NaN loss must not poison the weights: the caller stops and keeps the last good checkpoint.
-  if (std::isfinite(result.loss)) adamUpdate();
+  if (std::isfinite(result.loss)) applyGradients();
   else {
     for (auto& layer : layers_) for (auto& p : layer.params) if (p.grad().defined()) p.mutable_grad().reset();
   }
@@ -450,15 +522,17 @@ Napi::Value Model::GetOptimizerState(const Napi::CallbackInfo& info) {
   ensureIdle(info.Env(), "getOptimizerState");
   Napi::Env env = info.Env();
   Napi::Object state = Napi::Object::New(env);
+  state.Set("optimizer", optimizerName(optimizer_.kind));
   state.Set("iterations", static_cast<double>(iterations_));
   Napi::Array entries = Napi::Array::New(env);
   uint32_t n = 0;
-  for (const auto& [key, mv] : moments_) {
+  for (const auto& [key, tensors] : slots_) {
     Napi::Object e = Napi::Object::New(env);
     e.Set("layer", static_cast<double>(key.first));
     e.Set("param", static_cast<double>(key.second));
-    e.Set("m", toFloat32Array(env, mv.first));
-    e.Set("v", toFloat32Array(env, mv.second));
+    Napi::Array slots = Napi::Array::New(env, tensors.size());
+    for (uint32_t s = 0; s < tensors.size(); ++s) slots.Set(s, toFloat32Array(env, tensors[s]));
+    e.Set("slots", slots);
     entries.Set(n++, e);
   }
   state.Set("moments", entries);
@@ -470,8 +544,12 @@ void Model::SetOptimizerState(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object state = info[0].As<Napi::Object>();
   try {
-    iterations_ = state.Get("iterations").As<Napi::Number>().Int64Value();
-    moments_.clear();
+    std::string saved = state.Get("optimizer").ToString().Utf8Value();
+    if (saved != optimizerName(optimizer_.kind)) {
+      throw std::invalid_argument(std::string("the optimizer state is ") + saved + "'s but the model is compiled with " + optimizerName(optimizer_.kind) +
+                                  ": compile with the same optimizer to restore it");
+    }
+    std::map<std::pair<size_t, size_t>, std::vector<torch::Tensor>> restored;
     Napi::Array entries = state.Get("moments").As<Napi::Array>();
     for (uint32_t i = 0; i < entries.Length(); ++i) {
       Napi::Object e = entries.Get(i).As<Napi::Object>();
@@ -480,8 +558,17 @@ void Model::SetOptimizerState(const Napi::CallbackInfo& info) {
       if (li >= layers_.size() || k >= layers_[li].params.size()) throw std::invalid_argument("optimizer state names a weight the model does not have");
       auto shape = layers_[li].params[k].sizes().vec();
       std::string what = "optimizer state of layer '" + layers_[li].name + "'";
-      moments_[{li, k}] = {fromFloat32Array(e.Get("m"), shape, what), fromFloat32Array(e.Get("v"), shape, what)};
+      Napi::Array slots = e.Get("slots").As<Napi::Array>();
+      if (slots.Length() != slotCount()) {
+        throw std::invalid_argument(what + " has " + std::to_string(slots.Length()) + " slots, the compiled optimizer keeps " + std::to_string(slotCount()) +
+                                    ": compile with the settings it was saved with");
+      }
+      std::vector<torch::Tensor> tensors;
+      for (uint32_t s = 0; s < slots.Length(); ++s) tensors.push_back(fromFloat32Array(slots.Get(s), shape, what));
+      restored[{li, k}] = std::move(tensors);
     }
+    iterations_ = state.Get("iterations").As<Napi::Number>().Int64Value();
+    slots_ = std::move(restored);
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, describe(e));
   }

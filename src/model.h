@@ -1,4 +1,4 @@
-// Model: a linear chain of layers with Keras-compatible training (Adam, crossentropy, accuracy).
+// Model: a linear chain of layers with Keras-compatible training (Adam, SGD, RMSprop; crossentropy, accuracy).
 // JS owns the description and the loop; this class owns the tensors and runs the math off the
 // JS thread. One call at a time: a second call while one runs is an error, not a race.
 #pragma once
@@ -16,8 +16,17 @@ namespace tl {
 
 enum class Loss { None, BinaryCrossentropy, CategoricalCrossentropy };
 
-struct AdamConfig {
-  double learningRate = 1e-3, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-7;
+enum class Optimizer { Adam, SGD, RMSprop };
+
+// Keras's settings; JS passes every value, these are Keras's defaults for Adam.
+struct OptimizerConfig {
+  Optimizer kind = Optimizer::Adam;
+  double learningRate = 1e-3, epsilon = 1e-7;
+  double beta1 = 0.9, beta2 = 0.999;  // Adam
+  double momentum = 0.0;              // SGD, RMSprop
+  bool nesterov = false;              // SGD
+  double rho = 0.9;                   // RMSprop
+  bool centered = false;              // RMSprop
 };
 
 struct StepResult {
@@ -59,13 +68,16 @@ class Model : public Napi::ObjectWrap<Model> {
   torch::Tensor forward(const torch::Tensor& x, size_t from, size_t to, bool training, bool logits);
   bool outputIsLogitsFor(Loss loss) const;
   std::pair<torch::Tensor, int64_t> lossAndCorrect(const torch::Tensor& out, const torch::Tensor& y, bool logits) const;
-  void adamUpdate();
+  void applyGradients();
+  size_t slotCount() const;
 
   std::vector<Layer> layers_;
   Loss loss_ = Loss::None;
-  AdamConfig adam_;
+  OptimizerConfig optimizer_;
   int64_t iterations_ = 0;
-  std::map<std::pair<size_t, size_t>, std::pair<torch::Tensor, torch::Tensor>> moments_;  // (layer, param) -> (m, v)
+  // (layer, param) -> the optimizer's slots: Adam (m, v); SGD (velocity) with momentum;
+  // RMSprop (mean square[, mean gradient if centered][, momentum if momentum > 0]).
+  std::map<std::pair<size_t, size_t>, std::vector<torch::Tensor>> slots_;
   std::atomic<bool> busy_{false};
 };
 

@@ -1,4 +1,4 @@
-import sharp, { type FailOnOptions, type Metadata } from 'sharp';
+import sharp, { type FailOnOptions, type Metadata, type Sharp } from 'sharp';
 import { decodeBmp, isBmp, bmpDimensions } from './bmp.js';
 import { readImageBytes } from './read-file.js';
 import { resizeBilinearTf } from './resize.js';
@@ -28,10 +28,29 @@ export function decodeCount(): number {
   return decodes;
 }
 
+/** Options of one decode. */
+export interface DecodeOptions {
+  /** libvips warnings (e.g. JPEG data it tolerated), as sharp reports them. */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * libvips' message, on one line: its error buffer repeats a loader's complaint once per attempt
+ * ("VipsJpeg: premature end of JPEG image" on three lines), and a warning comes with a count line.
+ */
+export function vipsMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const kept: string[] = [];
+  for (const line of message.split('\n').map((l) => l.trim())) {
+    if (line && !/^read gave \d+ warnings?$/.test(line) && !kept.some((k) => k.includes(line))) kept.push(line);
+  }
+  return kept.join('; ');
+}
+
 const TRUNCATED = /premature end of JPEG image|premature end of data segment|truncated|unexpected end/i;
 
 /** Decodes any supported image to packed RGB uint8 of exactly `height` x `width` (aspect ratio not kept). */
-export async function decodeImage(input: Buffer, height: number, width: number): Promise<Uint8Array> {
+export async function decodeImage(input: Buffer, height: number, width: number, options: DecodeOptions = {}): Promise<Uint8Array> {
   decodes++;
   if (input.length === 0) throw new DecodeError('empty file (0 bytes)');
   if (isBmp(input)) {
@@ -46,9 +65,9 @@ export async function decodeImage(input: Buffer, height: number, width: number):
   let meta: Metadata;
   try {
     // Header only: no pixels are decoded here, so no limit is needed yet.
-    meta = await sharp(input, { limitInputPixels: false }).metadata();
+    meta = await watched(sharp(input, { limitInputPixels: false }), options).metadata();
   } catch (error) {
-    throw new DecodeError(`not a readable image: ${(error as Error).message}`);
+    throw new DecodeError(`not a readable image: ${vipsMessage(error)}`);
   }
   const w = meta.width ?? 0;
   const h = meta.height ?? 0;
@@ -59,17 +78,17 @@ export async function decodeImage(input: Buffer, height: number, width: number):
   }
   const full = w * h <= FULL_DECODE_MAX_PIXELS;
   if (meta.format !== 'jpeg') {
-    return run(input, full, height, width, 'truncated').catch((error: Error) => {
-      throw new DecodeError(TRUNCATED.test(error.message) ? `truncated file: ${error.message}` : `decode failed: ${error.message}`);
+    return run(input, full, height, width, 'truncated', options).catch((error: Error) => {
+      throw new DecodeError(TRUNCATED.test(error.message) ? `truncated file: ${vipsMessage(error)}` : `decode failed: ${vipsMessage(error)}`);
     });
   }
   // Lenient with JPEG warnings ("extraneous bytes" etc.), as TF and tfds are.
   if (hasJpegEnd(input)) {
-    return run(input, full, height, width, 'none').catch((error: Error) => {
-      throw new DecodeError(`decode failed: ${error.message}`);
+    return run(input, full, height, width, 'none', options).catch((error: Error) => {
+      throw new DecodeError(`decode failed: ${vipsMessage(error)}`);
     });
   }
-  return decodeJpegWithoutEnd(input, full, height, width);
+  return decodeJpegWithoutEnd(input, full, height, width, options);
 }
 
 /**
@@ -90,13 +109,13 @@ const SOS = Buffer.from([0xff, 0xda]);
  * the marker changes nothing when the scan is complete (the filler is skipped as extraneous
  * bytes), but changes the decoded pixels when the filler is consumed as scan data.
  */
-async function decodeJpegWithoutEnd(input: Buffer, full: boolean, height: number, width: number): Promise<Uint8Array> {
+async function decodeJpegWithoutEnd(input: Buffer, full: boolean, height: number, width: number, options: DecodeOptions): Promise<Uint8Array> {
   const variants = [Buffer.alloc(0), Buffer.alloc(256, 0x55), Buffer.alloc(256, 0xaa)].map((fill) => Buffer.concat([input, fill, EOI]));
   let decoded: Uint8Array[];
   try {
-    decoded = await Promise.all(variants.map((v) => run(v, full, height, width, 'none')));
+    decoded = await Promise.all(variants.map((v) => run(v, full, height, width, 'none', options)));
   } catch (error) {
-    throw new DecodeError(`decode failed: ${(error as Error).message}`);
+    throw new DecodeError(`decode failed: ${vipsMessage(error)}`);
   }
   const [plain, a, b] = decoded as [Uint8Array, Uint8Array, Uint8Array];
   if (!Buffer.from(plain).equals(Buffer.from(a)) || !Buffer.from(plain).equals(Buffer.from(b))) {
@@ -105,9 +124,19 @@ async function decodeJpegWithoutEnd(input: Buffer, full: boolean, height: number
   return plain;
 }
 
-async function run(input: Buffer, full: boolean, height: number, width: number, failOn: FailOnOptions): Promise<Uint8Array> {
+function watched(pipeline: Sharp, options: DecodeOptions): Sharp {
+  if (options.onWarning) {
+    pipeline.on('warning', (message: string) => {
+      const text = vipsMessage(message);
+      if (text) options.onWarning!(text);
+    });
+  }
+  return pipeline;
+}
+
+async function run(input: Buffer, full: boolean, height: number, width: number, failOn: FailOnOptions, options: DecodeOptions): Promise<Uint8Array> {
   // No autoOrient: TF's decoders ignore EXIF orientation. First frame only for GIF/TIFF/WebP.
-  let pipeline = sharp(input, { failOn, limitInputPixels: LIMIT_INPUT_PIXELS });
+  let pipeline = watched(sharp(input, { failOn, limitInputPixels: LIMIT_INPUT_PIXELS }), options);
   if (!full) pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: 'linear' });
   // Alpha is dropped, not composited (TF decode with channels=3); grey and CMYK become sRGB.
   const { data, info } = await pipeline.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });

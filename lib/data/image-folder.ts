@@ -21,38 +21,56 @@ export interface ImageFolderExample {
   label: number;
 }
 
+/** A sub-folder that did not become a class, and why. */
+export interface IgnoredFolder {
+  folder: string;
+  reason: 'hidden' | 'no image files';
+}
+
 /**
  * Lists `root/<class>/...` like Keras `image_dataset_from_directory`: classes are the sorted
  * sub-folder names, files found recursively inside each; then a seeded shuffle (mulberry32, not
  * numpy's generator, so the order differs from Keras but is the same on every run and platform).
+ * Hidden folders (`.ipynb_checkpoints`, any dot-folder) and folders without images are not
+ * classes: they would add output units, or make a one-class "binary" model look perfect.
  */
-export async function scanImageFolder(root: string, seed = DEFAULT_FOLDER_SEED): Promise<{ classNames: string[]; files: number; ordered: ImageFolderExample[] }> {
+export async function scanImageFolder(
+  root: string,
+  seed = DEFAULT_FOLDER_SEED,
+): Promise<{ classNames: string[]; files: number; ordered: ImageFolderExample[]; ignored: IgnoredFolder[] }> {
   const dir = path.resolve(root);
   const dirents = await fs.readdir(dir, { withFileTypes: true }).catch(() => {
     throw new Error(`Image folder not found: ${dir}. Expected ${dir}/<class name>/<images>.`);
   });
-  const classNames = dirents
-    .filter((d) => d.isDirectory())
-    .map((d) => d.name)
-    .sort();
-  if (classNames.length < 2) {
-    throw new Error(`${dir} has ${classNames.length} class folder(s); put the images of each class in its own sub-folder (at least two).`);
-  }
+  const folders = dirents.filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const ignored: IgnoredFolder[] = folders.filter((f) => f.startsWith('.')).map((folder) => ({ folder, reason: 'hidden' }));
   const source = new FolderSource(dir);
   const entries = await source.entries();
-  const classIndex = new Map(classNames.map((c, i) => [c, i]));
-  const examples: ImageFolderExample[] = [];
+  const imagesOf = new Map<string, string[]>(folders.filter((f) => !f.startsWith('.')).map((f) => [f, []]));
   for (const e of entries) {
     const slash = e.name.indexOf('/');
     if (slash < 0) continue; // files directly in root belong to no class
-    const label = classIndex.get(e.name.slice(0, slash));
-    if (label === undefined) continue;
     if (!IMAGE_EXTENSIONS.includes(path.extname(e.name).toLowerCase())) continue;
-    examples.push({ key: e.name, name: e.name, label });
+    imagesOf.get(e.name.slice(0, slash))?.push(e.name);
   }
-  if (examples.length === 0) throw new Error(`No images (${IMAGE_EXTENSIONS.join(', ')}) under ${dir}/<class>/.`);
+  for (const [folder, images] of imagesOf) if (images.length === 0) ignored.push({ folder, reason: 'no image files' });
+  const classNames = [...imagesOf.keys()].filter((f) => imagesOf.get(f)!.length > 0);
+  if (classNames.length < 2) {
+    const found = classNames.map((c) => `${c}/ (${imagesOf.get(c)!.length} images)`).join(', ') || 'none';
+    throw new Error(
+      `${dir} needs at least two class folders with images (${IMAGE_EXTENSIONS.join(', ')}); found ${classNames.length}: ${found}` +
+        (ignored.length ? `; not classes: ${describeIgnored(ignored)}` : '') +
+        `. Put the images of each class in its own sub-folder: ${dir}/<class name>/<images>.`,
+    );
+  }
+  const examples: ImageFolderExample[] = classNames.flatMap((c, label) => imagesOf.get(c)!.map((name) => ({ key: name, name, label })));
   examples.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  return { classNames, files: entries.length, ordered: seededShuffle(examples, seed) };
+  return { classNames, files: entries.length, ordered: seededShuffle(examples, seed), ignored };
+}
+
+/** e.g. ".ipynb_checkpoints/ (hidden), empty/ (no image files)" */
+export function describeIgnored(ignored: readonly IgnoredFolder[]): string {
+  return ignored.map((i) => `${i.folder}/ (${i.reason})`).join(', ');
 }
 
 export async function inspectImageFolder(opts: { root: string; seed?: number; splits?: [string, string]; limit?: number }) {
@@ -74,6 +92,7 @@ export async function inspectImageFolder(opts: { root: string; seed?: number; sp
     decodeFailures: [],
     firstKeys: ordered.slice(0, 5).map((e) => e.key),
     firstKeysBySplit: { train: parts.train.slice(0, 5).map((e) => e.key), validation: parts.validation.slice(0, 5).map((e) => e.key) },
+    ignoredFolders: scan.ignored,
   };
   return { info, parts };
 }

@@ -2,6 +2,7 @@ import type { DatasetSummary } from '../reports/types.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
 import { ensureDecodedCache, type CacheItem } from './decoded-cache.js';
 import { DecodedDataset } from './decoded-dataset.js';
+import type { IgnoredFolder } from './image-folder.js';
 import type { ImageSource, SourceRef } from './source.js';
 import { resolveSplit } from './split.js';
 
@@ -38,6 +39,8 @@ export interface DatasetInfo extends DatasetSummary {
   firstKeysBySplit: { train: string[]; validation: string[] };
   /** images in each Dataset (split size minus decode failures); undefined before decoding. */
   datasetSizes?: { train: number; validation: number };
+  /** image folders only: sub-folders that are not classes (hidden, or without images). */
+  ignoredFolders?: IgnoredFolder[];
   /** whether each split was decoded now or read from the cache. */
   cache?: { train: 'built' | 'hit'; validation: 'built' | 'hit'; dir: string };
 }
@@ -66,12 +69,18 @@ export function splitExamples<T extends { label: number; key: string }>(
   specs: [string, string],
   classCount: number,
 ): { train: T[]; validation: T[]; counts: { train: number[]; validation: number[] } } {
-  const pick = (spec: string): T[] => {
-    const { start, end } = resolveSplit(spec, ordered.length);
-    return ordered.slice(start, end);
-  };
-  const train = pick(specs[0]);
-  const validation = pick(specs[1]);
+  const [a, b] = specs.map((spec) => resolveSplit(spec, ordered.length)) as [{ start: number; end: number }, { start: number; end: number }];
+  // An example in both splits would be validated on after being trained on: the scores would lie.
+  const shared = Math.min(a.end, b.end) - Math.max(a.start, b.start);
+  if (shared > 0) {
+    const range = (r: { start: number; end: number }) => `examples ${r.start}-${r.end - 1}`;
+    throw new Error(
+      `the splits "${specs[0]}" (${range(a)}) and "${specs[1]}" (${range(b)}) of ${ordered.length} examples overlap in ${shared} example(s): ` +
+        'training and validation must not share examples. Give disjoint splits, e.g. "train[:80%],train[80%:]".',
+    );
+  }
+  const train = ordered.slice(a.start, a.end);
+  const validation = ordered.slice(b.start, b.end);
   const count = (xs: T[]): number[] => {
     const c = new Array<number>(classCount).fill(0);
     for (const x of xs) c[x.label]!++;

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { capThreads } from './threads.js';
 
 /** Layer description the native interpreter runs (resolved from Keras configs by lib/models). */
 export interface EngineLayerSpec {
@@ -43,16 +44,18 @@ export interface StepOutput {
   shape?: number[];
 }
 
+/** The optimizer's slots per weight: Adam (m, v), SGD (velocity), RMSprop (mean square[, mean gradient][, momentum]). */
 export interface OptimizerState {
+  optimizer: string;
   iterations: number;
-  moments: { layer: number; param: number; m: Float32Array; v: Float32Array }[];
+  moments: { layer: number; param: number; slots: Float32Array[] }[];
 }
 
 export interface NativeModel {
   getWeights(layer: number): Float32Array[];
   setWeights(layer: number, weights: Float32Array[]): void;
   setTrainable(layer: number, trainable: boolean): void;
-  compile(options: { loss: string; learningRate?: number; beta1?: number; beta2?: number; epsilon?: number }): void;
+  compile(options: { loss: string; optimizer?: string } & Record<string, number | boolean | string>): void;
   trainStep(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<StepOutput>;
   evaluate(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<Required<StepOutput>>;
   predict(x: Uint8Array | Float32Array, shape: number[], fromLayer: number, toLayer: number, bf16: boolean): Promise<{ output: Float32Array; shape: number[] }>;
@@ -67,6 +70,7 @@ export interface NativeBinding {
     /** the caching CPU allocator: bytes kept for reuse, and large allocations served from / not from the cache */
     allocatorCachedBytes: number; allocatorHits: number; allocatorMisses: number;
   };
+  /** Intra-op threads (0 = all cores); more than the machine's cores are capped, with a process warning. */
   setThreads(threads: number): void;
   manualSeed(seed: number): void;
 }
@@ -81,7 +85,7 @@ export function nativeAddonPath(): string {
 /** Turns a failed `require` of the addon into a message that says what to do. */
 export function explainLoadFailure(addonPath: string, error: unknown): string {
   const reason = error instanceof Error ? error.message : String(error);
-  const lines = [`transferlab: the native engine could not be loaded from ${addonPath}.`];
+  const lines = [`the native engine could not be loaded from ${addonPath}.`];
   if (!existsSync(addonPath)) {
     lines.push(
       'It has not been built. Build it with `npm run build:native` (needs libtorch: `apt-get install libtorch-dev`,',
@@ -107,10 +111,17 @@ let binding: NativeBinding | undefined;
 export function native(): NativeBinding {
   if (binding) return binding;
   const addonPath = nativeAddonPath();
+  let loaded: NativeBinding;
   try {
-    binding = createRequire(import.meta.url)(addonPath) as NativeBinding;
+    loaded = createRequire(import.meta.url)(addonPath) as NativeBinding;
   } catch (error) {
     throw new Error(explainLoadFailure(addonPath, error), { cause: error });
   }
+  const setThreads = (threads: number): void => {
+    const capped = capThreads(threads);
+    if (capped.warning) process.emitWarning(capped.warning, { code: 'TRANSFERLAB_THREADS' });
+    loaded.setThreads(capped.threads);
+  };
+  binding = { NativeModel: loaded.NativeModel, info: loaded.info, manualSeed: loaded.manualSeed, setThreads };
   return binding;
 }

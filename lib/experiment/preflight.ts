@@ -89,7 +89,7 @@ async function checkRunFolder(out: string, resume: boolean): Promise<void> {
 async function checkDecodeSample(data: InspectedData, log: (line: string) => void): Promise<void> {
   const spread = <T>(xs: T[]) => Array.from({ length: Math.min(SAMPLE_PER_SPLIT, xs.length) }, (_, i) => xs[Math.floor((i * xs.length) / Math.min(SAMPLE_PER_SPLIT, xs.length))]!);
   const names = [...new Set([...spread(data.parts.train), ...spread(data.parts.validation)].map((e) => e.name))];
-  const failures = await checkDecode(data.imageSource, names, { progress: false });
+  const { failures } = await checkDecode(data.imageSource, names, { progress: false });
   if (failures.length === names.length) {
     throw new PreflightError(
       `data: none of ${names.length} sampled images from ${data.source} could be decoded, e.g. ` +

@@ -36,36 +36,48 @@ export interface SaveOptions {
   extra?: Record<string, unknown>;
 }
 
+interface OptimizerHeader {
+  /** absent in checkpoints written before SGD and RMSprop existed: those are Adam's. */
+  optimizer?: string;
+  iterations: number;
+  /** slots per weight (Adam: m, v); absent means Adam's 2. */
+  slots?: number;
+  entries: { layer: number; param: number; length: number }[];
+}
+
+// optimizer.bin: for each entry, its slots one after the other (Adam: m then v), float32.
 async function writeOptimizerState(dir: string, state: OptimizerState): Promise<void> {
-  const entries = state.moments.map((e) => ({ layer: e.layer, param: e.param, length: e.m.length }));
-  const total = entries.reduce((a, e) => a + 2 * e.length, 0);
-  const data = new Float32Array(total);
+  const slots = state.moments[0]?.slots.length ?? 0;
+  const entries = state.moments.map((e) => ({ layer: e.layer, param: e.param, length: e.slots[0]?.length ?? 0 }));
+  const data = new Float32Array(entries.reduce((a, e) => a + slots * e.length, 0));
   let offset = 0;
   for (const e of state.moments) {
-    data.set(e.m, offset);
-    data.set(e.v, offset + e.m.length);
-    offset += 2 * e.m.length;
+    for (const slot of e.slots) {
+      data.set(slot, offset);
+      offset += slot.length;
+    }
   }
   await writeFileAtomic(path.join(dir, OPTIMIZER_BIN), new Uint8Array(data.buffer));
-  await writeJsonAtomic(path.join(dir, OPTIMIZER_JSON), { iterations: state.iterations, entries });
+  const header: OptimizerHeader = { optimizer: state.optimizer, iterations: state.iterations, slots, entries };
+  await writeJsonAtomic(path.join(dir, OPTIMIZER_JSON), header);
 }
 
 async function readOptimizerState(dir: string): Promise<OptimizerState | undefined> {
   const jsonPath = path.join(dir, OPTIMIZER_JSON);
   if (!existsSync(jsonPath)) return undefined;
-  const header = JSON.parse(await fs.readFile(jsonPath, 'utf8')) as { iterations: number; entries: { layer: number; param: number; length: number }[] };
+  const header = JSON.parse(await fs.readFile(jsonPath, 'utf8')) as OptimizerHeader;
+  const slots = header.slots ?? 2;
   const bytes = await fs.readFile(path.join(dir, OPTIMIZER_BIN));
-  const expected = header.entries.reduce((a, e) => a + 2 * e.length, 0) * 4;
+  const expected = header.entries.reduce((a, e) => a + slots * e.length, 0) * 4;
   if (bytes.length !== expected) throw new Error(`${path.join(dir, OPTIMIZER_BIN)} has ${bytes.length} bytes, expected ${expected}: the optimizer state is damaged`);
   const floats = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
   let offset = 0;
   const moments = header.entries.map((e) => {
-    const m = floats.slice(offset, offset + e.length);
-    const v = floats.slice(offset + e.length, offset + 2 * e.length);
-    offset += 2 * e.length;
-    return { layer: e.layer, param: e.param, m, v };
+    const values: Float32Array[] = [];
+    for (let s = 0; s < slots; s++, offset += e.length) values.push(floats.slice(offset, offset + e.length));
+    return { layer: e.layer, param: e.param, slots: values };
   });
-  return { iterations: header.iterations, moments };
+  return { optimizer: header.optimizer ?? 'adam', iterations: header.iterations, moments };
 }
 
 /** `transferlab.json` of a saved model; undefined for a plain TF.js model. */

@@ -4,22 +4,16 @@ import type { LayerConfig, LayerWeights, SequentialConfig, Shape, WeightTensor }
 import { nameLayers } from './layers.js';
 import { resolveChain, LayerConfigError, type ResolvedLayer } from './resolve.js';
 import { preprocessingSpec, type Preprocessing } from './preprocessing.js';
+import { resolveOptimizer, type OptimizerSpec } from './optimizers.js';
 import { countParams, formatSummary, type ParamCounts } from './summary.js';
 import { fit, evaluate, type FitOptions, type EvaluateResult } from '../training/fit.js';
 import type { History } from '../training/history.js';
 
 export type LossName = 'binaryCrossentropy' | 'categoricalCrossentropy' | 'binary_crossentropy' | 'categorical_crossentropy' | 'sparse_categorical_crossentropy';
 
-export interface AdamOptions {
-  learningRate?: number;
-  beta1?: number;
-  beta2?: number;
-  epsilon?: number;
-}
-
 export interface CompileOptions {
-  /** 'adam' (Keras defaults: lr 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7) or Adam settings. */
-  optimizer: 'adam' | { adam: AdamOptions };
+  /** 'adam', 'sgd', 'rmsprop' (Keras defaults) or settings, e.g. `optimizers.sgd({ momentum: 0.9 })`. */
+  optimizer: OptimizerSpec;
   loss: LossName;
   metrics?: 'accuracy'[];
 }
@@ -117,11 +111,11 @@ export class Sequential {
   }
 
   compile(options: CompileOptions): void {
-    const adam: AdamOptions = options.optimizer === 'adam' ? {} : options.optimizer.adam;
-    const loss = SNAKE_LOSS[options.loss];
-    if (!loss) throw new Error(`unknown loss '${String(options.loss)}' (binaryCrossentropy or categoricalCrossentropy)`);
+    const loss = Object.hasOwn(SNAKE_LOSS, options.loss) ? SNAKE_LOSS[options.loss] : undefined;
+    if (!loss) throw new Error(`unknown loss '${String(options.loss)}': use one of ${Object.keys(SNAKE_LOSS).join(', ')}`);
+    const optimizer = resolveOptimizer(options.optimizer);
     if (options.metrics && options.metrics.some((m) => m !== 'accuracy')) throw new Error(`only the 'accuracy' metric is supported`);
-    this.engine.compile({ loss, ...adam });
+    this.engine.compile({ loss, ...optimizer });
     this.compileOptions = options;
   }
 

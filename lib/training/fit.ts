@@ -3,6 +3,7 @@ import type { Sequential } from '../models/sequential.js';
 import type { Callback } from './callbacks.js';
 import { History, type Logs } from './history.js';
 import { ProgressLogger } from './progress.js';
+import { checkLabels } from './labels.js';
 import { RepeatingStream, takeBatches } from './stream.js';
 
 export interface FitOptions {
@@ -55,14 +56,16 @@ function batchSize(batch: Batch): number {
   return batch.shape[0];
 }
 
-async function evaluateBatches(model: Sequential, batches: AsyncIterable<Batch>, fromLayer: number, keepOutputs: boolean): Promise<EvaluateResult> {
+async function evaluateBatches(model: Sequential, batches: AsyncIterable<Batch>, fromLayer: number, keepOutputs: boolean, what: string): Promise<EvaluateResult> {
   const meter = new Meter();
   const outputs: Float32Array[] = [];
   const labels: Float32Array[] = [];
   const keys: string[] = [];
   const entry = model.engineIndex(fromLayer, true);
+  let step = 0;
   for await (const batch of batches) {
     model.checkInput(batch.shape, fromLayer);
+    checkLabels(model, batch.y, `${what} batch ${++step}`);
     const r = await model.engine.evaluate(batch.x, batch.shape, batch.y, entry);
     meter.add(r.loss, r.correct, batchSize(batch));
     if (keepOutputs) {
@@ -85,7 +88,7 @@ export async function evaluate(model: Sequential, data: Dataset, options: { from
   if (!model.compiled) throw new Error(`compile() model '${model.name}' before evaluate()`);
   const stream = options.steps !== undefined ? new RepeatingStream(data) : undefined;
   try {
-    return await evaluateBatches(model, takeBatches(data, stream, options.steps), options.fromLayer ?? 0, true);
+    return await evaluateBatches(model, takeBatches(data, stream, options.steps), options.fromLayer ?? 0, true, 'evaluation');
   } finally {
     await stream?.close();
   }
@@ -135,6 +138,7 @@ export async function fit(model: Sequential, data: Dataset, options: FitOptions 
       let step = 0;
       for await (const batch of takeBatches(data, trainStream, options.stepsPerEpoch, epoch)) {
         model.checkInput(batch.shape, fromLayer);
+        checkLabels(model, batch.y, `training batch ${step + 1} of epoch ${epoch + 1}`);
         const r = await model.engine.trainStep(batch.x, batch.shape, batch.y, entry);
         if (!Number.isFinite(r.loss)) {
           throw new NaNLossError(
@@ -150,7 +154,7 @@ export async function fit(model: Sequential, data: Dataset, options: FitOptions 
       }
       const logs: Logs = { loss: meter.loss, accuracy: meter.accuracy };
       if (validData) {
-        const v = await evaluateBatches(model, takeBatches(validData, validStream, options.validationSteps), fromLayer, false);
+        const v = await evaluateBatches(model, takeBatches(validData, validStream, options.validationSteps), fromLayer, false, `validation of epoch ${epoch + 1},`);
         logs.val_loss = v.loss;
         logs.val_accuracy = v.accuracy;
       }

@@ -4,6 +4,7 @@ import { defaultRunDir, readRunConfig, runCompare } from '../../experiment/compa
 import { PreflightError } from '../../experiment/preflight.js';
 import { applyResumeFlags, epochsDone, ResumeFlagError } from '../../experiment/resume-flags.js';
 import { parsePreprocessing } from '../../models/preprocessing.js';
+import { capThreads } from '../../engine/threads.js';
 
 const HELP = `transferlab compare: train a CNN from scratch and a transfer model on the same data, and compare them
 
@@ -159,6 +160,9 @@ export async function compareCommand(argv: string[]): Promise<number> {
       return 2;
     }
   }
+  const threads = capThreads(config.threads);
+  if (threads.warning) console.error(`transferlab compare: --threads: ${threads.warning}`);
+  config = { ...config, threads: threads.threads };
   let result;
   try {
     result = await runCompare(config, { resume: Boolean(parsed.resume) });

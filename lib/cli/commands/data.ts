@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { inspectCatsVsDogs } from '../../data/cats-vs-dogs.js';
-import { checkDecode } from '../../data/check-decode.js';
+import { checkDecode, type DecodeCheck } from '../../data/check-decode.js';
 import { FolderSource } from '../../data/folder-source.js';
-import { inspectImageFolder } from '../../data/image-folder.js';
+import { describeIgnored, inspectImageFolder } from '../../data/image-folder.js';
 import type { DatasetInfo } from '../../data/open-splits.js';
 import type { ImageSource } from '../../data/source.js';
 import { unusableReason } from '../../data/usable.js';
@@ -95,6 +95,7 @@ export async function dataCommand(argv: string[], io: CommandIo = { stdout: proc
   if (seed instanceof Error) return usage(seed.message);
 
   let info: DatasetInfo;
+  let warnings: DecodeCheck['warnings'] = [];
   let source: ImageSource | undefined;
   let names: string[] = [];
   try {
@@ -113,7 +114,9 @@ export async function dataCommand(argv: string[], io: CommandIo = { stdout: proc
       names = [...r.parts.train, ...r.parts.validation].map((e) => e.name);
     }
     if (values['check-decode'] && source) {
-      info.decodeFailures = await checkDecode(source, [...new Set(names)], { progress: true });
+      const checked = await checkDecode(source, [...new Set(names)], { progress: true });
+      info.decodeFailures = checked.failures;
+      warnings = checked.warnings;
     }
   } catch (error) {
     io.stderr.write(`data info failed: ${(error as Error).message}\n`);
@@ -126,22 +129,23 @@ export async function dataCommand(argv: string[], io: CommandIo = { stdout: proc
     return 1;
   }
   if (values.json) {
-    const out = { ...info, decodeChecked: values['check-decode'] };
+    const out = { ...info, decodeChecked: values['check-decode'], ...(values['check-decode'] ? { decodeWarnings: warnings } : {}) };
     io.stdout.write(JSON.stringify(out, null, 2) + '\n');
   } else {
-    io.stdout.write(formatInfo(info, values['check-decode']));
+    io.stdout.write(formatInfo(info, values['check-decode'], warnings));
   }
   return 0;
 }
 
 const n = (v: number): string => v.toLocaleString('en-US');
 
-export function formatInfo(info: DatasetInfo, checked: boolean): string {
+export function formatInfo(info: DatasetInfo, checked: boolean, warnings: DecodeCheck['warnings'] = []): string {
   const balance = (counts: number[]): string => info.classNames.map((c, i) => `${c} ${n(counts[i] ?? 0)}`).join(', ');
+  const imageFolder = info.ignoredFolders !== undefined; // the JFIF rule is cats_vs_dogs's only
   const rows: [string, string][] = [
     ['files seen', n(info.files)],
     ['dropped by name', n(info.skippedByName)],
-    ['skipped by JFIF rule', n(info.skippedByJfif)],
+    ...(imageFolder ? [] : [['skipped by JFIF rule', n(info.skippedByJfif)] as [string, string]]),
     ['examples', n(info.examples)],
     [info.splitSpecs[0], `${n(info.splits.train)}  (${balance(info.classCounts.train)})`],
     [info.splitSpecs[1], `${n(info.splits.validation)}  (${balance(info.classCounts.validation)})`],
@@ -149,12 +153,17 @@ export function formatInfo(info: DatasetInfo, checked: boolean): string {
   const width = Math.max(...rows.map(([k]) => k.length)) + 2;
   const lines = [`${info.name} from ${info.source}`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}${v}`)];
   lines.push(`  classes: ${info.classNames.map((c, i) => `${i}=${c}`).join(', ')}`);
+  if (info.ignoredFolders?.length) lines.push(`  not classes: ${describeIgnored(info.ignoredFolders)}`);
   lines.push(`  first keys: ${info.firstKeys.join(', ')}`);
   if (checked) {
     if (info.decodeFailures.length === 0) lines.push('decode check: every example decodes');
     else {
       lines.push(`decode check: ${info.decodeFailures.length} example(s) cannot be decoded and will be left out of training:`);
       for (const f of info.decodeFailures) lines.push(`  ${f.path}: ${f.reason}`);
+    }
+    if (warnings.length) {
+      lines.push(`decode warnings: ${warnings.length} example(s) decode, with warnings from the image decoder:`);
+      for (const w of warnings) lines.push(`  ${w.path}: ${w.messages.join('; ')}`);
     }
   }
   return lines.join('\n') + '\n';
