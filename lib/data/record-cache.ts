@@ -141,9 +141,9 @@ async function fill<S>(req: RecordCacheRequest<S>, file: string): Promise<Opened
   const bytesPer = recordBytes(req.dtype, req.shape);
   const resumed = await readProgress(req, partial);
   const state: Progress<S> = resumed ?? { identity: identityOf(req), done: 0, keys: [], labels: [], skipped: [] };
+  // A progress record that does not describe the partial file must not outlive this fill's start.
+  if (!resumed) await fs.rm(progressPath, { force: true });
   const handle = await fs.open(partial, resumed ? 'r+' : 'w');
-  // Bytes written after the last recorded progress are cut off: they may be half a record.
-  await handle.truncate(state.done * bytesPer);
   const from = state.done + state.skipped.length;
   const bar = req.progress === false || req.total === 0 ? undefined
     : new ProgressBar({ label: req.label, total: req.total, unit: 'items', itemName: req.itemName, initial: from });
@@ -154,6 +154,8 @@ async function fill<S>(req: RecordCacheRequest<S>, file: string): Promise<Opened
   let computed = 0;
   let savedAt = Date.now();
   try {
+    // Bytes written after the last recorded progress are cut off: they may be half a record.
+    await handle.truncate(state.done * bytesPer);
     for await (const step of req.produce(from)) {
       if (step.records) {
         const { data, keys, labels } = step.records;
