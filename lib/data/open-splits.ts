@@ -113,7 +113,7 @@ export async function openDecodedSplits(
     validation,
     info: {
       ...info,
-      decodeFailures: [...trainCache.manifest.failures, ...validationCache.manifest.failures].map(({ path, reason }) => ({ path, reason })),
+      decodeFailures: [...trainCache.manifest.skipped, ...validationCache.manifest.skipped].map(({ path, reason }) => ({ path, reason })),
       datasetSizes: { train: train.size, validation: validation.size },
       cache: { train: trainCache.built ? 'built' : 'hit', validation: validationCache.built ? 'built' : 'hit', dir: cacheRoot },
     },
