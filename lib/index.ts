@@ -5,10 +5,15 @@
  */
 export { sequential, Sequential, type CompileOptions, type SequentialOptions } from './models/sequential.js';
 export { layers } from './models/layers.js';
-export type { LayerConfig, LayerWeights, SequentialConfig, WeightTensor, Shape } from './models/config.js';
-export { experimentCnn, experimentCnnLayers, vgg16BaseLayers, defaultHeadLayers } from './models/zoo.js';
-export { loadVgg16Backbone, loadTfjsBackbone, type Backbone } from './models/backbones.js';
-export { saveModel, loadModel, restoreCheckpoint } from './models/persistence.js';
+export type { LayerConfig, LayerWeights, SequentialConfig, WeightTensor, Shape } from './keras-format/config.js';
+export { experimentCnn, experimentCnnLayers, defaultHeadLayers } from './models/zoo.js';
+export type { Backbone } from './applications/backbone.js';
+export { vgg16, vgg16Layers, MissingWeightsError, VGG16_PREPROCESSING, type Vgg16Options } from './applications/vgg16.js';
+export { fromTfjs, featureLayerCandidates, type FromTfjsOptions } from './applications/tfjs.js';
+export { preprocessInput } from './applications/preprocess-input.js';
+export { transferModel, TransferModel, type TransferModelOptions } from './applications/transfer-model.js';
+export { OptionError } from './util/option-error.js';
+export { saveModel, loadModel, restoreCheckpoint } from './saving/persistence.js';
 export type { Preprocessing } from './models/preprocessing.js';
 export { History } from './training/history.js';
 export { ModelCheckpoint, EarlyStopping, type Callback } from './training/callbacks.js';

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadModel } from '../../models/persistence.js';
+import { loadModel } from '../../saving/persistence.js';
 import { decodeImageFile } from '../../data/index.js';
 import { classify } from '../../experiment/evaluation.js';
 
