@@ -1,9 +1,10 @@
 import path from 'node:path';
-import { experimentCnn, vgg16BaseLayers, defaultHeadLayers } from '../lib/models/zoo.js';
+import { experimentCnn, defaultHeadLayers } from '../lib/models/zoo.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { decodeImageFile } from '../lib/data/index.js';
 import { locateArtifact } from '../lib/net/artifacts.js';
-import { loadVgg16Backbone } from '../lib/models/backbones.js';
+import { vgg16, vgg16Layers, VGG16_WEIGHTS_ARTIFACT } from '../lib/applications/vgg16.js';
+import { transferModel } from '../lib/applications/transfer-model.js';
 import type { BenchSizes } from './options.js';
 import { ASSETS_HINT, realPetImagesDir } from './photos.js';
 
@@ -103,9 +104,9 @@ async function realBatch(n: number): Promise<{ x: Uint8Array; source: string }> 
 /** ImageNet weights when they are already on this machine (verified), random ones otherwise. */
 async function vggWeights(model: Sequential): Promise<string> {
   try {
-    const file = await locateArtifact('vgg16-notop');
+    const file = await locateArtifact(VGG16_WEIGHTS_ARTIFACT);
     if (!file) return 'random (glorot_uniform)';
-    const backbone = await loadVgg16Backbone({ inputShape: [SIZE, SIZE, 3], weightsPath: file });
+    const backbone = await vgg16({ inputShape: [SIZE, SIZE, 3], weights: file });
     model.setWeights(backbone.weights);
     return `imagenet (${file})`;
   } catch (error) {
@@ -127,7 +128,7 @@ function relativeError(a: Float32Array, ref: Float32Array): number {
 
 /** VGG16 base at 300x300: fp32 and (when the CPU has it) bf16 `predict`, and the bf16 error. */
 export async function benchVgg16Features(sizes: BenchSizes, opts: { bf16: boolean }): Promise<Record<string, unknown>> {
-  const model = new Sequential(vgg16BaseLayers([SIZE, SIZE, 3]), { name: 'vgg16', preprocessing: 'scale01', seed: 1 });
+  const model = new Sequential(vgg16Layers([SIZE, SIZE, 3]), { name: 'vgg16', preprocessing: 'scale01', seed: 1 });
   const weights = await vggWeights(model);
   const b = sizes.vggBatch;
   const shape = [b, SIZE, SIZE, 3];
@@ -151,10 +152,9 @@ export async function benchVgg16Features(sizes: BenchSizes, opts: { bf16: boolea
  * (b) feature extraction, (c) head train step from features.
  */
 export async function benchTransferCost(sizes: BenchSizes): Promise<Record<string, unknown>> {
-  const base = vgg16BaseLayers([SIZE, SIZE, 3]).filter((l) => l.class_name !== 'InputLayer');
-  const baseLayers = base.length;
-  const model = new Sequential([...base, ...defaultHeadLayers()], { name: 'transfer', inputShape: [SIZE, SIZE, 3], preprocessing: 'scale01', seed: 1 });
-  for (let i = 0; i < baseLayers; i++) model.setTrainable(i, false);
+  const base = await vgg16({ includeTop: false, weights: null, inputShape: [SIZE, SIZE, 3] });
+  const model = transferModel({ base, head: defaultHeadLayers(), trainableBase: false, preprocessing: 'scale01', seed: 1 });
+  const baseLayers = model.baseLayers;
   model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
   const b = sizes.transferBatch;
   const shape = [b, SIZE, SIZE, 3];

@@ -15,7 +15,7 @@ import { runCompare, type CompareResult } from '../lib/experiment/compare.js';
 import { DEFAULT_CONFIG, type CompareConfig } from '../lib/experiment/config.js';
 import { decodeExperimentData, inspectExperimentData } from '../lib/experiment/data.js';
 import { layers } from '../lib/models/layers.js';
-import { loadModel, saveModel } from '../lib/models/persistence.js';
+import { loadModel, saveModel } from '../lib/saving/persistence.js';
 import { Sequential } from '../lib/models/sequential.js';
 import type { ModelRunSummary } from '../lib/reports/types.js';
 

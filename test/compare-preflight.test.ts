@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { loadTfjsBackbone } from '../lib/models/backbones.js';
+import { fromTfjs } from '../lib/applications/tfjs.js';
 import { makePetImages } from './helpers/pet-images.js';
 import { TINY_OUTPUT_LAYER, writeTinyBackbone } from './helpers/tiny-backbone.js';
 import { describeRun, runCli, withTempDir, type CliResult } from './helpers/transfer-helpers.js';
@@ -95,11 +95,11 @@ test('transfer settings are checked before the CNN trains: layer typo, classifie
   });
 });
 
-test('loadTfjsBackbone refuses a classifier top without outputLayer and lists the feature layers', async () => {
+test('fromTfjs refuses a classifier top without outputLayer and lists the feature layers', async () => {
   await withTempDir('preflight-library', async (dir) => {
     const tiny = await writeTinyBackbone(dir);
-    await assert.rejects(loadTfjsBackbone(tiny.modelJson), /ends in a classifier.*pool_5, pool_4, conv_4_leaky/s);
-    const cut = await loadTfjsBackbone(tiny.modelJson, { outputLayer: TINY_OUTPUT_LAYER });
+    await assert.rejects(fromTfjs(tiny.modelJson), /ends in a classifier.*pool_5, pool_4, conv_4_leaky/s);
+    const cut = await fromTfjs(tiny.modelJson, { outputLayer: TINY_OUTPUT_LAYER });
     assert.equal(cut.layers.at(-1)!.config.name, TINY_OUTPUT_LAYER);
   });
 });

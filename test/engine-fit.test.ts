@@ -207,7 +207,7 @@ test('ModelCheckpoint in fit: called with the model exactly at the epochs where 
   const m = smallCnn(11);
   m.compile({ optimizer: { adam: { learningRate: 0.02 } }, loss: 'binaryCrossentropy', metrics: ['accuracy'] });
   const saves: { epoch: number; dir: string; weights: Float32Array }[] = [];
-  const cp = new ModelCheckpoint({
+  const cp = new ModelCheckpoint<Sequential>({
     filepath: '/nowhere/best', monitor: 'val_loss', saveBestOnly: true,
     save: async (model, dir, epoch) => void saves.push({ epoch, dir, weights: model.getLayerWeights(5)[0].data }),
   });

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Sequential } from '../lib/models/sequential.js';
 import { layers } from '../lib/models/layers.js';
-import type { LayerConfig } from '../lib/models/config.js';
+import type { LayerConfig } from '../lib/keras-format/config.js';
 import * as naive from './helpers/naive.js';
 import { Rng, assertClose, prod, tensor, type T } from './helpers/naive.js';
 

@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Sequential } from '../lib/models/sequential.js';
-import { experimentCnn, vgg16BaseLayers, defaultHeadLayers } from '../lib/models/zoo.js';
+import { experimentCnn, defaultHeadLayers } from '../lib/models/zoo.js';
+import { vgg16Layers } from '../lib/applications/vgg16.js';
 import { Rng } from './helpers/naive.js';
 
 const count = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
@@ -49,7 +50,7 @@ test('experiment CNN at 300x300: 298→149→147→73→71→35→33→16→14�
 });
 
 function transferModel(inputShape: [number, number, number]): Sequential {
-  const m = new Sequential([...vgg16BaseLayers(inputShape), ...defaultHeadLayers()], { seed: 2, preprocessing: 'caffe', name: 'transfer' });
+  const m = new Sequential([...vgg16Layers(inputShape), ...defaultHeadLayers()], { seed: 2, preprocessing: 'caffe', name: 'transfer' });
   for (const l of m.layers) if (l.config.config.name.startsWith('block')) m.setTrainable(l.config.config.name, false);
   return m;
 }

@@ -8,9 +8,9 @@ import path from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as tfc from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { saveModel } from '../lib/models/persistence.js';
+import { saveModel } from '../lib/saving/persistence.js';
 import { experimentCnn, defaultHeadLayers } from '../lib/models/zoo.js';
-import { loadTfjsBackbone } from '../lib/models/backbones.js';
+import { fromTfjs } from '../lib/applications/tfjs.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { decodeImageFile } from '../lib/data/index.js';
 import { petImagesDir, mobilenetModelJson, needsMobilenet, needsPetImages } from './helpers/paths.js';
@@ -77,7 +77,7 @@ test('the generated backbone, every layer (LeakyReLU, pooling, softmax top inclu
   for (const layer of loaded.layers.slice(1)) t = layer.apply(t) as tfl.SymbolicTensor;
   const reference = tfl.model({ inputs: input, outputs: t });
 
-  const backbone = await loadTfjsBackbone(tiny.modelJson, { inputShape: [size, size, 3], outputLayer: 'reshape_2' }); // top included, named on purpose
+  const backbone = await fromTfjs(tiny.modelJson, { inputShape: [size, size, 3], outputLayer: 'reshape_2' }); // top included, named on purpose
   assert.equal(backbone.outputLayer, 'reshape_2', 'without outputLayer the whole model');
   const model = new Sequential(backbone.layers, { inputShape: [size, size, 3], preprocessing: backbone.nativePreprocessing, seed: 1 });
   model.setWeights(backbone.weights);
@@ -97,7 +97,7 @@ test('a transfer model on the generated backbone (depthwise conv, batch norm, re
   try {
     const size = 64;
     const tiny = await sharedTinyBackbone();
-    const backbone = await loadTfjsBackbone(tiny.modelJson, { inputShape: [size, size, 3], outputLayer: tiny.outputLayer });
+    const backbone = await fromTfjs(tiny.modelJson, { inputShape: [size, size, 3], outputLayer: tiny.outputLayer });
     const model = new Sequential([...backbone.layers, ...defaultHeadLayers({ hiddenUnits: [8] })], { name: 'transfer', inputShape: [size, size, 3], preprocessing: 'tf', seed: 3 });
     model.setWeights(backbone.weights);
     await saveModel(model, dir);
@@ -122,7 +122,7 @@ test('the real MobileNet transfer model predicts the same in TF.js', { skip: nee
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tl-export-'));
   try {
     const size = 128;
-    const backbone = await loadTfjsBackbone(mobilenetModelJson!, { inputShape: [size, size, 3], outputLayer: 'conv_pw_13_relu' });
+    const backbone = await fromTfjs(mobilenetModelJson!, { inputShape: [size, size, 3], outputLayer: 'conv_pw_13_relu' });
     const model = new Sequential([...backbone.layers, ...defaultHeadLayers({ hiddenUnits: [8] })], { name: 'transfer', inputShape: [size, size, 3], preprocessing: 'tf', seed: 3 });
     model.setWeights(backbone.weights);
     await saveModel(model, dir);

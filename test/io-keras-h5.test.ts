@@ -4,11 +4,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import h5wasm from 'h5wasm/node';
-import type { LayerWeights } from '../lib/models/config.js';
+import type { LayerWeights } from '../lib/keras-format/config.js';
 import { readKerasH5, readKerasH5Weights } from '../lib/io/keras-h5.js';
 import { h5Module } from '../lib/io/h5.js';
 import { matchWeights } from '../lib/io/weight-matching.js';
-import { keras3LayerKeys } from '../lib/io/weight-names.js';
+import { keras3LayerKeys } from '../lib/keras-format/weight-names.js';
 import { float16ToNumber, floatsFromBytes } from '../lib/io/float-bytes.js';
 import {
   VGG16_CONVS_PER_BLOCK,

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { LayerWeights } from '../lib/models/config.js';
+import type { LayerWeights } from '../lib/keras-format/config.js';
 import { matchWeights, WeightMismatchError, type ExpectedLayerWeights } from '../lib/io/weight-matching.js';
-import { canonicalWeightName, keras3LayerKeys, kerasSnakeCase, shortWeightName } from '../lib/io/weight-names.js';
+import { canonicalWeightName, keras3LayerKeys, kerasSnakeCase, shortWeightName } from '../lib/keras-format/weight-names.js';
 
 const SOURCE = '/models/vgg16.h5';
 

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { loadModel, saveModel } from '../lib/models/persistence.js';
+import { loadModel, saveModel } from '../lib/saving/persistence.js';
 
 function tiny(seed: number): Sequential {
   const m = new Sequential([layers.flatten({ inputShape: [2, 2, 3] }), layers.dense({ units: 1, activation: 'sigmoid' })], { seed, preprocessing: 'scale01' });

@@ -12,7 +12,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { Sequential } from '../lib/models/sequential.js';
 import { layers } from '../lib/models/layers.js';
-import { saveModel, METADATA_FILE } from '../lib/models/persistence.js';
+import { saveModel, METADATA_FILE } from '../lib/saving/persistence.js';
 import { capThreads } from '../lib/engine/threads.js';
 import { native } from '../lib/engine/native.js';
 import { runCli, describeRun, withTempDir } from './helpers/transfer-helpers.js';

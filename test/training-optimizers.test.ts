@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Sequential } from '../lib/models/sequential.js';
 import { layers } from '../lib/models/layers.js';
 import { optimizers, type OptimizerSpec } from '../lib/models/optimizers.js';
-import { saveModel, loadModel, restoreCheckpoint } from '../lib/models/persistence.js';
+import { saveModel, loadModel, restoreCheckpoint } from '../lib/saving/persistence.js';
 import { ArrayDataset, Rng, assertClose, maxAbs, sigmoid } from './helpers/naive.js';
 
 const FEATURES = 3;

@@ -13,7 +13,7 @@ import type { Dataset } from '../lib/data/types.js';
 import { sharedPetImages } from './helpers/pet-images.js';
 import { sharedTinyBackbone, TINY_FEATURE_CHANNELS, TINY_OUTPUT_LAYER } from './helpers/tiny-backbone.js';
 import { assertClose, tfjsTransferModel, smallHead, withTempDir, type TransferModel } from './helpers/transfer-helpers.js';
-import type { Backbone } from '../lib/models/backbones.js';
+import type { Backbone } from '../lib/applications/backbone.js';
 
 const SIZE = 64;
 const SEED = 1234;

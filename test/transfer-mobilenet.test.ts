@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { loadTfjsBackbone } from '../lib/models/backbones.js';
+import { fromTfjs } from '../lib/applications/tfjs.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { decodeImageFile, openCatsVsDogs } from '../lib/data/index.js';
 import { cachedFeatures, datasetIdentity } from '../lib/training/feature-cache.js';
@@ -27,7 +27,7 @@ test('the real MobileNet (all layers) classifies real cats and dogs into ImageNe
   assert.match(metadata.labels[281]!, /tabby/);
   assert.match(metadata.labels[151]!, /Chihuahua/);
 
-  const backbone = await loadTfjsBackbone(mobilenetModelJson!, { outputLayer: 'reshape_2' }); // the whole classifier, named on purpose
+  const backbone = await fromTfjs(mobilenetModelJson!, { outputLayer: 'reshape_2' }); // the whole classifier, named on purpose
   assert.equal(backbone.nativePreprocessing, 'tf');
   const model = new Sequential(backbone.layers, { inputShape: [224, 224, 3], preprocessing: backbone.nativePreprocessing, seed: 1 });
   model.setWeights(backbone.weights);
@@ -60,8 +60,8 @@ test('the real MobileNet (all layers) classifies real cats and dogs into ImageNe
 test('a backbone cut at a named layer stops there, with Keras\'s shape; an unknown layer is an error listing the layers', { timeout: 600_000 }, async () => {
   const tiny = await sharedTinyBackbone();
   const size = 64;
-  const full = await loadTfjsBackbone(tiny.modelJson, { inputShape: [size, size, 3], outputLayer: 'reshape_2' }); // top included, named on purpose
-  const backbone = await loadTfjsBackbone(tiny.modelJson, { inputShape: [size, size, 3], outputLayer: tiny.outputLayer });
+  const full = await fromTfjs(tiny.modelJson, { inputShape: [size, size, 3], outputLayer: 'reshape_2' }); // top included, named on purpose
+  const backbone = await fromTfjs(tiny.modelJson, { inputShape: [size, size, 3], outputLayer: tiny.outputLayer });
   assert.equal(backbone.outputLayer, tiny.outputLayer);
   assert.deepEqual(backbone.layers.map((l) => l.config.name), tiny.layerNames.slice(0, tiny.layerNames.indexOf(tiny.outputLayer) + 1));
   assert.ok(backbone.layers.length < full.layers.length, 'the top is left out');
@@ -77,11 +77,11 @@ test('a backbone cut at a named layer stops there, with Keras\'s shape; an unkno
   assert.deepEqual(shape, [1, 8, 8, TINY_FEATURE_CHANNELS]);
   assert.ok(output.every((v) => Number.isFinite(v) && v >= 0 && v <= 6), 'relu6 outputs lie in [0, 6]');
   assert.ok(output.some((v) => v > 0), 'not all zero');
-  await assert.rejects(loadTfjsBackbone(tiny.modelJson, { outputLayer: 'conv_pw_14_relu' }), /no layer 'conv_pw_14_relu'.*conv_pw_3_relu/s);
+  await assert.rejects(fromTfjs(tiny.modelJson, { outputLayer: 'conv_pw_14_relu' }), /no layer 'conv_pw_14_relu'.*conv_pw_3_relu/s);
 });
 
 test('the real MobileNet cut at conv_pw_13_relu gives 7x7x768 at 224x224 (Keras include_top=False)', { skip: needsMobilenet || needsPetImages, timeout: 600_000 }, async () => {
-  const backbone = await loadTfjsBackbone(mobilenetModelJson!, { inputShape: [224, 224, 3], outputLayer: 'conv_pw_13_relu' });
+  const backbone = await fromTfjs(mobilenetModelJson!, { inputShape: [224, 224, 3], outputLayer: 'conv_pw_13_relu' });
   assert.equal(backbone.layers.at(-1)!.config.name, 'conv_pw_13_relu');
   const model = new Sequential(backbone.layers, { inputShape: [224, 224, 3], preprocessing: 'tf', seed: 1 });
   model.setWeights(backbone.weights);

@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { loadVgg16Backbone } from '../lib/models/backbones.js';
+import { MissingWeightsError, vgg16 } from '../lib/applications/vgg16.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { formatShape } from '../lib/io/shape.js';
+import { formatShape } from '../lib/keras-format/shape.js';
 import { fixtureValues, vgg16NoTopLayers, writeKeras2H5, type FixtureLayer } from './helpers/h5-fixtures.js';
 import { withTempDir } from './helpers/transfer-helpers.js';
 
@@ -20,7 +20,7 @@ function fixtureWeight(layers: FixtureLayer[], layer: string, index: number): Fl
 
 /** Builds the base from the backbone and checks a few exact values against the file's. */
 async function assertLoadsExactly(weightsPath: string, fixture: FixtureLayer[]): Promise<void> {
-  const backbone = await loadVgg16Backbone({ inputShape: INPUT, weightsPath });
+  const backbone = await vgg16({ inputShape: INPUT, weights: weightsPath });
   assert.equal(backbone.name, 'vgg16');
   assert.equal(backbone.outputLayer, 'block5_pool');
   assert.equal(backbone.weights.length, 13, 'thirteen conv layers with weights');
@@ -75,7 +75,7 @@ test('a VGG16 file with one wrongly shaped weight is an error naming the layer a
     // keep the next layer consistent with the file, so exactly one problem is reported
     const file = path.join(dir, 'vgg16_bad.h5');
     await writeKeras2H5(file, fixture);
-    await assert.rejects(loadVgg16Backbone({ inputShape: INPUT, weightsPath: file }), (error: Error) => {
+    await assert.rejects(vgg16({ inputShape: INPUT, weights: file }), (error: Error) => {
       assert.match(error.message, /block3_conv2/, 'names the layer');
       assert.ok(error.message.includes(formatShape(wrong)), `names the file's shape ${formatShape(wrong)}: ${error.message}`);
       assert.ok(error.message.includes(formatShape([3, 3, 256, 256])), `names the expected shape: ${error.message}`);
@@ -86,7 +86,7 @@ test('a VGG16 file with one wrongly shaped weight is an error naming the layer a
   });
 });
 
-test('missing VGG16 weights offline: the error says how to get them (weights fetch, --weights)', async () => {
+test('missing VGG16 weights offline: the error says where they are looked for and how to get them', async () => {
   await withTempDir('vgg16-missing', async (dir) => {
     const cacheDir = path.join(dir, 'cache');
     await mkdir(cacheDir);
@@ -94,14 +94,15 @@ test('missing VGG16 weights offline: the error says how to get them (weights fet
     const savedHome = process.env.HOME;
     process.env.HOME = dir;
     try {
-      await assert.rejects(loadVgg16Backbone({ inputShape: INPUT, cacheDir }), (error: Error) => {
-        assert.ok(error.message.includes('transferlab weights fetch vgg16'), error.message);
-        assert.ok(error.message.includes('--weights'), error.message);
+      await assert.rejects(vgg16({ inputShape: INPUT, cacheDir }), (error: Error) => {
+        assert.ok(error instanceof MissingWeightsError, `a MissingWeightsError: ${error.message}`);
+        assert.ok(error.message.includes('download: true') && error.message.includes('as weights'), error.message);
+        assert.ok(!error.message.includes('--'), `names no CLI flag: ${error.message}`);
         assert.ok(error.message.includes(path.join(cacheDir, 'downloads')), `says where the file is looked for: ${error.message}`);
         return true;
       });
       // and with download explicitly off
-      await assert.rejects(loadVgg16Backbone({ inputShape: INPUT, cacheDir, download: false }), /transferlab weights fetch vgg16/);
+      await assert.rejects(vgg16({ inputShape: INPUT, cacheDir, download: false }), MissingWeightsError);
     } finally {
       if (savedHome === undefined) delete process.env.HOME;
       else process.env.HOME = savedHome;

@@ -1,4 +1,4 @@
-import type { DatasetSummary } from '../reports/types.js';
+import type { DatasetSummary } from './summary.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
 import { ensureDecodedCache, type CacheItem } from './decoded-cache.js';
 import { DecodedDataset } from './decoded-dataset.js';
@@ -29,7 +29,7 @@ export interface OpenCommonOptions {
 
 export const DEFAULT_SPLITS: [string, string] = ['train[:80%]', 'train[-20%:]'];
 
-/** What is known about a dataset; fills the report's DatasetSummary. */
+/** What is known about a dataset; fills the report's DatasetSummary (summary.ts). */
 export interface DatasetInfo extends DatasetSummary {
   splitSpecs: [string, string];
   /** split sizes before decoding (the tfds figures); `splits` holds the same. */

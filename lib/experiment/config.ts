@@ -1,5 +1,10 @@
 import type { Preprocessing } from '../models/preprocessing.js';
-import type { ConfigChange } from './resume-flags.js';
+
+/** One `--resume` that changed settings: `changed[flag] = [old, new]`. */
+export interface ConfigChange {
+  at: string;
+  changed: Record<string, [unknown, unknown]>;
+}
 
 /** Everything a `compare` run depends on; written to `config.json` and read back by `--resume`. */
 export interface CompareConfig {

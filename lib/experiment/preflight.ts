@@ -2,7 +2,7 @@ import { existsSync, promises as fs, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { checkDecode } from '../data/check-decode.js';
 import { unusableReason } from '../data/usable.js';
-import { loadTfjsBackbone, loadVgg16Backbone } from '../models/backbones.js';
+import { loadBackbone } from './backbone.js';
 import { resolveChain } from '../models/resolve.js';
 import { experimentCnnLayers } from '../models/zoo.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
@@ -121,9 +121,7 @@ function checkCnnInput(config: CompareConfig): void {
 async function checkBackbone(config: CompareConfig, log: (line: string) => void): Promise<number> {
   const inputShape = [...config.imageSize, 3];
   try {
-    const backbone = config.backbone === 'vgg16'
-      ? await loadVgg16Backbone({ inputShape, weightsPath: config.weights, cacheDir: config.cacheDir, download: config.download })
-      : await loadTfjsBackbone(config.backbone, { inputShape, outputLayer: config.backboneOutput });
+    const backbone = await loadBackbone(config, inputShape);
     const shape = resolveChain(backbone.layers, inputShape).at(-1)!.outputShape;
     log(`transfer: ${backbone.name} cut at ${backbone.outputLayer}, features ${shape.join('×')} (${backbone.source})`);
     return shape.reduce((a, b) => a * b, 1);

@@ -1,13 +1,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DatasetInfo } from '../data/open-splits.js';
-import { MODEL_LABELS, type CompareConfig, type ModelKind } from './config.js';
-
-/** One `--resume` that changed settings: `changed[flag] = [old, new]`. */
-export interface ConfigChange {
-  at: string;
-  changed: Record<string, [unknown, unknown]>;
-}
+import { MODEL_LABELS, type CompareConfig, type ConfigChange, type ModelKind } from './config.js';
 
 /** Epochs each model of a run has completed (from its history.json; absent: not started). */
 export async function epochsDone(runDir: string, models: readonly ModelKind[]): Promise<Partial<Record<ModelKind, number>>> {

@@ -5,8 +5,10 @@ import type { OpenedDatasets } from '../data/index.js';
 import type { ModelRunSummary } from '../reports/types.js';
 import { Sequential } from '../models/sequential.js';
 import { cnnForClasses, defaultHeadLayers } from '../models/zoo.js';
-import { loadTfjsBackbone, loadVgg16Backbone, type Backbone } from '../models/backbones.js';
-import { saveModel, restoreCheckpoint, recoverInterruptedSave } from '../models/persistence.js';
+import type { Backbone } from '../applications/backbone.js';
+import { loadBackbone } from './backbone.js';
+import { transferModel } from '../applications/transfer-model.js';
+import { saveModel, restoreCheckpoint, recoverInterruptedSave } from '../saving/persistence.js';
 import { ModelCheckpoint, type Callback } from '../training/callbacks.js';
 import { cachedFeatures, datasetIdentity } from '../training/feature-cache.js';
 import type { Logs } from '../training/history.js';
@@ -39,16 +41,14 @@ interface Built {
 async function buildModel(kind: ModelKind, config: CompareConfig, classes: number): Promise<Built> {
   const inputShape = [...config.imageSize, 3];
   if (kind === 'cnn') return { model: cnnForClasses(inputShape, classes, { seed: config.seed }), baseLayers: 0 };
-  const backbone = config.backbone === 'vgg16'
-    ? await loadVgg16Backbone({ inputShape, weightsPath: config.weights, cacheDir: config.cacheDir, download: config.download })
-    : await loadTfjsBackbone(config.backbone, { inputShape, outputLayer: config.backboneOutput });
-  const base = backbone.layers.map((l) => ({ class_name: l.class_name, config: { ...l.config, trainable: false } }));
+  const backbone = await loadBackbone(config, inputShape);
+  // the experiment feeds x / 255 to VGG16 too (its Keras original did), unless its config names a preprocessing
   const preprocessing = config.preprocess ?? (config.backbone === 'vgg16' ? 'scale01' : backbone.nativePreprocessing);
-  const model = new Sequential([...base, ...defaultHeadLayers({ hiddenUnits: config.headUnits, classes })], {
-    name: 'transfer', inputShape, preprocessing, seed: config.seed,
+  const model = transferModel({
+    base: backbone, head: defaultHeadLayers({ hiddenUnits: config.headUnits, classes }), trainableBase: false,
+    inputShape, preprocessing, seed: config.seed,
   });
-  model.setWeights(backbone.weights);
-  return { model, baseLayers: base.length, backbone };
+  return { model, baseLayers: model.baseLayers, backbone };
 }
 
 function historyCsv(history: Record<string, number[]>): string {
@@ -139,7 +139,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const schedule = config.faithful ? faithfulSchedule(data.train.size, data.validation.size, config.batchSize) : undefined;
   const monitor = new RunMonitor(ctx.interrupted);
   const saveOptions = { classNames, baseLayers };
-  const checkpoint = new ModelCheckpoint({
+  const checkpoint = new ModelCheckpoint<Sequential>({
     filepath: path.join(dir, 'best'), monitor: 'val_loss', saveBestOnly: true,
     save: (m, target) => saveModel(m, target, saveOptions),
   });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import h5wasm from 'h5wasm/node';
 import type { Dataset, File as H5File, Group } from 'h5wasm/node';
 import { floatsFromBytes } from './float-bytes.js';
-import { shapeSize } from './shape.js';
+import { shapeSize } from '../keras-format/shape.js';
 
 export type { Dataset, H5File, Group };
 

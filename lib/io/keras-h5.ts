@@ -8,7 +8,7 @@
  *   class name numbered per class (see `keras3LayerKeys`), not the layer name.
  * Weights come back as float32 in Keras layout (HWIO kernels), named as the file names them.
  */
-import type { LayerWeights, WeightTensor } from '../models/config.js';
+import type { LayerWeights, WeightTensor } from '../keras-format/config.js';
 import { childGroup, isDataset, isGroup, openH5, readChunkedStringList, readFloatDataset, type Group } from './h5.js';
 
 export type KerasH5Layout = 'keras2' | 'keras2-full-model' | 'keras3';

@@ -6,12 +6,12 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { LayerConfig, LayerWeights } from '../models/config.js';
+import type { LayerConfig, LayerWeights } from '../keras-format/config.js';
 import { temporarySibling, writeJsonAtomic } from '../util/atomic.js';
 import { float32ToLittleEndianBytes } from './float-bytes.js';
-import { formatShape, isValidShape, shapeSize } from './shape.js';
-import { DEFAULT_SHARD_BYTES, MODEL_JSON, shardFileName, type TfjsModelJson, type TfjsWeightSpec } from './tfjs-format.js';
-import { canonicalWeightName } from './weight-names.js';
+import { formatShape, isValidShape, shapeSize } from '../keras-format/shape.js';
+import { DEFAULT_SHARD_BYTES, MODEL_JSON, shardFileName, type TfjsModelJson, type TfjsWeightSpec } from '../keras-format/tfjs-format.js';
+import { canonicalWeightName } from '../keras-format/weight-names.js';
 
 export interface TfjsModelToWrite {
   name: string;

@@ -4,10 +4,10 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { LayerConfig, LayerWeights, WeightTensor } from '../models/config.js';
+import type { LayerConfig, LayerWeights, WeightTensor } from '../keras-format/config.js';
 import { floatsFromBytes } from './float-bytes.js';
-import { formatShape, isValidShape, shapeSize } from './shape.js';
-import type { TfjsModelJson, TfjsWeightsGroup } from './tfjs-format.js';
+import { formatShape, isValidShape, shapeSize } from '../keras-format/shape.js';
+import type { TfjsModelJson, TfjsWeightsGroup } from '../keras-format/tfjs-format.js';
 import { linearTopology } from './tfjs-topology.js';
 
 export { writeTfjsLayersModel, type TfjsModelToWrite, type WriteTfjsOptions, type WrittenTfjsModel } from './tfjs-model-writer.js';

@@ -2,7 +2,7 @@
  * Turns a Keras model config from a TF.js `modelTopology` (Sequential, or a functional Model that
  * is a linear chain) into the project's ordered layer list plus the input shape.
  */
-import type { LayerConfig } from '../models/config.js';
+import type { LayerConfig } from '../keras-format/config.js';
 
 export interface LinearTopology {
   name: string;

@@ -3,8 +3,8 @@
  * the number and shape of every weight. All problems are collected into one error so that a user
  * fixing a file sees everything at once.
  */
-import type { LayerWeights, Shape } from '../models/config.js';
-import { formatShape, sameShape, shapeSize } from './shape.js';
+import type { LayerWeights, Shape } from '../keras-format/config.js';
+import { formatShape, sameShape, shapeSize } from '../keras-format/shape.js';
 
 export interface ExpectedLayerWeights {
   layerName: string;

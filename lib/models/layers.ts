@@ -1,4 +1,4 @@
-import type { LayerConfig, Shape } from './config.js';
+import type { LayerConfig, Shape } from '../keras-format/config.js';
 
 /**
  * Layer factories with TF.js-style camelCase options, producing Keras layer configs

@@ -1,5 +1,5 @@
 import type { EngineLayerSpec } from '../engine/native.js';
-import type { LayerConfig, Shape } from './config.js';
+import type { LayerConfig, Shape } from '../keras-format/config.js';
 
 /**
  * Shape inference for Keras layer configs: output shapes, weight shapes (Keras layout) and the

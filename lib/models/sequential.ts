@@ -1,6 +1,6 @@
 import { native, type NativeModel, type EngineLayerSpec } from '../engine/native.js';
 import type { Dataset } from '../data/types.js';
-import type { LayerConfig, LayerWeights, SequentialConfig, Shape, WeightTensor } from './config.js';
+import type { LayerConfig, LayerWeights, SequentialConfig, Shape, WeightTensor } from '../keras-format/config.js';
 import { nameLayers } from './layers.js';
 import { resolveChain, LayerConfigError, type ResolvedLayer } from './resolve.js';
 import { preprocessingSpec, type Preprocessing } from './preprocessing.js';

@@ -1,4 +1,4 @@
-import type { LayerConfig, Shape } from './config.js';
+import type { LayerConfig, Shape } from '../keras-format/config.js';
 import { layers } from './layers.js';
 import { Sequential, type SequentialOptions } from './sequential.js';
 
@@ -19,22 +19,6 @@ export function experimentCnnLayers(inputShape: Shape = [300, 300, 3]): LayerCon
 
 export function experimentCnn(inputShape: Shape = [300, 300, 3], options: SequentialOptions = {}): Sequential {
   return new Sequential(experimentCnnLayers(inputShape), { name: 'cnn', preprocessing: 'scale01', ...options });
-}
-
-/** Keras `VGG16(include_top=False)`: Keras's layer names, 3x3 same convs, 2x2 max pools. */
-export function vgg16BaseLayers(inputShape: Shape = [300, 300, 3]): LayerConfig[] {
-  if (inputShape.length !== 3 || inputShape[0] < 32 || inputShape[1] < 32 || inputShape[2] !== 3) {
-    throw new Error(`VGG16 needs an input of at least 32x32 with 3 channels, got [${inputShape.join(', ')}]`);
-  }
-  const out: LayerConfig[] = [layers.inputLayer({ inputShape, name: 'input_1' })];
-  const blocks: [number, number][] = [[64, 2], [128, 2], [256, 3], [512, 3], [512, 3]];
-  blocks.forEach(([filters, convs], b) => {
-    for (let c = 1; c <= convs; c++) {
-      out.push(layers.conv2d({ name: `block${b + 1}_conv${c}`, filters, kernelSize: 3, padding: 'same', activation: 'relu' }));
-    }
-    out.push(layers.maxPooling2d({ name: `block${b + 1}_pool`, poolSize: 2, strides: 2 }));
-  });
-  return out;
 }
 
 /** The experiment's transfer head: Flatten, Dense 64 relu, Dense 1 sigmoid. */

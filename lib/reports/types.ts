@@ -1,4 +1,8 @@
 /** What a `compare` run records, and what plots and reports are rendered from. */
+import type { DatasetSummary } from '../data/summary.js';
+
+export type { DatasetSummary };
+
 export interface EpochHistory {
   loss: number[];
   accuracy: number[];
@@ -89,19 +93,6 @@ export interface ValidationSummary {
   /** images in the validation split: what the checkpoint is evaluated on. */
   examples: number;
   window?: { steps: number; batchSize: number };
-}
-
-export interface DatasetSummary {
-  name: string;
-  source: string;
-  files: number;
-  skippedByName: number;
-  skippedByJfif: number;
-  examples: number;
-  splits: { train: number; validation: number };
-  classNames: string[];
-  classCounts?: { train: number[]; validation: number[] };
-  decodeFailures: { path: string; reason: string }[];
 }
 
 export interface RunSummary {

@@ -1,9 +1,9 @@
-import type { Sequential } from '../models/sequential.js';
+import type { FitModel } from './fit-model.js';
 import type { Logs } from './history.js';
 
 /** Keras-style callback hooks; all optional. `epoch` is 0-based as in Keras. */
 export interface Callback {
-  setModel?(model: Sequential): void;
+  setModel?(model: FitModel): void;
   onTrainBegin?(info: { epochs: number; initialEpoch: number }): void | Promise<void>;
   onEpochBegin?(epoch: number): void | Promise<void>;
   onBatchEnd?(step: number, logs: Logs, info?: { steps?: number }): void | Promise<void>;
@@ -26,10 +26,10 @@ function initialBest(mode: Mode, monitor: string): number {
 /**
  * Keras ModelCheckpoint: saves the model (weights, config and optimizer state) to `filepath`
  * when the monitored value improves (or every epoch without `saveBestOnly`). Saves are atomic, so
- * a crash mid-save leaves the previous checkpoint intact.
+ * a crash mid-save leaves the previous checkpoint intact. `M` is the model class `save` takes.
  */
-export class ModelCheckpoint implements Callback {
-  private model?: Sequential;
+export class ModelCheckpoint<M extends FitModel = FitModel> implements Callback {
+  private model?: M;
   best: number;
   bestEpoch = -1;
   readonly filepath: string | ((epoch: number) => string);
@@ -37,7 +37,7 @@ export class ModelCheckpoint implements Callback {
   readonly saveBestOnly: boolean;
   readonly mode: Mode;
 
-  constructor(options: { filepath: string | ((epoch: number) => string); monitor?: string; saveBestOnly?: boolean; mode?: Mode; save: (model: Sequential, dir: string, epoch: number) => Promise<void> }) {
+  constructor(options: { filepath: string | ((epoch: number) => string); monitor?: string; saveBestOnly?: boolean; mode?: Mode; save: (model: M, dir: string, epoch: number) => Promise<void> }) {
     this.filepath = options.filepath;
     this.monitor = options.monitor ?? 'val_loss';
     this.saveBestOnly = options.saveBestOnly ?? true;
@@ -46,10 +46,11 @@ export class ModelCheckpoint implements Callback {
     this.save = options.save;
   }
 
-  private readonly save: (model: Sequential, dir: string, epoch: number) => Promise<void>;
+  private readonly save: (model: M, dir: string, epoch: number) => Promise<void>;
 
-  setModel(model: Sequential): void {
-    this.model = model;
+  setModel(model: FitModel): void {
+    // fit hands over the model it trains: the one the caller built this checkpoint (and its save) for
+    this.model = model as M;
   }
 
   async onEpochEnd(epoch: number, logs: Logs): Promise<void> {
@@ -70,7 +71,7 @@ export class ModelCheckpoint implements Callback {
 
 /** Keras EarlyStopping: stops after `patience` epochs without improvement of `monitor`. */
 export class EarlyStopping implements Callback {
-  private model?: Sequential;
+  private model?: FitModel;
   private wait = 0;
   private best: number;
   stoppedEpoch = -1;
@@ -79,7 +80,7 @@ export class EarlyStopping implements Callback {
     this.best = initialBest(options.mode ?? 'auto', options.monitor ?? 'val_loss');
   }
 
-  setModel(model: Sequential): void {
+  setModel(model: FitModel): void {
     this.model = model;
   }
 

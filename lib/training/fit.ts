@@ -1,5 +1,5 @@
 import type { Batch, Dataset } from '../data/types.js';
-import type { Sequential } from '../models/sequential.js';
+import type { FitModel } from './fit-model.js';
 import type { Callback } from './callbacks.js';
 import { History, type Logs } from './history.js';
 import { ProgressLogger } from './progress.js';
@@ -56,7 +56,7 @@ function batchSize(batch: Batch): number {
   return batch.shape[0];
 }
 
-async function evaluateBatches(model: Sequential, batches: AsyncIterable<Batch>, fromLayer: number, keepOutputs: boolean, what: string): Promise<EvaluateResult> {
+async function evaluateBatches(model: FitModel, batches: AsyncIterable<Batch>, fromLayer: number, keepOutputs: boolean, what: string): Promise<EvaluateResult> {
   const meter = new Meter();
   const outputs: Float32Array[] = [];
   const labels: Float32Array[] = [];
@@ -84,7 +84,7 @@ async function evaluateBatches(model: Sequential, batches: AsyncIterable<Batch>,
 }
 
 /** Keras `model.evaluate` over a whole dataset (or `steps` batches of it). */
-export async function evaluate(model: Sequential, data: Dataset, options: { fromLayer?: number; steps?: number } = {}): Promise<EvaluateResult> {
+export async function evaluate(model: FitModel, data: Dataset, options: { fromLayer?: number; steps?: number } = {}): Promise<EvaluateResult> {
   if (!model.compiled) throw new Error(`compile() model '${model.name}' before evaluate()`);
   const stream = options.steps !== undefined ? new RepeatingStream(data) : undefined;
   try {
@@ -111,7 +111,7 @@ async function advanceStreams(
 }
 
 /** Keras `model.fit`: trains for `epochs`, validating after each, and returns the History. */
-export async function fit(model: Sequential, data: Dataset, options: FitOptions = {}): Promise<History> {
+export async function fit(model: FitModel, data: Dataset, options: FitOptions = {}): Promise<History> {
   if (!model.compiled) throw new Error(`compile() model '${model.name}' before fit()`);
   const epochs = options.epochs ?? 1;
   const initialEpoch = options.initialEpoch ?? 0;

@@ -1,11 +1,11 @@
-import type { Sequential } from '../models/sequential.js';
+import type { FitModel } from './fit-model.js';
 
 /**
  * Labels the compiled loss cannot use are an error, not a silently wrong loss: binary crossentropy
  * takes values in [0, 1], (sparse) categorical crossentropy integer class indices in [0, classes).
  * `where` names the batch, e.g. "epoch 2, step 5".
  */
-export function checkLabels(model: Sequential, y: Float32Array, where: string): void {
+export function checkLabels(model: FitModel, y: Float32Array, where: string): void {
   const loss = model.compiled?.loss;
   if (!loss) return;
   const binary = loss === 'binaryCrossentropy' || loss === 'binary_crossentropy';

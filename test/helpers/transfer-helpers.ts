@@ -6,10 +6,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { loadTfjsBackbone, type Backbone } from '../../lib/models/backbones.js';
+import { fromTfjs } from '../../lib/applications/tfjs.js';
+import type { Backbone } from '../../lib/applications/backbone.js';
+import { transferModel } from '../../lib/applications/transfer-model.js';
 import { layers } from '../../lib/models/layers.js';
 import { Sequential } from '../../lib/models/sequential.js';
-import type { LayerConfig, Shape } from '../../lib/models/config.js';
+import type { LayerConfig, Shape } from '../../lib/keras-format/config.js';
 import { repoRoot } from './paths.js';
 import { sharedPetImages } from './pet-images.js';
 import { sharedTinyBackbone } from './tiny-backbone.js';
@@ -108,14 +110,10 @@ export interface TransferModel {
 export async function tfjsTransferModel(options: {
   modelJson: string; outputLayer: string; inputShape: Shape; head: LayerConfig[]; seed: number; backbone?: Backbone;
 }): Promise<TransferModel> {
-  const backbone = options.backbone ?? (await loadTfjsBackbone(options.modelJson, { inputShape: options.inputShape, outputLayer: options.outputLayer }));
-  const base = backbone.layers.map((l) => ({ class_name: l.class_name, config: { ...l.config, trainable: false } }));
-  const model = new Sequential([...base, ...options.head], {
-    name: 'transfer', inputShape: options.inputShape, preprocessing: backbone.nativePreprocessing, seed: options.seed,
-  });
-  model.setWeights(backbone.weights);
+  const backbone = options.backbone ?? (await fromTfjs(options.modelJson, { inputShape: options.inputShape, outputLayer: options.outputLayer }));
+  const model = transferModel({ base: backbone, head: options.head, inputShape: options.inputShape, seed: options.seed });
   model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
-  return { model, baseLayers: base.length, backbone };
+  return { model, baseLayers: model.baseLayers, backbone };
 }
 
 /** Flatten → Dense `hidden` relu (none when 0) → Dense 1 sigmoid. */

@@ -5,6 +5,8 @@ import { PreflightError } from '../../experiment/preflight.js';
 import { applyResumeFlags, epochsDone, ResumeFlagError } from '../../experiment/resume-flags.js';
 import { parsePreprocessing } from '../../models/preprocessing.js';
 import { capThreads } from '../../engine/threads.js';
+import { MissingWeightsError } from '../../applications/vgg16.js';
+import { OptionError } from '../../util/option-error.js';
 
 const HELP = `transferlab compare: train a CNN from scratch and a transfer model on the same data, and compare them
 
@@ -135,6 +137,25 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
   return { config, resume: values.resume, passed };
 }
 
+/** The library option each flag sets, for errors that name the option. */
+const OPTION_FLAGS: Record<string, string> = { outputLayer: '--backbone-output' };
+
+/** An error's message with library option names turned into this command's flags and remedies. */
+function withFlags(error: Error): string {
+  for (let cause: unknown = error.cause; cause instanceof Error; cause = cause.cause) {
+    if (cause instanceof OptionError && OPTION_FLAGS[cause.option]) {
+      return error.message.replace(cause.message, cause.messageFor(OPTION_FLAGS[cause.option]!));
+    }
+    if (cause instanceof MissingWeightsError) {
+      return error.message.replace(cause.message,
+        `the VGG16 ImageNet weights are not on this machine. Run \`transferlab weights fetch vgg16\`, or download ` +
+          `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 elsewhere and put it at ${cause.expectedPath} ` +
+          `(or pass --weights PATH), or use another pretrained base with --backbone path/to/model.json.`);
+    }
+  }
+  return error.message;
+}
+
 export async function compareCommand(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -169,7 +190,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
   } catch (error) {
     if (!(error instanceof PreflightError)) throw error;
     const left = parsed.resume ? `${config.out} is unchanged` : 'no run folder was created';
-    console.error(`transferlab compare: cannot start: ${error.message}\nNothing was trained; ${left}.`);
+    console.error(`transferlab compare: cannot start: ${withFlags(error)}\nNothing was trained; ${left}.`);
     return 1;
   }
   if (result.interrupted) return 130;

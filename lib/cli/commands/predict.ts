@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadModel, METADATA_FILE } from '../../models/persistence.js';
+import { loadModel, METADATA_FILE } from '../../saving/persistence.js';
 import { parsePreprocessing, type Preprocessing } from '../../models/preprocessing.js';
 import { decodeImageFile } from '../../data/index.js';
 import { classify } from '../../experiment/evaluation.js';

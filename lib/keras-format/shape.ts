@@ -1,5 +1,5 @@
 /** Small shape helpers shared by the weight readers, writers and the matcher. */
-import type { Shape } from '../models/config.js';
+import type { Shape } from './config.js';
 
 /** Number of elements of a tensor of this shape (1 for a scalar `[]`). */
 export function shapeSize(shape: readonly number[]): number {

@@ -3,8 +3,8 @@ import path from 'node:path';
 import { readTfjsLayersModel, writeTfjsLayersModel } from '../io/tfjs-model.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import type { OptimizerState } from '../engine/native.js';
-import { parsePreprocessing, type Preprocessing } from './preprocessing.js';
-import { Sequential, type CompileOptions } from './sequential.js';
+import { parsePreprocessing, type Preprocessing } from '../models/preprocessing.js';
+import { Sequential, type CompileOptions } from '../models/sequential.js';
 
 /**
  * A saved model is a TF.js layers model (`model.json` + shards: JSON and raw floats, nothing that

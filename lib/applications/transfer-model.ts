@@ -1,0 +1,44 @@
+import type { LayerConfig, Shape } from '../keras-format/config.js';
+import type { Preprocessing } from '../models/preprocessing.js';
+import { Sequential } from '../models/sequential.js';
+import type { Backbone } from './backbone.js';
+
+export interface TransferModelOptions {
+  /** the pretrained base, from `vgg16()` or `fromTfjs()`. */
+  base: Backbone;
+  /** the layers on top, e.g. Flatten, Dense 64 relu, Dense 1 sigmoid. */
+  head: LayerConfig[];
+  /** default false: the base is frozen (Keras `base.trainable = False`) and only the head learns. */
+  trainableBase?: boolean;
+  /** input size the base was built for; default the base's own (its first layer's). */
+  inputShape?: Shape;
+  /** default the base's native preprocessing (`caffe` for VGG16, `tf` for TF.js bases). */
+  preprocessing?: Preprocessing;
+  name?: string;
+  seed?: number;
+}
+
+/**
+ * Keras's transfer-learning recipe as one model: the pretrained base (with its weights), frozen
+ * unless `trainableBase`, followed by the head. Layers [0, baseLayers) are the base.
+ */
+export class TransferModel extends Sequential {
+  readonly base: Backbone;
+  readonly baseLayers: number;
+
+  constructor(options: TransferModelOptions) {
+    const trainable = options.trainableBase ?? false;
+    const baseConfigs = options.base.layers.map((l) => ({ class_name: l.class_name, config: { ...l.config, trainable } }));
+    super([...baseConfigs, ...options.head], {
+      name: options.name ?? 'transfer', inputShape: options.inputShape ?? options.base.inputShape, seed: options.seed,
+      preprocessing: options.preprocessing ?? options.base.nativePreprocessing,
+    });
+    this.base = options.base;
+    this.baseLayers = baseConfigs.length;
+    this.setWeights(options.base.weights);
+  }
+}
+
+export function transferModel(options: TransferModelOptions): TransferModel {
+  return new TransferModel(options);
+}

@@ -1,0 +1,17 @@
+import type { NativeModel } from '../engine/native.js';
+
+/**
+ * What `fit`, `evaluate` and the callbacks need of a model. Training depends on this, not on
+ * Sequential, so Sequential can call `fit` without the two modules importing each other.
+ */
+export interface FitModel {
+  readonly name: string;
+  /** the compile settings (the loss decides which labels are valid); undefined until compiled. */
+  readonly compiled: { readonly loss: string } | undefined;
+  readonly outputShape: readonly number[];
+  /** set by callbacks (EarlyStopping) to end `fit` after the current epoch, as in Keras. */
+  stopTraining: boolean;
+  readonly engine: NativeModel;
+  engineIndex(layer: number, atBoundary?: boolean): number;
+  checkInput(shape: number[], fromLayer?: number): void;
+}
