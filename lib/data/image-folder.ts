@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { FolderSource } from './folder-source.js';
-import { DEFAULT_SPLITS, openDecodedSplits, splitExamples, validateCommon, type DatasetInfo, type OpenCommonOptions, type OpenedDatasets } from './open-splits.js';
+import { DEFAULT_SPLITS, openDecodedSplits, splitExamples, validateCommon, type DatasetInfo, type IgnoredFolder, type OpenCommonOptions, type OpenedDatasets } from './open-splits.js';
 import { seededShuffle } from './prng.js';
 
 /** Extensions accepted in class folders (case-insensitive). */
@@ -22,11 +22,6 @@ export interface ImageFolderExample {
 }
 
 /** A sub-folder that did not become a class, and why. */
-export interface IgnoredFolder {
-  folder: string;
-  reason: 'hidden' | 'no image files';
-}
-
 /**
  * Lists `root/<class>/...` like Keras `image_dataset_from_directory`: classes are the sorted
  * sub-folder names, files found recursively inside each; then a seeded shuffle (mulberry32, not

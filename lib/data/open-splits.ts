@@ -2,7 +2,6 @@ import type { DatasetSummary } from './summary.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
 import { ensureDecodedCache, type CacheItem } from './decoded-cache.js';
 import { DecodedDataset } from './decoded-dataset.js';
-import type { IgnoredFolder } from './image-folder.js';
 import type { ImageSource, SourceRef } from './source.js';
 import { resolveSplit } from './split.js';
 
@@ -30,6 +29,12 @@ export interface OpenCommonOptions {
 export const DEFAULT_SPLITS: [string, string] = ['train[:80%]', 'train[-20%:]'];
 
 /** What is known about a dataset; fills the report's DatasetSummary (summary.ts). */
+/** A folder beside the class folders that is not a class, and why. */
+export interface IgnoredFolder {
+  folder: string;
+  reason: 'hidden' | 'no image files';
+}
+
 export interface DatasetInfo extends DatasetSummary {
   splitSpecs: [string, string];
   /** split sizes before decoding (the tfds figures); `splits` holds the same. */
