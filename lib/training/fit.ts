@@ -114,7 +114,7 @@ async function advanceStreams(
 export async function fit(model: Sequential, data: Dataset, options: FitOptions = {}): Promise<History> {
   if (!model.compiled) throw new Error(`compile() model '${model.name}' before fit()`);
   const epochs = options.epochs ?? 1;
-  const initialEpoch = options.initialEpoch ?? 0;
+  let initialEpoch = options.initialEpoch ?? 0;
   const fromLayer = options.fromLayer ?? 0;
   const entry = model.engineIndex(fromLayer, true);
   const verbose = options.verbose ?? 1;
@@ -122,15 +122,22 @@ export async function fit(model: Sequential, data: Dataset, options: FitOptions 
   const callbacks: Callback[] = [];
   if (verbose > 0) callbacks.push(new ProgressLogger(process.stdout, () => options.stepsPerEpoch ?? stepsPerPass));
   callbacks.push(...(options.callbacks ?? []));
-  const history = new History();
+  let history = new History();
   for (const cb of callbacks) cb.setModel?.(model);
+  for (const cb of callbacks) {
+    const restored = await cb.restore?.(initialEpoch);
+    if (restored) {
+      initialEpoch = restored.initialEpoch;
+      history = History.from(restored.history);
+    }
+  }
 
   const trainStream = options.stepsPerEpoch !== undefined ? new RepeatingStream(data) : undefined;
   const validData = options.validationData;
   const validStream = validData && options.validationSteps !== undefined ? new RepeatingStream(validData) : undefined;
   model.stopTraining = false;
   try {
-    if (initialEpoch > 0) await advanceStreams(trainStream, options.stepsPerEpoch, validData, validStream, options.validationSteps, initialEpoch);
+    if (initialEpoch > 0 && initialEpoch < epochs) await advanceStreams(trainStream, options.stepsPerEpoch, validData, validStream, options.validationSteps, initialEpoch);
     for (const cb of callbacks) await cb.onTrainBegin?.({ epochs, initialEpoch });
     for (let epoch = initialEpoch; epoch < epochs && !model.stopTraining; epoch++) {
       for (const cb of callbacks) await cb.onEpochBegin?.(epoch);
