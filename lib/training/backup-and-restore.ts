@@ -21,7 +21,7 @@ export interface BackupAndRestoreOptions {
   /** saved with the model (class names, base layers), as `saveModel` takes them. */
   saveOptions?: Omit<SaveOptions, 'includeOptimizer' | 'extra'>;
   /** the caller's own state to save with each backup (e.g. timings), read back by `restored()`. */
-  state?: () => Record<string, unknown>;
+  state?: () => object;
 }
 
 /**
