@@ -98,7 +98,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const dir = path.join(ctx.runDir, kind);
   const classNames = data.train.classNames;
   const { model, baseLayers, backbone } = await buildModel(kind, config, classNames.length);
-  const loss = classNames.length > 2 ? 'categoricalCrossentropy' : 'binaryCrossentropy';
+  const loss = classNames.length > 2 ? 'sparseCategoricalCrossentropy' : 'binaryCrossentropy';
   model.compile({ optimizer: { adam: { learningRate: config.learningRate } }, loss, metrics: ['accuracy'] });
   const summaryText = model.summary(false);
   ctx.log(summaryText);

@@ -65,7 +65,7 @@ async function evaluateBatches(model: Sequential, batches: AsyncIterable<Batch>,
   let step = 0;
   for await (const batch of batches) {
     model.checkInput(batch.shape, fromLayer);
-    checkLabels(model, batch.y, `${what} batch ${++step}`);
+    checkLabels(model, batch.y, batchSize(batch), `${what} batch ${++step}`);
     const r = await model.engine.evaluate(batch.x, batch.shape, batch.y, entry);
     meter.add(r.loss, r.correct, batchSize(batch));
     if (keepOutputs) {
@@ -145,7 +145,7 @@ export async function fit(model: Sequential, data: Dataset, options: FitOptions 
       let step = 0;
       for await (const batch of takeBatches(data, trainStream, options.stepsPerEpoch, epoch)) {
         model.checkInput(batch.shape, fromLayer);
-        checkLabels(model, batch.y, `training batch ${step + 1} of epoch ${epoch + 1}`);
+        checkLabels(model, batch.y, batchSize(batch), `training batch ${step + 1} of epoch ${epoch + 1}`);
         const r = await model.engine.trainStep(batch.x, batch.shape, batch.y, entry);
         if (!Number.isFinite(r.loss)) {
           throw new NaNLossError(
