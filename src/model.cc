@@ -65,8 +65,9 @@ class PromiseWorker : public Napi::AsyncWorker {
 
 Loss parseLoss(const std::string& name) {
   if (name == "binary_crossentropy") return Loss::BinaryCrossentropy;
-  if (name == "categorical_crossentropy" || name == "sparse_categorical_crossentropy") return Loss::CategoricalCrossentropy;
-  throw std::invalid_argument("unsupported loss '" + name + "' (use binary_crossentropy or categorical_crossentropy)");
+  if (name == "categorical_crossentropy") return Loss::CategoricalCrossentropy;
+  if (name == "sparse_categorical_crossentropy") return Loss::SparseCategoricalCrossentropy;
+  throw std::invalid_argument("unsupported loss '" + name + "' (use binary_crossentropy, categorical_crossentropy or sparse_categorical_crossentropy)");
 }
 
 const char* optimizerName(Optimizer kind) {
@@ -235,7 +236,7 @@ bool Model::outputIsLogitsFor(Loss loss) const {
   if (layers_.empty()) return false;
   const Layer& last = layers_.back();
   if (loss == Loss::BinaryCrossentropy) return endsWith(last, Act::Sigmoid);
-  if (loss == Loss::CategoricalCrossentropy) return endsWith(last, Act::Softmax);
+  if (loss == Loss::CategoricalCrossentropy || loss == Loss::SparseCategoricalCrossentropy) return endsWith(last, Act::Softmax);
   return false;
 }
 
@@ -245,6 +246,7 @@ std::pair<torch::Tensor, int64_t> Model::lossAndCorrect(const torch::Tensor& out
     if (out.dim() != 2 || out.size(1) != 1) {
       throw std::invalid_argument("binary_crossentropy needs an output of shape [batch, 1], got " + shapeString(out.sizes()));
     }
+    if (y.numel() != n) throw std::invalid_argument("binary_crossentropy needs one label per example, got " + std::to_string(y.numel()) + " for " + std::to_string(n));
     torch::Tensor target = y.view({n, 1});
     torch::Tensor loss;
     torch::Tensor predicted;
@@ -260,12 +262,24 @@ std::pair<torch::Tensor, int64_t> Model::lossAndCorrect(const torch::Tensor& out
     int64_t correct = (predicted == (target > 0.5)).sum().item<int64_t>();
     return {loss, correct};
   }
-  if (loss_ == Loss::CategoricalCrossentropy) {
-    if (out.dim() != 2) throw std::invalid_argument("categorical_crossentropy needs [batch, classes], got " + shapeString(out.sizes()));
-    torch::Tensor target = y.to(torch::kLong);
+  if (loss_ == Loss::CategoricalCrossentropy || loss_ == Loss::SparseCategoricalCrossentropy) {
+    const bool sparse = loss_ == Loss::SparseCategoricalCrossentropy;
+    const char* name = sparse ? "sparse_categorical_crossentropy" : "categorical_crossentropy";
+    if (out.dim() != 2) throw std::invalid_argument(std::string(name) + " needs [batch, classes], got " + shapeString(out.sizes()));
+    // Keras: from the logits, or from probabilities renormalised and clipped to [eps, 1 - eps]
     torch::Tensor logProbs = logits ? torch::log_softmax(out, 1) : torch::log((out / out.sum(1, true)).clamp(1e-7, 1 - 1e-7));
-    torch::Tensor loss = torch::nll_loss(logProbs, target);
-    int64_t correct = (out.argmax(1) == target).sum().item<int64_t>();
+    if (sparse) {
+      if (y.numel() != n) throw std::invalid_argument("sparse_categorical_crossentropy needs one class index per example, got " + std::to_string(y.numel()) + " labels for " + std::to_string(n));
+      torch::Tensor target = y.to(torch::kLong);
+      int64_t correct = (out.argmax(1) == target).sum().item<int64_t>();
+      return {torch::nll_loss(logProbs, target), correct};
+    }
+    if (y.numel() != out.numel()) {
+      throw std::invalid_argument("categorical_crossentropy needs one-hot labels of shape " + shapeString(out.sizes()) + ", got " + std::to_string(y.numel()) + " values");
+    }
+    torch::Tensor target = y.view(out.sizes());
+    torch::Tensor loss = -(target * logProbs).sum(1).mean();
+    int64_t correct = (out.argmax(1) == target.argmax(1)).sum().item<int64_t>();
     return {loss, correct};
   }
   throw std::logic_error("compile() the model before training or evaluating");
@@ -414,11 +428,13 @@ CallArgs readCall(const Napi::CallbackInfo& info, bool withLabels) {
     args.x = viewInput(info[0].As<Napi::TypedArray>(), shapeArg(info[1], "shape"));
     if (withLabels) {
       if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-        throw std::invalid_argument("y must be a Float32Array of class indices");
+        throw std::invalid_argument("y must be a Float32Array of labels (class indices, or one-hot rows)");
       }
       auto y = info[2].As<Napi::Float32Array>();
-      if (static_cast<int64_t>(y.ElementLength()) != args.x.size(0)) {
-        throw std::invalid_argument("x has " + std::to_string(args.x.size(0)) + " examples but y has " + std::to_string(y.ElementLength()));
+      // one label per example, or one row per example (one-hot): the loss checks which it needs
+      const int64_t count = static_cast<int64_t>(y.ElementLength());
+      if (count == 0 || count % args.x.size(0) != 0) {
+        throw std::invalid_argument("x has " + std::to_string(args.x.size(0)) + " examples but y has " + std::to_string(count) + " values");
       }
       args.y = torch::from_blob(y.Data(), {static_cast<int64_t>(y.ElementLength())}, torch::kFloat32);
       args.keepAlive.Set("y", info[2]);

@@ -14,7 +14,7 @@
 
 namespace tl {
 
-enum class Loss { None, BinaryCrossentropy, CategoricalCrossentropy };
+enum class Loss { None, BinaryCrossentropy, CategoricalCrossentropy, SparseCategoricalCrossentropy };
 
 enum class Optimizer { Adam, SGD, RMSprop };
 

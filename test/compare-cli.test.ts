@@ -30,7 +30,7 @@ function flagBlocks(help: string): Map<string, string> {
   return blocks;
 }
 
-/** Every option `compare` accepts that a user is meant to use (`--stop-after-epoch` is a test hook). */
+/** Every option `compare` accepts. */
 const FLAGS = [
   'data-dir', 'archive', 'image-folder', 'no-download', 'splits', 'limit', 'cache-dir',
   'image-size', 'batch-size', 'epochs', 'learning-rate', 'models', 'seed', 'shuffle', 'threads', 'faithful',

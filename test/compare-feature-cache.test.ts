@@ -63,7 +63,7 @@ test('compare --shuffle with two models resumes identically after the first mode
     const base = ['compare', '--data-dir', dataDir, '--image-size', '96', '--epochs', '2', '--batch-size', '16',
       '--shuffle', '--no-feature-cache', ...backboneArgs, '--head-units', '16', '--cache-dir', cacheDir];
     const interruptedDir = path.join(dir, 'interrupted');
-    const stopped = await runCli([...base, '--out', interruptedDir, '--stop-after-epoch', '2'], { cacheDir });
+    const stopped = await runCli([...base, '--out', interruptedDir], { cacheDir, stopAfterEpoch: 2 });
     assert.equal(stopped.code, 130, describeRun(stopped));
     const resumed = await runCli(['compare', '--resume', interruptedDir], { cacheDir });
     assert.equal(resumed.code, 0, describeRun(resumed));

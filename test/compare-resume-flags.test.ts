@@ -72,8 +72,8 @@ test('--resume takes a fixed --backbone-output while the transfer model has not 
     const run = path.join(dir, 'run');
     const stopped = await runCli([
       'compare', '--data-dir', pets, '--image-size', '96', '--batch-size', '8', '--epochs', '1', '--cache-dir', cacheDir,
-      '--backbone', tiny.modelJson, '--backbone-output', 'conv_pw_2_relu', '--head-units', '8', '--out', run, '--stop-after-epoch', '1',
-    ], { cacheDir });
+      '--backbone', tiny.modelJson, '--backbone-output', 'conv_pw_2_relu', '--head-units', '8', '--out', run,
+    ], { cacheDir, stopAfterEpoch: 1 });
     assert.equal(stopped.code, 130, describeRun(stopped));
     const before = await readFile(path.join(run, 'config.json'), 'utf8');
 

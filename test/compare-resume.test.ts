@@ -33,7 +33,7 @@ async function resumeMatchesUninterrupted(prefix: string, common: string[], epoc
     const base = ['compare', '--data-dir', dataDir, '--image-size', '96', '--cache-dir', cacheDir, '--epochs', String(epochs), ...backbone, ...common];
 
     const interruptedDir = path.join(dir, 'interrupted');
-    const stopped = await runCli([...base, '--out', interruptedDir, '--stop-after-epoch', String(stopAfter)], { cacheDir });
+    const stopped = await runCli([...base, '--out', interruptedDir], { cacheDir, stopAfterEpoch: stopAfter });
     assert.equal(stopped.code, 130, `interrupted run exits 130\n${describeRun(stopped)}`);
     assert.ok(!existsSync(path.join(interruptedDir, 'summary.json')), 'no summary for an interrupted run');
     const first = expectedModels[0]!;
@@ -71,7 +71,7 @@ async function resumeMatchesUninterrupted(prefix: string, common: string[], epoc
   });
 }
 
-test('compare --resume after --stop-after-epoch 1 gives the uninterrupted CNN history', { timeout: 900_000 }, async () => {
+test('compare --resume after an interruption at epoch 1 gives the uninterrupted CNN history', { timeout: 900_000 }, async () => {
   await resumeMatchesUninterrupted('resume-cnn', ['--models', 'cnn'], 3, 1, ['cnn']);
 });
 

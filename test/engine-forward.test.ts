@@ -47,11 +47,7 @@ interface ConvCase {
   /** expected output [h, w] (guards the case choice itself) */
   out: [number, number];
   /** a known engine bug this case exposes */
-  todo?: string;
 }
-
-const ELU_BUG =
-  "engine bug: 'elu' runs with alpha 0 (= relu); Keras's elu has alpha 1. src/layers.cc:73 uses the layer's alpha, which defaults to 0.0 (line 106) and is only set for LeakyReLU";
 
 const convCases: ConvCase[] = [
   { name: 'valid 3x3 stride 1', input: [7, 6, 3], filters: 4, kernel: [3, 3], padding: 'valid', out: [5, 4] },
@@ -74,7 +70,7 @@ const convCases: ConvCase[] = [
 ];
 
 for (const c of convCases) {
-  test(`Conv2D ${c.name} matches the naive NHWC/HWIO convolution`, { todo: c.todo }, async () => {
+  test(`Conv2D ${c.name} matches the naive NHWC/HWIO convolution`, async () => {
     const rng = new Rng(c.name.length * 7919 + c.filters);
     const m = model([
       layers.conv2d({

@@ -6,8 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Sequential } from '../lib/models/sequential.js';
 import { layers } from '../lib/models/layers.js';
+import type { Dataset } from '../lib/data/types.js';
 import * as naive from './helpers/naive.js';
-import { KerasAdam, Rng, assertClose, maxAbs, numericGradient, prod, tensor, type T } from './helpers/naive.js';
+import { ArrayDataset, KerasAdam, Rng, assertClose, maxAbs, numericGradient, prod, tensor, type T } from './helpers/naive.js';
 
 const INPUT: [number, number, number] = [6, 6, 2];
 const BATCH = 4;
@@ -179,14 +180,14 @@ test('binary crossentropy on a non-sigmoid output clips probabilities to [1e-7, 
   assert.equal(r.correct, Array.from(probs).filter((p, i) => (p > 0.5 ? 1 : 0) === y[i]).length);
 });
 
-test('categorical crossentropy on a softmax output matches the naive loss, gradient and Adam step', async () => {
+test('sparse categorical crossentropy on a softmax output matches the naive loss, gradient and Adam step', async () => {
   const rng = new Rng(23);
   const m = new Sequential([layers.dense({ units: 3, activation: 'softmax', inputShape: [5] })], { seed: 2, preprocessing: 'none' });
   const kernel = rng.floats(15, -0.8, 0.8);
   const bias = rng.floats(3, -0.2, 0.2);
   m.setLayerWeights(0, [kernel, bias]);
   const adamCfg = { learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1.0 };
-  m.compile({ optimizer: { adam: adamCfg }, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  m.compile({ optimizer: { adam: adamCfg }, loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
   const xf = rng.floats(6 * 5, -2, 2);
   const x = tensor(xf, [6, 5]);
   const y = Float32Array.from([0, 1, 2, 2, 1, 0]);
@@ -285,3 +286,53 @@ test('optimizer state round-trips: a model restored from weights + Adam state co
   await c.m.engine.trainStep(a.xf, [BATCH, ...INPUT], a.y, 0);
   assert.notDeepEqual(readWeights(c.m), readWeights(a.m));
 });
+
+test('categorical crossentropy takes one-hot labels (Keras): loss and accuracy as the naive one-hot reference; integer labels are refused', async () => {
+  const rng = new Rng(29);
+  const kernel = rng.floats(12, -0.8, 0.8);
+  const bias = rng.floats(3, -0.2, 0.2);
+  const xf = rng.floats(5 * 4, -2, 2);
+  const classes = [2, 0, 1, 1, 2];
+  const oneHot = new Float32Array(15);
+  classes.forEach((c, r) => (oneHot[r * 3 + c] = 1));
+  const logits = naive.dense(tensor(xf, [5, 4]), Float64Array.from(kernel), 3, Float64Array.from(bias)).data;
+  // -Σ onehot · log softmax(z), averaged over the batch, written out independently of the engine
+  let expectedLoss = 0;
+  let correct = 0;
+  for (let r = 0; r < 5; r++) {
+    const z = Array.from(logits.slice(r * 3, r * 3 + 3));
+    const logSum = Math.log(z.reduce((a, v) => a + Math.exp(v), 0));
+    for (let u = 0; u < 3; u++) expectedLoss -= (oneHot[r * 3 + u] * (z[u] - logSum)) / 5;
+    if (z.indexOf(Math.max(...z)) === classes[r]) correct++;
+  }
+  for (const activation of ['softmax', 'linear'] as const) {
+    const m = new Sequential([layers.dense({ units: 3, activation, inputShape: [4] }), ...(activation === 'linear' ? [layers.activation({ activation: 'softmax' })] : [])], { seed: 2, preprocessing: 'none' });
+    m.setLayerWeights(0, [kernel, bias]);
+    m.compile({ optimizer: 'adam', loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+    const r = await m.engine.evaluate(xf, [5, 4], oneHot, 0);
+    assert.ok(Math.abs(r.loss - expectedLoss) < 1e-5 * expectedLoss, `${activation}: loss ${r.loss} vs naive ${expectedLoss}`);
+    assert.equal(r.correct, correct);
+  }
+  const m = new Sequential([layers.dense({ units: 3, activation: 'softmax', inputShape: [4] })], { seed: 2, preprocessing: 'none' });
+  m.compile({ optimizer: 'adam', loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+  const asIndices = new ArrayDataset(xf, [4], Float32Array.from(classes), 5, ['a', 'b', 'c']);
+  await assert.rejects(m.fit(asIndices, { epochs: 1, verbose: 0 }), /categoricalCrossentropy needs one-hot labels.*use sparseCategoricalCrossentropy/);
+  await assert.rejects(m.engine.evaluate(xf, [5, 4], Float32Array.from(classes), 0), /categorical_crossentropy needs one-hot labels/);
+  const notOneHot = Float32Array.from(oneHot);
+  notOneHot[0] = 1;
+  await assert.rejects(m.evaluate(new OneHotDataset(xf, notOneHot)), /not one-hot/);
+  m.compile({ optimizer: 'adam', loss: 'sparseCategoricalCrossentropy', metrics: ['accuracy'] });
+  await assert.rejects(m.evaluate(new OneHotDataset(xf, oneHot)), /needs one label per example.*use categoricalCrossentropy/);
+});
+
+/** Five 4-feature examples in one batch, with one-hot label rows (ArrayDataset slices one label per example). */
+class OneHotDataset implements Dataset {
+  readonly size = 5;
+  readonly elementShape = [4];
+  readonly batchSize = 5;
+  readonly classNames = ['a', 'b', 'c'];
+  constructor(private readonly x: Float32Array, private readonly y: Float32Array) {}
+  async *batches() {
+    yield { x: this.x, shape: [5, 4], y: this.y };
+  }
+}

@@ -2,16 +2,16 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { FolderSource } from './folder-source.js';
 import { DEFAULT_SPLITS, openDecodedSplits, splitExamples, validateCommon, type DatasetInfo, type IgnoredFolder, type OpenCommonOptions, type OpenedDatasets } from './open-splits.js';
+import { DEFAULT_SEED } from '../config/defaults.js';
 import { seededShuffle } from './prng.js';
 
 /** Extensions accepted in class folders (case-insensitive). */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.bmp', '.tif', '.tiff'];
-export const DEFAULT_FOLDER_SEED = 1337;
 
 export interface ImageFolderOptions extends OpenCommonOptions {
   /** `root/<class>/**\/*.{jpg,png,...}`; classes are the sorted sub-folder names. */
   root: string;
-  /** seed of the shuffle that orders the files before splitting; default 1337. */
+  /** seed of the shuffle that orders the files before splitting; default DEFAULT_SEED, as compare's. */
   seed?: number;
 }
 
@@ -31,7 +31,7 @@ export interface ImageFolderExample {
  */
 export async function scanImageFolder(
   root: string,
-  seed = DEFAULT_FOLDER_SEED,
+  seed = DEFAULT_SEED,
 ): Promise<{ classNames: string[]; files: number; ordered: ImageFolderExample[]; ignored: IgnoredFolder[] }> {
   const dir = path.resolve(root);
   const dirents = await fs.readdir(dir, { withFileTypes: true }).catch(() => {

@@ -56,8 +56,6 @@ export interface OpenedDatasets {
   info: DatasetInfo;
 }
 
-export interface ListedExample extends CacheItem {}
-
 export function validateCommon(opts: OpenCommonOptions): void {
   const [h, w] = opts.imageSize ?? [];
   for (const [name, v] of [['imageSize height', h], ['imageSize width', w], ['batchSize', opts.batchSize]] as const) {

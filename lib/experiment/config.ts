@@ -1,3 +1,4 @@
+import { DEFAULT_SEED } from '../config/defaults.js';
 import type { Preprocessing } from '../models/preprocessing.js';
 
 /** One `--resume` that changed settings: `changed[flag] = [old, new]`. */
@@ -42,8 +43,6 @@ export interface CompareConfig {
   faithful: boolean;
   cacheDir?: string;
   out: string;
-  /** run models in this process only up to this epoch; tests use it to simulate a crash */
-  stopAfterEpoch?: number;
   /** settings changed by `--resume`, oldest first */
   history?: ConfigChange[];
 }
@@ -65,7 +64,7 @@ export const DEFAULT_CONFIG: Omit<CompareConfig, 'out'> = {
   fineTuneLayers: 4,
   fineTuneLearningRate: 1e-5,
   learningRate: 1e-3,
-  seed: 42,
+  seed: DEFAULT_SEED,
   threads: 0,
   faithful: false,
 };

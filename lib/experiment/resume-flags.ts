@@ -25,11 +25,11 @@ const FLAG_KEYS: Record<string, (keyof CompareConfig)[]> = {
   shuffle: ['shuffleSeed'], threads: ['threads'], faithful: ['faithful'], backbone: ['backbone'], 'backbone-output': ['backboneOutput'],
   weights: ['weights'], preprocess: ['preprocess'], 'head-units': ['headUnits'], 'no-feature-cache': ['featureCache'], bf16: ['bf16'],
   'fine-tune-epochs': ['fineTuneEpochs'], 'fine-tune-layers': ['fineTuneLayers'], 'fine-tune-learning-rate': ['fineTuneLearningRate'],
-  'stop-after-epoch': ['stopAfterEpoch'], out: ['out'],
+  out: ['out'],
 };
 
 /** Where files moved to, or how fast to run: never changes a result (the data itself is checked against dataset.json). */
-const ALWAYS_SAFE = new Set(['data-dir', 'archive', 'image-folder', 'no-download', 'cache-dir', 'threads', 'weights', 'stop-after-epoch']);
+const ALWAYS_SAFE = new Set(['data-dir', 'archive', 'image-folder', 'no-download', 'cache-dir', 'threads', 'weights']);
 /** Settings of the transfer model alone: free until it has trained an epoch. */
 const TRANSFER_ONLY = new Set(['backbone', 'backbone-output', 'preprocess', 'head-units', 'no-feature-cache', 'bf16']);
 
@@ -47,7 +47,7 @@ export function applyResumeFlags(
   done: Partial<Record<ModelKind, number>>,
   runDir: string,
 ): { config: CompareConfig; change?: ConfigChange } {
-  const config: CompareConfig = { ...saved, out: runDir, stopAfterEpoch: undefined };
+  const config: CompareConfig = { ...saved, out: runDir };
   const changed: Record<string, [unknown, unknown]> = {};
   const refused: string[] = [];
   const started = (Object.keys(done) as ModelKind[]).filter((k) => done[k]! > 0);
@@ -69,7 +69,7 @@ export function applyResumeFlags(
     const reason = refusal(flag, saved, given, started, done, fineTuning);
     if (reason) refused.push(`--${flag} (${reason})`);
     Object.assign(config, next);
-    if (flag !== 'stop-after-epoch') changed[flag] = keys.length === 1 ? [old[keys[0]!], next[keys[0]!]] : [old, next];
+    changed[flag] = keys.length === 1 ? [old[keys[0]!], next[keys[0]!]] : [old, next];
   }
   if (refused.length) {
     throw new ResumeFlagError(

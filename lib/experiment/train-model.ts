@@ -8,7 +8,8 @@ import { cnnForClasses, defaultHeadLayers } from '../models/zoo.js';
 import type { Backbone } from '../applications/backbone.js';
 import { loadBackbone } from './backbone.js';
 import { transferModel } from '../applications/transfer-model.js';
-import { saveModel, restoreCheckpoint, recoverInterruptedSave } from '../saving/persistence.js';
+import { saveModel, restoreCheckpoint } from '../saving/persistence.js';
+import { BackupAndRestore, type BackupState } from '../training/backup-and-restore.js';
 import { ModelCheckpoint, type Callback } from '../training/callbacks.js';
 import { cachedFeatures, datasetIdentity } from '../training/feature-cache.js';
 import type { Logs } from '../training/history.js';
@@ -18,10 +19,8 @@ import { faithfulSchedule, MODEL_LABELS, type CompareConfig, type ModelKind } fr
 import { confusionMatrix, mostConfidentlyWrong } from './evaluation.js';
 import { historyProblem } from './verdict.js';
 
-/** What a model's `last/` checkpoint records besides weights, so `--resume` can continue. */
-interface ResumeState {
-  completedEpochs: number;
-  history: Record<string, number[]>;
+/** The experiment's records that a model's `last/` backup keeps besides epochs and history. */
+interface RunState {
   epochSeconds: number[];
   stepSeconds: number[];
   best: { epoch: number; val_loss: number };
@@ -99,20 +98,30 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const dir = path.join(ctx.runDir, kind);
   const classNames = data.train.classNames;
   const { model, baseLayers, backbone } = await buildModel(kind, config, classNames.length);
-  const loss = classNames.length > 2 ? 'categoricalCrossentropy' : 'binaryCrossentropy';
+  const loss = classNames.length > 2 ? 'sparseCategoricalCrossentropy' : 'binaryCrossentropy';
   model.compile({ optimizer: { adam: { learningRate: config.learningRate } }, loss, metrics: ['accuracy'] });
   const summaryText = model.summary(false);
   ctx.log(summaryText);
   await writeFileAtomic(path.join(dir, 'summary.txt'), summaryText + '\n');
 
-  let state: ResumeState = { completedEpochs: 0, history: {}, epochSeconds: [], stepSeconds: [], best: { epoch: -1, val_loss: Infinity } };
-  const lastDir = path.join(dir, 'last');
-  if (ctx.resume) await recoverInterruptedSave(lastDir);
-  if (ctx.resume && existsSync(path.join(lastDir, 'model.json'))) {
-    const metadata = await restoreCheckpoint(model, lastDir);
-    state = metadata?.extra?.resume as ResumeState;
-    ctx.log(`${MODEL_LABELS[kind]}: resuming after epoch ${state.completedEpochs}`);
-  }
+  // last/ is a BackupAndRestore backup that outlives fit: --resume continues from it, and the
+  // fine-tuning fit continues the first fit's records.
+  const monitor = new RunMonitor(ctx.interrupted);
+  const saveOptions = { classNames, baseLayers };
+  const checkpoint = new ModelCheckpoint<Sequential>({
+    filepath: path.join(dir, 'best'), monitor: 'val_loss', saveBestOnly: true,
+    save: (m, target) => saveModel(m, target, saveOptions),
+  });
+  const backup = new BackupAndRestore(path.join(dir, 'last'), {
+    deleteCheckpoint: false, saveOptions,
+    state: (): RunState => ({
+      epochSeconds: [...state.epochSeconds, ...monitor.epochSeconds], stepSeconds: [...state.stepSeconds, ...monitor.stepSeconds],
+      best: { epoch: checkpoint.bestEpoch, val_loss: checkpoint.best }, phaseSeconds,
+    }),
+  });
+  const saved = ctx.resume ? ((await backup.saved()) as (BackupState & RunState) | undefined) : undefined;
+  const state = saved ?? { completedEpochs: 0, history: {}, epochSeconds: [], stepSeconds: [], best: { epoch: -1, val_loss: Infinity } };
+  if (saved) ctx.log(`${MODEL_LABELS[kind]}: resuming after epoch ${saved.completedEpochs}`);
 
   // Data and feature time count for a model in each session that trains it.
   const phaseSeconds = { data: state.phaseSeconds?.data ?? 0, features: state.phaseSeconds?.features ?? 0 };
@@ -137,37 +146,24 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   }
 
   const schedule = config.faithful ? faithfulSchedule(data.train.size, data.validation.size, config.batchSize) : undefined;
-  const monitor = new RunMonitor(ctx.interrupted);
-  const saveOptions = { classNames, baseLayers };
-  const checkpoint = new ModelCheckpoint<Sequential>({
-    filepath: path.join(dir, 'best'), monitor: 'val_loss', saveBestOnly: true,
-    save: (m, target) => saveModel(m, target, saveOptions),
-  });
   checkpoint.best = state.best.val_loss ?? Infinity; // JSON stores the initial Infinity as null
   checkpoint.bestEpoch = state.best.epoch;
   const history: Record<string, number[]> = structuredClone(state.history);
-  const stateSaver: Callback = {
-    onEpochEnd: async (epoch: number, logs: Logs) => {
+  const records: Callback = {
+    onEpochEnd: async (_epoch: number, logs: Logs) => {
       for (const [k, v] of Object.entries(logs)) (history[k] ??= []).push(v);
-      const resume: ResumeState = {
-        completedEpochs: epoch + 1, history,
-        epochSeconds: [...state.epochSeconds, ...monitor.epochSeconds], stepSeconds: [...state.stepSeconds, ...monitor.stepSeconds],
-        best: { epoch: checkpoint.bestEpoch, val_loss: checkpoint.best }, phaseSeconds,
-      };
-      await saveModel(model, lastDir, { ...saveOptions, includeOptimizer: true, extra: { resume } });
       await writeJsonAtomic(path.join(dir, 'history.json'), history);
       await writeFileAtomic(path.join(dir, 'history.csv'), historyCsv(history));
-      if (config.stopAfterEpoch !== undefined && epoch + 1 >= config.stopAfterEpoch) throw new InterruptedError(`stopped after epoch ${epoch + 1} (stopAfterEpoch)`);
     },
   };
+  // the backup after the best checkpoint, so it records the new best
+  const callbacks = [monitor, checkpoint, backup, records];
   const epochs = config.epochs;
-  if (state.completedEpochs < epochs) {
-    await model.fit(train, {
-      epochs, initialEpoch: state.completedEpochs, validationData: validation, fromLayer,
-      stepsPerEpoch: schedule?.stepsPerEpoch, validationSteps: schedule?.validationSteps,
-      callbacks: [monitor, checkpoint, stateSaver],
-    });
-  }
+  // Always run: with training already past it, fit only restores last/ and trains no epoch.
+  await model.fit(train, {
+    epochs, validationData: validation, fromLayer,
+    stepsPerEpoch: schedule?.stepsPerEpoch, validationSteps: schedule?.validationSteps, callbacks,
+  });
 
   // Fine-tuning (beyond the experiment): unfreeze the top of the base, continue at a low rate.
   const fineTune = kind === 'transfer' && config.fineTuneEpochs > 0;
@@ -179,12 +175,11 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
       .filter((l) => l.config.class_name !== 'BatchNormalization').map((l) => l.config.config.name);
     for (const name of unfrozen) model.setTrainable(name, true);
     model.compile({ optimizer: { adam: { learningRate: config.fineTuneLearningRate } }, loss, metrics: ['accuracy'] });
-    if (epochsDone() > epochs) await restoreCheckpoint(model, lastDir); // resuming inside fine-tuning: its optimizer state
     ctx.log(`${MODEL_LABELS[kind]}: fine-tuning the last ${unfrozen.length} base layers (${unfrozen.join(', ')}) at learning rate ${config.fineTuneLearningRate}`);
     await model.fit(data.train, {
-      epochs: epochs + config.fineTuneEpochs, initialEpoch: epochsDone(), validationData: data.validation,
-      stepsPerEpoch: schedule?.stepsPerEpoch, validationSteps: schedule?.validationSteps,
-      callbacks: [monitor, checkpoint, stateSaver],
+      // resuming inside fine-tuning, the backup (past `epochs`) brings the fine-tuning optimizer state
+      epochs: epochs + config.fineTuneEpochs, initialEpoch: epochs, validationData: data.validation,
+      stepsPerEpoch: schedule?.stepsPerEpoch, validationSteps: schedule?.validationSteps, callbacks,
     });
   }
 

@@ -9,7 +9,10 @@ import { countParams, formatSummary, type ParamCounts } from './summary.js';
 import { fit, evaluate, type FitOptions, type EvaluateResult } from '../training/fit.js';
 import type { History } from '../training/history.js';
 
-export type LossName = 'binaryCrossentropy' | 'categoricalCrossentropy' | 'binary_crossentropy' | 'categorical_crossentropy' | 'sparse_categorical_crossentropy';
+/** Keras losses: categorical takes one-hot label rows, sparse categorical integer class indices. */
+export type LossName =
+  | 'binaryCrossentropy' | 'categoricalCrossentropy' | 'sparseCategoricalCrossentropy'
+  | 'binary_crossentropy' | 'categorical_crossentropy' | 'sparse_categorical_crossentropy';
 
 export interface CompileOptions {
   /** 'adam', 'sgd', 'rmsprop' (Keras defaults) or settings, e.g. `optimizers.sgd({ momentum: 0.9 })`. */
@@ -33,7 +36,8 @@ const SNAKE_LOSS: Record<LossName, string> = {
   binary_crossentropy: 'binary_crossentropy',
   categoricalCrossentropy: 'categorical_crossentropy',
   categorical_crossentropy: 'categorical_crossentropy',
-  sparse_categorical_crossentropy: 'categorical_crossentropy',
+  sparseCategoricalCrossentropy: 'sparse_categorical_crossentropy',
+  sparse_categorical_crossentropy: 'sparse_categorical_crossentropy',
 };
 
 /**

@@ -1,9 +1,19 @@
 import type { FitModel } from './fit-model.js';
 import type { Logs } from './history.js';
 
+/** What a callback restored before training (BackupAndRestore): fit continues from there. */
+export interface Restored {
+  /** epochs already done: fit runs the next one. */
+  initialEpoch: number;
+  /** their logs, which the returned History includes. */
+  history: Record<string, number[]>;
+}
+
 /** Keras-style callback hooks; all optional. `epoch` is 0-based as in Keras. */
 export interface Callback {
   setModel?(model: FitModel): void;
+  /** Before training (and before the data streams are positioned): restore a saved state, if any. */
+  restore?(initialEpoch: number): Promise<Restored | undefined>;
   onTrainBegin?(info: { epochs: number; initialEpoch: number }): void | Promise<void>;
   onEpochBegin?(epoch: number): void | Promise<void>;
   onBatchEnd?(step: number, logs: Logs, info?: { steps?: number }): void | Promise<void>;

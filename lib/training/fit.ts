@@ -65,7 +65,7 @@ async function evaluateBatches(model: FitModel, batches: AsyncIterable<Batch>, f
   let step = 0;
   for await (const batch of batches) {
     model.checkInput(batch.shape, fromLayer);
-    checkLabels(model, batch.y, `${what} batch ${++step}`);
+    checkLabels(model, batch.y, batchSize(batch), `${what} batch ${++step}`);
     const r = await model.engine.evaluate(batch.x, batch.shape, batch.y, entry);
     meter.add(r.loss, r.correct, batchSize(batch));
     if (keepOutputs) {
@@ -114,7 +114,7 @@ async function advanceStreams(
 export async function fit(model: FitModel, data: Dataset, options: FitOptions = {}): Promise<History> {
   if (!model.compiled) throw new Error(`compile() model '${model.name}' before fit()`);
   const epochs = options.epochs ?? 1;
-  const initialEpoch = options.initialEpoch ?? 0;
+  let initialEpoch = options.initialEpoch ?? 0;
   const fromLayer = options.fromLayer ?? 0;
   const entry = model.engineIndex(fromLayer, true);
   const verbose = options.verbose ?? 1;
@@ -122,15 +122,22 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
   const callbacks: Callback[] = [];
   if (verbose > 0) callbacks.push(new ProgressLogger(process.stdout, () => options.stepsPerEpoch ?? stepsPerPass));
   callbacks.push(...(options.callbacks ?? []));
-  const history = new History();
+  let history = new History();
   for (const cb of callbacks) cb.setModel?.(model);
+  for (const cb of callbacks) {
+    const restored = await cb.restore?.(initialEpoch);
+    if (restored) {
+      initialEpoch = restored.initialEpoch;
+      history = History.from(restored.history);
+    }
+  }
 
   const trainStream = options.stepsPerEpoch !== undefined ? new RepeatingStream(data) : undefined;
   const validData = options.validationData;
   const validStream = validData && options.validationSteps !== undefined ? new RepeatingStream(validData) : undefined;
   model.stopTraining = false;
   try {
-    if (initialEpoch > 0) await advanceStreams(trainStream, options.stepsPerEpoch, validData, validStream, options.validationSteps, initialEpoch);
+    if (initialEpoch > 0 && initialEpoch < epochs) await advanceStreams(trainStream, options.stepsPerEpoch, validData, validStream, options.validationSteps, initialEpoch);
     for (const cb of callbacks) await cb.onTrainBegin?.({ epochs, initialEpoch });
     for (let epoch = initialEpoch; epoch < epochs && !model.stopTraining; epoch++) {
       for (const cb of callbacks) await cb.onEpochBegin?.(epoch);
@@ -138,7 +145,7 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
       let step = 0;
       for await (const batch of takeBatches(data, trainStream, options.stepsPerEpoch, epoch)) {
         model.checkInput(batch.shape, fromLayer);
-        checkLabels(model, batch.y, `training batch ${step + 1} of epoch ${epoch + 1}`);
+        checkLabels(model, batch.y, batchSize(batch), `training batch ${step + 1} of epoch ${epoch + 1}`);
         const r = await model.engine.trainStep(batch.x, batch.shape, batch.y, entry);
         if (!Number.isFinite(r.loss)) {
           throw new NaNLossError(

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fromTfjs } from '../../lib/applications/tfjs.js';
 import type { Backbone } from '../../lib/applications/backbone.js';
 import { transferModel } from '../../lib/applications/transfer-model.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { layers } from '../../lib/models/layers.js';
 import { Sequential } from '../../lib/models/sequential.js';
 import type { LayerConfig, Shape } from '../../lib/keras-format/config.js';
@@ -17,6 +18,7 @@ import { sharedPetImages } from './pet-images.js';
 import { sharedTinyBackbone } from './tiny-backbone.js';
 
 export const cliPath = path.join(repoRoot, 'dist/lib/cli/main.js');
+const helpersDir = path.dirname(fileURLToPath(import.meta.url));
 
 /** Runs `fn` in a fresh temp folder that is removed afterwards. */
 export async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
@@ -41,12 +43,18 @@ export interface CliResult {
  */
 export function runCli(
   args: string[],
-  options: { cacheDir: string; cwd?: string; env?: Record<string, string>; onStdout?: (soFar: string, child: ChildProcess) => void },
+  options: {
+    cacheDir: string; cwd?: string; env?: Record<string, string>; onStdout?: (soFar: string, child: ChildProcess) => void;
+    /** interrupt the run after this epoch, as Ctrl-C would (a test hook, see helpers/stop-after-epoch.ts). */
+    stopAfterEpoch?: number;
+  },
 ): Promise<CliResult> {
+  const hook = options.stopAfterEpoch === undefined ? [] : ['--import', pathToFileURL(path.join(helpersDir, 'stop-after-epoch.js')).href];
+  const hookEnv = options.stopAfterEpoch === undefined ? {} : { TRANSFERLAB_TEST_STOP_AFTER_EPOCH: String(options.stopAfterEpoch) };
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cliPath, ...args], {
+    const child = spawn(process.execPath, [...hook, cliPath, ...args], {
       cwd: options.cwd ?? repoRoot,
-      env: { ...process.env, TRANSFERLAB_CACHE_DIR: options.cacheDir, TERM: 'dumb', ...options.env },
+      env: { ...process.env, TRANSFERLAB_CACHE_DIR: options.cacheDir, TERM: 'dumb', ...hookEnv, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -74,11 +74,21 @@ function parseSize(text: string): [number, number] {
   return [Number(m[1]), Number(m[2] ?? m[1])];
 }
 
-function positiveInt(name: string, text: string | undefined, fallback: number, min = 1): number {
+function integerAtLeast(min: number, name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
   const n = Number(text);
   if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min} (got '${text}')`);
   return n;
+}
+
+/** 1, 2, ...: counts and sizes, where 0 is meaningless. */
+function positiveInt(name: string, text: string | undefined, fallback: number): number {
+  return integerAtLeast(1, name, text, fallback);
+}
+
+/** 0, 1, ...: seeds, and options where 0 means none or automatic. */
+function nonNegativeInt(name: string, text: string | undefined, fallback: number): number {
+  return integerAtLeast(0, name, text, fallback);
 }
 
 function positiveNumber(name: string, text: string | undefined, fallback: number): number {
@@ -99,7 +109,7 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
       backbone: { type: 'string' }, 'backbone-output': { type: 'string' }, weights: { type: 'string' }, preprocess: { type: 'string' },
       'head-units': { type: 'string' }, 'no-feature-cache': { type: 'boolean' }, bf16: { type: 'boolean' },
       'fine-tune-epochs': { type: 'string' }, 'fine-tune-layers': { type: 'string' }, 'fine-tune-learning-rate': { type: 'string' },
-      out: { type: 'string' }, resume: { type: 'string' }, 'stop-after-epoch': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      out: { type: 'string' }, resume: { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
@@ -110,7 +120,7 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
   for (const m of models) if (m !== 'cnn' && m !== 'transfer') throw new Error(`--models takes cnn and/or transfer (got '${m}')`);
   const splits = values.splits ? values.splits.split(',') : DEFAULT_CONFIG.splits;
   if (splits.length !== 2) throw new Error(`--splits takes two splits separated by a comma, e.g. train[:80%],train[-20%:]`);
-  const seed = positiveInt('seed', values.seed, DEFAULT_CONFIG.seed, 0);
+  const seed = nonNegativeInt('seed', values.seed, DEFAULT_CONFIG.seed);
   const config: CompareConfig = {
     ...DEFAULT_CONFIG,
     dataDir: values['data-dir'], archive: values.archive, imageFolder: values['image-folder'], download: !values['no-download'],
@@ -121,16 +131,15 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
     epochs: positiveInt('epochs', values.epochs, DEFAULT_CONFIG.epochs),
     learningRate: positiveNumber('learning-rate', values['learning-rate'], DEFAULT_CONFIG.learningRate),
     models: [...new Set(models)] as ModelKind[], seed, shuffleSeed: values.shuffle ? seed : undefined,
-    threads: positiveInt('threads', values.threads, DEFAULT_CONFIG.threads, 0), faithful: values.faithful ?? false,
+    threads: nonNegativeInt('threads', values.threads, DEFAULT_CONFIG.threads), faithful: values.faithful ?? false,
     backbone: values.backbone ?? DEFAULT_CONFIG.backbone, backboneOutput: values['backbone-output'], weights: values.weights,
     preprocess: values.preprocess ? parsePreprocessing(values.preprocess) : undefined,
     headUnits: values['head-units'] ? values['head-units'].split(',').map((u) => positiveInt('head-units', u, 0)) : DEFAULT_CONFIG.headUnits,
     featureCache: !values['no-feature-cache'], bf16: values.bf16 ?? false,
-    fineTuneEpochs: positiveInt('fine-tune-epochs', values['fine-tune-epochs'], DEFAULT_CONFIG.fineTuneEpochs, 0),
+    fineTuneEpochs: nonNegativeInt('fine-tune-epochs', values['fine-tune-epochs'], DEFAULT_CONFIG.fineTuneEpochs),
     fineTuneLayers: positiveInt('fine-tune-layers', values['fine-tune-layers'], DEFAULT_CONFIG.fineTuneLayers),
     fineTuneLearningRate: positiveNumber('fine-tune-learning-rate', values['fine-tune-learning-rate'], DEFAULT_CONFIG.fineTuneLearningRate),
     out: values.out ?? defaultRunDir(),
-    stopAfterEpoch: values['stop-after-epoch'] === undefined ? undefined : positiveInt('stop-after-epoch', values['stop-after-epoch'], 0),
   };
   // the flags given (parseArgs sets no defaults), so --resume applies only what the user asked for
   const passed = Object.keys(values).filter((k) => k !== 'resume' && k !== 'help');

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { DEFAULT_SEED } from '../../config/defaults.js';
 import { inspectCatsVsDogs } from '../../data/cats-vs-dogs.js';
 import { checkDecode, type DecodeCheck } from '../../data/check-decode.js';
 import { FolderSource } from '../../data/folder-source.js';
@@ -18,7 +19,7 @@ Usage:
 Options:
   --splits TRAIN,VAL   tfds split syntax (default "train[:80%],train[-20%:]"); also train[:1000], train[10%:20%]
   --limit N            keep the first N examples (in order) before splitting
-  --seed N             image folders only: seed of the file order (default 1337)
+  --seed N             image folders only: seed of the file order (default ${DEFAULT_SEED}, as compare)
   --check-decode       decode every example and list the ones that fail, with the reason (slow)
   --json               print one JSON object instead of text
   -h, --help           this text
