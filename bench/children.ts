@@ -20,12 +20,21 @@ function runJson<T>(command: string, args: string[], env: NodeJS.ProcessEnv): Pr
     const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
     child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => { stdout += chunk; });
+    child.stdout.on('data', (chunk: string) => {
+      stdout += chunk;
+    });
     child.on('error', reject);
     child.on('close', (code, signal) => {
       const last = stdout.trim().split('\n').pop() ?? '';
       if (code !== 0) {
-        reject(new Error(`${path.basename(command)} ${args.map((a) => path.basename(a)).slice(0, 2).join(' ')} failed (${signal ?? `exit ${code}`})${last ? `: ${last}` : ''}`));
+        reject(
+          new Error(
+            `${path.basename(command)} ${args
+              .map((a) => path.basename(a))
+              .slice(0, 2)
+              .join(' ')} failed (${signal ?? `exit ${code}`})${last ? `: ${last}` : ''}`,
+          ),
+        );
         return;
       }
       try {

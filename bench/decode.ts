@@ -10,7 +10,9 @@ import { ASSETS_HINT, generatePhotos, realPetImagesDir } from './photos.js';
  * cache). Uses a temporary cache so nothing is reused between runs. The photos are the real ones
  * from TRANSFERLAB_TEST_ASSETS when it is set, generated photo-like JPEGs otherwise.
  */
-export async function benchDecode(opts: { images?: number } = {}): Promise<{ decodeColdImgPerSec: number; decodeCachedImgPerSec: number; inputs: string }> {
+export async function benchDecode(
+  opts: { images?: number } = {},
+): Promise<{ decodeColdImgPerSec: number; decodeCachedImgPerSec: number; inputs: string }> {
   const images = opts.images ?? 400;
   const perClass = Math.ceil(images / 2);
   const pet = await realPetImagesDir();
@@ -30,7 +32,14 @@ export async function benchDecode(opts: { images?: number } = {}): Promise<{ dec
       inputs = 'generated 500x375 JPEGs';
     }
     process.stderr.write(`bench decode: ${images} ${inputs} to 300x300\n`);
-    const opts2 = { root: path.join(work, 'images'), imageSize: [300, 300] as [number, number], batchSize: 64, splits: ['train[1:]', 'train[:1]'] as [string, string], cacheDir: path.join(work, 'cache'), progress: false };
+    const opts2 = {
+      root: path.join(work, 'images'),
+      imageSize: [300, 300] as [number, number],
+      batchSize: 64,
+      splits: ['train[1:]', 'train[:1]'] as [string, string],
+      cacheDir: path.join(work, 'cache'),
+      progress: false,
+    };
     let t = performance.now();
     const { train } = await openImageFolder(opts2);
     const cold = (performance.now() - t) / 1000;

@@ -1,10 +1,10 @@
 import path from 'node:path';
-import { experimentCnn, defaultHeadLayers } from '../lib/models/zoo.js';
-import { Sequential } from '../lib/models/sequential.js';
-import { decodeImageFile } from '../lib/data/index.js';
-import { locateArtifact } from '../lib/net/artifacts.js';
-import { vgg16, vgg16Layers, VGG16_WEIGHTS_ARTIFACT } from '../lib/applications/vgg16.js';
 import { transferModel } from '../lib/applications/transfer-model.js';
+import { VGG16_WEIGHTS_ARTIFACT, vgg16, vgg16Layers } from '../lib/applications/vgg16.js';
+import { decodeImageFile } from '../lib/data/index.js';
+import { Sequential } from '../lib/models/sequential.js';
+import { defaultHeadLayers, experimentCnn } from '../lib/models/zoo.js';
+import { locateArtifact } from '../lib/net/artifacts.js';
 import type { BenchSizes } from './options.js';
 import { ASSETS_HINT, realPetImagesDir } from './photos.js';
 
@@ -25,9 +25,11 @@ export function syntheticPixels(n: number, seed = 12345): Uint8Array {
   const words = new Uint32Array(out.buffer, 0, Math.floor(n / 4));
   let s = seed >>> 0 || 1;
   for (let i = 0; i < words.length; i++) {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     words[i] = s;
   }
   for (let i = words.length * 4; i < n; i++) out[i] = (i * 131) & 255;
@@ -39,7 +41,12 @@ function labels(n: number): Float32Array {
 }
 
 /** Times `steps` calls of `fn` after `warmup` untimed ones; returns seconds per call (each, and total). */
-async function timeIt(warmup: number, steps: number, fn: (i: number) => Promise<unknown>, label: string): Promise<{ total: number; each: number[] }> {
+async function timeIt(
+  warmup: number,
+  steps: number,
+  fn: (i: number) => Promise<unknown>,
+  label: string,
+): Promise<{ total: number; each: number[] }> {
   for (let i = 0; i < warmup; i++) {
     const t = performance.now();
     await fn(i);
@@ -71,7 +78,14 @@ export async function benchCnnTrain(sizes: BenchSizes): Promise<Record<string, u
   const x = syntheticPixels(b * SIZE * SIZE * 3);
   const y = labels(b);
   let loss = NaN;
-  const t = await timeIt(sizes.cnnWarmup, sizes.cnnSteps, async () => { loss = (await model.engine.trainStep(x, shape, y, 0)).loss; }, `cnn train step (batch ${b})`);
+  const t = await timeIt(
+    sizes.cnnWarmup,
+    sizes.cnnSteps,
+    async () => {
+      loss = (await model.engine.trainStep(x, shape, y, 0)).loss;
+    },
+    `cnn train step (batch ${b})`,
+  );
   return {
     imgPerSec: b / median(t.each),
     bestStepImgPerSec: b / Math.min(...t.each),
@@ -134,11 +148,25 @@ export async function benchVgg16Features(sizes: BenchSizes, opts: { bf16: boolea
   const shape = [b, SIZE, SIZE, 3];
   const { x, source } = await realBatch(b);
   let fp32: Float32Array | undefined;
-  const tf = await timeIt(sizes.vggWarmup, sizes.vggBatches, async () => { fp32 = (await model.predict(x, shape)).output; }, `vgg16 fp32 predict (batch ${b})`);
+  const tf = await timeIt(
+    sizes.vggWarmup,
+    sizes.vggBatches,
+    async () => {
+      fp32 = (await model.predict(x, shape)).output;
+    },
+    `vgg16 fp32 predict (batch ${b})`,
+  );
   const out: Record<string, unknown> = { fp32ImgPerSec: b / median(tf.each), fp32BatchSeconds: tf.each, batch: b, inputs: source, weights };
   if (opts.bf16) {
     let bf16: Float32Array | undefined;
-    const tb = await timeIt(sizes.vggWarmup, sizes.vggBatches, async () => { bf16 = (await model.predict(x, shape, { bf16: true })).output; }, `vgg16 bf16 predict (batch ${b})`);
+    const tb = await timeIt(
+      sizes.vggWarmup,
+      sizes.vggBatches,
+      async () => {
+        bf16 = (await model.predict(x, shape, { bf16: true })).output;
+      },
+      `vgg16 bf16 predict (batch ${b})`,
+    );
     out.bf16ImgPerSec = b / median(tb.each);
     out.bf16BatchSeconds = tb.each;
     out.bf16RelativeError = relativeError(bf16!, fp32!);
@@ -189,7 +217,10 @@ export async function benchTransferCost(sizes: BenchSizes): Promise<Record<strin
   const ta = { total: 0, each: [] as number[] };
   const tb = { total: 0, each: [] as number[] };
   const tc = { total: 0, each: [] as number[] };
-  const add = (into: { total: number; each: number[] }, r: { total: number; each: number[] }) => { into.total += r.total; into.each.push(...r.each); };
+  const add = (into: { total: number; each: number[] }, r: { total: number; each: number[] }) => {
+    into.total += r.total;
+    into.each.push(...r.each);
+  };
   let headDone = 0;
   for (let round = 0; round < sizes.transferBatches; round++) {
     add(ta, await timeIt(0, 1, uncached, `(a) uncached transfer step (batch ${b}), round ${round + 1}/${sizes.transferBatches}`));

@@ -5,11 +5,12 @@
  * Progress goes to stderr; stdout carries the table, or with --json exactly one JSON object.
  * A benchmark, not a test: targets are reported, never asserted.
  */
-import { parseArgs, type BenchOptions } from './options.js';
-import { cpuInfo } from './system.js';
+
 import { checkPython, runPython, runWorker } from './children.js';
+import { type BenchOptions, parseArgs } from './options.js';
+import { bytesText, fmt, formatTable, type Row, ratioText } from './report.js';
+import { cpuInfo } from './system.js';
 import type { WorkerReply } from './worker.js';
-import { bytesText, fmt, formatTable, ratioText, type Row } from './report.js';
 
 const SIZE = 300;
 
@@ -28,13 +29,26 @@ function log(msg: string): void {
   process.stderr.write(`${msg}\n`);
 }
 
-interface PyCnn { imgPerSec: number; stepSeconds: number[]; peakRssBytes: number; torch: string; threads: number }
-interface PyVgg { fp32ImgPerSec: number; bf16ImgPerSec?: number; peakRssBytes: number; torch: string; threads: number }
+interface PyCnn {
+  imgPerSec: number;
+  stepSeconds: number[];
+  peakRssBytes: number;
+  torch: string;
+  threads: number;
+}
+interface PyVgg {
+  fp32ImgPerSec: number;
+  bf16ImgPerSec?: number;
+  peakRssBytes: number;
+  torch: string;
+  threads: number;
+}
 
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const div = (a: number | null, b: number | null): number | null => (a !== null && b !== null && b > 0 ? a / b : null);
 const atLeast = (v: number | null, t: number): boolean | null => (v === null ? null : v >= t);
-const all = (...checks: (boolean | null)[]): boolean | null => (checks.some((c) => c === false) ? false : checks.every((c) => c === null) ? null : true);
+const all = (...checks: (boolean | null)[]): boolean | null =>
+  checks.some((c) => c === false) ? false : checks.every((c) => c === null) ? null : true;
 
 async function main(): Promise<void> {
   const opts: BenchOptions = parseArgs(process.argv.slice(2));
@@ -43,7 +57,9 @@ async function main(): Promise<void> {
   const py = opts.noPytorch ? { ok: false, reason: 'skipped (--no-pytorch)' } : checkPython(opts.python);
   const errors: Record<string, string> = {};
   const started = performance.now();
-  log(`transferlab bench${opts.quick ? ' (--quick: tiny sizes, numbers not meaningful)' : ''}: ${cpu.model}, ${opts.threads} thread(s), ${SIZE}x${SIZE}`);
+  log(
+    `transferlab bench${opts.quick ? ' (--quick: tiny sizes, numbers not meaningful)' : ''}: ${cpu.model}, ${opts.threads} thread(s), ${SIZE}x${SIZE}`,
+  );
   log(py.ok ? `PyTorch reference: ${opts.python} (torch ${py.torchVersion})` : `PyTorch reference: ${py.reason}`);
 
   async function step<T>(label: string, key: string, fn: () => Promise<T>): Promise<T | null> {
@@ -63,12 +79,20 @@ async function main(): Promise<void> {
 
   const cnn = await step('CNN training, engine', 'cnnTrain', worker('cnn-train'));
   const pyCnn = py.ok
-    ? await step('CNN training, PyTorch', 'pytorchCnnTrain', () => runPython<PyCnn>(opts.python, 'pytorch_cnn.py', [SIZE, s.cnnBatch, s.cnnSteps, opts.threads, s.cnnWarmup], opts.threads))
+    ? await step('CNN training, PyTorch', 'pytorchCnnTrain', () =>
+        runPython<PyCnn>(opts.python, 'pytorch_cnn.py', [SIZE, s.cnnBatch, s.cnnSteps, opts.threads, s.cnnWarmup], opts.threads),
+      )
     : null;
   const vgg = await step('VGG16 features, engine', 'vgg16Features', worker('vgg16-features'));
   const pyVgg = py.ok
     ? await step('VGG16 features, PyTorch', 'pytorchVgg16Features', () =>
-      runPython<PyVgg>(opts.python, 'pytorch_vgg16.py', [SIZE, s.vggBatch, s.vggBatches, opts.threads, s.vggWarmup, cpu.bf16Supported ? 1 : 0], opts.threads))
+        runPython<PyVgg>(
+          opts.python,
+          'pytorch_vgg16.py',
+          [SIZE, s.vggBatch, s.vggBatches, opts.threads, s.vggWarmup, cpu.bf16Supported ? 1 : 0],
+          opts.threads,
+        ),
+      )
     : null;
   const transfer = await step('transfer training cost, uncached vs cached, engine', 'transferCost', worker('transfer-cost'));
   const decode = await step('decode, cold and cached', 'decode', worker('decode'));
@@ -134,42 +158,122 @@ async function main(): Promise<void> {
   };
 
   if (opts.json) {
-    process.stdout.write(JSON.stringify(report) + '\n');
+    process.stdout.write(`${JSON.stringify(report)}\n`);
     return;
   }
 
   const pyRef = (v: number | null) => (py.ok ? `PyTorch ${fmt(v)}` : 'PyTorch skipped');
-  const t = transfer?.result as { uncachedStepSecondsPerImage?: number; featureSecondsPerImage?: number; headStepSecondsPerImage?: number; epochs?: number } | undefined;
+  const t = transfer?.result as
+    | { uncachedStepSecondsPerImage?: number; featureSecondsPerImage?: number; headStepSecondsPerImage?: number; epochs?: number }
+    | undefined;
   const ms = (v: number | undefined) => (v === undefined ? '—' : `${(v * 1000).toFixed(v < 0.01 ? 2 : 0)} ms`);
   const rows: Row[] = [
-    { metric: 'CNN training (img/s)', ours: fmt(cnnImg), reference: pyRef(pyCnnImg), ratio: ratioText(div(cnnImg, pyCnnImg)), target: `>= ${TARGETS.cnnImgPerSec}, >= ${TARGETS.cnnVsPytorch.toFixed(1)}x PyTorch`, met: targetsMet.cnnTrain },
-    { metric: 'CNN training peak RSS', ours: bytesText(cnnRss), reference: py.ok ? `PyTorch ${bytesText(pyCnn?.peakRssBytes)}` : 'PyTorch skipped', ratio: ratioText(div(cnnRss, num(pyCnn?.peakRssBytes))), target: `<= ${bytesText(TARGETS.cnnPeakRssBytes)}`, met: targetsMet.cnnTrainPeakRss },
-    { metric: 'VGG16 features fp32 (img/s)', ours: fmt(vggImg, 2), reference: pyRef(pyVggImg), ratio: ratioText(div(vggImg, pyVggImg)), target: `>= ${TARGETS.vggImgPerSec}, >= ${TARGETS.vggVsPytorch.toFixed(1)}x PyTorch`, met: targetsMet.vgg16Features },
+    {
+      metric: 'CNN training (img/s)',
+      ours: fmt(cnnImg),
+      reference: pyRef(pyCnnImg),
+      ratio: ratioText(div(cnnImg, pyCnnImg)),
+      target: `>= ${TARGETS.cnnImgPerSec}, >= ${TARGETS.cnnVsPytorch.toFixed(1)}x PyTorch`,
+      met: targetsMet.cnnTrain,
+    },
+    {
+      metric: 'CNN training peak RSS',
+      ours: bytesText(cnnRss),
+      reference: py.ok ? `PyTorch ${bytesText(pyCnn?.peakRssBytes)}` : 'PyTorch skipped',
+      ratio: ratioText(div(cnnRss, num(pyCnn?.peakRssBytes))),
+      target: `<= ${bytesText(TARGETS.cnnPeakRssBytes)}`,
+      met: targetsMet.cnnTrainPeakRss,
+    },
+    {
+      metric: 'VGG16 features fp32 (img/s)',
+      ours: fmt(vggImg, 2),
+      reference: pyRef(pyVggImg),
+      ratio: ratioText(div(vggImg, pyVggImg)),
+      target: `>= ${TARGETS.vggImgPerSec}, >= ${TARGETS.vggVsPytorch.toFixed(1)}x PyTorch`,
+      met: targetsMet.vgg16Features,
+    },
     cpu.bf16Supported
-      ? { metric: 'VGG16 features bf16 (img/s)', ours: fmt(vggBf16, 2), reference: `fp32 ${fmt(vggImg, 2)}`, ratio: ratioText(div(vggBf16, vggImg)), target: `>= ${TARGETS.bf16Speedup}x fp32`, met: targetsMet.vgg16Bf16 }
-      : { metric: 'VGG16 features bf16 (img/s)', ours: 'n/a', reference: cpu.bf16Reason, ratio: '—', target: `>= ${TARGETS.bf16Speedup}x fp32`, met: null },
-    { metric: 'VGG16 bf16 vs PyTorch bf16', ours: fmt(vggBf16, 2), reference: pyRef(pyVggBf16), ratio: ratioText(div(vggBf16, pyVggBf16)), target: '(info)', met: null },
-    { metric: 'VGG16 bf16 relative error', ours: bf16Err === null ? '—' : bf16Err.toExponential(2), reference: '||bf16-fp32||/||fp32||', ratio: '—', target: '(info)', met: null },
-    { metric: `transfer, ${t?.epochs ?? 20} epochs: uncached/cached`, ours: ratioText(cacheRatio), reference: 'cost of cached', ratio: ratioText(cacheRatio), target: `>= ${TARGETS.cacheRatio}x cheaper`, met: targetsMet.featureCache },
-    { metric: 'decode cold (img/s)', ours: fmt(coldImg), reference: String(decode?.result.inputs ?? ''), ratio: '—', target: '(info)', met: null },
-    { metric: 'decode cached (img/s)', ours: fmt(cachedImg, 0), reference: `CNN training ${fmt(cnnImg)}`, ratio: ratioText(div(cachedImg, cnnImg)), target: `>= ${TARGETS.cachedDecodeVsCnn}x CNN training`, met: targetsMet.cachedDecode },
+      ? {
+          metric: 'VGG16 features bf16 (img/s)',
+          ours: fmt(vggBf16, 2),
+          reference: `fp32 ${fmt(vggImg, 2)}`,
+          ratio: ratioText(div(vggBf16, vggImg)),
+          target: `>= ${TARGETS.bf16Speedup}x fp32`,
+          met: targetsMet.vgg16Bf16,
+        }
+      : {
+          metric: 'VGG16 features bf16 (img/s)',
+          ours: 'n/a',
+          reference: cpu.bf16Reason,
+          ratio: '—',
+          target: `>= ${TARGETS.bf16Speedup}x fp32`,
+          met: null,
+        },
+    {
+      metric: 'VGG16 bf16 vs PyTorch bf16',
+      ours: fmt(vggBf16, 2),
+      reference: pyRef(pyVggBf16),
+      ratio: ratioText(div(vggBf16, pyVggBf16)),
+      target: '(info)',
+      met: null,
+    },
+    {
+      metric: 'VGG16 bf16 relative error',
+      ours: bf16Err === null ? '—' : bf16Err.toExponential(2),
+      reference: '||bf16-fp32||/||fp32||',
+      ratio: '—',
+      target: '(info)',
+      met: null,
+    },
+    {
+      metric: `transfer, ${t?.epochs ?? 20} epochs: uncached/cached`,
+      ours: ratioText(cacheRatio),
+      reference: 'cost of cached',
+      ratio: ratioText(cacheRatio),
+      target: `>= ${TARGETS.cacheRatio}x cheaper`,
+      met: targetsMet.featureCache,
+    },
+    {
+      metric: 'decode cold (img/s)',
+      ours: fmt(coldImg),
+      reference: String(decode?.result.inputs ?? ''),
+      ratio: '—',
+      target: '(info)',
+      met: null,
+    },
+    {
+      metric: 'decode cached (img/s)',
+      ours: fmt(cachedImg, 0),
+      reference: `CNN training ${fmt(cnnImg)}`,
+      ratio: ratioText(div(cachedImg, cnnImg)),
+      target: `>= ${TARGETS.cachedDecodeVsCnn}x CNN training`,
+      met: targetsMet.cachedDecode,
+    },
   ];
   const out: string[] = [];
   out.push(`transferlab bench${opts.quick ? ' --quick (tiny sizes: numbers are NOT meaningful)' : ''}`);
-  out.push(`CPU: ${cpu.model} (${cpu.cores} cores), threads: ${threads}, libtorch ${report.torchVersion ?? '?'}, ` +
-    `PyTorch: ${py.ok ? `${opts.python} torch ${py.torchVersion}` : py.reason}; bf16: ${cpu.bf16Reason}`);
-  out.push(`sizes: CNN batch ${s.cnnBatch} x ${s.cnnSteps} timed steps (${s.cnnWarmup} warm-up); VGG16 batch ${s.vggBatch} x ${s.vggBatches} timed (${s.vggWarmup} warm-up); ` +
-    `inputs ${String(vgg?.result.inputs ?? '?')}, VGG16 weights ${String(vgg?.result.weights ?? '?')}`);
+  out.push(
+    `CPU: ${cpu.model} (${cpu.cores} cores), threads: ${threads}, libtorch ${report.torchVersion ?? '?'}, ` +
+      `PyTorch: ${py.ok ? `${opts.python} torch ${py.torchVersion}` : py.reason}; bf16: ${cpu.bf16Reason}`,
+  );
+  out.push(
+    `sizes: CNN batch ${s.cnnBatch} x ${s.cnnSteps} timed steps (${s.cnnWarmup} warm-up); VGG16 batch ${s.vggBatch} x ${s.vggBatches} timed (${s.vggWarmup} warm-up); ` +
+      `inputs ${String(vgg?.result.inputs ?? '?')}, VGG16 weights ${String(vgg?.result.weights ?? '?')}`,
+  );
   out.push('');
   out.push(formatTable(rows));
   out.push('');
   if (t) {
-    out.push(`transfer cost per image: (a) uncached step ${ms(t.uncachedStepSecondsPerImage)}, (b) feature pass ${ms(t.featureSecondsPerImage)}, ` +
-      `(c) head step from features ${ms(t.headStepSecondsPerImage)}; ratio = ${t.epochs}a / (b + ${t.epochs}c)`);
+    out.push(
+      `transfer cost per image: (a) uncached step ${ms(t.uncachedStepSecondsPerImage)}, (b) feature pass ${ms(t.featureSecondsPerImage)}, ` +
+        `(c) head step from features ${ms(t.headStepSecondsPerImage)}; ratio = ${t.epochs}a / (b + ${t.epochs}c)`,
+    );
   }
-  out.push(`total ${((performance.now() - started) / 1000).toFixed(0)} s. Figures vary with machine load; targets are reported, not asserted.`);
+  out.push(
+    `total ${((performance.now() - started) / 1000).toFixed(0)} s. Figures vary with machine load; targets are reported, not asserted.`,
+  );
   for (const [k, v] of Object.entries(errors)) out.push(`error in ${k}: ${v}`);
-  process.stdout.write(out.join('\n') + '\n');
+  process.stdout.write(`${out.join('\n')}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -32,17 +32,31 @@ export interface BenchOptions {
 }
 
 export const FULL_SIZES: BenchSizes = {
-  cnnBatch: 64, cnnWarmup: 2, cnnSteps: 8,
-  vggBatch: 16, vggWarmup: 1, vggBatches: 3,
-  transferBatch: 8, transferBatches: 4, headBatch: 64, headSteps: 20,
+  cnnBatch: 64,
+  cnnWarmup: 2,
+  cnnSteps: 8,
+  vggBatch: 16,
+  vggWarmup: 1,
+  vggBatches: 3,
+  transferBatch: 8,
+  transferBatches: 4,
+  headBatch: 64,
+  headSteps: 20,
   epochs: 20,
   decodeImages: 400,
 };
 
 export const QUICK_SIZES: BenchSizes = {
-  cnnBatch: 16, cnnWarmup: 1, cnnSteps: 2,
-  vggBatch: 4, vggWarmup: 1, vggBatches: 1,
-  transferBatch: 4, transferBatches: 1, headBatch: 64, headSteps: 3,
+  cnnBatch: 16,
+  cnnWarmup: 1,
+  cnnSteps: 2,
+  vggBatch: 4,
+  vggWarmup: 1,
+  vggBatches: 1,
+  transferBatch: 4,
+  transferBatches: 1,
+  headBatch: 64,
+  headSteps: 3,
   epochs: 20,
   decodeImages: 32,
 };
@@ -72,12 +86,15 @@ export function parseArgs(argv: string[]): BenchOptions {
       if (!Number.isInteger(n) || n < 1) throw new Error(`--threads needs a positive integer, got '${v ?? ''}'\n${USAGE}`);
       threads = n;
     } else if (a === '--help' || a === '-h') {
-      process.stderr.write(USAGE + '\n');
+      process.stderr.write(`${USAGE}\n`);
       process.exit(0);
     } else throw new Error(`unknown option '${a}'\n${USAGE}`);
   }
   return {
-    json, quick, threads, noPytorch,
+    json,
+    quick,
+    threads,
+    noPytorch,
     python: process.env.TRANSFERLAB_BENCH_PYTHON ?? '/usr/bin/python3',
     sizes: quick ? QUICK_SIZES : FULL_SIZES,
   };

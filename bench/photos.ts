@@ -18,8 +18,10 @@ export async function realPetImagesDir(): Promise<string | undefined> {
   for (const cls of ['Cat', 'Dog']) {
     const stat = await fs.stat(path.join(dir, cls)).catch(() => undefined);
     if (!stat?.isDirectory()) {
-      throw new Error(`TRANSFERLAB_TEST_ASSETS=${assets} has no folder ${path.join(dir, cls)}; ` +
-        'point it at a folder laid out as data/PetImages/{Cat,Dog}/*.jpg, or unset it to use generated photos.');
+      throw new Error(
+        `TRANSFERLAB_TEST_ASSETS=${assets} has no folder ${path.join(dir, cls)}; ` +
+          'point it at a folder laid out as data/PetImages/{Cat,Dog}/*.jpg, or unset it to use generated photos.',
+      );
     }
   }
   return dir;
@@ -29,9 +31,11 @@ export async function realPetImagesDir(): Promise<string | undefined> {
 function random(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 4294967296;
   };
 }
@@ -61,11 +65,13 @@ export async function generatePhotos(dir: string, perClass: number): Promise<voi
           const col = amp * Math.cos(fy * y + py);
           for (let x = 0; x < W; x++) {
             const v = base + col * row[x] + (rnd() - 0.5) * 24;
-            pixels[(y * W + x) * 3 + c] = v < 0 ? 0 : v > 255 ? 255 : v;
+            pixels[(y * W + x) * 3 + c] = v < 0 ? 0 : Math.min(v, 255);
           }
         }
       }
-      await sharp(pixels, { raw: { width: W, height: H, channels: 3 } }).jpeg({ quality: 80 }).toFile(path.join(dir, cls, `${i}.jpg`));
+      await sharp(pixels, { raw: { width: W, height: H, channels: 3 } })
+        .jpeg({ quality: 80 })
+        .toFile(path.join(dir, cls, `${i}.jpg`));
     }
   }
 }

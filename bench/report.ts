@@ -26,10 +26,21 @@ export function bytesText(bytes: number | null | undefined): string {
 
 export function formatTable(rows: Row[]): string {
   const header: Row = { metric: 'measure', ours: 'ours', reference: 'compared with', ratio: 'ratio', target: 'target', met: null };
-  const cells = (r: Row, isHeader = false) => [r.metric, r.ours, r.reference, r.ratio, r.target, isHeader ? 'met' : r.met === null ? '—' : r.met ? 'yes' : 'NO'];
+  const cells = (r: Row, isHeader = false) => [
+    r.metric,
+    r.ours,
+    r.reference,
+    r.ratio,
+    r.target,
+    isHeader ? 'met' : r.met === null ? '—' : r.met ? 'yes' : 'NO',
+  ];
   const all = [cells(header, true), ...rows.map((r) => cells(r))];
   const widths = all[0].map((_, c) => Math.max(...all.map((row) => row[c].length)));
-  const line = (row: string[]) => row.map((cell, c) => (c === 0 || c >= 4 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd();
+  const line = (row: string[]) =>
+    row
+      .map((cell, c) => (c === 0 || c >= 4 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+      .join('  ')
+      .trimEnd();
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');
   return [line(all[0]), rule, ...all.slice(1).map(line)].join('\n');
 }

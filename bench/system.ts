@@ -28,5 +28,10 @@ export function cpuInfo(): CpuInfo {
   const found = ['amx_bf16', 'avx512_bf16'].filter((f) => flags.has(f));
   return found.length > 0
     ? { model, cores, bf16Supported: true, bf16Reason: `CPU has ${found.join(' + ')}` }
-    : { model, cores, bf16Supported: false, bf16Reason: 'CPU has neither avx512_bf16 nor amx_bf16: bf16 would be emulated (slower than fp32), not measured' };
+    : {
+        model,
+        cores,
+        bf16Supported: false,
+        bf16Reason: 'CPU has neither avx512_bf16 nor amx_bf16: bf16 would be emulated (slower than fp32), not measured',
+      };
 }

@@ -4,8 +4,8 @@
  * process's peak resident memory (so each figure's peak is its own loop's, not the sum of all).
  */
 import { native } from '../lib/engine/native.js';
-import { benchCnnTrain, benchTransferCost, benchVgg16Features } from './engine.js';
 import { benchDecode } from './decode.js';
+import { benchCnnTrain, benchTransferCost, benchVgg16Features } from './engine.js';
 import type { BenchSizes } from './options.js';
 
 export interface WorkerRequest {
@@ -34,17 +34,26 @@ async function main(): Promise<void> {
   }
   let result: Record<string, unknown>;
   switch (name) {
-    case 'cnn-train': result = await benchCnnTrain(req.sizes); break;
-    case 'vgg16-features': result = await benchVgg16Features(req.sizes, { bf16: req.bf16 }); break;
-    case 'transfer-cost': result = await benchTransferCost(req.sizes); break;
-    case 'decode': result = await benchDecode({ images: req.sizes.decodeImages }); break;
-    default: throw new Error(`unknown benchmark '${name}'`);
+    case 'cnn-train':
+      result = await benchCnnTrain(req.sizes);
+      break;
+    case 'vgg16-features':
+      result = await benchVgg16Features(req.sizes, { bf16: req.bf16 });
+      break;
+    case 'transfer-cost':
+      result = await benchTransferCost(req.sizes);
+      break;
+    case 'decode':
+      result = await benchDecode({ images: req.sizes.decodeImages });
+      break;
+    default:
+      throw new Error(`unknown benchmark '${name}'`);
   }
   const reply: WorkerReply = { result, maxRssBytes: process.resourceUsage().maxRSS * 1024, ...engineInfo };
-  process.stdout.write(JSON.stringify(reply) + '\n');
+  process.stdout.write(`${JSON.stringify(reply)}\n`);
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.stack ?? error.message : String(error)}\n`);
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
   process.exit(1);
 });

@@ -3,26 +3,27 @@
  *
  *   import { sequential, layers } from 'transferlab';
  */
-export { sequential, Sequential, type CompileOptions, type SequentialOptions } from './models/sequential.js';
-export { layers } from './models/layers.js';
-export { optimizers, type OptimizerSpec, type AdamOptions, type SgdOptions, type RmspropOptions } from './models/optimizers.js';
-export type { LayerConfig, LayerWeights, SequentialConfig, WeightTensor, Shape } from './keras-format/config.js';
-export { experimentCnn, experimentCnnLayers, defaultHeadLayers } from './models/zoo.js';
+
 export type { Backbone } from './applications/backbone.js';
-export { vgg16, vgg16Layers, MissingWeightsError, VGG16_PREPROCESSING, type Vgg16Options } from './applications/vgg16.js';
-export { fromTfjs, featureLayerCandidates, type FromTfjsOptions } from './applications/tfjs.js';
 export { preprocessInput } from './applications/preprocess-input.js';
-export { transferModel, TransferModel, type TransferModelOptions } from './applications/transfer-model.js';
-export { OptionError } from './util/option-error.js';
-export { saveModel, loadModel, restoreCheckpoint } from './saving/persistence.js';
-export type { Preprocessing } from './models/preprocessing.js';
-export { History } from './training/history.js';
-export { ModelCheckpoint, EarlyStopping, type Callback } from './training/callbacks.js';
-export { NaNLossError, type FitOptions, type EvaluateResult } from './training/fit.js';
-export { cachedFeatures, FeatureDataset } from './training/feature-cache.js';
+export { type FromTfjsOptions, featureLayerCandidates, fromTfjs } from './applications/tfjs.js';
+export { TransferModel, type TransferModelOptions, transferModel } from './applications/transfer-model.js';
+export { MissingWeightsError, VGG16_PREPROCESSING, type Vgg16Options, vgg16, vgg16Layers } from './applications/vgg16.js';
 export * from './data/index.js';
-export { runCompare } from './experiment/compare.js';
-export { DEFAULT_CONFIG, type CompareConfig } from './experiment/config.js';
 export { native } from './engine/native.js';
+export { runCompare } from './experiment/compare.js';
+export { type CompareConfig, DEFAULT_CONFIG } from './experiment/config.js';
+export type { LayerConfig, LayerWeights, SequentialConfig, Shape, WeightTensor } from './keras-format/config.js';
+export { layers } from './models/layers.js';
+export { type AdamOptions, type OptimizerSpec, optimizers, type RmspropOptions, type SgdOptions } from './models/optimizers.js';
+export type { Preprocessing } from './models/preprocessing.js';
+export { type CompileOptions, Sequential, type SequentialOptions, sequential } from './models/sequential.js';
+export { defaultHeadLayers, experimentCnn, experimentCnnLayers } from './models/zoo.js';
 export { fetchArtifact, locateArtifact } from './net/artifacts.js';
 export { writeRunReport } from './reports/write-report.js';
+export { loadModel, restoreCheckpoint, saveModel } from './saving/persistence.js';
+export { type Callback, EarlyStopping, ModelCheckpoint } from './training/callbacks.js';
+export { cachedFeatures, FeatureDataset } from './training/feature-cache.js';
+export { type EvaluateResult, type FitOptions, NaNLossError } from './training/fit.js';
+export { History } from './training/history.js';
+export { OptionError } from './util/option-error.js';

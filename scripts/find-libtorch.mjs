@@ -1,10 +1,10 @@
 #!/usr/bin/env node
+import { execFileSync } from 'node:child_process';
 // Finds libtorch for the native build, in the order tch-rs uses: LIBTORCH (an official libtorch
 // download, CPU or CUDA), then LIBTORCH_USE_PYTORCH=1 (the active Python's torch), then the system
 // (Debian/Ubuntu `libtorch-dev`). Prints `include` dirs, `lib` dir or `libs` as node-gyp asks;
 // `--explain` prints what was tried. Exits non-zero with instructions when nothing is found.
 import { existsSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 
 const HEADER = 'torch/csrc/api/include/torch/torch.h';
@@ -25,7 +25,9 @@ function find() {
   if (process.env.LIBTORCH_USE_PYTORCH === '1') {
     const python = process.env.PYTHON ?? 'python3';
     try {
-      const torchDir = execFileSync(python, ['-c', 'import torch, os; print(os.path.dirname(torch.__file__))'], { encoding: 'utf8' }).trim();
+      const torchDir = execFileSync(python, ['-c', 'import torch, os; print(os.path.dirname(torch.__file__))'], {
+        encoding: 'utf8',
+      }).trim();
       return layout(`LIBTORCH_USE_PYTORCH=1 (${python}: ${torchDir})`, path.join(torchDir, 'include'), path.join(torchDir, 'lib'));
     } catch (error) {
       tried.push(`LIBTORCH_USE_PYTORCH=1: \`${python} -c "import torch"\` failed (${String(error.message).split('\n')[0]})`);
@@ -43,9 +45,10 @@ const found = find();
 const what = process.argv[2];
 if (!found) {
   console.error(
-    'transferlab: libtorch was not found. Tried:\n' + tried.map((t) => `  - ${t}`).join('\n') +
-    '\nInstall it with `apt-get install libtorch-dev` (Debian/Ubuntu), or set LIBTORCH=/path/to/libtorch ' +
-    '(an unpacked libtorch download), or LIBTORCH_USE_PYTORCH=1 to use the torch of `python3`.',
+    'transferlab: libtorch was not found. Tried:\n' +
+      tried.map((t) => `  - ${t}`).join('\n') +
+      '\nInstall it with `apt-get install libtorch-dev` (Debian/Ubuntu), or set LIBTORCH=/path/to/libtorch ' +
+      '(an unpacked libtorch download), or LIBTORCH_USE_PYTORCH=1 to use the torch of `python3`.',
   );
   process.exit(1);
 }

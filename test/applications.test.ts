@@ -2,9 +2,10 @@
  * The public applications API: VGG16 as Keras builds it, TF.js bases, preprocess_input, and the
  * transfer model (frozen base + head) that fit trains.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { defaultHeadLayers, fromTfjs, preprocessInput, transferModel, vgg16, OptionError } from '../lib/index.js';
+import { test } from 'node:test';
+import { defaultHeadLayers, fromTfjs, OptionError, preprocessInput, transferModel, vgg16 } from '../lib/index.js';
 import { ArrayDataset, Rng } from './helpers/naive.js';
 import { sharedTinyBackbone, TINY_FEATURE_CHANNELS, TINY_OUTPUT_LAYER } from './helpers/tiny-backbone.js';
 import { smallHead } from './helpers/transfer-helpers.js';
@@ -73,7 +74,10 @@ test('transferModel trains the head only: base weights unchanged after a step, h
       else if (!same) headChanged++;
     });
   }
-  assert.ok(before.some((l) => baseNames.has(l.layerName)), 'the base has weights to check');
+  assert.ok(
+    before.some((l) => baseNames.has(l.layerName)),
+    'the base has weights to check',
+  );
   assert.equal(headChanged, 4, 'both Dense layers of the head (kernels and biases) moved');
 });
 

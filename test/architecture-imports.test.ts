@@ -2,10 +2,11 @@
  * The layering rules of lib/, checked on the import graph of its sources: Keras format types sit
  * below io and models, models never download or read files, and no module imports itself back.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { test } from 'node:test';
 import { repoRoot } from './helpers/paths.js';
 
 const LIB = path.join(repoRoot, 'lib');
@@ -46,7 +47,9 @@ const folder = (id: string) => id.split('/')[0];
 
 /** Every import edge from a module in folder `from` to one in folder `to`. */
 function edges(from: string, to: string): string[] {
-  return [...graph].flatMap(([id, targets]) => (folder(id) === from ? targets.filter((t) => folder(t) === to).map((t) => `${id} -> ${t}`) : []));
+  return [...graph].flatMap(([id, targets]) =>
+    folder(id) === from ? targets.filter((t) => folder(t) === to).map((t) => `${id} -> ${t}`) : [],
+  );
 }
 
 /** Cycles found by depth-first search, each as the path that closes it. */
@@ -56,7 +59,8 @@ function cycles(): string[][] {
   const visit = (id: string, trail: string[]) => {
     state.set(id, 'open');
     for (const next of graph.get(id) ?? []) {
-      if (state.get(next) === 'open') found.push([...trail.slice(trail.indexOf(next)), id, next].filter((n, i, all) => i === 0 || n !== all[i - 1]));
+      if (state.get(next) === 'open')
+        found.push([...trail.slice(trail.indexOf(next)), id, next].filter((n, i, all) => i === 0 || n !== all[i - 1]));
       else if (!state.has(next)) visit(next, [...trail, id]);
     }
     state.set(id, 'done');
@@ -92,8 +96,13 @@ test('models never import net or io (files are read and downloaded one level up)
 });
 
 test('keras-format depends on nothing else in lib', () => {
-  assert.ok([...graph.keys()].some((id) => folder(id) === 'keras-format'), 'lib/keras-format exists');
-  const outside = [...graph].flatMap(([id, targets]) => (folder(id) === 'keras-format' ? targets.filter((t) => folder(t) !== 'keras-format') : []));
+  assert.ok(
+    [...graph.keys()].some((id) => folder(id) === 'keras-format'),
+    'lib/keras-format exists',
+  );
+  const outside = [...graph].flatMap(([id, targets]) =>
+    folder(id) === 'keras-format' ? targets.filter((t) => folder(t) !== 'keras-format') : [],
+  );
   assert.deepEqual(outside, []);
 });
 
@@ -102,5 +111,8 @@ test('data does not build on reports types', () => {
 });
 
 test('lib has no import cycles', () => {
-  assert.deepEqual(cycles().map((c) => c.join(' -> ')), []);
+  assert.deepEqual(
+    cycles().map((c) => c.join(' -> ')),
+    [],
+  );
 });

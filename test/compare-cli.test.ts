@@ -2,11 +2,12 @@
  * `compare` on the command line: help and argument errors (exit 2 naming the flag), and one
  * model failing without destroying the other's results (exit 1).
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { test } from 'node:test';
 import { DEFAULT_CONFIG } from '../lib/experiment/config.js';
 import { sharedPetImages } from './helpers/pet-images.js';
 import { writeTinyBackbone } from './helpers/tiny-backbone.js';
@@ -22,7 +23,7 @@ function flagBlocks(help: string): Map<string, string> {
       current = m[1]!;
       blocks.set(current, line);
     } else if (current && /^ {3,}\S/.test(line)) {
-      blocks.set(current, blocks.get(current)! + '\n' + line);
+      blocks.set(current, `${blocks.get(current)!}\n${line}`);
     } else {
       current = undefined;
     }
@@ -32,10 +33,35 @@ function flagBlocks(help: string): Map<string, string> {
 
 /** Every option `compare` accepts. */
 const FLAGS = [
-  'data-dir', 'archive', 'image-folder', 'no-download', 'splits', 'limit', 'cache-dir',
-  'image-size', 'batch-size', 'epochs', 'learning-rate', 'models', 'seed', 'shuffle', 'threads', 'faithful',
-  'backbone', 'backbone-output', 'weights', 'preprocess', 'head-units', 'no-feature-cache', 'bf16',
-  'fine-tune-epochs', 'fine-tune-layers', 'fine-tune-learning-rate', 'out', 'resume', 'help',
+  'data-dir',
+  'archive',
+  'image-folder',
+  'no-download',
+  'splits',
+  'limit',
+  'cache-dir',
+  'image-size',
+  'batch-size',
+  'epochs',
+  'learning-rate',
+  'models',
+  'seed',
+  'shuffle',
+  'threads',
+  'faithful',
+  'backbone',
+  'backbone-output',
+  'weights',
+  'preprocess',
+  'head-units',
+  'no-feature-cache',
+  'bf16',
+  'fine-tune-epochs',
+  'fine-tune-layers',
+  'fine-tune-learning-rate',
+  'out',
+  'resume',
+  'help',
 ];
 
 /** Flags with a default value, and the value the help must state (from DEFAULT_CONFIG). */
@@ -108,16 +134,34 @@ test('bad compare flags exit 2 with a message naming the flag, before any work',
   });
 });
 
-test('a missing backbone file is refused before the CNN trains; exit 1, the message names the file, no run folder', { timeout: 300_000 }, async () => {
+test('a missing backbone file is refused before the CNN trains; exit 1, the message names the file, no run folder', {
+  timeout: 300_000,
+}, async () => {
   await withTempDir('compare-missing-backbone', async (dir) => {
     const cacheDir = path.join(dir, 'cache');
     const runDir = path.join(dir, 'run');
     const missing = path.join(dir, 'nowhere', 'model.json');
     await mkdir(path.join(dir, 'nowhere'));
-    const r = await runCli([
-      'compare', '--data-dir', await sharedPetImages(), '--image-size', '96', '--epochs', '1', '--limit', '40',
-      '--backbone', missing, '--out', runDir, '--cache-dir', cacheDir,
-    ], { cacheDir });
+    const r = await runCli(
+      [
+        'compare',
+        '--data-dir',
+        await sharedPetImages(),
+        '--image-size',
+        '96',
+        '--epochs',
+        '1',
+        '--limit',
+        '40',
+        '--backbone',
+        missing,
+        '--out',
+        runDir,
+        '--cache-dir',
+        cacheDir,
+      ],
+      { cacheDir },
+    );
     assert.equal(r.code, 1, describeRun(r));
     assert.ok(r.stderr.includes(missing), `the error names ${missing}: ${r.stderr}`);
     assert.doesNotMatch(r.stdout, /== CNN ==/, 'the CNN did not train');
@@ -131,11 +175,34 @@ test('a transfer model that fails in training leaves the CNN results standing; e
     const runDir = path.join(dir, 'run');
     const tiny = await writeTinyBackbone(path.join(dir, 'tiny'));
     // fine-tuning at a learning rate of 1e30 sends the base's weights to infinity: val_loss NaN
-    const r = await runCli([
-      'compare', '--data-dir', await sharedPetImages(), '--image-size', '96', '--epochs', '1', '--limit', '40',
-      '--backbone', tiny.modelJson, '--backbone-output', tiny.outputLayer, '--head-units', '8',
-      '--fine-tune-epochs', '1', '--fine-tune-learning-rate', '1e30', '--out', runDir, '--cache-dir', cacheDir,
-    ], { cacheDir });
+    const r = await runCli(
+      [
+        'compare',
+        '--data-dir',
+        await sharedPetImages(),
+        '--image-size',
+        '96',
+        '--epochs',
+        '1',
+        '--limit',
+        '40',
+        '--backbone',
+        tiny.modelJson,
+        '--backbone-output',
+        tiny.outputLayer,
+        '--head-units',
+        '8',
+        '--fine-tune-epochs',
+        '1',
+        '--fine-tune-learning-rate',
+        '1e30',
+        '--out',
+        runDir,
+        '--cache-dir',
+        cacheDir,
+      ],
+      { cacheDir },
+    );
     assert.equal(r.code, 1, describeRun(r));
     const summary = await readJson(path.join(runDir, 'summary.json'));
     const [cnn, transfer] = summary.models;

@@ -3,14 +3,23 @@
  * MobileNet-like TF.js backbone as the pretrained base, then `predict` and `report` on its run.
  * With TRANSFERLAB_TEST_ASSETS, also the real run: real photos, the real MobileNet.
  */
-import { describe, test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
 import { mobilenetModelJson, needsMobilenet, needsPetImages, petImagesDir } from './helpers/paths.js';
-import { assertPng, describeRun, generatedCompareInputs, readJson, runCli, withTempDir, type CliResult } from './helpers/transfer-helpers.js';
+import {
+  assertPng,
+  type CliResult,
+  describeRun,
+  generatedCompareInputs,
+  readJson,
+  runCli,
+  withTempDir,
+} from './helpers/transfer-helpers.js';
 
 const EPOCH_LINE = /\d+\/\d+ \[=+\] - \d+s \d+m?s\/step - loss: [\d.]+ - accuracy: [\d.]+ - val_loss: [\d.]+ - val_accuracy: [\d.]+/;
 const HISTORY_KEYS = ['loss', 'accuracy', 'val_loss', 'val_accuracy'] as const;
@@ -31,10 +40,27 @@ describe('compare with a MobileNet-like base on 110 generated photos', { timeout
     dataDir = inputs.dataDir;
     outputLayer = inputs.outputLayer;
     // 96x96 is about the smallest the experiment CNN takes (five 3x3 convs and 2x2 pools)
-    result = await runCli([
-      'compare', '--data-dir', dataDir, ...inputs.backboneArgs,
-      '--image-size', '96', '--epochs', '3', '--batch-size', '16', '--limit', '110', '--out', runDir, '--cache-dir', cacheDir,
-    ], { cacheDir });
+    result = await runCli(
+      [
+        'compare',
+        '--data-dir',
+        dataDir,
+        ...inputs.backboneArgs,
+        '--image-size',
+        '96',
+        '--epochs',
+        '3',
+        '--batch-size',
+        '16',
+        '--limit',
+        '110',
+        '--out',
+        runDir,
+        '--cache-dir',
+        cacheDir,
+      ],
+      { cacheDir },
+    );
   });
 
   after(async () => {
@@ -65,13 +91,19 @@ describe('compare with a MobileNet-like base on 110 generated photos', { timeout
     assert.equal(typeof environment.torchVersion, 'string');
 
     const summary = await readJson(path.join(runDir, 'summary.json'));
-    assert.deepEqual(summary.models.map((m: { name: string }) => m.name), ['cnn', 'transfer']);
+    assert.deepEqual(
+      summary.models.map((m: { name: string }) => m.name),
+      ['cnn', 'transfer'],
+    );
     for (const m of summary.models) {
       assert.equal(m.error, undefined, `${m.name} has no error`);
       for (const k of HISTORY_KEYS) {
         assert.ok(Array.isArray(m.history[k]), `${m.name} history.${k}`);
         assert.equal(m.history[k].length, 3, `${m.name} history.${k} has 3 epochs`);
-        assert.ok(m.history[k].every((v: number) => Number.isFinite(v)), `${m.name} history.${k} finite`);
+        assert.ok(
+          m.history[k].every((v: number) => Number.isFinite(v)),
+          `${m.name} history.${k} finite`,
+        );
       }
       assert.ok(Number.isInteger(m.best.epoch) && m.best.epoch >= 1 && m.best.epoch <= 3, `${m.name} best.epoch`);
       assert.equal(m.best.val_loss, Math.min(...m.history.val_loss), `${m.name} best.val_loss is the lowest val_loss`);
@@ -81,7 +113,10 @@ describe('compare with a MobileNet-like base on 110 generated photos', { timeout
       assert.equal(typeof m.final.val_accuracy, 'number');
       // the final evaluation (whole validation split, final weights) equals the last epoch's validation
       assert.ok(Math.abs(m.final.val_accuracy - m.history.val_accuracy[2]) < 1e-9, `${m.name} final val_accuracy = last epoch's`);
-      assert.ok(Math.abs(m.final.val_loss - m.history.val_loss[2]) <= 1e-5 * Math.max(1, m.final.val_loss), `${m.name} final val_loss = last epoch's`);
+      assert.ok(
+        Math.abs(m.final.val_loss - m.history.val_loss[2]) <= 1e-5 * Math.max(1, m.final.val_loss),
+        `${m.name} final val_loss = last epoch's`,
+      );
     }
   });
 
@@ -105,9 +140,16 @@ describe('compare with a MobileNet-like base on 110 generated photos', { timeout
       const evaluation = await readJson(path.join(folder, 'evaluation.json'));
       const matrix: number[][] = evaluation.confusion.matrix;
       assert.deepEqual(evaluation.confusion.classNames, ['cat', 'dog']);
-      assert.equal(matrix.flat().reduce((a, b) => a + b, 0), 22, `${name} confusion matrix sums to the validation size`);
+      assert.equal(
+        matrix.flat().reduce((a, b) => a + b, 0),
+        22,
+        `${name} confusion matrix sums to the validation size`,
+      );
       const correct = matrix[0]![0]! + matrix[1]![1]!;
-      assert.ok(Math.abs(correct / 22 - evaluation.checkpoint.val_accuracy) < 1e-9, `${name} confusion diagonal matches the checkpoint's val_accuracy`);
+      assert.ok(
+        Math.abs(correct / 22 - evaluation.checkpoint.val_accuracy) < 1e-9,
+        `${name} confusion diagonal matches the checkpoint's val_accuracy`,
+      );
       assert.deepEqual(evaluation.checkpoint, m.checkpoint, `${name} evaluation.json = summary`);
       assert.equal(m.checkpoint.epoch, m.best.epoch, `${name} the matrix is best/'s`);
     }
@@ -148,8 +190,14 @@ describe('compare with a MobileNet-like base on 110 generated photos', { timeout
 
     const json = await runCli(['predict', '--json', '--model', path.join(runDir, 'transfer'), ...images], { cacheDir });
     assert.equal(json.code, 0, describeRun(json));
-    const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as { image: string; class: string; probability: number; output: number[] });
-    assert.deepEqual(rows.map((row) => row.image), images);
+    const rows = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { image: string; class: string; probability: number; output: number[] });
+    assert.deepEqual(
+      rows.map((row) => row.image),
+      images,
+    );
     rows.forEach((row, i) => {
       assert.equal(row.class, lines[i]!.split('\t')[1]);
       assert.equal(row.output.length, 1);
@@ -186,18 +234,45 @@ describe('compare with a MobileNet-like base on 110 generated photos', { timeout
   });
 });
 
-test('compare on real photos with the real MobileNet: the transfer model beats the CNN', { skip: needsMobilenet || needsPetImages, timeout: 1_200_000 }, async () => {
+test('compare on real photos with the real MobileNet: the transfer model beats the CNN', {
+  skip: needsMobilenet || needsPetImages,
+  timeout: 1_200_000,
+}, async () => {
   await withTempDir('compare-e2e-real', async (dir) => {
     const cacheDir = path.join(dir, 'cache');
     const runDir = path.join(dir, 'run');
-    const result = await runCli([
-      'compare', '--data-dir', petImagesDir!, '--backbone', mobilenetModelJson!, '--backbone-output', 'conv_pw_13_relu',
-      '--image-size', '128', '--epochs', '2', '--limit', '300', '--out', runDir, '--cache-dir', cacheDir,
-    ], { cacheDir });
+    const result = await runCli(
+      [
+        'compare',
+        '--data-dir',
+        petImagesDir!,
+        '--backbone',
+        mobilenetModelJson!,
+        '--backbone-output',
+        'conv_pw_13_relu',
+        '--image-size',
+        '128',
+        '--epochs',
+        '2',
+        '--limit',
+        '300',
+        '--out',
+        runDir,
+        '--cache-dir',
+        cacheDir,
+      ],
+      { cacheDir },
+    );
     assert.equal(result.code, 0, describeRun(result));
     const summary = await readJson(path.join(runDir, 'summary.json'));
-    assert.deepEqual(summary.models.map((m: { name: string }) => m.name), ['cnn', 'transfer']);
+    assert.deepEqual(
+      summary.models.map((m: { name: string }) => m.name),
+      ['cnn', 'transfer'],
+    );
     const [cnn, transfer] = summary.models;
-    assert.ok(transfer.final.val_accuracy > cnn.final.val_accuracy, `transfer ${transfer.final.val_accuracy} > cnn ${cnn.final.val_accuracy}`);
+    assert.ok(
+      transfer.final.val_accuracy > cnn.final.val_accuracy,
+      `transfer ${transfer.final.val_accuracy} > cnn ${cnn.final.val_accuracy}`,
+    );
   });
 });

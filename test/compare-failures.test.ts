@@ -2,11 +2,12 @@
  * `compare` never reports success it did not earn: a model whose loss became NaN is failed in the
  * report and summary (exit 1), and a run that cannot start does not block its own folder.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { test } from 'node:test';
 import { makePetImages } from './helpers/pet-images.js';
 import { describeRun, readJson, runCli, withTempDir } from './helpers/transfer-helpers.js';
 
@@ -17,7 +18,9 @@ test('a CNN whose val_loss becomes NaN is failed, in words, in summary.json and 
     const pets = await makePetImages(dir, { perClass: 12, width: 48, height: 40, seed: 3 });
     const out = path.join(dir, 'run');
     // a learning rate of 1e30 sends the weights to infinity in the first step
-    const r = await runCli(['compare', '--data-dir', pets, ...TINY, '--learning-rate', '1e30', '--out', out], { cacheDir: path.join(dir, 'cache') });
+    const r = await runCli(['compare', '--data-dir', pets, ...TINY, '--learning-rate', '1e30', '--out', out], {
+      cacheDir: path.join(dir, 'cache'),
+    });
     assert.equal(r.code, 1, describeRun(r));
     const summary = await readJson(path.join(out, 'summary.json'));
     const [cnn] = summary.models;

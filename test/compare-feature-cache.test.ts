@@ -2,9 +2,10 @@
  * `compare`'s feature cache through the CLI: `--no-feature-cache` promises "same results", with
  * and without `--shuffle`; and shuffled runs resume identically when several models share the data.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { test } from 'node:test';
 import { assertClose, describeRun, generatedCompareInputs, readJson, runCli, withTempDir } from './helpers/transfer-helpers.js';
 
 const HISTORY_KEYS = ['loss', 'accuracy', 'val_loss', 'val_accuracy'] as const;
@@ -21,7 +22,10 @@ async function summaryModels(runDir: string): Promise<ModelSummary[]> {
 }
 
 function assertSameHistories(a: ModelSummary[], b: ModelSummary[], rel: number, what: string): void {
-  assert.deepEqual(a.map((m) => m.name), b.map((m) => m.name));
+  assert.deepEqual(
+    a.map((m) => m.name),
+    b.map((m) => m.name),
+  );
   a.forEach((m, i) => {
     assert.equal(m.error, undefined, `${m.name}: ${m.error}`);
     for (const k of HISTORY_KEYS) assertClose(m.history[k]!, b[i]!.history[k]!, rel, `${what}: ${m.name} history.${k}`);
@@ -33,13 +37,35 @@ async function cacheEqualsNoCache(prefix: string, extra: string[]): Promise<void
   await withTempDir(prefix, async (dir) => {
     const cacheDir = path.join(dir, 'cache');
     const { dataDir, backboneArgs } = await generatedCompareInputs();
-    const base = ['compare', '--data-dir', dataDir, '--image-size', '64', '--epochs', '2', '--batch-size', '16',
-      '--models', 'transfer', ...backboneArgs, '--head-units', '16', '--cache-dir', cacheDir, ...extra];
+    const base = [
+      'compare',
+      '--data-dir',
+      dataDir,
+      '--image-size',
+      '64',
+      '--epochs',
+      '2',
+      '--batch-size',
+      '16',
+      '--models',
+      'transfer',
+      ...backboneArgs,
+      '--head-units',
+      '16',
+      '--cache-dir',
+      cacheDir,
+      ...extra,
+    ];
     const withCache = await runCli([...base, '--out', path.join(dir, 'cached')], { cacheDir });
     assert.equal(withCache.code, 0, describeRun(withCache));
     const without = await runCli([...base, '--no-feature-cache', '--out', path.join(dir, 'direct')], { cacheDir });
     assert.equal(without.code, 0, describeRun(without));
-    assertSameHistories(await summaryModels(path.join(dir, 'cached')), await summaryModels(path.join(dir, 'direct')), 1e-4, 'cached vs --no-feature-cache');
+    assertSameHistories(
+      await summaryModels(path.join(dir, 'cached')),
+      await summaryModels(path.join(dir, 'direct')),
+      1e-4,
+      'cached vs --no-feature-cache',
+    );
   });
 }
 
@@ -60,8 +86,24 @@ test('compare --shuffle with two models resumes identically after the first mode
     const cacheDir = path.join(dir, 'cache');
     const { dataDir, backboneArgs } = await generatedCompareInputs();
     // 96x96: the CNN runs too
-    const base = ['compare', '--data-dir', dataDir, '--image-size', '96', '--epochs', '2', '--batch-size', '16',
-      '--shuffle', '--no-feature-cache', ...backboneArgs, '--head-units', '16', '--cache-dir', cacheDir];
+    const base = [
+      'compare',
+      '--data-dir',
+      dataDir,
+      '--image-size',
+      '96',
+      '--epochs',
+      '2',
+      '--batch-size',
+      '16',
+      '--shuffle',
+      '--no-feature-cache',
+      ...backboneArgs,
+      '--head-units',
+      '16',
+      '--cache-dir',
+      cacheDir,
+    ];
     const interruptedDir = path.join(dir, 'interrupted');
     const stopped = await runCli([...base, '--out', interruptedDir], { cacheDir, stopAfterEpoch: 2 });
     assert.equal(stopped.code, 130, describeRun(stopped));

@@ -4,20 +4,21 @@
  * (best/) is behind every evaluated figure, wall time includes data and feature extraction, and
  * `transferlab report` rewrites identical files.
  */
-import { describe, test, before, after } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { reportCommand } from '../lib/cli/commands/report.js';
-import { runCompare, type CompareResult } from '../lib/experiment/compare.js';
-import { DEFAULT_CONFIG, type CompareConfig } from '../lib/experiment/config.js';
+import { type CompareResult, runCompare } from '../lib/experiment/compare.js';
+import { type CompareConfig, DEFAULT_CONFIG } from '../lib/experiment/config.js';
 import { decodeExperimentData, inspectExperimentData } from '../lib/experiment/data.js';
 import { layers } from '../lib/models/layers.js';
-import { loadModel, saveModel } from '../lib/saving/persistence.js';
 import { Sequential } from '../lib/models/sequential.js';
 import type { ModelRunSummary } from '../lib/reports/types.js';
+import { loadModel, saveModel } from '../lib/saving/persistence.js';
 
 /**
  * root/cat and root/dog of the same grey noise: labels carry no signal, so both models overfit and
@@ -25,28 +26,43 @@ import type { ModelRunSummary } from '../lib/reports/types.js';
  */
 async function makeImageFolder(root: string, perClass: number): Promise<void> {
   let seed = 7;
-  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-  for (const [cls, base] of [['cat', 128], ['dog', 128]] as const) {
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (const [cls, base] of [
+    ['cat', 128],
+    ['dog', 128],
+  ] as const) {
     await mkdir(path.join(root, cls), { recursive: true });
     for (let i = 0; i < perClass; i++) {
       const pixels = Buffer.alloc(32 * 32 * 3);
       for (let p = 0; p < pixels.length; p++) pixels[p] = Math.max(0, Math.min(255, base + Math.round((random() - 0.5) * 120)));
-      await sharp(pixels, { raw: { width: 32, height: 32, channels: 3 } }).jpeg({ quality: 95 }).toFile(path.join(root, cls, `${cls}.${i}.jpg`));
+      await sharp(pixels, { raw: { width: 32, height: 32, channels: 3 } })
+        .jpeg({ quality: 95 })
+        .toFile(path.join(root, cls, `${cls}.${i}.jpg`));
     }
   }
 }
 
 /** A small TF.js layers model to serve as the frozen base. */
 async function makeBackbone(dir: string): Promise<string> {
-  const base = new Sequential([layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', inputShape: [32, 32, 3] }), layers.maxPooling2d({ poolSize: 4 })], { seed: 3, preprocessing: 'tf' });
+  const base = new Sequential(
+    [layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu', inputShape: [32, 32, 3] }), layers.maxPooling2d({ poolSize: 4 })],
+    { seed: 3, preprocessing: 'tf' },
+  );
   await saveModel(base, dir);
   return path.join(dir, 'model.json');
 }
 
 function configFor(dir: string, name: string, extra: Partial<CompareConfig>): CompareConfig {
   return {
-    ...DEFAULT_CONFIG, imageFolder: path.join(dir, 'images'), imageSize: [96, 96], batchSize: 4, epochs: 4, threads: 1,
-    cacheDir: path.join(dir, 'cache'), out: path.join(dir, name), ...extra,
+    ...DEFAULT_CONFIG,
+    imageFolder: path.join(dir, 'images'),
+    imageSize: [96, 96],
+    batchSize: 4,
+    epochs: 4,
+    threads: 1,
+    cacheDir: path.join(dir, 'cache'),
+    out: path.join(dir, name),
+    ...extra,
   };
 }
 
@@ -79,7 +95,11 @@ describe('compare names its figures, uses one checkpoint, times every phase', { 
       assert.deepEqual(m.bestAccuracy, { epoch: bestAccuracy.epoch, val_accuracy: bestAccuracy.value }, `${m.name} bestAccuracy`);
       assert.deepEqual([m.best.epoch, m.best.val_loss], [lowestLoss.epoch, lowestLoss.value], `${m.name} best = lowest val_loss`);
       assert.equal(m.best.val_accuracy, m.history.val_accuracy[lowestLoss.epoch - 1]);
-      assert.deepEqual(m.final, { val_loss: m.history.val_loss[3], val_accuracy: m.history.val_accuracy[3] }, `${m.name} final = last epoch`);
+      assert.deepEqual(
+        m.final,
+        { val_loss: m.history.val_loss[3], val_accuracy: m.history.val_accuracy[3] },
+        `${m.name} final = last epoch`,
+      );
       assert.ok(m.best.epoch < 4, `${m.name}: the fixture must make the best epoch come before the last (val_loss ${m.history.val_loss})`);
     }
   });
@@ -100,8 +120,14 @@ describe('compare names its figures, uses one checkpoint, times every phase', { 
       const { model } = await loadModel(path.join(run.runDir, m.name, 'best'));
       const check = await model.evaluate(data.validation);
       const matrix = m.confusion!.matrix;
-      assert.equal(matrix.flat().reduce((a, b) => a + b, 0), validationSize);
-      assert.ok(Math.abs((matrix[0]![0]! + matrix[1]![1]!) / validationSize - check.accuracy) < 1e-9, `${m.name} confusion diagonal = best/ accuracy`);
+      assert.equal(
+        matrix.flat().reduce((a, b) => a + b, 0),
+        validationSize,
+      );
+      assert.ok(
+        Math.abs((matrix[0]![0]! + matrix[1]![1]!) / validationSize - check.accuracy) < 1e-9,
+        `${m.name} confusion diagonal = best/ accuracy`,
+      );
       assert.ok(Math.abs(check.accuracy - c.val_accuracy) < 1e-9, `${m.name} best/ accuracy as predict loads it`);
       const wrong = validationSize - (matrix[0]![0]! + matrix[1]![1]!);
       assert.equal(m.mostConfidentlyWrong!.length, Math.min(wrong, 12), `${m.name} gallery lists best/'s mistakes`);
@@ -115,7 +141,10 @@ describe('compare names its figures, uses one checkpoint, times every phase', { 
     for (const m of run.summary!.models) {
       const t = m.timings!;
       const parts = [t.dataSeconds, t.featureExtractionSeconds, t.trainingSeconds, t.evaluationSeconds];
-      assert.ok(parts.every((s) => Number.isFinite(s) && s >= 0), `${m.name} parts ${parts}`);
+      assert.ok(
+        parts.every((s) => Number.isFinite(s) && s >= 0),
+        `${m.name} parts ${parts}`,
+      );
       assert.ok(Math.abs(t.totalSeconds - parts.reduce((a, b) => a + b, 0)) < 1e-9, `${m.name} total = sum of parts`);
       assert.ok(t.dataSeconds > 0 && t.trainingSeconds > 0 && t.evaluationSeconds > 0, `${m.name} data, training, evaluation measured`);
       assert.ok(Math.abs(t.trainingSeconds - m.epochSeconds.reduce((a, b) => a + b, 0)) < 1e-9, `${m.name} training = the epochs`);

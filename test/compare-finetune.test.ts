@@ -1,8 +1,9 @@
 // Fine-tuning (beyond the experiment): after the head, the top of the base is unfrozen and trained
 // on at a low learning rate; the layers below stay exactly as pretrained.
-import test from 'node:test';
+
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import test from 'node:test';
 import { readTfjsLayersModel } from '../lib/io/tfjs-model.js';
 import { describeRun, generatedCompareInputs, readJson, runCli, withTempDir } from './helpers/transfer-helpers.js';
 
@@ -12,9 +13,33 @@ test('compare --fine-tune-epochs trains the top base layers after the head, and 
     const out = path.join(dir, 'run');
     const { dataDir, backboneArgs } = await generatedCompareInputs();
     const modelJson = backboneArgs[1]!;
-    const run = await runCli(['compare', '--data-dir', dataDir, '--models', 'transfer', ...backboneArgs,
-      '--image-size', '64', '--epochs', '1', '--batch-size', '16',
-      '--fine-tune-epochs', '1', '--fine-tune-layers', '3', '--fine-tune-learning-rate', '0.001', '--out', out, '--cache-dir', cacheDir], { cacheDir });
+    const run = await runCli(
+      [
+        'compare',
+        '--data-dir',
+        dataDir,
+        '--models',
+        'transfer',
+        ...backboneArgs,
+        '--image-size',
+        '64',
+        '--epochs',
+        '1',
+        '--batch-size',
+        '16',
+        '--fine-tune-epochs',
+        '1',
+        '--fine-tune-layers',
+        '3',
+        '--fine-tune-learning-rate',
+        '0.001',
+        '--out',
+        out,
+        '--cache-dir',
+        cacheDir,
+      ],
+      { cacheDir },
+    );
     assert.equal(run.code, 0, describeRun(run));
     // of the last 3 layers (conv_pw_3, conv_pw_3_bn, conv_pw_3_relu) batch norm stays frozen
     assert.match(run.stdout, /fine-tuning the last 2 base layers \(conv_pw_3, conv_pw_3_relu\)/);

@@ -3,22 +3,25 @@
  * class folders, one class), the transfer model's backbone layer and weights, the CNN's input
  * size. A run refused there exits non-zero, says why, and leaves no run folder behind.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { test } from 'node:test';
 import { fromTfjs } from '../lib/applications/tfjs.js';
+import { Rng } from './helpers/naive.js';
 import { makePetImages } from './helpers/pet-images.js';
 import { TINY_OUTPUT_LAYER, writeTinyBackbone } from './helpers/tiny-backbone.js';
-import { describeRun, runCli, withTempDir, type CliResult } from './helpers/transfer-helpers.js';
-import { Rng } from './helpers/naive.js';
+import { type CliResult, describeRun, runCli, withTempDir } from './helpers/transfer-helpers.js';
 
 const SMALL = ['--image-size', '96', '--epochs', '1', '--batch-size', '8'];
 
 /** A JFIF APP0 segment (passes the tfds rule) followed by bytes that are no JPEG. */
 function jfifGarbage(rng: Rng, n: number): Buffer {
-  const head = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00]);
+  const head = Buffer.from([
+    0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00,
+  ]);
   return Buffer.concat([head, Buffer.from(rng.bytes(n))]);
 }
 
@@ -40,7 +43,9 @@ test('a folder of undecodable files is refused before training, naming a file an
       for (let i = 1; i <= 10; i++) await writeFile(path.join(dir, 'PetImages', cls, `${i}.jpg`), jfifGarbage(rng, 300));
     }
     const out = path.join(dir, 'run');
-    const r = await runCli(['compare', '--data-dir', dir, ...SMALL, '--models', 'cnn', '--out', out], { cacheDir: path.join(dir, 'cache') });
+    const r = await runCli(['compare', '--data-dir', dir, ...SMALL, '--models', 'cnn', '--out', out], {
+      cacheDir: path.join(dir, 'cache'),
+    });
     assertRefused(r, out, /none of \d+ sampled images .* could be decoded, e\.g\. .*PetImages\/(Cat|Dog)\/\d+\.jpg: /);
   });
 });
@@ -69,12 +74,16 @@ test('cats only (empty Dog folder) is refused: a classifier needs two classes', 
     await rm(path.join(pets, 'Dog'), { recursive: true });
     await mkdir(path.join(pets, 'Dog'));
     const out = path.join(dir, 'run');
-    const r = await runCli(['compare', '--data-dir', pets, ...SMALL, '--models', 'cnn', '--out', out], { cacheDir: path.join(dir, 'cache') });
+    const r = await runCli(['compare', '--data-dir', pets, ...SMALL, '--models', 'cnn', '--out', out], {
+      cacheDir: path.join(dir, 'cache'),
+    });
     assertRefused(r, out, /examples of 1 class\(es\) \(cat \d+, dog 0\); a classifier needs at least two/);
   });
 });
 
-test('transfer settings are checked before the CNN trains: layer typo, classifier top, missing VGG16 weights offline', { timeout: 120_000 }, async () => {
+test('transfer settings are checked before the CNN trains: layer typo, classifier top, missing VGG16 weights offline', {
+  timeout: 120_000,
+}, async () => {
   await withTempDir('preflight-transfer', async (dir) => {
     const pets = await makePetImages(dir, { perClass: 8, width: 48, height: 40, seed: 3 });
     const tiny = await writeTinyBackbone(path.join(dir, 'tiny'));
@@ -108,7 +117,9 @@ test('a CNN input too small for its five blocks is refused before decoding', { t
   await withTempDir('preflight-cnn-size', async (dir) => {
     const pets = await makePetImages(dir, { perClass: 4, width: 48, height: 40, seed: 4 });
     const out = path.join(dir, 'run');
-    const r = await runCli(['compare', '--data-dir', pets, '--image-size', '64', '--models', 'cnn', '--out', out], { cacheDir: path.join(dir, 'cache') });
+    const r = await runCli(['compare', '--data-dir', pets, '--image-size', '64', '--models', 'cnn', '--out', out], {
+      cacheDir: path.join(dir, 'cache'),
+    });
     assertRefused(r, out, /--image-size 64x64 is too small for the CNN's five conv\/pool blocks: use at least 94 pixels per side/);
     assert.doesNotMatch(r.stdout + r.stderr, /decoding/);
   });

@@ -3,15 +3,18 @@
  * results already produced (more epochs, threads, moved data, transfer settings before that model
  * started) are applied and recorded in config.json's history; the others are refused by name.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { cp, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { test } from 'node:test';
 import { makePetImages } from './helpers/pet-images.js';
 import { TINY_OUTPUT_LAYER, writeTinyBackbone } from './helpers/tiny-backbone.js';
 import { assertClose, describeRun, readJson, runCli, withTempDir } from './helpers/transfer-helpers.js';
 
-test('--resume --epochs extends a finished run (with moved data and other threads); results-changing flags are refused', { timeout: 600_000 }, async () => {
+test('--resume --epochs extends a finished run (with moved data and other threads); results-changing flags are refused', {
+  timeout: 600_000,
+}, async () => {
   await withTempDir('resume-flags-epochs', async (dir) => {
     const cacheDir = path.join(dir, 'cache');
     const pets = await makePetImages(path.join(dir, 'a'), { perClass: 12, width: 48, height: 40, seed: 7 });
@@ -51,7 +54,8 @@ test('--resume --epochs extends a finished run (with moved data and other thread
     const before = await readFile(path.join(run, 'config.json'), 'utf8');
     const refused = await runCli(['compare', '--resume', run, '--learning-rate', '0.01', '--seed', '7', '--epochs', '1'], { cacheDir });
     assert.equal(refused.code, 2, describeRun(refused));
-    for (const flag of ['--learning-rate', '--seed', '--epochs']) assert.ok(refused.stderr.includes(flag), `names ${flag}: ${refused.stderr}`);
+    for (const flag of ['--learning-rate', '--seed', '--epochs'])
+      assert.ok(refused.stderr.includes(flag), `names ${flag}: ${refused.stderr}`);
     assert.match(refused.stderr, /CNN has trained 2 epoch\(s\)/);
     assert.equal(await readFile(path.join(run, 'config.json'), 'utf8'), before, 'config.json unchanged');
 
@@ -64,16 +68,38 @@ test('--resume --epochs extends a finished run (with moved data and other thread
   });
 });
 
-test('--resume takes a fixed --backbone-output while the transfer model has not started, and refuses it after', { timeout: 600_000 }, async () => {
+test('--resume takes a fixed --backbone-output while the transfer model has not started, and refuses it after', {
+  timeout: 600_000,
+}, async () => {
   await withTempDir('resume-flags-backbone', async (dir) => {
     const cacheDir = path.join(dir, 'cache');
     const pets = await makePetImages(dir, { perClass: 10, width: 48, height: 40, seed: 9 });
     const tiny = await writeTinyBackbone(path.join(dir, 'tiny'));
     const run = path.join(dir, 'run');
-    const stopped = await runCli([
-      'compare', '--data-dir', pets, '--image-size', '96', '--batch-size', '8', '--epochs', '1', '--cache-dir', cacheDir,
-      '--backbone', tiny.modelJson, '--backbone-output', 'conv_pw_2_relu', '--head-units', '8', '--out', run,
-    ], { cacheDir, stopAfterEpoch: 1 });
+    const stopped = await runCli(
+      [
+        'compare',
+        '--data-dir',
+        pets,
+        '--image-size',
+        '96',
+        '--batch-size',
+        '8',
+        '--epochs',
+        '1',
+        '--cache-dir',
+        cacheDir,
+        '--backbone',
+        tiny.modelJson,
+        '--backbone-output',
+        'conv_pw_2_relu',
+        '--head-units',
+        '8',
+        '--out',
+        run,
+      ],
+      { cacheDir, stopAfterEpoch: 1 },
+    );
     assert.equal(stopped.code, 130, describeRun(stopped));
     const before = await readFile(path.join(run, 'config.json'), 'utf8');
 
@@ -87,7 +113,10 @@ test('--resume takes a fixed --backbone-output while the transfer model has not 
     assert.equal(fixed.code, 0, describeRun(fixed));
     const config = await readJson(path.join(run, 'config.json'));
     assert.equal(config.backboneOutput, TINY_OUTPUT_LAYER);
-    assert.deepEqual(config.history.map((h: { changed: object }) => h.changed), [{ 'backbone-output': ['conv_pw_2_relu', TINY_OUTPUT_LAYER] }]);
+    assert.deepEqual(
+      config.history.map((h: { changed: object }) => h.changed),
+      [{ 'backbone-output': ['conv_pw_2_relu', TINY_OUTPUT_LAYER] }],
+    );
     const transfer = (await readJson(path.join(run, 'summary.json'))).models[1];
     assert.equal(transfer.error, undefined);
     assert.match(await readFile(path.join(run, 'transfer', 'summary.txt'), 'utf8'), new RegExp(TINY_OUTPUT_LAYER));

@@ -3,10 +3,11 @@
  * never stopped (same seed), for the CNN, for the transfer model on cached features, and with the
  * original's stepsPerEpoch / validationSteps schedule (`--faithful`).
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { test } from 'node:test';
 import { assertClose, describeRun, generatedCompareInputs, readJson, runCli, withTempDir } from './helpers/transfer-helpers.js';
 
 const HISTORY_KEYS = ['loss', 'accuracy', 'val_loss', 'val_accuracy'] as const;
@@ -24,13 +25,31 @@ interface ModelSummary {
   error?: string;
 }
 
-async function resumeMatchesUninterrupted(prefix: string, common: string[], epochs: number, stopAfter: number, expectedModels: string[]): Promise<void> {
+async function resumeMatchesUninterrupted(
+  prefix: string,
+  common: string[],
+  epochs: number,
+  stopAfter: number,
+  expectedModels: string[],
+): Promise<void> {
   await withTempDir(prefix, async (dir) => {
     const cacheDir = path.join(dir, 'cache');
     const { dataDir, backboneArgs } = await generatedCompareInputs();
     // 96x96: about the smallest the experiment CNN takes
     const backbone = expectedModels.includes('transfer') ? backboneArgs : [];
-    const base = ['compare', '--data-dir', dataDir, '--image-size', '96', '--cache-dir', cacheDir, '--epochs', String(epochs), ...backbone, ...common];
+    const base = [
+      'compare',
+      '--data-dir',
+      dataDir,
+      '--image-size',
+      '96',
+      '--cache-dir',
+      cacheDir,
+      '--epochs',
+      String(epochs),
+      ...backbone,
+      ...common,
+    ];
 
     const interruptedDir = path.join(dir, 'interrupted');
     const stopped = await runCli([...base, '--out', interruptedDir], { cacheDir, stopAfterEpoch: stopAfter });
@@ -56,8 +75,14 @@ async function resumeMatchesUninterrupted(prefix: string, common: string[], epoc
 
     const a = (await readJson<{ models: ModelSummary[] }>(path.join(interruptedDir, 'summary.json'))).models;
     const b = (await readJson<{ models: ModelSummary[] }>(path.join(straightDir, 'summary.json'))).models;
-    assert.deepEqual(a.map((m) => m.name), expectedModels);
-    assert.deepEqual(b.map((m) => m.name), expectedModels);
+    assert.deepEqual(
+      a.map((m) => m.name),
+      expectedModels,
+    );
+    assert.deepEqual(
+      b.map((m) => m.name),
+      expectedModels,
+    );
     a.forEach((m, i) => {
       const n = b[i]!;
       assert.equal(m.error, undefined, `${m.name}: ${m.error}`);
@@ -87,11 +112,27 @@ test('--faithful transfer runs on cached features resume identically', { timeout
   await resumeMatchesUninterrupted('resume-faithful-transfer', [...FAITHFUL, ...TRANSFER], 3, 1, ['transfer']);
 });
 
-test('Ctrl-C (SIGINT) during an epoch stops with exit 130 and --resume still gives the uninterrupted history', { timeout: 900_000 }, async () => {
+test('Ctrl-C (SIGINT) during an epoch stops with exit 130 and --resume still gives the uninterrupted history', {
+  timeout: 900_000,
+}, async () => {
   await withTempDir('resume-sigint', async (dir) => {
     const cacheDir = path.join(dir, 'cache');
     const { dataDir } = await generatedCompareInputs();
-    const base = ['compare', '--data-dir', dataDir, '--image-size', '96', '--batch-size', '16', '--cache-dir', cacheDir, '--epochs', '3', '--models', 'cnn'];
+    const base = [
+      'compare',
+      '--data-dir',
+      dataDir,
+      '--image-size',
+      '96',
+      '--batch-size',
+      '16',
+      '--cache-dir',
+      cacheDir,
+      '--epochs',
+      '3',
+      '--models',
+      'cnn',
+    ];
     const interruptedDir = path.join(dir, 'interrupted');
     let sent = false;
     const stopped = await runCli([...base, '--out', interruptedDir], {

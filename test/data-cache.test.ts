@@ -14,7 +14,21 @@ const PER_CLASS = 6;
 const brokenRel = (kind: string) => brokenFiles(PER_CLASS).find((f) => f.kind === kind)!.rel;
 const CUT_SHORT = `PetImages/${brokenRel('cut-short')}`;
 /** Good photos plus a JPEG cut short (kept by the rules, fails to decode), a greyscale one and PNG data named .jpg (fails the JFIF rule). */
-const PICK = ['Cat/1.jpg', 'Cat/2.jpg', 'Cat/3.jpg', 'Cat/4.jpg', 'Cat/5.jpg', 'Cat/6.jpg', 'Dog/1.jpg', 'Dog/2.jpg', 'Dog/3.jpg', 'Dog/4.jpg', brokenRel('cut-short'), brokenRel('greyscale'), brokenRel('png')];
+const PICK = [
+  'Cat/1.jpg',
+  'Cat/2.jpg',
+  'Cat/3.jpg',
+  'Cat/4.jpg',
+  'Cat/5.jpg',
+  'Cat/6.jpg',
+  'Dog/1.jpg',
+  'Dog/2.jpg',
+  'Dog/3.jpg',
+  'Dog/4.jpg',
+  brokenRel('cut-short'),
+  brokenRel('greyscale'),
+  brokenRel('png'),
+];
 
 /** A fresh copy per test: the tests touch and truncate files. */
 async function petFixture(): Promise<string> {
@@ -48,7 +62,10 @@ test('decode once, reuse the cache, rebuild when the source or the cache changes
   assert.equal(decodeCount() - before, 12);
   assert.deepEqual(first.info.cache && [first.info.cache.train, first.info.cache.validation], ['built', 'built']);
   // The JPEG cut short is kept by the rules but cannot be decoded: reported, left out, split unchanged.
-  assert.deepEqual(first.info.decodeFailures.map((f) => path.relative(dir, f.path)), [CUT_SHORT]);
+  assert.deepEqual(
+    first.info.decodeFailures.map((f) => path.relative(dir, f.path)),
+    [CUT_SHORT],
+  );
   assert.match(first.info.decodeFailures[0]!.reason, /truncated/);
   assert.deepEqual(first.info.splits, rules.info.splits);
   const expectTrain = rules.parts.train.map((e) => e.key).filter((k) => k !== CUT_SHORT);
@@ -60,12 +77,18 @@ test('decode once, reuse the cache, rebuild when the source or the cache changes
   // Batches: sizes, labels, keys, pixels equal to a direct decode.
   const batches = await collect(first.train);
   const sizes = batches.map((b) => b.shape[0]);
-  assert.deepEqual(sizes, Array.from({ length: Math.ceil(first.train.size / 4) }, (_, i) => Math.min(4, first.train.size - i * 4)));
+  assert.deepEqual(
+    sizes,
+    Array.from({ length: Math.ceil(first.train.size / 4) }, (_, i) => Math.min(4, first.train.size - i * 4)),
+  );
   assert.deepEqual(batches[0]!.shape, [4, 20, 24, 3]);
   const keys = batches.flatMap((b) => b.keys!);
   assert.deepEqual(keys, expectTrain);
   const labels = batches.flatMap((b) => Array.from(b.y));
-  assert.deepEqual(labels, keys.map((k) => (k.includes('/Dog/') ? 1 : 0)));
+  assert.deepEqual(
+    labels,
+    keys.map((k) => (k.includes('/Dog/') ? 1 : 0)),
+  );
   const direct = await decodeImageFile(path.join(dir, keys[5]!), 20, 24);
   assert.deepEqual(batches[1]!.x.subarray(20 * 24 * 3, 2 * 20 * 24 * 3), direct);
 
@@ -75,7 +98,10 @@ test('decode once, reuse the cache, rebuild when the source or the cache changes
   assert.equal(decodeCount() - before, 0);
   assert.equal(second.info.cache?.train, 'hit');
   assert.deepEqual(second.info.decodeFailures, first.info.decodeFailures);
-  assert.deepEqual((await collect(second.train)).map((b) => b.x), batches.map((b) => b.x));
+  assert.deepEqual(
+    (await collect(second.train)).map((b) => b.x),
+    batches.map((b) => b.x),
+  );
 
   // Touching one file invalidates the split that holds it.
   const touched = path.join(dir, first.validation.keys[0]!);
@@ -92,7 +118,10 @@ test('decode once, reuse the cache, rebuild when the source or the cache changes
   const fourth = await openCatsVsDogs(opts);
   assert.equal(fourth.info.cache?.train, 'built');
   assert.equal(decodeCount() - before, rules.parts.train.length);
-  assert.deepEqual((await collect(fourth.train)).map((b) => b.x), batches.map((b) => b.x));
+  assert.deepEqual(
+    (await collect(fourth.train)).map((b) => b.x),
+    batches.map((b) => b.x),
+  );
 
   // A build interrupted before its manifest was written is rebuilt too.
   await fs.rm(path.join(path.dirname(fourth.train.pixelsPath), 'manifest.json'));
@@ -103,7 +132,15 @@ test('decode once, reuse the cache, rebuild when the source or the cache changes
 
 test('seeded shuffle per pass: same examples, different order each pass, reproducible', async () => {
   const dir = await petFixture();
-  const opts = { dataDir: dir, imageSize: SIZE, batchSize: 3, cacheDir: path.join(dir, 'cache'), progress: false, shuffleSeed: 42, splits: ['train[2:]', 'train[:2]'] as [string, string] };
+  const opts = {
+    dataDir: dir,
+    imageSize: SIZE,
+    batchSize: 3,
+    cacheDir: path.join(dir, 'cache'),
+    progress: false,
+    shuffleSeed: 42,
+    splits: ['train[2:]', 'train[:2]'] as [string, string],
+  };
   const a = await openCatsVsDogs(opts);
   const pass1 = (await collect(a.train)).flatMap((b) => b.keys!);
   const pass2 = (await collect(a.train, 1)).flatMap((b) => b.keys!);
@@ -111,9 +148,15 @@ test('seeded shuffle per pass: same examples, different order each pass, reprodu
   assert.deepEqual([...pass1].sort(), [...a.train.keys].sort());
   assert.notDeepEqual(pass1, a.train.keys);
   const b = await openCatsVsDogs(opts);
-  assert.deepEqual((await collect(b.train)).flatMap((x) => x.keys!), pass1);
+  assert.deepEqual(
+    (await collect(b.train)).flatMap((x) => x.keys!),
+    pass1,
+  );
   // Validation is never shuffled.
-  assert.deepEqual((await collect(a.validation)).flatMap((x) => x.keys!), a.validation.keys);
+  assert.deepEqual(
+    (await collect(a.validation)).flatMap((x) => x.keys!),
+    a.validation.keys,
+  );
   // Pixels follow their keys when shuffled.
   const shuffled = await collect(b.train);
   const key = shuffled[0]!.keys![1]!;
@@ -123,12 +166,21 @@ test('seeded shuffle per pass: same examples, different order each pass, reprodu
 
 test('stopping a pass early releases it and the next pass starts from the beginning', async () => {
   const dir = await petFixture();
-  const { train } = await openCatsVsDogs({ dataDir: dir, imageSize: SIZE, batchSize: 2, cacheDir: path.join(dir, 'cache'), progress: false });
+  const { train } = await openCatsVsDogs({
+    dataDir: dir,
+    imageSize: SIZE,
+    batchSize: 2,
+    cacheDir: path.join(dir, 'cache'),
+    progress: false,
+  });
   for await (const b of train.batches()) {
     assert.deepEqual(b.keys, train.keys.slice(0, 2));
     break;
   }
-  assert.deepEqual((await collect(train)).flatMap((b) => b.keys!), train.keys);
+  assert.deepEqual(
+    (await collect(train)).flatMap((b) => b.keys!),
+    train.keys,
+  );
   await fs.rm(dir, { recursive: true, force: true });
 });
 
@@ -139,13 +191,30 @@ test('multi-class image folder: sorted class names, labels, extensions, seeded o
   for (const [cls, rgb] of Object.entries(colours)) {
     await fs.mkdir(path.join(root, cls, 'sub'), { recursive: true });
     const img = sharp({ create: { width: 9, height: 7, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } });
-    await img.clone().png().toFile(path.join(root, cls, `a${n++}.PNG`));
-    await img.clone().webp({ lossless: true }).toFile(path.join(root, cls, `b${n++}.webp`));
-    await img.clone().png().toFile(path.join(root, cls, 'sub', `c${n++}.png`));
+    await img
+      .clone()
+      .png()
+      .toFile(path.join(root, cls, `a${n++}.PNG`));
+    await img
+      .clone()
+      .webp({ lossless: true })
+      .toFile(path.join(root, cls, `b${n++}.webp`));
+    await img
+      .clone()
+      .png()
+      .toFile(path.join(root, cls, 'sub', `c${n++}.png`));
     await fs.writeFile(path.join(root, cls, 'notes.txt'), 'not an image');
   }
   await fs.writeFile(path.join(root, 'stray.png'), 'in no class');
-  const opts = { root, imageSize: [5, 5] as [number, number], batchSize: 4, splits: ['train[:6]', 'train[6:]'] as [string, string], seed: 3, cacheDir: path.join(root, '.cache'), progress: false };
+  const opts = {
+    root,
+    imageSize: [5, 5] as [number, number],
+    batchSize: 4,
+    splits: ['train[:6]', 'train[6:]'] as [string, string],
+    seed: 3,
+    cacheDir: path.join(root, '.cache'),
+    progress: false,
+  };
   const { train, validation, info } = await openImageFolder(opts);
   assert.deepEqual(info.classNames, ['apple', 'mango', 'zebra']);
   assert.equal(info.examples, 9);
@@ -176,4 +245,3 @@ test('bad options are refused with the name of the option', async () => {
   await assert.rejects(openCatsVsDogs({ dataDir: pets, imageSize: [10, 10], batchSize: 0 }), /batchSize must be a positive integer/);
   await assert.rejects(openCatsVsDogs({ dataDir: pets, imageSize: [10, 10], batchSize: 2, limit: -1 }), /limit must be a positive integer/);
 });
-

@@ -36,10 +36,23 @@ test('data info human output, and --check-decode lists exactly the files that ca
   assert.match(out, new RegExp(`files seen\\s+${ref.files}\\b`));
   assert.match(out, /train\[:80%\]\s+32 /);
   assert.doesNotMatch(out, /decode check/);
-  const failing = new Set(brokenFiles(PER_CLASS).filter((f) => !f.decodes).map((f) => `PetImages/${f.rel}`));
-  const expected = (keys: string[]) => keys.filter((k) => failing.has(k)).map((k) => path.join(path.dirname(pets), k)).sort();
+  const failing = new Set(
+    brokenFiles(PER_CLASS)
+      .filter((f) => !f.decodes)
+      .map((f) => `PetImages/${f.rel}`),
+  );
+  const expected = (keys: string[]) =>
+    keys
+      .filter((k) => failing.has(k))
+      .map((k) => path.join(path.dirname(pets), k))
+      .sort();
   const limited = await capture(['info', '--data-dir', pets, '--limit', '40', '--check-decode', '--json']);
-  assert.deepEqual(JSON.parse(limited.out).decodeFailures.map((f: { path: string }) => f.path).sort(), expected(ref.ordered.slice(0, 40)));
+  assert.deepEqual(
+    JSON.parse(limited.out)
+      .decodeFailures.map((f: { path: string }) => f.path)
+      .sort(),
+    expected(ref.ordered.slice(0, 40)),
+  );
   const all = JSON.parse((await capture(['info', '--data-dir', pets, '--check-decode', '--json'])).out);
   const allExpected = expected(ref.ordered);
   assert.ok(allExpected.length > 0, 'the generated folder holds a kept file that cannot be decoded');
@@ -56,7 +69,13 @@ test('real PetImages: data info gives the published figures', { skip: needsPetIm
   assert.equal(info.skippedByJfif, 7);
   assert.equal(info.examples, 5004);
   assert.deepEqual(info.splits, { train: 4003, validation: 1001 });
-  assert.deepEqual(info.firstKeys, ['PetImages/Dog/2390.jpg', 'PetImages/Cat/2407.jpg', 'PetImages/Dog/475.jpg', 'PetImages/Dog/819.jpg', 'PetImages/Dog/2118.jpg']);
+  assert.deepEqual(info.firstKeys, [
+    'PetImages/Dog/2390.jpg',
+    'PetImages/Cat/2407.jpg',
+    'PetImages/Dog/475.jpg',
+    'PetImages/Dog/819.jpg',
+    'PetImages/Dog/2118.jpg',
+  ]);
   const human = await capture(['info', '--data-dir', petImagesDir!, '--limit', '40']);
   assert.match(human.out, /files seen\s+5,013/);
 });

@@ -4,15 +4,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { decodeImage, decodeImageFile, DecodeError, hasJpegEnd, thumbnailJpeg } from '../lib/data/decode.js';
+import { DecodeError, decodeImage, decodeImageFile, hasJpegEnd, thumbnailJpeg } from '../lib/data/decode.js';
 import { needsPetImages, petImagesDir } from './helpers/paths.js';
-import { brokenFiles, sharedPetImages, type BrokenKind } from './helpers/pet-images.js';
+import { type BrokenKind, brokenFiles, sharedPetImages } from './helpers/pet-images.js';
 
 const PER_CLASS = 30;
 const pets = await sharedPetImages({ perClass: PER_CLASS, broken: true });
 const file = (rel: string) => path.join(pets, rel);
 /** The generated file of a broken kind, e.g. `Cat/34.jpg` for the CMYK JPEG. */
-const broken = (kind: BrokenKind, cls?: 'Cat' | 'Dog') => brokenFiles(PER_CLASS).find((f) => f.kind === kind && (cls === undefined || f.cls === cls))!.rel;
+const broken = (kind: BrokenKind, cls?: 'Cat' | 'Dog') =>
+  brokenFiles(PER_CLASS).find((f) => f.kind === kind && (cls === undefined || f.cls === cls))!.rel;
 
 /** Channel `c` of an RGB image as a flat array. */
 const channel = (px: Uint8Array, c: number) => Array.from(px.filter((_, i) => i % 3 === c));
@@ -20,19 +21,26 @@ const channel = (px: Uint8Array, c: number) => Array.from(px.filter((_, i) => i 
 test('upscaling 2x2 -> 4x4 matches TF bilinear with half-pixel centres (computed by hand)', async () => {
   const v = [0, 100, 200, 40];
   const raw = Buffer.from(v.flatMap((x) => [x, 255 - x, 7]));
-  const png = await sharp(raw, { raw: { width: 2, height: 2, channels: 3 } }).png().toBuffer();
+  const png = await sharp(raw, { raw: { width: 2, height: 2, channels: 3 } })
+    .png()
+    .toBuffer();
   const out = await decodeImage(png, 4, 4);
   // Source x of output column j is (j + 0.5) / 2 - 0.5 = -0.25, 0.25, 0.75, 1.25 (clamped at the edges):
   // row 0 = [0, 25, 75, 100], row 3 = [200, 160, 80, 40], rows 1 and 2 mix them 3:1 and 1:3.
   const expected = [0, 25, 75, 100, 50, 58.75, 76.25, 85, 150, 126.25, 78.75, 55, 200, 160, 80, 40].map(Math.round);
   assert.deepEqual(channel(out, 0), expected);
-  assert.deepEqual(channel(out, 1), expected.map((x, i) => Math.round(255 - [0, 25, 75, 100, 50, 58.75, 76.25, 85, 150, 126.25, 78.75, 55, 200, 160, 80, 40][i]!)));
+  assert.deepEqual(
+    channel(out, 1),
+    expected.map((_x, i) => Math.round(255 - [0, 25, 75, 100, 50, 58.75, 76.25, 85, 150, 126.25, 78.75, 55, 200, 160, 80, 40][i]!)),
+  );
   assert.deepEqual(channel(out, 2), new Array(16).fill(7));
 });
 
 test('downscaling 4x4 -> 2x2 samples at half-pixel centres without antialiasing (TF), not libvips', async () => {
   const raw = Buffer.from(Array.from({ length: 16 }, (_, i) => [i * 16, i * 16, i * 16]).flat());
-  const png = await sharp(raw, { raw: { width: 4, height: 4, channels: 3 } }).png().toBuffer();
+  const png = await sharp(raw, { raw: { width: 4, height: 4, channels: 3 } })
+    .png()
+    .toBuffer();
   const out = await decodeImage(png, 2, 2);
   // Output (r, c) sits at source (2r + 0.5, 2c + 0.5): the mean of a 2x2 block, e.g. (0+16+64+80)/4 = 40.
   assert.deepEqual(channel(out, 0), [40, 72, 168, 200]);
@@ -46,7 +54,14 @@ test('non-square resize ignores the aspect ratio and always gives H x W x 3', as
 test('the generated broken files are what they claim to be', async () => {
   const meta = async (kind: BrokenKind) => sharp(await fs.readFile(file(broken(kind))), { limitInputPixels: false }).metadata();
   assert.equal((await fs.stat(file(broken('empty')))).size, 0);
-  for (const [kind, format] of [['png', 'png'], ['gif', 'gif'], ['webp', 'webp'], ['tiff', 'tiff'], ['cmyk', 'jpeg'], ['greyscale', 'jpeg']] as const) {
+  for (const [kind, format] of [
+    ['png', 'png'],
+    ['gif', 'gif'],
+    ['webp', 'webp'],
+    ['tiff', 'tiff'],
+    ['cmyk', 'jpeg'],
+    ['greyscale', 'jpeg'],
+  ] as const) {
     assert.equal((await meta(kind)).format, format, kind);
   }
   assert.equal((await meta('cmyk')).space, 'cmyk');
@@ -84,7 +99,10 @@ test('broken files of the README table', async (t) => {
   };
   await t.test('an empty file is refused', async () => {
     const rel = broken('empty');
-    await assert.rejects(decodeImageFile(file(rel), 24, 24), (e: unknown) => e instanceof DecodeError && e.message === `${file(rel)}: empty file (0 bytes)`);
+    await assert.rejects(
+      decodeImageFile(file(rel), 24, 24),
+      (e: unknown) => e instanceof DecodeError && e.message === `${file(rel)}: empty file (0 bytes)`,
+    );
   });
   await t.test('PNG, GIF, WebP and TIFF data named .jpg decode', async () => {
     for (const kind of ['png', 'gif', 'webp', 'tiff'] as const) await ok(broken(kind));
@@ -106,7 +124,10 @@ test('broken files of the README table', async (t) => {
   });
   await t.test('CMYK becomes RGB', async () => {
     const px = await ok(broken('cmyk'));
-    assert.ok(channel(px, 0).some((r, i) => r !== channel(px, 2)[i]), 'a colour photo has R != B somewhere');
+    assert.ok(
+      channel(px, 0).some((r, i) => r !== channel(px, 2)[i]),
+      'a colour photo has R != B somewhere',
+    );
   });
   await t.test('no EOI: decodes like the same data with the EOI added', async () => {
     const rel = broken('no-eoi');
@@ -129,7 +150,10 @@ test('broken files of the README table', async (t) => {
     const px = await ok(broken('greyscale'));
     assert.deepEqual(channel(px, 0), channel(px, 1));
     assert.deepEqual(channel(px, 0), channel(px, 2));
-    assert.ok(channel(px, 0).some((v, i, a) => v !== a[0]), 'not a flat image');
+    assert.ok(
+      channel(px, 0).some((v, _i, a) => v !== a[0]),
+      'not a flat image',
+    );
   });
   await t.test('12000x12000 decodes with bounded memory', async () => {
     const base = process.memoryUsage().rss;
@@ -159,7 +183,11 @@ test('a missing, dangling or folder path is an error naming it, never a hang', {
     const dangling = path.join(dir, 'dangling.jpg');
     await fs.mkdir(folder);
     await fs.symlink(path.join(dir, 'nowhere.jpg'), dangling);
-    const expect = [[missing, /no such file \(ENOENT\)/], [folder, /it is a folder, not a file \(EISDIR\)/], [dangling, /no such file \(ENOENT\)/]] as const;
+    const expect = [
+      [missing, /no such file \(ENOENT\)/],
+      [folder, /it is a folder, not a file \(EISDIR\)/],
+      [dangling, /no such file \(ENOENT\)/],
+    ] as const;
     for (const [p, why] of expect) {
       for (const attempt of [() => decodeImageFile(p, 8, 8), () => thumbnailJpeg(p, 8)]) {
         await assert.rejects(attempt, (e: Error) => e.message.includes(`Cannot read image ${p}: `) && why.test(e.message));
@@ -172,7 +200,16 @@ test('a missing, dangling or folder path is an error naming it, never a hang', {
 
 test('real PetImages: the README table of broken files', { skip: needsPetImages }, async () => {
   const real = (rel: string) => path.join(petImagesDir!, rel);
-  const decodes = ['Cat/2502.jpg', 'Cat/2503.jpg', 'Cat/2504.jpg', 'Cat/2505.jpg', 'Dog/2502.jpg', 'Dog/2503.jpg', 'Dog/2504.jpg', 'Dog/2505.jpg'];
+  const decodes = [
+    'Cat/2502.jpg',
+    'Cat/2503.jpg',
+    'Cat/2504.jpg',
+    'Cat/2505.jpg',
+    'Dog/2502.jpg',
+    'Dog/2503.jpg',
+    'Dog/2504.jpg',
+    'Dog/2505.jpg',
+  ];
   for (const rel of decodes) assert.equal((await decodeImageFile(real(rel), 24, 24)).length, 24 * 24 * 3, rel);
   await assert.rejects(decodeImageFile(real('Cat/2501.jpg'), 24, 24), /Cat\/2501\.jpg: empty file/);
   await assert.rejects(decodeImageFile(real('Cat/2506.jpg'), 24, 24), /20000x20000 .*exceeds .*limitInputPixels/);
@@ -192,7 +229,9 @@ test('a JPEG cut short is refused; the same JPEG with only its EOI removed is ac
 
 test('alpha is dropped, not composited', async () => {
   const raw = Buffer.from([10, 20, 30, 0, 10, 20, 30, 0, 10, 20, 30, 0, 10, 20, 30, 0]);
-  const png = await sharp(raw, { raw: { width: 2, height: 2, channels: 4 } }).png().toBuffer();
+  const png = await sharp(raw, { raw: { width: 2, height: 2, channels: 4 } })
+    .png()
+    .toBuffer();
   assert.deepEqual([...(await decodeImage(png, 1, 1))], [10, 20, 30]);
 });
 

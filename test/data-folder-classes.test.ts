@@ -3,11 +3,12 @@
  * fewer than two classes is an error, overlapping splits are refused, and `--check-decode`
  * attributes failures and libvips warnings to their own files.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import sharp from 'sharp';
 import { dataCommand } from '../lib/cli/commands/data.js';
 import { scanImageFolder } from '../lib/data/image-folder.js';
@@ -18,7 +19,10 @@ async function capture(argv: string[]): Promise<{ code: number; out: string; err
   return r;
 }
 
-const jpeg = (r: number) => sharp({ create: { width: 12, height: 10, channels: 3, background: { r, g: 40, b: 90 } } }).jpeg().toBuffer();
+const jpeg = (r: number) =>
+  sharp({ create: { width: 12, height: 10, channels: 3, background: { r, g: 40, b: 90 } } })
+    .jpeg()
+    .toBuffer();
 
 /** A JFIF APP0 segment with the given version: libjpeg warns on a major version other than 1. */
 function withJfif(body: Buffer, major: number, minor: number): Buffer {
@@ -43,7 +47,10 @@ test('hidden folders and folders without images are not classes, and data info s
   assert.deepEqual(scan.classNames, ['cat', 'dog']);
   assert.equal(scan.ordered.length, 7);
   assert.ok(scan.ordered.every((e) => e.key.startsWith('cat/') || e.key.startsWith('dog/')));
-  assert.deepEqual(scan.ignored, [{ folder: '.ipynb_checkpoints', reason: 'hidden' }, { folder: 'empty', reason: 'no image files' }]);
+  assert.deepEqual(scan.ignored, [
+    { folder: '.ipynb_checkpoints', reason: 'hidden' },
+    { folder: 'empty', reason: 'no image files' },
+  ]);
   const info = await capture(['info', '--image-folder', root]);
   assert.equal(info.code, 0, info.err);
   assert.match(info.out, /classes: 0=cat, 1=dog\n/);
@@ -68,7 +75,10 @@ test('overlapping --splits are refused, naming both', async (t) => {
   const root = await folder(t, { a: 5, b: 5 });
   const r = await capture(['info', '--image-folder', root, '--splits', 'train[:80%],train[50%:]']);
   assert.equal(r.code, 1);
-  assert.match(r.err, /the splits "train\[:80%\]" \(examples 0-7\) and "train\[50%:\]" \(examples 5-9\) of 10 examples overlap in 3 example\(s\)/);
+  assert.match(
+    r.err,
+    /the splits "train\[:80%\]" \(examples 0-7\) and "train\[50%:\]" \(examples 5-9\) of 10 examples overlap in 3 example\(s\)/,
+  );
   const ok = await capture(['info', '--image-folder', root, '--splits', 'train[:80%],train[80%:]', '--json']);
   assert.equal(ok.code, 0, ok.err);
   assert.deepEqual(JSON.parse(ok.out).splits, { train: 8, validation: 2 });
@@ -82,7 +92,10 @@ test('--check-decode attributes each failure and each libvips warning to its own
   await fs.writeFile(path.join(root, 'dog', '4.jpg'), Buffer.from('random bytes, not an image'));
   const r = await capture(['info', '--image-folder', root, '--check-decode', '--json']);
   assert.equal(r.code, 0, r.err);
-  const info = JSON.parse(r.out) as { decodeFailures: { path: string; reason: string }[]; decodeWarnings: { path: string; messages: string[] }[] };
+  const info = JSON.parse(r.out) as {
+    decodeFailures: { path: string; reason: string }[];
+    decodeWarnings: { path: string; messages: string[] }[];
+  };
   assert.deepEqual(info.decodeFailures.map((f) => path.relative(root, f.path)).sort(), ['cat/27.jpg', 'dog/4.jpg']);
   for (const f of info.decodeFailures) {
     assert.doesNotMatch(f.reason, /JFIF revision/, `${f.path}: another file's warning is not its reason`);
@@ -90,9 +103,15 @@ test('--check-decode attributes each failure and each libvips warning to its own
     const parts = f.reason.split('; ');
     assert.equal(new Set(parts).size, parts.length, `no repeated message in "${f.reason}"`);
   }
-  assert.deepEqual(info.decodeWarnings.map((w) => path.relative(root, w.path)), ['cat/15.jpg']);
+  assert.deepEqual(
+    info.decodeWarnings.map((w) => path.relative(root, w.path)),
+    ['cat/15.jpg'],
+  );
   assert.deepEqual(info.decodeWarnings[0]!.messages, ['VipsJpeg: Warning: unknown JFIF revision number 3.09']);
   const text = await capture(['info', '--image-folder', root, '--check-decode']);
-  assert.match(text.out, /decode warnings: 1 example\(s\) decode, with warnings from the image decoder:\n  \S+cat\/15\.jpg: VipsJpeg: Warning: unknown JFIF revision number 3\.09\n/);
+  assert.match(
+    text.out,
+    /decode warnings: 1 example\(s\) decode, with warnings from the image decoder:\n {2}\S+cat\/15\.jpg: VipsJpeg: Warning: unknown JFIF revision number 3\.09\n/,
+  );
   assert.equal(text.err.match(/JFIF revision/g), null, 'nothing raw on stderr');
 });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import path from 'node:path';
 import { test } from 'node:test';
 import { inspectCatsVsDogs } from '../lib/data/cats-vs-dogs.js';
 import { CATS_VS_DOGS_NAME_RE, tfdsNormpath } from '../lib/data/cats-vs-dogs-scan.js';
@@ -10,11 +11,22 @@ import { sortInTfdsOrder, tfdsHash } from '../lib/data/tfds-order.js';
 import { needsPetImages, petImagesDir } from './helpers/paths.js';
 import { brokenFiles, sharedPetImages } from './helpers/pet-images.js';
 import { percentSlice, referenceFigures } from './helpers/tfds-reference.js';
-import path from 'node:path';
 
 test('pythonRound rounds half to even, like Python 3 round()', () => {
   // Values from Python: round(0.5)=0, round(1.5)=2, round(2.5)=2, round(-0.5)=0, round(-1.5)=-2, round(-2.5)=-2
-  const cases: [number, number][] = [[0.5, 0], [1.5, 2], [2.5, 2], [3.5, 4], [-0.5, 0], [-1.5, -2], [-2.5, -2], [4003.2, 4003], [-1000.8, -1001], [2.4999, 2], [2.5001, 3]];
+  const cases: [number, number][] = [
+    [0.5, 0],
+    [1.5, 2],
+    [2.5, 2],
+    [3.5, 4],
+    [-0.5, 0],
+    [-1.5, -2],
+    [-2.5, -2],
+    [4003.2, 4003],
+    [-1000.8, -1001],
+    [2.4999, 2],
+    [2.5001, 3],
+  ];
   for (const [x, expected] of cases) assert.equal(pythonRound(x) + 0, expected, `round(${x})`);
 });
 
@@ -48,17 +60,29 @@ test('bad split strings are refused with a message naming them', () => {
 test('tfds order compares md5("train" + key) as a 128-bit integer', () => {
   const keys = ['PetImages/Cat/0.jpg', 'PetImages/Dog/1.jpg', 'PetImages/Cat/10.jpg', 'PetImages/Dog/77.jpg', 'a', 'b'];
   const expected = keys
-    .map((k) => ({ k, v: BigInt('0x' + createHash('md5').update('train' + k).digest('hex')) }))
+    .map((k) => ({
+      k,
+      v: BigInt(`0x${createHash('md5').update(`train${k}`).digest('hex')}`),
+    }))
     .sort((a, b) => (a.v < b.v ? -1 : a.v > b.v ? 1 : 0))
     .map((x) => x.k);
-  assert.deepEqual(sortInTfdsOrder(keys, (k) => k), expected);
+  assert.deepEqual(
+    sortInTfdsOrder(keys, (k) => k),
+    expected,
+  );
   assert.equal(tfdsHash('PetImages/Cat/0.jpg').length, 32);
 });
 
 test('name rule and tfds path normalisation', () => {
   assert.match('PetImages/Cat/12.jpg', CATS_VS_DOGS_NAME_RE);
   assert.match('PetImages\\Dog\\3.jpg', CATS_VS_DOGS_NAME_RE);
-  for (const bad of ['PetImages/Cat/Thumbs.db', 'PetImages/Cat/1.JPG', 'PetImages/Cow/1.jpg', 'x/PetImages/Cat/1.jpg', 'PetImages/Cat/a1.jpg']) {
+  for (const bad of [
+    'PetImages/Cat/Thumbs.db',
+    'PetImages/Cat/1.JPG',
+    'PetImages/Cow/1.jpg',
+    'x/PetImages/Cat/1.jpg',
+    'PetImages/Cat/a1.jpg',
+  ]) {
     assert.doesNotMatch(bad, CATS_VS_DOGS_NAME_RE, bad);
   }
   assert.equal(tfdsNormpath('../evil.jpg'), undefined);
@@ -85,7 +109,10 @@ test('seeded shuffle is a deterministic permutation', () => {
   assert.deepEqual(a, seededShuffle(xs, 7));
   assert.notDeepEqual(a, seededShuffle(xs, 8));
   assert.notDeepEqual(a, xs);
-  assert.deepEqual([...a].sort((p, q) => p - q), xs);
+  assert.deepEqual(
+    [...a].sort((p, q) => p - q),
+    xs,
+  );
 });
 
 /** lib/data's figures for a PetImages folder (given as itself and as its parent), with the given limit. */
@@ -116,7 +143,10 @@ test('generated PetImages: the tfds figures equal an independent reading of the 
     assert.deepEqual(info.classNames, ['cat', 'dog']);
     assert.deepEqual(info.firstKeys, ref.firstKeys);
     assert.deepEqual(info.firstKeysBySplit, ref.firstKeysBySplit);
-    assert.deepEqual([...parts.train, ...parts.validation].map((e) => e.key), ref.ordered);
+    assert.deepEqual(
+      [...parts.train, ...parts.validation].map((e) => e.key),
+      ref.ordered,
+    );
   }
 });
 
@@ -143,7 +173,10 @@ test('limit keeps the first N in tfds order, before splitting', async () => {
   assert.equal(info.examples, 10);
   assert.deepEqual(info.splits, { train: 8, validation: 2 });
   assert.deepEqual(info.firstKeys, all.firstKeys);
-  assert.deepEqual([...parts.train, ...parts.validation].map((e) => e.key), all.ordered.slice(0, 10));
+  assert.deepEqual(
+    [...parts.train, ...parts.validation].map((e) => e.key),
+    all.ordered.slice(0, 10),
+  );
   const second = all.ordered[1]!;
   assert.deepEqual(parts.train[1], { key: second, name: second, label: second.includes('/Dog/') ? 1 : 0 });
 });
@@ -164,12 +197,30 @@ test('real PetImages: the published figures', { skip: needsPetImages }, async ()
     assert.equal(info.examples, 5004);
     assert.deepEqual(info.splits, { train: 4003, validation: 1001 });
     assert.equal(info.classCounts.train[1], 1990);
-    assert.deepEqual(info.firstKeys, ['PetImages/Dog/2390.jpg', 'PetImages/Cat/2407.jpg', 'PetImages/Dog/475.jpg', 'PetImages/Dog/819.jpg', 'PetImages/Dog/2118.jpg']);
-    assert.deepEqual(info.firstKeysBySplit.validation, ['PetImages/Dog/1999.jpg', 'PetImages/Dog/1670.jpg', 'PetImages/Cat/2191.jpg', 'PetImages/Dog/1688.jpg', 'PetImages/Cat/1567.jpg']);
+    assert.deepEqual(info.firstKeys, [
+      'PetImages/Dog/2390.jpg',
+      'PetImages/Cat/2407.jpg',
+      'PetImages/Dog/475.jpg',
+      'PetImages/Dog/819.jpg',
+      'PetImages/Dog/2118.jpg',
+    ]);
+    assert.deepEqual(info.firstKeysBySplit.validation, [
+      'PetImages/Dog/1999.jpg',
+      'PetImages/Dog/1670.jpg',
+      'PetImages/Cat/2191.jpg',
+      'PetImages/Dog/1688.jpg',
+      'PetImages/Cat/1567.jpg',
+    ]);
   }
   const { info } = await libFigures(real, 10);
   assert.deepEqual(info.splits, { train: 8, validation: 2 });
-  assert.deepEqual(info.firstKeys, ['PetImages/Dog/2390.jpg', 'PetImages/Cat/2407.jpg', 'PetImages/Dog/475.jpg', 'PetImages/Dog/819.jpg', 'PetImages/Dog/2118.jpg']);
+  assert.deepEqual(info.firstKeys, [
+    'PetImages/Dog/2390.jpg',
+    'PetImages/Cat/2407.jpg',
+    'PetImages/Dog/475.jpg',
+    'PetImages/Dog/819.jpg',
+    'PetImages/Dog/2118.jpg',
+  ]);
 });
 
 test('a missing or ambiguous source is refused, naming what to give', async () => {

@@ -57,7 +57,20 @@ function makeZip(files: { name: string; data: Buffer; store?: boolean }[]): Buff
 const PER_CLASS = 5;
 const brokenRel = (kind: string) => brokenFiles(PER_CLASS).find((f) => f.kind === kind)!.rel;
 /** Good photos plus PNG data named .jpg (fails the JFIF rule), a JPEG cut short and a greyscale one. */
-const PICK = ['Cat/1.jpg', 'Cat/2.jpg', 'Cat/3.jpg', 'Cat/4.jpg', 'Cat/5.jpg', brokenRel('png'), 'Dog/1.jpg', 'Dog/2.jpg', 'Dog/3.jpg', 'Dog/4.jpg', brokenRel('cut-short'), brokenRel('greyscale')];
+const PICK = [
+  'Cat/1.jpg',
+  'Cat/2.jpg',
+  'Cat/3.jpg',
+  'Cat/4.jpg',
+  'Cat/5.jpg',
+  brokenRel('png'),
+  'Dog/1.jpg',
+  'Dog/2.jpg',
+  'Dog/3.jpg',
+  'Dog/4.jpg',
+  brokenRel('cut-short'),
+  brokenRel('greyscale'),
+];
 
 async function fixture(): Promise<{ dir: string; folder: string; zip: string }> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tl-zip-'));
@@ -93,7 +106,10 @@ test('zip source gives the same keys, labels, skips and order as the extracted f
   assert.equal(a.info.files, PICK.length);
   assert.equal(a.info.skippedByJfif, 1); // the PNG data
   assert.equal(a.info.examples, PICK.length - 1);
-  assert.deepEqual([...b.parts.train, ...b.parts.validation].map(({ key, label }) => [key, label]), [...a.parts.train, ...a.parts.validation].map(({ key, label }) => [key, label]));
+  assert.deepEqual(
+    [...b.parts.train, ...b.parts.validation].map(({ key, label }) => [key, label]),
+    [...a.parts.train, ...a.parts.validation].map(({ key, label }) => [key, label]),
+  );
   assert.equal(b.info.skippedByJfif, a.info.skippedByJfif);
   // The zip has 6 extra non-directory entries, all dropped by the name rule.
   assert.equal(b.info.files, a.info.files + 5);
@@ -117,7 +133,13 @@ test('zip-slip names are harmless: never matched, never written', async () => {
     await assert.rejects(fs.access(path.join(dir, p)), p);
   }
   // Pixels from the archive equal pixels from the folder.
-  const fromFolder = await openCatsVsDogs({ dataDir: path.join(dir, 'PetImages'), imageSize: [16, 16], batchSize: 4, cacheDir: cache, progress: false });
+  const fromFolder = await openCatsVsDogs({
+    dataDir: path.join(dir, 'PetImages'),
+    imageSize: [16, 16],
+    batchSize: 4,
+    cacheDir: cache,
+    progress: false,
+  });
   assert.deepEqual(fromFolder.train.keys, opened.train.keys);
   const first = async (ds: typeof opened.train) => {
     for await (const b of ds.batches()) return b;

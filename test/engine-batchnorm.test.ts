@@ -1,7 +1,8 @@
 // BatchNormalization as Keras trains it: batch statistics and moving averages while training a
 // trainable layer; moving averages (inference mode) when frozen and outside training.
-import test from 'node:test';
+
 import assert from 'node:assert/strict';
+import test from 'node:test';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
 
@@ -10,11 +11,14 @@ const N = 4;
 const HW = 2;
 
 function model(trainable: boolean): Sequential {
-  const m = new Sequential([
-    layers.batchNormalization({ inputShape: [HW, HW, C], trainable }),
-    layers.flatten(),
-    layers.dense({ units: 1, activation: 'sigmoid' }),
-  ], { seed: 4, preprocessing: 'none' });
+  const m = new Sequential(
+    [
+      layers.batchNormalization({ inputShape: [HW, HW, C], trainable }),
+      layers.flatten(),
+      layers.dense({ units: 1, activation: 'sigmoid' }),
+    ],
+    { seed: 4, preprocessing: 'none' },
+  );
   m.compile({ optimizer: { adam: { learningRate: 0 } }, loss: 'binaryCrossentropy' });
   return m;
 }
@@ -44,7 +48,14 @@ test('a trainable BatchNormalization moves its moving averages by (1 - momentum)
     assert.ok(Math.abs(movingMean[c] - 0.01 * mean[c]) < 1e-5, `moving_mean[${c}] ${movingMean[c]} vs ${0.01 * mean[c]}`);
     assert.ok(Math.abs(movingVariance[c] - (0.99 + 0.01 * variance[c])) < 1e-5, `moving_variance[${c}]`);
   }
-  assert.deepEqual([gamma, beta], [[1, 1, 1], [0, 0, 0]], 'learning rate 0 leaves gamma and beta');
+  assert.deepEqual(
+    [gamma, beta],
+    [
+      [1, 1, 1],
+      [0, 0, 0],
+    ],
+    'learning rate 0 leaves gamma and beta',
+  );
 });
 
 test('a frozen BatchNormalization keeps its moving averages and normalises with them while training', async () => {

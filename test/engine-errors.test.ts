@@ -1,24 +1,29 @@
 /**
  * Bad input gets clear errors, and a missing libtorch / addon says what is wrong and how to fix it.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { Sequential } from '../lib/models/sequential.js';
+import { explainLoadFailure } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { LayerConfigError } from '../lib/models/resolve.js';
+import { Sequential } from '../lib/models/sequential.js';
 import { experimentCnn } from '../lib/models/zoo.js';
-import { explainLoadFailure } from '../lib/engine/native.js';
 import { ArrayDataset, Rng } from './helpers/naive.js';
 import { repoRoot } from './helpers/paths.js';
 
 function small(name = 'small'): Sequential {
   return new Sequential(
-    [layers.conv2d({ filters: 2, kernelSize: 3, inputShape: [5, 5, 2] }), layers.flatten(), layers.dense({ units: 1, activation: 'sigmoid' })],
+    [
+      layers.conv2d({ filters: 2, kernelSize: 3, inputShape: [5, 5, 2] }),
+      layers.flatten(),
+      layers.dense({ units: 1, activation: 'sigmoid' }),
+    ],
     { seed: 1, preprocessing: 'none', name },
   );
 }
@@ -47,15 +52,26 @@ async function outcome(call: () => Promise<unknown>): Promise<{ kind: 'resolved'
 
 test('an unknown layer class names the class and the layer', () => {
   assert.throws(
-    () => new Sequential([layers.conv2d({ filters: 2, kernelSize: 3, inputShape: [8, 8, 1] }), { class_name: 'LSTM', config: { name: 'my_lstm' } }]),
-    (error: unknown) => error instanceof LayerConfigError && /unknown layer class 'LSTM'/.test(error.message) && /'my_lstm'/.test(error.message),
+    () =>
+      new Sequential([
+        layers.conv2d({ filters: 2, kernelSize: 3, inputShape: [8, 8, 1] }),
+        { class_name: 'LSTM', config: { name: 'my_lstm' } },
+      ]),
+    (error: unknown) =>
+      error instanceof LayerConfigError && /unknown layer class 'LSTM'/.test(error.message) && /'my_lstm'/.test(error.message),
   );
   // an unnamed one gets its Keras default name in the message
-  assert.throws(() => new Sequential([{ class_name: 'Conv3D', config: { name: '', batch_input_shape: [null, 4, 4, 4, 1] } }]), /layer 'conv3d': unknown layer class 'Conv3D'.*supported: .*Conv2D/);
+  assert.throws(
+    () => new Sequential([{ class_name: 'Conv3D', config: { name: '', batch_input_shape: [null, 4, 4, 4, 1] } }]),
+    /layer 'conv3d': unknown layer class 'Conv3D'.*supported: .*Conv2D/,
+  );
 });
 
 test('a Conv2D on too small an input says which layer and which shapes', () => {
-  assert.throws(() => new Sequential([layers.conv2d({ filters: 2, kernelSize: 5, inputShape: [3, 3, 1] })]), /layer 'conv2d' \(Conv2D\) would output \(None, -1, -1, 2\) from input \(None, 3, 3, 1\): the input is too small/);
+  assert.throws(
+    () => new Sequential([layers.conv2d({ filters: 2, kernelSize: 5, inputShape: [3, 3, 1] })]),
+    /layer 'conv2d' \(Conv2D\) would output \(None, -1, -1, 2\) from input \(None, 3, 3, 1\): the input is too small/,
+  );
   // the experiment CNN needs more than 32x32: the first layer that runs out is named
   assert.throws(() => experimentCnn([32, 32, 3]), /layer 'conv2d_3' \(Conv2D\).*from input \(None, 2, 2, 64\).*too small/);
 });
@@ -64,13 +80,19 @@ test('a model without an input shape, an unknown loss, a non-accuracy metric: cl
   assert.throws(() => new Sequential([layers.dense({ units: 2 })]), /first layer \('dense'\) needs inputShape/);
   const m = small();
   assert.throws(() => m.compile({ optimizer: 'adam', loss: 'hinge' as never }), /unknown loss 'hinge'/);
-  assert.throws(() => m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['auc' as never] }), /only the 'accuracy' metric/);
+  assert.throws(
+    () => m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['auc' as never] }),
+    /only the 'accuracy' metric/,
+  );
 });
 
 test('setLayerWeights with the wrong number or size of weights names the layer and the expected shape', () => {
   const m = small();
   assert.throws(() => m.setLayerWeights(2, [new Float32Array(18)]), /layer 'dense' has 2 weights \(kernel, bias\), got 1/);
-  assert.throws(() => m.setLayerWeights('dense', [new Float32Array(17), new Float32Array(1)]), /weight 'kernel' needs shape \[18, 1\] \(18 values\), got 17 values/);
+  assert.throws(
+    () => m.setLayerWeights('dense', [new Float32Array(17), new Float32Array(1)]),
+    /weight 'kernel' needs shape \[18, 1\] \(18 values\), got 17 values/,
+  );
   assert.throws(() => m.setLayerWeights('nope', []), /no layer 'nope'.*conv2d, flatten, dense/);
 });
 
@@ -78,9 +100,15 @@ test('setLayerWeights with the wrong number or size of weights names the layer a
 
 test('predict with the wrong input shape names the expected and the given shape', async () => {
   const m = small('shapes');
-  await assert.rejects(m.predict(new Float32Array(40), [1, 5, 4, 2]), /model 'shapes' expects inputs of shape \(None, 5, 5, 2\) but got \(1, 5, 4, 2\)/);
+  await assert.rejects(
+    m.predict(new Float32Array(40), [1, 5, 4, 2]),
+    /model 'shapes' expects inputs of shape \(None, 5, 5, 2\) but got \(1, 5, 4, 2\)/,
+  );
   await assert.rejects(m.predict(new Float32Array(40), [1, 5, 5, 2]), /input has 40 values but its shape \[1, 5, 5, 2\] needs 50/);
-  await assert.rejects(m.predict(new Float32Array(10), [1, 10], { fromLayer: 2 }), /layer 'dense' expects inputs of shape \(None, 18\) but got \(1, 10\)/);
+  await assert.rejects(
+    m.predict(new Float32Array(10), [1, 10], { fromLayer: 2 }),
+    /layer 'dense' expects inputs of shape \(None, 18\) but got \(1, 10\)/,
+  );
 });
 
 test('fit on data of the wrong shape names the expected and the given shape', async () => {
@@ -90,25 +118,26 @@ test('fit on data of the wrong shape names the expected and the given shape', as
   await assert.rejects(m.fit(data, { verbose: 0 }), /model 'fitshape' expects inputs of shape \(None, 5, 5, 2\) but got \(4, 6, 6, 2\)/);
 });
 
-test(
-  'trainStep with the wrong input shape names the model input shape it expected',
-  async () => {
-    const m = small();
-    m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
-    const r = await outcome(() => m.engine.trainStep(new Float32Array(4 * 6 * 6 * 2), [4, 6, 6, 2], Y, 0));
-    assert.notEqual(r.kind, 'resolved');
-    assert.match(r.message, /5, 5, 2/);
-    assert.match(r.message, /6, 6, 2/);
-    // worse: a model that accepts any spatial size (conv + global pooling) trains on it silently
-    const gap = new Sequential(
-      [layers.conv2d({ filters: 2, kernelSize: 3, inputShape: [5, 5, 2] }), layers.globalAveragePooling2d(), layers.dense({ units: 1, activation: 'sigmoid' })],
-      { seed: 1, preprocessing: 'none', name: 'gap' },
-    );
-    gap.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
-    const silent = await outcome(() => gap.engine.trainStep(new Float32Array(4 * 9 * 9 * 2), [4, 9, 9, 2], Y, 0));
-    assert.notEqual(silent.kind, 'resolved', 'a [4, 9, 9, 2] batch for a (None, 5, 5, 2) model must fail');
-  },
-);
+test('trainStep with the wrong input shape names the model input shape it expected', async () => {
+  const m = small();
+  m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
+  const r = await outcome(() => m.engine.trainStep(new Float32Array(4 * 6 * 6 * 2), [4, 6, 6, 2], Y, 0));
+  assert.notEqual(r.kind, 'resolved');
+  assert.match(r.message, /5, 5, 2/);
+  assert.match(r.message, /6, 6, 2/);
+  // worse: a model that accepts any spatial size (conv + global pooling) trains on it silently
+  const gap = new Sequential(
+    [
+      layers.conv2d({ filters: 2, kernelSize: 3, inputShape: [5, 5, 2] }),
+      layers.globalAveragePooling2d(),
+      layers.dense({ units: 1, activation: 'sigmoid' }),
+    ],
+    { seed: 1, preprocessing: 'none', name: 'gap' },
+  );
+  gap.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
+  const silent = await outcome(() => gap.engine.trainStep(new Float32Array(4 * 9 * 9 * 2), [4, 9, 9, 2], Y, 0));
+  assert.notEqual(silent.kind, 'resolved', 'a [4, 9, 9, 2] batch for a (None, 5, 5, 2) model must fail');
+});
 
 test('labels: a y whose length differs from the batch, or a y that is not a Float32Array', async () => {
   const m = small();
@@ -153,19 +182,16 @@ test('two concurrent trainStep calls: the second fails with "busy", the first co
   assert.ok(Number.isFinite(again.loss));
 });
 
-test(
-  'engine calls report errors as rejected promises, never as synchronous throws',
-  async () => {
-    const m = small();
-    m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
-    const first = m.engine.trainStep(X, SHAPE, Y, 0);
-    const busy = await outcome(() => m.engine.trainStep(X, SHAPE, Y, 0));
-    await first;
-    const short = await outcome(() => m.engine.trainStep(X, SHAPE, Float32Array.from([0]), 0));
-    assert.equal(busy.kind, 'rejected', `busy: ${busy.kind}`);
-    assert.equal(short.kind, 'rejected', `y mismatch: ${short.kind}`);
-  },
-);
+test('engine calls report errors as rejected promises, never as synchronous throws', async () => {
+  const m = small();
+  m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
+  const first = m.engine.trainStep(X, SHAPE, Y, 0);
+  const busy = await outcome(() => m.engine.trainStep(X, SHAPE, Y, 0));
+  await first;
+  const short = await outcome(() => m.engine.trainStep(X, SHAPE, Float32Array.from([0]), 0));
+  assert.equal(busy.kind, 'rejected', `busy: ${busy.kind}`);
+  assert.equal(short.kind, 'rejected', `y mismatch: ${short.kind}`);
+});
 
 // ------------------------------------------------------------------------------------------ install problems
 
@@ -195,7 +221,10 @@ test('find-libtorch finds the installed libtorch-dev (include dirs that exist)',
 function loadWith(addon: string): { status: number | null; message: string } {
   const nativeJs = pathToFileURL(path.join(repoRoot, 'dist/lib/engine/native.js')).href;
   const script = `import(${JSON.stringify(nativeJs)}).then((m) => { m.native(); console.log('LOADED'); }).catch((e) => { console.error(e.message); process.exit(3); });`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...process.env, TRANSFERLAB_NATIVE: addon }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, TRANSFERLAB_NATIVE: addon },
+    encoding: 'utf8',
+  });
   return { status: r.status, message: r.stderr + r.stdout };
 }
 

@@ -2,12 +2,13 @@
  * fit / evaluate end to end on small in-memory data: learning a learnable task, Keras's
  * steps_per_epoch stream semantics, sample-weighted epoch metrics, callbacks, and NaN losses.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { Sequential } from '../lib/models/sequential.js';
+import { test } from 'node:test';
 import { layers } from '../lib/models/layers.js';
-import { NaNLossError } from '../lib/training/fit.js';
+import { Sequential } from '../lib/models/sequential.js';
 import { EarlyStopping, ModelCheckpoint } from '../lib/training/callbacks.js';
+import { NaNLossError } from '../lib/training/fit.js';
 import * as naive from './helpers/naive.js';
 import { ArrayDataset, Rng, tensor } from './helpers/naive.js';
 
@@ -81,7 +82,11 @@ test('a small CNN learns the squares task: loss falls, val accuracy >= 0.9; eval
 
 /** [2, 2, 1] float inputs -> Dense 1 sigmoid; with learning rate 0 the weights never move */
 function frozenLinear(seed: number): { m: Sequential; kernel: Float32Array; bias: Float32Array } {
-  const m = new Sequential([layers.flatten({ inputShape: [2, 2, 1] }), layers.dense({ units: 1, activation: 'sigmoid' })], { seed, preprocessing: 'none', name: 'linear' });
+  const m = new Sequential([layers.flatten({ inputShape: [2, 2, 1] }), layers.dense({ units: 1, activation: 'sigmoid' })], {
+    seed,
+    preprocessing: 'none',
+    name: 'linear',
+  });
   const rng = new Rng(seed);
   const kernel = rng.floats(4, -1, 1);
   const bias = Float32Array.from([0.1]);
@@ -105,9 +110,18 @@ test('stepsPerEpoch / validationSteps: epochs continue one repeating stream (tf.
   assert.deepEqual(history.epoch, [0, 1, 2]);
   const at = (b: { pass: number; index: number; size: number }) => `${b.pass}:${b.index}/${b.size}`;
   assert.deepEqual(train.served.map(at), [
-    '0:0/4', '0:1/4', '0:2/4', '0:3/4', // epoch 1
-    '0:4/4', '0:5/4', '0:6/4', '0:7/4', // epoch 2 continues at batch 4
-    '0:8/4', '0:9/1', '1:0/4', '1:1/4', // epoch 3: the small last batch, then the stream wraps around
+    '0:0/4',
+    '0:1/4',
+    '0:2/4',
+    '0:3/4', // epoch 1
+    '0:4/4',
+    '0:5/4',
+    '0:6/4',
+    '0:7/4', // epoch 2 continues at batch 4
+    '0:8/4',
+    '0:9/1',
+    '1:0/4',
+    '1:1/4', // epoch 3: the small last batch, then the stream wraps around
   ]);
   assert.deepEqual(valid.served.map(at), ['0:0/4', '0:1/4', '0:2/2', '1:0/4', '1:1/4', '1:2/2']);
 });
@@ -129,12 +143,20 @@ test('epoch loss / accuracy are sample-weighted means over the batches of that e
   const history = await m.fit(train, { epochs: 3, stepsPerEpoch: 4, validationData: valid, validationSteps: 2, verbose: 0 });
   // the weights never move (learning rate 0), so each example's loss is fixed
   const logits = naive.dense(tensor(train.x, [37, 4]), kernel, 1, bias).data;
-  const lossOf = (ids: number[], data: ArrayDataset, z: Float64Array) => naive.bceFromLogits(ids.map((i) => z[i]), ids.map((i) => data.y[i]));
-  const accOf = (ids: number[], data: ArrayDataset, z: Float64Array) => ids.filter((i) => (z[i] > 0 ? 1 : 0) === data.y[i]).length / ids.length;
+  const lossOf = (ids: number[], data: ArrayDataset, z: Float64Array) =>
+    naive.bceFromLogits(
+      ids.map((i) => z[i]),
+      ids.map((i) => data.y[i]),
+    );
+  const accOf = (ids: number[], data: ArrayDataset, z: Float64Array) =>
+    ids.filter((i) => (z[i] > 0 ? 1 : 0) === data.y[i]).length / ids.length;
   const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
   const epochs = [range(0, 16), range(16, 32), [...range(32, 37), ...range(0, 8)]];
   epochs.forEach((ids, e) => {
-    assert.ok(Math.abs(history.history.loss[e] - lossOf(ids, train, logits)) < 1e-5, `epoch ${e + 1} loss ${history.history.loss[e]} vs ${lossOf(ids, train, logits)}`);
+    assert.ok(
+      Math.abs(history.history.loss[e] - lossOf(ids, train, logits)) < 1e-5,
+      `epoch ${e + 1} loss ${history.history.loss[e]} vs ${lossOf(ids, train, logits)}`,
+    );
     assert.ok(Math.abs(history.history.accuracy[e] - accOf(ids, train, logits)) < 1e-9, `epoch ${e + 1} accuracy`);
   });
   // epoch 3 has 13 examples in 4 batches (4, 1, 4, 4): a plain mean of batch means would differ
@@ -176,7 +198,10 @@ test('EarlyStopping in fit: a monitor that stops improving ends training after p
   const es = new EarlyStopping({ monitor: 'val_loss', patience: 2 });
   const epochsSeen: number[] = [];
   const history = await m.fit(floatData(8, 4, 1), {
-    epochs: 10, validationData: floatData(4, 4, 2), verbose: 0, callbacks: [es, { onEpochEnd: (e) => void epochsSeen.push(e) }],
+    epochs: 10,
+    validationData: floatData(4, 4, 2),
+    verbose: 0,
+    callbacks: [es, { onEpochEnd: (e) => void epochsSeen.push(e) }],
   });
   assert.deepEqual(history.epoch, [0, 1, 2]);
   assert.deepEqual(epochsSeen, [0, 1, 2]);
@@ -189,14 +214,23 @@ test('EarlyStopping in fit: a monitor that stops improving ends training after p
 test('ModelCheckpoint (unit): saves only when val_loss improves (NaN never counts)', async () => {
   const saved: [string, number][] = [];
   const model = {} as Sequential;
-  const cp = new ModelCheckpoint({ filepath: (e) => `ckpt-${e}`, monitor: 'val_loss', saveBestOnly: true, save: async (mm, dir, epoch) => {
-    assert.equal(mm, model);
-    saved.push([dir, epoch]);
-  } });
+  const cp = new ModelCheckpoint({
+    filepath: (e) => `ckpt-${e}`,
+    monitor: 'val_loss',
+    saveBestOnly: true,
+    save: async (mm, dir, epoch) => {
+      assert.equal(mm, model);
+      saved.push([dir, epoch]);
+    },
+  });
   cp.setModel(model);
   const values = [0.5, 0.6, 0.4, 0.4, NaN, 0.3, 0.35];
   for (let e = 0; e < values.length; e++) await cp.onEpochEnd(e, { loss: 1, val_loss: values[e] });
-  assert.deepEqual(saved, [['ckpt-0', 0], ['ckpt-2', 2], ['ckpt-5', 5]]);
+  assert.deepEqual(saved, [
+    ['ckpt-0', 0],
+    ['ckpt-2', 2],
+    ['ckpt-5', 5],
+  ]);
   assert.equal(cp.best, 0.3);
   assert.equal(cp.bestEpoch, 5);
   await assert.rejects(async () => cp.onEpochEnd(7, { loss: 1 }), /val_loss/);
@@ -208,10 +242,19 @@ test('ModelCheckpoint in fit: called with the model exactly at the epochs where 
   m.compile({ optimizer: { adam: { learningRate: 0.02 } }, loss: 'binaryCrossentropy', metrics: ['accuracy'] });
   const saves: { epoch: number; dir: string; weights: Float32Array }[] = [];
   const cp = new ModelCheckpoint<Sequential>({
-    filepath: '/nowhere/best', monitor: 'val_loss', saveBestOnly: true,
+    filepath: '/nowhere/best',
+    monitor: 'val_loss',
+    saveBestOnly: true,
     save: async (model, dir, epoch) => void saves.push({ epoch, dir, weights: model.getLayerWeights(5)[0].data }),
   });
-  const history = await m.fit(train, { epochs: 4, stepsPerEpoch: 3, validationData: valid, validationSteps: 1, verbose: 0, callbacks: [cp] });
+  const history = await m.fit(train, {
+    epochs: 4,
+    stepsPerEpoch: 3,
+    validationData: valid,
+    validationSteps: 1,
+    verbose: 0,
+    callbacks: [cp],
+  });
   const vl = history.history.val_loss;
   const improving: number[] = [];
   let best = Infinity;
@@ -221,7 +264,11 @@ test('ModelCheckpoint in fit: called with the model exactly at the epochs where 
       improving.push(e);
     }
   });
-  assert.deepEqual(saves.map((s) => s.epoch), improving, `val_loss ${vl.join(' ')}`);
+  assert.deepEqual(
+    saves.map((s) => s.epoch),
+    improving,
+    `val_loss ${vl.join(' ')}`,
+  );
   assert.ok(saves.every((s) => s.dir === '/nowhere/best'));
   assert.equal(saves[saves.length - 1].weights.length, 32);
   if (saves.length > 1) assert.notDeepEqual(saves[0].weights, saves[saves.length - 1].weights, 'each save sees the weights of its epoch');
@@ -235,7 +282,9 @@ test('ModelCheckpoint in fit: epochs whose val_loss is not a new best are not sa
   const history = await m.fit(floatData(8, 4, 23), { epochs: 6, validationData: valid, validationSteps: 1, verbose: 0, callbacks: [cp] });
   const z = naive.dense(tensor(valid.x, [12, 4]), kernel, 1, bias).data;
   const windows = [0, 1, 2].map((b) => naive.bceFromLogits(z.slice(b * 4, b * 4 + 4), valid.y.slice(b * 4, b * 4 + 4)));
-  history.history.val_loss.forEach((v, e) => assert.ok(Math.abs(v - windows[e % 3]) < 1e-5, `epoch ${e + 1} val_loss ${v} vs ${windows[e % 3]}`));
+  history.history.val_loss.forEach((v, e) =>
+    assert.ok(Math.abs(v - windows[e % 3]) < 1e-5, `epoch ${e + 1} val_loss ${v} vs ${windows[e % 3]}`),
+  );
   const expected: number[] = [];
   let best = Infinity;
   windows.forEach((v, e) => {
@@ -245,13 +294,20 @@ test('ModelCheckpoint in fit: epochs whose val_loss is not a new best are not sa
     }
   });
   assert.deepEqual(saves, expected, `windows ${windows.join(' ')}`);
-  assert.ok(saves.every((e) => e < 3), 'repeating an earlier value is not an improvement');
+  assert.ok(
+    saves.every((e) => e < 3),
+    'repeating an earlier value is not an improvement',
+  );
 });
 
 test('a NaN loss stops fit with NaNLossError; the NaN step leaves weights and optimizer untouched', async () => {
   const rng = new Rng(12);
   const m = new Sequential(
-    [layers.conv2d({ filters: 2, kernelSize: 2, activation: 'relu', inputShape: [3, 3, 1] }), layers.flatten(), layers.dense({ units: 1, activation: 'sigmoid' })],
+    [
+      layers.conv2d({ filters: 2, kernelSize: 2, activation: 'relu', inputShape: [3, 3, 1] }),
+      layers.flatten(),
+      layers.dense({ units: 1, activation: 'sigmoid' }),
+    ],
     { seed: 3, preprocessing: 'none', name: 'nan-model' },
   );
   m.compile({ optimizer: { adam: { learningRate: 0.01 } }, loss: 'binaryCrossentropy' });
@@ -263,7 +319,11 @@ test('a NaN loss stops fit with NaNLossError; the NaN step leaves weights and op
   const saves: number[] = [];
   const cp = new ModelCheckpoint({ filepath: 'x', monitor: 'loss', save: async (_m, _d, e) => void saves.push(e) });
   await assert.rejects(
-    m.fit(data, { epochs: 2, verbose: 0, callbacks: [cp, { onBatchEnd: () => void (lastGood = [0, 2].map((l) => m.getLayerWeights(l).map((w) => w.data))) }] }),
+    m.fit(data, {
+      epochs: 2,
+      verbose: 0,
+      callbacks: [cp, { onBatchEnd: () => void (lastGood = [0, 2].map((l) => m.getLayerWeights(l).map((w) => w.data))) }],
+    }),
     (error: unknown) => {
       assert.ok(error instanceof NaNLossError, `a NaNLossError, got ${String(error)}`);
       assert.match(error.message, /'nan-model'/);
@@ -280,7 +340,10 @@ test('a NaN loss stops fit with NaNLossError; the NaN step leaves weights and op
   assert.ok(now.flat().every((w) => w.every(Number.isFinite)));
   const state = m.engine.getOptimizerState();
   assert.equal(state.iterations, 2, 'the NaN step is not counted');
-  assert.ok(state.moments.every((s) => s.slots.length === 2 && s.slots.every((slot) => slot.every(Number.isFinite))), 'moments stay finite');
+  assert.ok(
+    state.moments.every((s) => s.slots.length === 2 && s.slots.every((slot) => slot.every(Number.isFinite))),
+    'moments stay finite',
+  );
   // and training can go on with good data
   const r = await m.engine.trainStep(x.slice(0, 36), [4, 3, 3, 1], y.slice(0, 4), 0);
   assert.ok(Number.isFinite(r.loss));

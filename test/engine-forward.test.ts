@@ -2,13 +2,14 @@
  * Forward pass of every layer kind against the naive float64 reference (test/helpers/naive.ts),
  * on small seeded random inputs, through the public API: Keras-layout weights in, NHWC out.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { Sequential } from '../lib/models/sequential.js';
-import { layers } from '../lib/models/layers.js';
+import { test } from 'node:test';
 import type { LayerConfig } from '../lib/keras-format/config.js';
+import { layers } from '../lib/models/layers.js';
+import { Sequential } from '../lib/models/sequential.js';
 import * as naive from './helpers/naive.js';
-import { Rng, assertClose, prod, tensor, type T } from './helpers/naive.js';
+import { assertClose, prod, Rng, type T, tensor } from './helpers/naive.js';
 
 const TOL = { atol: 1e-5, rtol: 1e-4 };
 
@@ -17,7 +18,11 @@ function model(configs: LayerConfig[], seed = 1): Sequential {
   return new Sequential(configs, { seed, preprocessing: 'none', name: 'forward' });
 }
 
-async function predict(m: Sequential, x: T, options: { fromLayer?: number; toLayer?: number } = {}): Promise<{ output: Float32Array; shape: number[] }> {
+async function predict(
+  m: Sequential,
+  x: T,
+  options: { fromLayer?: number; toLayer?: number } = {},
+): Promise<{ output: Float32Array; shape: number[] }> {
   return m.predict(Float32Array.from(x.data), x.shape, options);
 }
 
@@ -51,18 +56,67 @@ interface ConvCase {
 
 const convCases: ConvCase[] = [
   { name: 'valid 3x3 stride 1', input: [7, 6, 3], filters: 4, kernel: [3, 3], padding: 'valid', out: [5, 4] },
-  { name: 'valid 3x3 stride 2, odd sizes (floor)', input: [8, 9, 2], filters: 3, kernel: [3, 3], strides: [2, 2], padding: 'valid', out: [3, 4] },
+  {
+    name: 'valid 3x3 stride 2, odd sizes (floor)',
+    input: [8, 9, 2],
+    filters: 3,
+    kernel: [3, 3],
+    strides: [2, 2],
+    padding: 'valid',
+    out: [3, 4],
+  },
   { name: 'same 3x3 stride 1 (symmetric pad)', input: [6, 5, 3], filters: 4, kernel: [3, 3], padding: 'same', out: [6, 5] },
   // even kernels with stride 1: total padding is odd, the extra row/column goes bottom/right
   { name: 'same 2x4 stride 1 (asymmetric pad)', input: [5, 6, 2], filters: 3, kernel: [2, 4], padding: 'same', out: [5, 6] },
   // stride 2 on an even size: total padding 1 -> (0, 1); on an odd size: 2 -> (1, 1)
-  { name: 'same 3x3 stride 2, even height / odd width', input: [8, 7, 3], filters: 4, kernel: [3, 3], strides: [2, 2], padding: 'same', out: [4, 4] },
-  { name: 'same 3x3 stride 2, even sizes (pad only bottom/right)', input: [6, 6, 2], filters: 2, kernel: [3, 3], strides: [2, 2], padding: 'same', out: [3, 3] },
-  { name: 'same 5x5 stride 2, 9x10 (pads 2/2 and 1/2)', input: [9, 10, 2], filters: 3, kernel: [5, 5], strides: [2, 2], padding: 'same', out: [5, 5] },
-  { name: 'same 3x3 strides (2, 1), no bias', input: [7, 6, 2], filters: 3, kernel: [3, 3], strides: [2, 1], padding: 'same', useBias: false, out: [4, 6] },
+  {
+    name: 'same 3x3 stride 2, even height / odd width',
+    input: [8, 7, 3],
+    filters: 4,
+    kernel: [3, 3],
+    strides: [2, 2],
+    padding: 'same',
+    out: [4, 4],
+  },
+  {
+    name: 'same 3x3 stride 2, even sizes (pad only bottom/right)',
+    input: [6, 6, 2],
+    filters: 2,
+    kernel: [3, 3],
+    strides: [2, 2],
+    padding: 'same',
+    out: [3, 3],
+  },
+  {
+    name: 'same 5x5 stride 2, 9x10 (pads 2/2 and 1/2)',
+    input: [9, 10, 2],
+    filters: 3,
+    kernel: [5, 5],
+    strides: [2, 2],
+    padding: 'same',
+    out: [5, 5],
+  },
+  {
+    name: 'same 3x3 strides (2, 1), no bias',
+    input: [7, 6, 2],
+    filters: 3,
+    kernel: [3, 3],
+    strides: [2, 1],
+    padding: 'same',
+    useBias: false,
+    out: [4, 6],
+  },
   { name: 'valid 3x3 dilation 2', input: [9, 8, 2], filters: 3, kernel: [3, 3], dilation: [2, 2], padding: 'valid', out: [5, 4] },
   { name: 'same 3x3 dilation (2, 3)', input: [7, 8, 2], filters: 3, kernel: [3, 3], dilation: [2, 3], padding: 'same', out: [7, 8] },
-  { name: 'same 2x2 dilation 2 (asymmetric dilated pad)', input: [5, 6, 2], filters: 2, kernel: [2, 2], dilation: [2, 2], padding: 'same', out: [5, 6] },
+  {
+    name: 'same 2x2 dilation 2 (asymmetric dilated pad)',
+    input: [5, 6, 2],
+    filters: 2,
+    kernel: [2, 2],
+    dilation: [2, 2],
+    padding: 'same',
+    out: [5, 6],
+  },
   { name: 'valid 1x1 with relu', input: [4, 4, 5], filters: 3, kernel: [1, 1], padding: 'valid', activation: 'relu', out: [4, 4] },
   { name: 'same 3x3 with sigmoid', input: [5, 5, 2], filters: 2, kernel: [3, 3], padding: 'same', activation: 'sigmoid', out: [5, 5] },
   { name: 'same 3x3 with tanh', input: [5, 5, 2], filters: 2, kernel: [3, 3], padding: 'same', activation: 'tanh', out: [5, 5] },
@@ -74,15 +128,25 @@ for (const c of convCases) {
     const rng = new Rng(c.name.length * 7919 + c.filters);
     const m = model([
       layers.conv2d({
-        filters: c.filters, kernelSize: c.kernel, strides: c.strides, padding: c.padding, dilationRate: c.dilation,
-        useBias: c.useBias, activation: c.activation, inputShape: c.input,
+        filters: c.filters,
+        kernelSize: c.kernel,
+        strides: c.strides,
+        padding: c.padding,
+        dilationRate: c.dilation,
+        useBias: c.useBias,
+        activation: c.activation,
+        inputShape: c.input,
       }),
     ]);
     const w = randomWeights(m, 0, rng);
     assert.equal(w.length, c.useBias === false ? 1 : 2);
     const x = randomInput(rng, [3, ...c.input]);
     const { output, shape } = await predict(m, x);
-    let expected = naive.conv2d(x, w[0], [c.kernel[0], c.kernel[1], c.input[2], c.filters], w[1], { strides: c.strides, padding: c.padding, dilation: c.dilation });
+    let expected = naive.conv2d(x, w[0], [c.kernel[0], c.kernel[1], c.input[2], c.filters], w[1], {
+      strides: c.strides,
+      padding: c.padding,
+      dilation: c.dilation,
+    });
     expected = naive.activation(expected, c.activation ?? 'linear');
     assert.deepEqual(shape, [3, ...c.out, c.filters]);
     assert.deepEqual(expected.shape, shape);
@@ -102,14 +166,37 @@ test('Conv2D same padding really is asymmetric: the extra zero row/column is at 
 
 test('DepthwiseConv2D (multiplier 1 and 2, same stride 2, valid) matches the naive depthwise convolution', async () => {
   const cases = [
-    { multiplier: 1, strides: [2, 2] as [number, number], padding: 'same' as const, input: [8, 7, 3] as [number, number, number], out: [4, 4] },
-    { multiplier: 2, strides: [2, 2] as [number, number], padding: 'same' as const, input: [6, 8, 3] as [number, number, number], out: [3, 4] },
-    { multiplier: 2, strides: [1, 1] as [number, number], padding: 'valid' as const, input: [5, 6, 2] as [number, number, number], out: [3, 4] },
+    {
+      multiplier: 1,
+      strides: [2, 2] as [number, number],
+      padding: 'same' as const,
+      input: [8, 7, 3] as [number, number, number],
+      out: [4, 4],
+    },
+    {
+      multiplier: 2,
+      strides: [2, 2] as [number, number],
+      padding: 'same' as const,
+      input: [6, 8, 3] as [number, number, number],
+      out: [3, 4],
+    },
+    {
+      multiplier: 2,
+      strides: [1, 1] as [number, number],
+      padding: 'valid' as const,
+      input: [5, 6, 2] as [number, number, number],
+      out: [3, 4],
+    },
   ];
   for (const c of cases) {
     const rng = new Rng(100 + c.multiplier * 13 + c.input[0]);
-    const m = model([layers.depthwiseConv2d({ kernelSize: 3, strides: c.strides, padding: c.padding, depthMultiplier: c.multiplier, inputShape: c.input })]);
-    assert.deepEqual(m.layers[0].weights.map((w) => w.shape), [[3, 3, c.input[2], c.multiplier], [c.input[2] * c.multiplier]]);
+    const m = model([
+      layers.depthwiseConv2d({ kernelSize: 3, strides: c.strides, padding: c.padding, depthMultiplier: c.multiplier, inputShape: c.input }),
+    ]);
+    assert.deepEqual(
+      m.layers[0].weights.map((w) => w.shape),
+      [[3, 3, c.input[2], c.multiplier], [c.input[2] * c.multiplier]],
+    );
     const w = randomWeights(m, 0, rng);
     const x = randomInput(rng, [2, ...c.input]);
     const { output, shape } = await predict(m, x);
@@ -124,7 +211,14 @@ test('DepthwiseConv2D (multiplier 1 and 2, same stride 2, valid) matches the nai
 
 // ------------------------------------------------------------------------------------------ pooling
 
-const poolCases: { mode: 'max' | 'avg'; pool: [number, number]; strides: [number, number]; padding: 'valid' | 'same'; input: [number, number, number]; out: [number, number] }[] = [
+const poolCases: {
+  mode: 'max' | 'avg';
+  pool: [number, number];
+  strides: [number, number];
+  padding: 'valid' | 'same';
+  input: [number, number, number];
+  out: [number, number];
+}[] = [
   { mode: 'max', pool: [2, 2], strides: [2, 2], padding: 'valid', input: [7, 7, 3], out: [3, 3] },
   { mode: 'max', pool: [3, 3], strides: [2, 2], padding: 'valid', input: [8, 9, 2], out: [3, 4] },
   { mode: 'max', pool: [2, 2], strides: [2, 2], padding: 'same', input: [7, 6, 3], out: [4, 3] },
@@ -192,26 +286,51 @@ test('Dense kernel orientation: [in, out] (a non-square hand-set kernel)', async
 
 test('BatchNormalization in inference: (x - mean) / sqrt(var + eps) * gamma + beta', async () => {
   const rng = new Rng(21);
-  for (const [center, scale] of [[true, true], [false, true], [true, false]] as const) {
+  for (const [center, scale] of [
+    [true, true],
+    [false, true],
+    [true, false],
+  ] as const) {
     const eps = 0.01;
     const m = model([layers.batchNormalization({ epsilon: eps, center, scale, inputShape: [3, 4, 3] })]);
     const names = m.layers[0].weights.map((w) => w.name);
     const expectedNames = [...(scale ? ['gamma'] : []), ...(center ? ['beta'] : []), 'moving_mean', 'moving_variance'];
     assert.deepEqual(names, expectedNames);
     const values: Record<string, Float32Array> = {
-      gamma: rng.floats(3, 0.5, 2), beta: rng.floats(3, -1, 1), moving_mean: rng.floats(3, -1, 1), moving_variance: rng.floats(3, 0.05, 3),
+      gamma: rng.floats(3, 0.5, 2),
+      beta: rng.floats(3, -1, 1),
+      moving_mean: rng.floats(3, -1, 1),
+      moving_variance: rng.floats(3, 0.05, 3),
     };
-    m.setLayerWeights(0, names.map((n) => values[n]));
+    m.setLayerWeights(
+      0,
+      names.map((n) => values[n]),
+    );
     const x = randomInput(rng, [2, 3, 4, 3], -3, 3);
     const { output } = await predict(m, x);
-    const expected = naive.batchNorm(x, scale ? values.gamma : [1, 1, 1], center ? values.beta : [0, 0, 0], values.moving_mean, values.moving_variance, eps);
+    const expected = naive.batchNorm(
+      x,
+      scale ? values.gamma : [1, 1, 1],
+      center ? values.beta : [0, 0, 0],
+      values.moving_mean,
+      values.moving_variance,
+      eps,
+    );
     assertClose(output, expected.data, { ...TOL, what: `batchnorm center=${center} scale=${scale}` });
   }
 });
 
 test('ZeroPadding2D with asymmetric ((1, 2), (0, 3)) padding', async () => {
   const rng = new Rng(3);
-  const m = model([layers.zeroPadding2d({ padding: [[1, 2], [0, 3]], inputShape: [3, 2, 2] })]);
+  const m = model([
+    layers.zeroPadding2d({
+      padding: [
+        [1, 2],
+        [0, 3],
+      ],
+      inputShape: [3, 2, 2],
+    }),
+  ]);
   const x = randomInput(rng, [2, 3, 2, 2]);
   const { output, shape } = await predict(m, x);
   assert.deepEqual(shape, [2, 6, 5, 2]);
@@ -254,7 +373,12 @@ test('Reshape keeps NHWC element order (to rank 2, to rank 3 feeding a conv, and
   assert.deepEqual(Array.from(r1.output), Array.from(Float32Array.from(x.data)));
 
   // Dense -> Reshape [2, 3, 4] -> 1x1 conv: the conv must see element (h, w, c) at (h*3 + w)*4 + c
-  const m = model([layers.reshape({ targetShape: [5], inputShape: [5] }), layers.dense({ units: 24 }), layers.reshape({ targetShape: [2, 3, 4] }), layers.conv2d({ filters: 2, kernelSize: 1 })]);
+  const m = model([
+    layers.reshape({ targetShape: [5], inputShape: [5] }),
+    layers.dense({ units: 24 }),
+    layers.reshape({ targetShape: [2, 3, 4] }),
+    layers.conv2d({ filters: 2, kernelSize: 1 }),
+  ]);
   const d = randomWeights(m, 1, rng);
   const c = randomWeights(m, 3, rng);
   const xin = randomInput(rng, [3, 5]);
@@ -290,14 +414,20 @@ test('Activation softmax on a 4-D tensor normalises over channels (the last axis
 test('relu6 (ReLU maxValue 6, activation relu6, conv relu6) clips at 0 and 6', async () => {
   const rng = new Rng(15);
   const x = randomInput(rng, [2, 3, 3, 2], -10, 10);
-  for (const config of [layers.reLU({ maxValue: 6, inputShape: [3, 3, 2] }), layers.activation({ activation: 'relu6', inputShape: [3, 3, 2] })]) {
+  for (const config of [
+    layers.reLU({ maxValue: 6, inputShape: [3, 3, 2] }),
+    layers.activation({ activation: 'relu6', inputShape: [3, 3, 2] }),
+  ]) {
     const { output } = await predict(model([config]), x);
     assertClose(output, naive.activation(x, 'relu6').data, { atol: 0, rtol: 1e-6 });
     assert.ok(output.some((v) => v === 6) && output.some((v) => v === 0), 'the input reaches both clip points');
   }
   const plain = await predict(model([layers.reLU({ inputShape: [3, 3, 2] })]), x);
   assertClose(plain.output, naive.activation(x, 'relu').data, { atol: 0, rtol: 1e-6 });
-  assert.ok(plain.output.some((v) => v > 6), 'ReLU without maxValue does not clip');
+  assert.ok(
+    plain.output.some((v) => v > 6),
+    'ReLU without maxValue does not clip',
+  );
 
   const m = model([layers.conv2d({ filters: 2, kernelSize: 3, padding: 'same', activation: 'relu6', inputShape: [3, 3, 2] })]);
   const w = randomWeights(m, 0, rng);
@@ -309,10 +439,17 @@ test('relu6 (ReLU maxValue 6, activation relu6, conv relu6) clips at 0 and 6', a
 test('LeakyReLU uses its alpha (and the Keras default 0.3)', async () => {
   const rng = new Rng(22);
   const x = randomInput(rng, [2, 3, 3, 2], -2, 2);
-  for (const [config, alpha] of [[{ name: '', alpha: 0.2 }, 0.2], [{ name: '' }, 0.3]] as const) {
+  for (const [config, alpha] of [
+    [{ name: '', alpha: 0.2 }, 0.2],
+    [{ name: '' }, 0.3],
+  ] as const) {
     const m = model([{ class_name: 'LeakyReLU', config: { ...config, batch_input_shape: [null, 3, 3, 2] } }]);
     const { output } = await predict(m, x);
-    assertClose(output, Array.from(x.data, (v) => (v > 0 ? v : alpha * v)), { ...TOL, what: `leaky relu ${alpha}` });
+    assertClose(
+      output,
+      Array.from(x.data, (v) => (v > 0 ? v : alpha * v)),
+      { ...TOL, what: `leaky relu ${alpha}` },
+    );
   }
 });
 
@@ -326,22 +463,19 @@ test('BatchNormalization on a rank-2 input (after Dense) normalises each unit', 
   assertClose(output, naive.batchNorm(x, w[0], w[1], w[2], w[3], 1e-3).data, TOL);
 });
 
-test(
-  'rank-3 tensors (after Reshape to two dims): softmax and BatchNormalization act on the last axis, as in Keras',
-  async () => {
-    const rng = new Rng(24);
-    const x = randomInput(rng, [2, 3, 4], -2, 2);
-    const soft = model([layers.reshape({ targetShape: [3, 4], inputShape: [12] }), layers.activation({ activation: 'softmax' })]);
-    const s = await soft.predict(Float32Array.from(x.data), [2, 12]);
-    assert.deepEqual(s.shape, [2, 3, 4]);
-    assertClose(s.output, naive.activation(x, 'softmax').data, { ...TOL, what: 'softmax over the last axis' });
-    const bn = model([layers.reshape({ targetShape: [3, 4], inputShape: [12] }), layers.batchNormalization({ epsilon: 1e-3 })]);
-    const w = [rng.floats(4, 0.5, 2), rng.floats(4, -1, 1), rng.floats(4, -1, 1), rng.floats(4, 0.1, 2)];
-    bn.setLayerWeights(1, w);
-    const b = await bn.predict(Float32Array.from(x.data), [2, 12]);
-    assertClose(b.output, naive.batchNorm(x, w[0], w[1], w[2], w[3], 1e-3).data, { ...TOL, what: 'batchnorm over the last axis' });
-  },
-);
+test('rank-3 tensors (after Reshape to two dims): softmax and BatchNormalization act on the last axis, as in Keras', async () => {
+  const rng = new Rng(24);
+  const x = randomInput(rng, [2, 3, 4], -2, 2);
+  const soft = model([layers.reshape({ targetShape: [3, 4], inputShape: [12] }), layers.activation({ activation: 'softmax' })]);
+  const s = await soft.predict(Float32Array.from(x.data), [2, 12]);
+  assert.deepEqual(s.shape, [2, 3, 4]);
+  assertClose(s.output, naive.activation(x, 'softmax').data, { ...TOL, what: 'softmax over the last axis' });
+  const bn = model([layers.reshape({ targetShape: [3, 4], inputShape: [12] }), layers.batchNormalization({ epsilon: 1e-3 })]);
+  const w = [rng.floats(4, 0.5, 2), rng.floats(4, -1, 1), rng.floats(4, -1, 1), rng.floats(4, 0.1, 2)];
+  bn.setLayerWeights(1, w);
+  const b = await bn.predict(Float32Array.from(x.data), [2, 12]);
+  assertClose(b.output, naive.batchNorm(x, w[0], w[1], w[2], w[3], 1e-3).data, { ...TOL, what: 'batchnorm over the last axis' });
+});
 
 test('Dropout is the identity at prediction time', async () => {
   const rng = new Rng(16);
@@ -414,10 +548,21 @@ test('preprocessing feeds the first layer: a conv on scale01 pixels equals the c
   const w = randomWeights(m, 0, rng);
   const x = rng.bytes(2 * 5 * 5 * 3);
   const { output } = await m.predict(x, [2, 5, 5, 3]);
-  const expected = naive.conv2d(tensor(Array.from(x, (v) => v / 255), [2, 5, 5, 3]), w[0], [3, 3, 3, 2], w[1]);
+  const expected = naive.conv2d(
+    tensor(
+      Array.from(x, (v) => v / 255),
+      [2, 5, 5, 3],
+    ),
+    w[0],
+    [3, 3, 3, 2],
+    w[1],
+  );
   assertClose(output, expected.data, { ...TOL, what: 'scale01 conv' });
   // fromLayer 1 and up take features as they are, without preprocessing
-  const m2 = new Sequential([layers.conv2d({ filters: 1, kernelSize: 1, useBias: false, inputShape: [1, 1, 1] }), layers.activation({ activation: 'linear' })], { seed: 3, preprocessing: 'scale01' });
+  const m2 = new Sequential(
+    [layers.conv2d({ filters: 1, kernelSize: 1, useBias: false, inputShape: [1, 1, 1] }), layers.activation({ activation: 'linear' })],
+    { seed: 3, preprocessing: 'scale01' },
+  );
   const r = await m2.predict(Float32Array.from([200]), [1, 1, 1, 1], { fromLayer: 1 });
   assert.deepEqual(Array.from(r.output), [200]);
 });

@@ -2,10 +2,11 @@
  * Keras initialisers in the engine: glorot_uniform kernels (conv fans include the receptive field),
  * zero biases, BatchNormalization ones/zeros, and seeding.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { Sequential } from '../lib/models/sequential.js';
+import { test } from 'node:test';
 import { layers } from '../lib/models/layers.js';
+import { Sequential } from '../lib/models/sequential.js';
 
 function initModel(seed: number): Sequential {
   return new Sequential(
@@ -53,7 +54,10 @@ test('kernels are glorot_uniform: within ±sqrt(6 / (fan_in + fan_out)), filling
     const variance = sq / n - (sum / n) ** 2;
     const expectedVariance = (limit * limit) / 3;
     if (n >= 400) {
-      assert.ok(Math.abs(variance / expectedVariance - 1) < 0.15, `layer ${k.layer}: variance ${variance}, uniform would give ${expectedVariance}`);
+      assert.ok(
+        Math.abs(variance / expectedVariance - 1) < 0.15,
+        `layer ${k.layer}: variance ${variance}, uniform would give ${expectedVariance}`,
+      );
       assert.ok(Math.abs(sum / n) < (4 * limit) / Math.sqrt(3 * n), `layer ${k.layer}: mean ${sum / n} is not centred`);
     }
   }
@@ -65,11 +69,20 @@ test('biases start at zero; BatchNormalization at gamma 1, beta 0, mean 0, varia
     const weights = m.getLayerWeights(layer);
     assert.equal(weights.length, 2);
     assert.match(weights[1].name, /\/bias$/);
-    assert.ok(weights[1].data.every((v) => v === 0), `layer ${layer} bias is zero`);
+    assert.ok(
+      weights[1].data.every((v) => v === 0),
+      `layer ${layer} bias is zero`,
+    );
   }
   const bn = m.getLayerWeights(3);
-  assert.deepEqual(bn.map((w) => w.name.split('/')[1]), ['gamma', 'beta', 'moving_mean', 'moving_variance']);
-  assert.deepEqual(bn.map((w) => Array.from(new Set(w.data))), [[1], [0], [0], [1]]);
+  assert.deepEqual(
+    bn.map((w) => w.name.split('/')[1]),
+    ['gamma', 'beta', 'moving_mean', 'moving_variance'],
+  );
+  assert.deepEqual(
+    bn.map((w) => Array.from(new Set(w.data))),
+    [[1], [0], [0], [1]],
+  );
 });
 
 test('same seed gives identical weights; another seed gives different ones', () => {
@@ -78,7 +91,11 @@ test('same seed gives identical weights; another seed gives different ones', () 
   const b = initModel(7).getWeights();
   const c = initModel(8).getWeights();
   assert.equal(a.length, b.length);
-  a.forEach((layer, i) => layer.weights.forEach((w, k) => assert.deepEqual(w.data, b[i].weights[k].data, `${w.name} differs between two models with seed 7`)));
-  const kernelsDiffer = a.filter((layer, i) => layer.weights[0].name.endsWith('kernel') && !layer.weights[0].data.every((v, j) => v === c[i].weights[0].data[j]));
+  a.forEach((layer, i) =>
+    layer.weights.forEach((w, k) => assert.deepEqual(w.data, b[i].weights[k].data, `${w.name} differs between two models with seed 7`)),
+  );
+  const kernelsDiffer = a.filter(
+    (layer, i) => layer.weights[0].name.endsWith('kernel') && !layer.weights[0].data.every((v, j) => v === c[i].weights[0].data[j]),
+  );
   assert.equal(kernelsDiffer.length, KERNELS.length, 'every kernel differs between seeds 7 and 8');
 });

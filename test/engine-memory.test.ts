@@ -1,19 +1,23 @@
 // The engine keeps large freed blocks for the next step instead of returning them to the kernel
 // (DESIGN.md: the biggest CPU lever). After a warm-up step, a training step must be served
 // entirely from the cache: no new large allocations, no page faults for them.
-import test from 'node:test';
+
 import assert from 'node:assert/strict';
+import test from 'node:test';
 import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
 
 test('after a warm-up step, training steps reuse every large buffer from the caching allocator', async () => {
-  const model = new Sequential([
-    layers.conv2d({ filters: 32, kernelSize: 3, activation: 'relu', inputShape: [64, 64, 3] }),
-    layers.maxPooling2d({ poolSize: 2 }),
-    layers.flatten(),
-    layers.dense({ units: 1, activation: 'sigmoid' }),
-  ], { seed: 1 });
+  const model = new Sequential(
+    [
+      layers.conv2d({ filters: 32, kernelSize: 3, activation: 'relu', inputShape: [64, 64, 3] }),
+      layers.maxPooling2d({ poolSize: 2 }),
+      layers.flatten(),
+      layers.dense({ units: 1, activation: 'sigmoid' }),
+    ],
+    { seed: 1 },
+  );
   model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
   const n = 8;
   const x = Uint8Array.from({ length: n * 64 * 64 * 3 }, (_, i) => (i * 31) % 256);

@@ -2,13 +2,14 @@
  * Gradients, losses and Keras's Adam: one engine trainStep against a float64 naive forward pass,
  * finite-difference gradients and the Keras Adam formula, weight by weight.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { Sequential } from '../lib/models/sequential.js';
-import { layers } from '../lib/models/layers.js';
+import { test } from 'node:test';
 import type { Dataset } from '../lib/data/types.js';
+import { layers } from '../lib/models/layers.js';
+import { Sequential } from '../lib/models/sequential.js';
 import * as naive from './helpers/naive.js';
-import { ArrayDataset, KerasAdam, Rng, assertClose, maxAbs, numericGradient, prod, tensor, type T } from './helpers/naive.js';
+import { ArrayDataset, assertClose, KerasAdam, maxAbs, numericGradient, prod, Rng, type T, tensor } from './helpers/naive.js';
 
 const INPUT: [number, number, number] = [6, 6, 2];
 const BATCH = 4;
@@ -91,7 +92,7 @@ test('trainStep: BCE from logits, finite-difference gradients and two exact Kera
   assert.equal(m.engine.getOptimizerState().iterations, 2);
 });
 
-test('the Adam update is not libtorch\'s (eps after bias correction): the two differ here by 3x', async () => {
+test("the Adam update is not libtorch's (eps after bias correction): the two differ here by 3x", async () => {
   // A guard on the reference itself: with epsilon 1 the Keras step is lr·sqrt(1-b2)·g/(sqrt(1-b2)|g|+1),
   // libtorch's would be lr·g/(|g|+1). If the engine used the latter, the test above fails.
   const reference = new KerasAdam({ learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1 });
@@ -118,7 +119,11 @@ test('frozen layers (setTrainable false) keep their weights; the others follow K
   const expected = w0.map((w) => Float64Array.from(w));
   new KerasAdam(adamCfg).step(expected, grads);
   for (let k = 2; k < 6; k++) {
-    assertClose(after[k].map((v, i) => v - w0[k][i]), expected[k].map((v, i) => v - w0[k][i]), { atol: 2e-7, rtol: 2e-3, what: `weight ${k} update` });
+    assertClose(
+      after[k].map((v, i) => v - w0[k][i]),
+      expected[k].map((v, i) => v - w0[k][i]),
+      { atol: 2e-7, rtol: 2e-3, what: `weight ${k} update` },
+    );
   }
 });
 
@@ -134,7 +139,10 @@ test('Keras default Adam (lr 1e-3, epsilon 1e-7): the first step moves each weig
   after.forEach((w, k) => {
     for (let i = 0; i < w.length; i++) {
       if (Math.abs(grads[k][i]) < 1e-4) continue; // near-zero gradients: the sign is float noise
-      assert.ok(Math.abs(w[i] - w0[k][i] - (expected[k][i] - w0[k][i])) < 2e-6, `weight ${k}[${i}]: moved ${w[i] - w0[k][i]}, Keras ${expected[k][i] - w0[k][i]}`);
+      assert.ok(
+        Math.abs(w[i] - w0[k][i] - (expected[k][i] - w0[k][i])) < 2e-6,
+        `weight ${k}[${i}]: moved ${w[i] - w0[k][i]}, Keras ${expected[k][i] - w0[k][i]}`,
+      );
     }
   });
 });
@@ -155,7 +163,10 @@ test('binary crossentropy on a sigmoid output is computed from the logits (no 1e
 });
 
 test('a final Activation(sigmoid) layer also gives the from-logits loss', async () => {
-  const m = new Sequential([layers.dense({ units: 1, inputShape: [2] }), layers.activation({ activation: 'sigmoid' })], { seed: 1, preprocessing: 'none' });
+  const m = new Sequential([layers.dense({ units: 1, inputShape: [2] }), layers.activation({ activation: 'sigmoid' })], {
+    seed: 1,
+    preprocessing: 'none',
+  });
   m.setLayerWeights(0, [Float32Array.from([1, 0]), Float32Array.from([0])]);
   m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
   const r = await m.engine.evaluate(Float32Array.from([40, 0, -30, 0, 0.5, 0]), [3, 2], Float32Array.from([0, 1, 1]), 0);
@@ -225,8 +236,16 @@ test('sparse categorical crossentropy on a softmax output matches the naive loss
   const expected = [Float64Array.from(kernel), Float64Array.from(bias)];
   new KerasAdam(adamCfg).step(expected, [gW, gb]);
   const after = m.getLayerWeights(0);
-  assertClose(after[0].data.map((v, i) => v - kernel[i]), expected[0].map((v, i) => v - kernel[i]), { atol: 2e-7, rtol: 2e-3, what: 'kernel update' });
-  assertClose(after[1].data.map((v, i) => v - bias[i]), expected[1].map((v, i) => v - bias[i]), { atol: 2e-7, rtol: 2e-3, what: 'bias update' });
+  assertClose(
+    after[0].data.map((v, i) => v - kernel[i]),
+    expected[0].map((v, i) => v - kernel[i]),
+    { atol: 2e-7, rtol: 2e-3, what: 'kernel update' },
+  );
+  assertClose(
+    after[1].data.map((v, i) => v - bias[i]),
+    expected[1].map((v, i) => v - bias[i]),
+    { atol: 2e-7, rtol: 2e-3, what: 'bias update' },
+  );
 });
 
 test('evaluate does not change weights or the optimizer state', async () => {
@@ -306,7 +325,13 @@ test('categorical crossentropy takes one-hot labels (Keras): loss and accuracy a
     if (z.indexOf(Math.max(...z)) === classes[r]) correct++;
   }
   for (const activation of ['softmax', 'linear'] as const) {
-    const m = new Sequential([layers.dense({ units: 3, activation, inputShape: [4] }), ...(activation === 'linear' ? [layers.activation({ activation: 'softmax' })] : [])], { seed: 2, preprocessing: 'none' });
+    const m = new Sequential(
+      [
+        layers.dense({ units: 3, activation, inputShape: [4] }),
+        ...(activation === 'linear' ? [layers.activation({ activation: 'softmax' })] : []),
+      ],
+      { seed: 2, preprocessing: 'none' },
+    );
     m.setLayerWeights(0, [kernel, bias]);
     m.compile({ optimizer: 'adam', loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
     const r = await m.engine.evaluate(xf, [5, 4], oneHot, 0);
@@ -316,7 +341,10 @@ test('categorical crossentropy takes one-hot labels (Keras): loss and accuracy a
   const m = new Sequential([layers.dense({ units: 3, activation: 'softmax', inputShape: [4] })], { seed: 2, preprocessing: 'none' });
   m.compile({ optimizer: 'adam', loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
   const asIndices = new ArrayDataset(xf, [4], Float32Array.from(classes), 5, ['a', 'b', 'c']);
-  await assert.rejects(m.fit(asIndices, { epochs: 1, verbose: 0 }), /categoricalCrossentropy needs one-hot labels.*use sparseCategoricalCrossentropy/);
+  await assert.rejects(
+    m.fit(asIndices, { epochs: 1, verbose: 0 }),
+    /categoricalCrossentropy needs one-hot labels.*use sparseCategoricalCrossentropy/,
+  );
   await assert.rejects(m.engine.evaluate(xf, [5, 4], Float32Array.from(classes), 0), /categorical_crossentropy needs one-hot labels/);
   const notOneHot = Float32Array.from(oneHot);
   notOneHot[0] = 1;
@@ -331,7 +359,10 @@ class OneHotDataset implements Dataset {
   readonly elementShape = [4];
   readonly batchSize = 5;
   readonly classNames = ['a', 'b', 'c'];
-  constructor(private readonly x: Float32Array, private readonly y: Float32Array) {}
+  constructor(
+    private readonly x: Float32Array,
+    private readonly y: Float32Array,
+  ) {}
   async *batches() {
     yield { x: this.x, shape: [5, 4], y: this.y };
   }

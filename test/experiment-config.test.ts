@@ -1,10 +1,11 @@
 // The experiment's numbers: the faithful 233/15 schedule and the defaults of `compare`.
-import test from 'node:test';
+
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DEFAULT_CONFIG, faithfulSchedule } from '../lib/experiment/config.js';
+import test from 'node:test';
 import { scanImageFolder } from '../lib/data/image-folder.js';
+import { DEFAULT_CONFIG, faithfulSchedule } from '../lib/experiment/config.js';
 import { withTempDir } from './helpers/transfer-helpers.js';
 
 test('faithful schedule: steps_per_epoch = int(n*0.8)//64+1 and validation_steps = int(n_val*0.2)//64+1', () => {
@@ -39,7 +40,7 @@ test('one default seed: data info orders an image folder as compare does (the pr
     }
     const order = async (seed?: number) => (await scanImageFolder(dir, seed)).ordered.map((e) => e.key);
     const byDefault = await order();
-    assert.deepEqual(byDefault, await order(DEFAULT_CONFIG.seed), 'the folder default is compare\'s seed');
+    assert.deepEqual(byDefault, await order(DEFAULT_CONFIG.seed), "the folder default is compare's seed");
     assert.notDeepEqual(byDefault, await order(DEFAULT_CONFIG.seed + 1), 'the seed decides the order');
   });
 });

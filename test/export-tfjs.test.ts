@@ -1,19 +1,20 @@
 // A model saved by TransferLab loads in TensorFlow.js and predicts the same: TF.js's own layers
 // (pure-JS CPU backend) are an independent reference for the engine and the exported format.
-import test from 'node:test';
+
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import * as tfl from '@tensorflow/tfjs-layers';
+import test from 'node:test';
 import * as tfc from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
-import { saveModel } from '../lib/saving/persistence.js';
-import { experimentCnn, defaultHeadLayers } from '../lib/models/zoo.js';
 import { fromTfjs } from '../lib/applications/tfjs.js';
-import { Sequential } from '../lib/models/sequential.js';
 import { decodeImageFile } from '../lib/data/index.js';
-import { petImagesDir, mobilenetModelJson, needsMobilenet, needsPetImages } from './helpers/paths.js';
+import { Sequential } from '../lib/models/sequential.js';
+import { defaultHeadLayers, experimentCnn } from '../lib/models/zoo.js';
+import { saveModel } from '../lib/saving/persistence.js';
+import { mobilenetModelJson, needsMobilenet, needsPetImages, petImagesDir } from './helpers/paths.js';
 import { sharedPetImages } from './helpers/pet-images.js';
 import { sharedTinyBackbone } from './helpers/tiny-backbone.js';
 
@@ -24,7 +25,14 @@ async function loadInTfjs(modelJson: string): Promise<tfl.LayersModel> {
   const groups: { paths: string[]; weights: tfc.io.WeightsManifestEntry[] }[] = json.weightsManifest;
   const shards = await Promise.all(groups.flatMap((g) => g.paths.map((p) => readFile(path.join(dir, p)))));
   const weightData = new Uint8Array(Buffer.concat(shards)).buffer;
-  return tfl.loadLayersModel({ load: async () => ({ modelTopology: json.modelTopology, weightSpecs: groups.flatMap((g) => g.weights), weightData, format: json.format }) });
+  return tfl.loadLayersModel({
+    load: async () => ({
+      modelTopology: json.modelTopology,
+      weightSpecs: groups.flatMap((g) => g.weights),
+      weightData,
+      format: json.format,
+    }),
+  });
 }
 
 async function photos(root: string, size: number, names: string[]): Promise<Uint8Array> {
@@ -34,7 +42,11 @@ async function photos(root: string, size: number, names: string[]): Promise<Uint
 }
 
 /** MobileNet's 'tf' preprocessing, applied outside the TF.js model: x / 127.5 - 1. */
-const tfPreprocess = (x: Uint8Array, shape: [number, number, number, number]) => tfc.tensor4d(Float32Array.from(x, (v) => v / 127.5 - 1), shape);
+const tfPreprocess = (x: Uint8Array, shape: [number, number, number, number]) =>
+  tfc.tensor4d(
+    Float32Array.from(x, (v) => v / 127.5 - 1),
+    shape,
+  );
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   assert.equal(a.length, b.length);
@@ -56,7 +68,10 @@ test('the experiment CNN, trained a step and saved, predicts the same in TF.js',
     const ours = (await model.predict(x, [4, size, size, 3])).output;
     const loaded = await loadInTfjs(path.join(dir, 'model.json'));
     // scale01 preprocessing (x / 255) is applied outside the TF.js model, as transferlab.json says
-    const input = tfc.tensor4d(Float32Array.from(x, (v) => v / 255), [4, size, size, 3]);
+    const input = tfc.tensor4d(
+      Float32Array.from(x, (v) => v / 255),
+      [4, size, size, 3],
+    );
     const theirs = (loaded.predict(input) as tfc.Tensor).dataSync() as Float32Array;
     assert.ok(maxAbsDiff(ours, theirs) < 1e-5, `max difference ${maxAbsDiff(ours, theirs)}`);
     assert.ok(new Set(Array.from(ours, (v) => v.toFixed(4))).size > 1, 'predictions should differ between photos');
@@ -98,7 +113,12 @@ test('a transfer model on the generated backbone (depthwise conv, batch norm, re
     const size = 64;
     const tiny = await sharedTinyBackbone();
     const backbone = await fromTfjs(tiny.modelJson, { inputShape: [size, size, 3], outputLayer: tiny.outputLayer });
-    const model = new Sequential([...backbone.layers, ...defaultHeadLayers({ hiddenUnits: [8] })], { name: 'transfer', inputShape: [size, size, 3], preprocessing: 'tf', seed: 3 });
+    const model = new Sequential([...backbone.layers, ...defaultHeadLayers({ hiddenUnits: [8] })], {
+      name: 'transfer',
+      inputShape: [size, size, 3],
+      preprocessing: 'tf',
+      seed: 3,
+    });
     model.setWeights(backbone.weights);
     await saveModel(model, dir);
     const x = await photos(await sharedPetImages({ perClass: 3, broken: false }), size, ['Cat/3.jpg', 'Dog/3.jpg']);
@@ -123,7 +143,12 @@ test('the real MobileNet transfer model predicts the same in TF.js', { skip: nee
   try {
     const size = 128;
     const backbone = await fromTfjs(mobilenetModelJson!, { inputShape: [size, size, 3], outputLayer: 'conv_pw_13_relu' });
-    const model = new Sequential([...backbone.layers, ...defaultHeadLayers({ hiddenUnits: [8] })], { name: 'transfer', inputShape: [size, size, 3], preprocessing: 'tf', seed: 3 });
+    const model = new Sequential([...backbone.layers, ...defaultHeadLayers({ hiddenUnits: [8] })], {
+      name: 'transfer',
+      inputShape: [size, size, 3],
+      preprocessing: 'tf',
+      seed: 3,
+    });
     model.setWeights(backbone.weights);
     await saveModel(model, dir);
     const x = await photos(petImagesDir!, size, ['Cat/3.jpg', 'Dog/3.jpg']);

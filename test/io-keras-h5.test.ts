@@ -1,23 +1,23 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import h5wasm from 'h5wasm/node';
-import type { LayerWeights } from '../lib/keras-format/config.js';
-import { readKerasH5, readKerasH5Weights } from '../lib/io/keras-h5.js';
-import { h5Module } from '../lib/io/h5.js';
-import { matchWeights } from '../lib/io/weight-matching.js';
-import { keras3LayerKeys } from '../lib/keras-format/weight-names.js';
 import { float16ToNumber, floatsFromBytes } from '../lib/io/float-bytes.js';
+import { h5Module } from '../lib/io/h5.js';
+import { readKerasH5, readKerasH5Weights } from '../lib/io/keras-h5.js';
+import { matchWeights } from '../lib/io/weight-matching.js';
+import type { LayerWeights } from '../lib/keras-format/config.js';
+import { keras3LayerKeys } from '../lib/keras-format/weight-names.js';
 import {
+  type FixtureLayer,
+  type Keras2Naming,
   VGG16_CONVS_PER_BLOCK,
   VGG16_FILTERS,
   vgg16NoTopLayers,
   writeKeras2H5,
   writeKeras3WeightsH5,
-  type FixtureLayer,
-  type Keras2Naming,
 } from './helpers/h5-fixtures.js';
 
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -159,7 +159,10 @@ test('a weight listed in weight_names without its dataset is an error naming bot
     h5.create_attribute('layer_names', ['dense'], [1], 'A5');
     h5.create_group('dense').create_attribute('weight_names', ['dense/kernel:0'], [1], 'A14');
     h5.close();
-    await assert.rejects(readKerasH5Weights(file), /broken\.h5: layer "dense" weight "dense\/kernel:0": listed in weight_names but no dataset/);
+    await assert.rejects(
+      readKerasH5Weights(file),
+      /broken\.h5: layer "dense" weight "dense\/kernel:0": listed in weight_names but no dataset/,
+    );
   });
 });
 

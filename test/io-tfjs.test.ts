@@ -1,18 +1,18 @@
-import * as tf from '@tensorflow/tfjs-layers';
 import type * as tfcore from '@tensorflow/tfjs-core';
+import * as tf from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { LayerConfig, LayerWeights } from '../lib/keras-format/config.js';
-import { readTfjsLayersModel, writeTfjsLayersModel, type TfjsModelToWrite } from '../lib/io/tfjs-model.js';
-import type { TfjsModelJson } from '../lib/keras-format/tfjs-format.js';
+import { test } from 'node:test';
 import { readKerasH5Weights } from '../lib/io/keras-h5.js';
+import { readTfjsLayersModel, type TfjsModelToWrite, writeTfjsLayersModel } from '../lib/io/tfjs-model.js';
+import type { LayerConfig, LayerWeights } from '../lib/keras-format/config.js';
+import type { TfjsModelJson } from '../lib/keras-format/tfjs-format.js';
+import { fixtureValues, vgg16NoTopLayers, writeKeras2H5 } from './helpers/h5-fixtures.js';
 import { mobilenetModelJson, needsMobilenet } from './helpers/paths.js';
 import { writeTinyBackbone } from './helpers/tiny-backbone.js';
-import { fixtureValues, vgg16NoTopLayers, writeKeras2H5 } from './helpers/h5-fixtures.js';
 
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(tmpdir(), 'transferlab-io-tfjs-'));
@@ -36,7 +36,10 @@ async function manifestValues(modelJson: string): Promise<Map<string, Float32Arr
     let offset = 0;
     for (const spec of group.weights) {
       const count = spec.shape.reduce((a, b) => a * b, 1);
-      values.set(spec.name, Float32Array.from({ length: count }, (_, i) => bytes.readFloatLE(offset + 4 * i)));
+      values.set(
+        spec.name,
+        Float32Array.from({ length: count }, (_, i) => bytes.readFloatLE(offset + 4 * i)),
+      );
       offset += 4 * count;
     }
   }
@@ -51,15 +54,39 @@ test('reads a MobileNet-like functional chain: layer classes, order, shapes and 
     assert.equal(model.sourceClass, 'Model');
     assert.equal(model.name, 'tiny_mobilenet');
     assert.deepEqual(model.inputShape, [40, 40, 3]);
-    assert.deepEqual(model.layers.map((l) => l.config.name), tiny.layerNames, 'InputLayer dropped, chain order kept');
+    assert.deepEqual(
+      model.layers.map((l) => l.config.name),
+      tiny.layerNames,
+      'InputLayer dropped, chain order kept',
+    );
     const classes = new Set(model.layers.map((l) => l.class_name));
-    for (const c of ['ZeroPadding2D', 'Conv2D', 'DepthwiseConv2D', 'BatchNormalization', 'ReLU', 'Activation', 'LeakyReLU', 'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'Reshape', 'Dropout']) {
+    for (const c of [
+      'ZeroPadding2D',
+      'Conv2D',
+      'DepthwiseConv2D',
+      'BatchNormalization',
+      'ReLU',
+      'Activation',
+      'LeakyReLU',
+      'MaxPooling2D',
+      'AveragePooling2D',
+      'GlobalAveragePooling2D',
+      'Reshape',
+      'Dropout',
+    ]) {
       assert.ok(classes.has(c), `has a ${c} layer`);
     }
     // by hand: stem conv 3x3x3x16; three depthwise/pointwise pairs (16->24->32->32), each conv with a
     // 4-vector BatchNormalization; conv_4 3x3x32x32 + bias; conv_preds 1x1x32x10 + bias
     const bn = (c: number) => 4 * c;
-    const expected = 27 * 16 + bn(16) + (9 * 16 + bn(16) + 16 * 24 + bn(24)) + (9 * 24 + bn(24) + 24 * 32 + bn(32)) + (9 * 32 + bn(32) + 32 * 32 + bn(32)) + (9 * 32 * 32 + 32) + (32 * 10 + 10);
+    const expected =
+      27 * 16 +
+      bn(16) +
+      (9 * 16 + bn(16) + 16 * 24 + bn(24)) +
+      (9 * 24 + bn(24) + 24 * 32 + bn(32)) +
+      (9 * 32 + bn(32) + 32 * 32 + bn(32)) +
+      (9 * 32 * 32 + 32) +
+      (32 * 10 + 10);
     assert.equal(parameterCount(model.weights), expected);
 
     const shapes = new Map(model.weights.flatMap((l) => l.weights.map((w) => [w.name, w.shape] as const)));
@@ -68,14 +95,24 @@ test('reads a MobileNet-like functional chain: layer classes, order, shapes and 
     assert.deepEqual(shapes.get('conv_dw_2/depthwise_kernel'), [3, 3, 24, 1]); // DepthwiseConv2D [kh, kw, channels, 1]
     assert.deepEqual(shapes.get('conv_4/bias'), [32]);
     const bnLayer = model.weights.find((l) => l.layerName === 'conv1_bn')!;
-    assert.deepEqual(bnLayer.weights.map((w) => w.name), ['conv1_bn/gamma', 'conv1_bn/beta', 'conv1_bn/moving_mean', 'conv1_bn/moving_variance']);
+    assert.deepEqual(
+      bnLayer.weights.map((w) => w.name),
+      ['conv1_bn/gamma', 'conv1_bn/beta', 'conv1_bn/moving_mean', 'conv1_bn/moving_variance'],
+    );
     const order = model.layers.map((l) => l.config.name);
     const positions = model.weights.map((l) => order.indexOf(l.layerName));
-    assert.deepEqual(positions, [...positions].sort((a, b) => a - b), 'weights in layer order');
+    assert.deepEqual(
+      positions,
+      [...positions].sort((a, b) => a - b),
+      'weights in layer order',
+    );
 
     // values equal the shards read by hand (conv_4's kernel spans several 1 KiB shards)
     const json = JSON.parse(await readFile(tiny.modelJson, 'utf8')) as TfjsModelJson;
-    assert.ok(json.weightsManifest.some((g) => g.paths.length > 1), 'some group spans several shards');
+    assert.ok(
+      json.weightsManifest.some((g) => g.paths.length > 1),
+      'some group spans several shards',
+    );
     const raw = await manifestValues(tiny.modelJson);
     const read = model.weights.flatMap((l) => l.weights);
     assert.deepEqual(read.map((w) => w.name).sort(), [...raw.keys()].sort());
@@ -124,7 +161,12 @@ test('reads the real MobileNet v1 0.75: linear functional chain, 2,601,976 param
 // ---- hand-written topologies ----
 
 function functionalLayer(name: string, className: string, inputs: string[], config: Record<string, unknown> = {}) {
-  return { class_name: className, name, config: { name, ...config }, inbound_nodes: inputs.length ? [inputs.map((i) => [i, 0, 0, {}])] : [] };
+  return {
+    class_name: className,
+    name,
+    config: { name, ...config },
+    inbound_nodes: inputs.length ? [inputs.map((i) => [i, 0, 0, {}])] : [],
+  };
 }
 
 async function writeModelJson(dir: string, modelTopology: unknown, weightsManifest: unknown = []): Promise<string> {
@@ -142,7 +184,10 @@ test('a functional model with a merge is rejected as not a linear chain', async 
       functionalLayer('add', 'Add', ['a', 'b']),
     ];
     const file = await writeModelJson(dir, { model_config: { class_name: 'Model', config: { name: 'branchy', layers } } });
-    await assert.rejects(readTfjsLayersModel(file), /model\.json: model "branchy" is not a linear chain \(layer add has 2 inputs\): not supported yet/);
+    await assert.rejects(
+      readTfjsLayersModel(file),
+      /model\.json: model "branchy" is not a linear chain \(layer add has 2 inputs\): not supported yet/,
+    );
   });
 });
 
@@ -168,7 +213,10 @@ test('a functional chain listed out of order is returned in execution order', as
     ];
     const file = await writeModelJson(dir, { class_name: 'Model', config: { name: 'm', layers } });
     const model = await readTfjsLayersModel(file);
-    assert.deepEqual(model.layers.map((l) => l.config.name), ['first', 'second']);
+    assert.deepEqual(
+      model.layers.map((l) => l.config.name),
+      ['first', 'second'],
+    );
     assert.deepEqual(model.inputShape, [3]);
     assert.deepEqual(Object.keys(model.layers[0]!), ['class_name', 'config'], 'graph fields dropped');
   });
@@ -181,21 +229,39 @@ test('a Sequential config that starts with an InputLayer takes the input shape f
       { class_name: 'Flatten', config: { name: 'flatten' } },
     ];
     const model = await readTfjsLayersModel(await writeModelJson(dir, { class_name: 'Sequential', config: { name: 's', layers } }));
-    assert.deepEqual(model.layers.map((l) => l.config.name), ['flatten']);
+    assert.deepEqual(
+      model.layers.map((l) => l.config.name),
+      ['flatten'],
+    );
     assert.deepEqual(model.inputShape, [5, 5, 1]);
   });
 });
 
 test('quantized or non-float32 weights, unknown owners and escaping shard paths are clear errors', async () => {
   await withTempDir(async (dir) => {
-    const topology = { class_name: 'Sequential', config: { name: 's', layers: [{ class_name: 'Dense', config: { name: 'd', units: 1, batch_input_shape: [null, 2] } }] } };
+    const topology = {
+      class_name: 'Sequential',
+      config: { name: 's', layers: [{ class_name: 'Dense', config: { name: 'd', units: 1, batch_input_shape: [null, 2] } }] },
+    };
     await writeFile(path.join(dir, 'w.bin'), Buffer.alloc(12));
     const manifest = (weights: unknown[], paths = ['w.bin']) => [{ paths, weights }];
     const cases: [unknown, RegExp][] = [
-      [manifest([{ name: 'd/kernel', shape: [2, 1], dtype: 'float32', quantization: { dtype: 'uint8', min: 0, scale: 1 } }]), /weight "d\/kernel" is quantized \(uint8\); only float32/],
+      [
+        manifest([{ name: 'd/kernel', shape: [2, 1], dtype: 'float32', quantization: { dtype: 'uint8', min: 0, scale: 1 } }]),
+        /weight "d\/kernel" is quantized \(uint8\); only float32/,
+      ],
       [manifest([{ name: 'd/kernel', shape: [2, 1], dtype: 'int32' }]), /weight "d\/kernel" has dtype int32; only float32/],
-      [manifest([{ name: 'd/kernel', shape: [2, 1], dtype: 'float32' }, { name: 'other/bias', shape: [1], dtype: 'float32' }]), /1 weights belong to no layer of the model: other\/bias \[1\]/],
-      [manifest([{ name: 'd/kernel', shape: [3], dtype: 'float32' }], ['../w.bin']), /shard path "\.\.\/w\.bin" points outside the model folder/],
+      [
+        manifest([
+          { name: 'd/kernel', shape: [2, 1], dtype: 'float32' },
+          { name: 'other/bias', shape: [1], dtype: 'float32' },
+        ]),
+        /1 weights belong to no layer of the model: other\/bias \[1\]/,
+      ],
+      [
+        manifest([{ name: 'd/kernel', shape: [3], dtype: 'float32' }], ['../w.bin']),
+        /shard path "\.\.\/w\.bin" points outside the model folder/,
+      ],
     ];
     for (const [weightsManifest, pattern] of cases) {
       await assert.rejects(readTfjsLayersModel(await writeModelJson(dir, topology, weightsManifest)), pattern);
@@ -209,14 +275,35 @@ function smallModel(): TfjsModelToWrite {
   const layers: LayerConfig[] = [
     {
       class_name: 'Conv2D',
-      config: { name: 'conv1', trainable: true, filters: 4, kernel_size: [3, 3], strides: [1, 1], padding: 'valid', data_format: 'channels_last', dilation_rate: [1, 1], activation: 'relu', use_bias: true },
+      config: {
+        name: 'conv1',
+        trainable: true,
+        filters: 4,
+        kernel_size: [3, 3],
+        strides: [1, 1],
+        padding: 'valid',
+        data_format: 'channels_last',
+        dilation_rate: [1, 1],
+        activation: 'relu',
+        use_bias: true,
+      },
     },
-    { class_name: 'MaxPooling2D', config: { name: 'pool1', trainable: true, pool_size: [2, 2], strides: [2, 2], padding: 'valid', data_format: 'channels_last' } },
+    {
+      class_name: 'MaxPooling2D',
+      config: { name: 'pool1', trainable: true, pool_size: [2, 2], strides: [2, 2], padding: 'valid', data_format: 'channels_last' },
+    },
     { class_name: 'Flatten', config: { name: 'flatten', trainable: true, data_format: 'channels_last' } },
     { class_name: 'Dense', config: { name: 'dense1', trainable: true, units: 5, activation: 'relu', use_bias: true } },
     { class_name: 'Dense', config: { name: 'out', trainable: true, units: 1, activation: 'sigmoid', use_bias: true } },
   ];
-  const tensor = (layer: string, short: string, shape: number[], seed: number) => ({ name: `${layer}/${short}`, shape, data: fixtureValues(seed, shape.reduce((a, b) => a * b, 1)) });
+  const tensor = (layer: string, short: string, shape: number[], seed: number) => ({
+    name: `${layer}/${short}`,
+    shape,
+    data: fixtureValues(
+      seed,
+      shape.reduce((a, b) => a * b, 1),
+    ),
+  });
   const weights: LayerWeights[] = [
     { layerName: 'conv1', weights: [tensor('conv1', 'kernel', [3, 3, 3, 4], 1), tensor('conv1', 'bias', [4], 2)] },
     { layerName: 'dense1', weights: [tensor('dense1', 'kernel', [16, 5], 3), tensor('dense1', 'bias', [5], 4)] },
@@ -231,23 +318,40 @@ test('write then read round-trips layers, input shape and exact values across ma
     // 203 floats = 812 bytes in 100-byte shards: 9 shards, with tensors straddling shard ends.
     const written = await writeTfjsLayersModel(dir, model, { shardBytes: 100 });
     assert.equal(written.shardPaths.length, 9);
-    assert.deepEqual((await readdir(dir)).sort(), ['model.json', ...Array.from({ length: 9 }, (_, i) => `group1-shard${i + 1}of9.bin`)].sort(), 'no temporary files left');
+    assert.deepEqual(
+      (await readdir(dir)).sort(),
+      ['model.json', ...Array.from({ length: 9 }, (_, i) => `group1-shard${i + 1}of9.bin`)].sort(),
+      'no temporary files left',
+    );
     assert.equal((await stat(written.shardPaths[8]!)).size, 812 - 8 * 100);
 
     const json = JSON.parse(await readFile(written.modelJsonPath, 'utf8')) as TfjsModelJson;
     assert.equal(json.format, 'layers-model');
     assert.equal(typeof json.generatedBy, 'string');
     assert.equal(typeof json.convertedBy, 'string');
-    const topology = json.modelTopology as { class_name: string; config: { name: string; layers: LayerConfig[] }; backend: string; keras_version: string };
+    const topology = json.modelTopology as {
+      class_name: string;
+      config: { name: string; layers: LayerConfig[] };
+      backend: string;
+      keras_version: string;
+    };
     assert.equal(topology.class_name, 'Sequential');
     assert.equal(topology.backend, 'tensorflow');
     assert.equal(topology.config.name, 'small_cnn');
     assert.deepEqual(topology.config.layers[0]!.config.batch_input_shape, [null, 6, 6, 3]);
     assert.equal(json.weightsManifest.length, 1);
-    assert.deepEqual(json.weightsManifest[0]!.weights.map((w) => `${w.name}:${w.dtype}`), [
-      'conv1/kernel:float32', 'conv1/bias:float32', 'dense1/kernel:float32', 'dense1/bias:float32', 'out/kernel:float32', 'out/bias:float32',
-    ]);
-    assert.equal(model.layers[0]!.config.batch_input_shape, undefined, 'the caller\'s layers are not modified');
+    assert.deepEqual(
+      json.weightsManifest[0]!.weights.map((w) => `${w.name}:${w.dtype}`),
+      [
+        'conv1/kernel:float32',
+        'conv1/bias:float32',
+        'dense1/kernel:float32',
+        'dense1/bias:float32',
+        'out/kernel:float32',
+        'out/bias:float32',
+      ],
+    );
+    assert.equal(model.layers[0]!.config.batch_input_shape, undefined, "the caller's layers are not modified");
 
     const back = await readTfjsLayersModel(written.modelJsonPath);
     assert.equal(back.name, 'small_cnn');
@@ -277,7 +381,10 @@ test('writing refuses weights that do not fit the model, naming the layer', asyn
     await assert.rejects(writeTfjsLayersModel(dir, unknown), /weights given for layer "missing", which the model does not have/);
     const short = smallModel();
     short.weights[1]!.weights[0]!.data = new Float32Array(3);
-    await assert.rejects(writeTfjsLayersModel(dir, short), /layer "dense1" weight "dense1\/kernel": shape \[16, 5\] needs 80 values, the data has 3/);
+    await assert.rejects(
+      writeTfjsLayersModel(dir, short),
+      /layer "dense1" weight "dense1\/kernel": shape \[16, 5\] needs 80 values, the data has 3/,
+    );
     assert.deepEqual(await readdir(dir), [], 'nothing written');
   });
 });
@@ -292,7 +399,10 @@ test('Keras HDF5 weights (official names) export under TF.js names and read back
     const out = path.join(dir, 'export');
     await writeTfjsLayersModel(out, { name: 'vgg16', layers, inputShape: [32, 32, 3], weights }, { shardBytes: 4096 });
     const back = await readTfjsLayersModel(path.join(out, 'model.json'));
-    assert.deepEqual(back.weights.map((l) => l.weights.map((w) => w.name)), weights.map((l) => [`${l.layerName}/kernel`, `${l.layerName}/bias`]));
+    assert.deepEqual(
+      back.weights.map((l) => l.weights.map((w) => w.name)),
+      weights.map((l) => [`${l.layerName}/kernel`, `${l.layerName}/bias`]),
+    );
     back.weights.forEach((layer, i) => layer.weights.forEach((w, j) => assert.deepEqual(w.data, weights[i]!.weights[j]!.data)));
   });
 });
@@ -308,9 +418,17 @@ test('tf.loadLayersModel accepts what writeTfjsLayersModel writes', async () => 
     const weightData = new Uint8Array(Buffer.concat(shards)).buffer;
     // Pure-JS TF.js has no file:// handler; hand it the same artifacts a file loader would.
     const loaded = await tf.loadLayersModel({
-      load: async () => ({ modelTopology: json.modelTopology, weightSpecs: json.weightsManifest[0]!.weights as tfcore.io.WeightsManifestEntry[], weightData, format: json.format }),
+      load: async () => ({
+        modelTopology: json.modelTopology,
+        weightSpecs: json.weightsManifest[0]!.weights as tfcore.io.WeightsManifestEntry[],
+        weightData,
+        format: json.format,
+      }),
     });
     const values = loaded.getWeights().map((w) => Array.from(w.dataSync()));
-    assert.deepEqual(values, model.weights.flatMap((l) => l.weights.map((w) => Array.from(w.data))));
+    assert.deepEqual(
+      values,
+      model.weights.flatMap((l) => l.weights.map((w) => Array.from(w.data))),
+    );
   });
 });

@@ -1,7 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type ExpectedLayerWeights, matchWeights, WeightMismatchError } from '../lib/io/weight-matching.js';
 import type { LayerWeights } from '../lib/keras-format/config.js';
-import { matchWeights, WeightMismatchError, type ExpectedLayerWeights } from '../lib/io/weight-matching.js';
 import { canonicalWeightName, keras3LayerKeys, kerasSnakeCase, shortWeightName } from '../lib/keras-format/weight-names.js';
 
 const SOURCE = '/models/vgg16.h5';
@@ -9,7 +9,11 @@ const SOURCE = '/models/vgg16.h5';
 function layer(layerName: string, ...shapes: number[][]): LayerWeights {
   return {
     layerName,
-    weights: shapes.map((shape, i) => ({ name: `${layerName}/w${i}`, shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(i + 1) })),
+    weights: shapes.map((shape, i) => ({
+      name: `${layerName}/w${i}`,
+      shape,
+      data: new Float32Array(shape.reduce((a, b) => a * b, 1)).fill(i + 1),
+    })),
   };
 }
 
@@ -56,7 +60,9 @@ test('a wrong shape names the layer, the weight and both shapes', () => {
 
 test('a wrong number of weights names the layer and both shape lists', () => {
   const problems = problemsOf(EXPECTED, [layer('conv_a', [3, 3, 3, 8]), layer('conv_b', [3, 3, 8, 16], [16])]);
-  assert.deepEqual(problems, [`layer "conv_a": ${SOURCE} has 1 weight with shapes [3, 3, 3, 8], the model expects 2 weights with shapes [3, 3, 3, 8], [8]`]);
+  assert.deepEqual(problems, [
+    `layer "conv_a": ${SOURCE} has 1 weight with shapes [3, 3, 3, 8], the model expects 2 weights with shapes [3, 3, 3, 8], [8]`,
+  ]);
 });
 
 test('weights for a layer the model does not have are an error; weightless extra layers are not', () => {
@@ -84,7 +90,11 @@ test('all problems are reported together, not only the first', () => {
 });
 
 test('a layer listed twice in the file is an error', () => {
-  const problems = problemsOf(EXPECTED, [layer('conv_a', [3, 3, 3, 8], [8]), layer('conv_a', [3, 3, 3, 8], [8]), layer('conv_b', [3, 3, 8, 16], [16])]);
+  const problems = problemsOf(EXPECTED, [
+    layer('conv_a', [3, 3, 3, 8], [8]),
+    layer('conv_a', [3, 3, 3, 8], [8]),
+    layer('conv_b', [3, 3, 8, 16], [16]),
+  ]);
   assert.deepEqual(problems, [`layer "conv_a" appears more than once in ${SOURCE}`]);
 });
 

@@ -1,26 +1,26 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fs, existsSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import type { AddressInfo } from 'node:net';
+import { weightsCommand } from '../lib/cli/commands/weights.js';
 import {
   ARTIFACTS,
   ArtifactFetchError,
-  MIRROR_ENV,
+  type ArtifactTable,
   artifactPath,
   fetchArtifact,
   getArtifact,
   locateArtifact,
+  MIRROR_ENV,
   sourceUrls,
-  type ArtifactTable,
 } from '../lib/net/artifacts.js';
 import { partPath } from '../lib/net/download.js';
-import { weightsCommand } from '../lib/cli/commands/weights.js';
 
 // ---- helpers ------------------------------------------------------------------------------------
 
@@ -76,7 +76,7 @@ const tempDir = (): Promise<string> => fs.mkdtemp(path.join(os.tmpdir(), 'transf
 
 function sink(): { write(text: string): boolean; text: () => string } {
   const chunks: string[] = [];
-  return { write: (text: string) => (chunks.push(text), true), text: () => chunks.join('') };
+  return { write: (text: string) => chunks.push(text) > 0, text: () => chunks.join('') };
 }
 
 const WEIGHTS = Buffer.from(Array.from({ length: 50_000 }, (_, i) => (i * 31 + 7) % 251));
@@ -150,7 +150,10 @@ test('fetchArtifact reads the mirror from TRANSFERLAB_MIRROR', async () => {
   try {
     const file = await fetchArtifact('vgg16-notop', { cacheDir, artifacts: fakeTable([]), alsoLookIn: [], quiet: true });
     assert.deepEqual(await fs.readFile(file), WEIGHTS);
-    assert.deepEqual(server.requests.map((r) => r.url), [`/${FILE}`]);
+    assert.deepEqual(
+      server.requests.map((r) => r.url),
+      [`/${FILE}`],
+    );
   } finally {
     if (saved === undefined) delete process.env[MIRROR_ENV];
     else process.env[MIRROR_ENV] = saved;
@@ -166,7 +169,10 @@ test('fetchArtifact moves on to the next URL when one fails', async () => {
     const table = fakeTable([`${server.base}/gone.h5`, `${server.base}/good.h5`]);
     const file = await fetchArtifact('vgg16', { cacheDir, artifacts: table, alsoLookIn: [], download: { progressStream: warnings } });
     assert.deepEqual(await fs.readFile(file), WEIGHTS);
-    assert.deepEqual(server.requests.map((r) => r.url), ['/gone.h5', '/good.h5']);
+    assert.deepEqual(
+      server.requests.map((r) => r.url),
+      ['/gone.h5', '/good.h5'],
+    );
     assert.match(warnings.text(), /gone\.h5: server answered HTTP 404/);
   } finally {
     await server.close();
@@ -178,7 +184,13 @@ test('when every source fails, the error lists them and names the exact path to 
   const port = await closedPort();
   const table = fakeTable([`http://127.0.0.1:${port}/a.h5`, `http://127.0.0.1:${port}/b.h5`]);
   await assert.rejects(
-    fetchArtifact('vgg16', { cacheDir, artifacts: table, alsoLookIn: ['/nonexistent-keras-dir'], quiet: true, download: { retryDelayMs: 0 } }),
+    fetchArtifact('vgg16', {
+      cacheDir,
+      artifacts: table,
+      alsoLookIn: ['/nonexistent-keras-dir'],
+      quiet: true,
+      download: { retryDelayMs: 0 },
+    }),
     (error: unknown) => {
       assert.ok(error instanceof ArtifactFetchError);
       assert.equal(error.attempts.length, 2);
@@ -231,13 +243,19 @@ test('weights path: missing file → exit 1 with the exact path and --weights; p
   const table = fakeTable([]);
   const out = sink();
   const err = sink();
-  assert.equal(await weightsCommand(['path', 'vgg16', '--cache-dir', cacheDir], { artifacts: table, alsoLookIn: [], stdout: out, stderr: err }), 1);
+  assert.equal(
+    await weightsCommand(['path', 'vgg16', '--cache-dir', cacheDir], { artifacts: table, alsoLookIn: [], stdout: out, stderr: err }),
+    1,
+  );
   assert.ok(err.text().includes(`\n  ${path.join(cacheDir, 'downloads', FILE)}\n`), err.text());
   assert.match(err.text(), /--weights PATH/);
   assert.equal(out.text(), '');
   await fs.mkdir(path.join(cacheDir, 'downloads'));
   await fs.writeFile(path.join(cacheDir, 'downloads', FILE), WEIGHTS);
-  assert.equal(await weightsCommand(['path', 'vgg16', '--cache-dir', cacheDir], { artifacts: table, alsoLookIn: [], stdout: out, stderr: err }), 0);
+  assert.equal(
+    await weightsCommand(['path', 'vgg16', '--cache-dir', cacheDir], { artifacts: table, alsoLookIn: [], stdout: out, stderr: err }),
+    0,
+  );
   assert.equal(out.text(), `${path.join(cacheDir, 'downloads', FILE)}\n`);
 });
 
@@ -247,7 +265,12 @@ test('weights fetch: downloads and prints the path; offline → exit 1 with wher
   try {
     const out = sink();
     const err = sink();
-    const code = await weightsCommand(['fetch', 'vgg16', '--cache-dir', cacheDir], { artifacts: fakeTable([`${server.base}/w.h5`]), alsoLookIn: [], stdout: out, stderr: err });
+    const code = await weightsCommand(['fetch', 'vgg16', '--cache-dir', cacheDir], {
+      artifacts: fakeTable([`${server.base}/w.h5`]),
+      alsoLookIn: [],
+      stdout: out,
+      stderr: err,
+    });
     assert.equal(code, 0, err.text());
     assert.equal(out.text(), `${path.join(cacheDir, 'downloads', FILE)}\n`);
     assert.match(err.text(), /done, 50\.0 kB/);
@@ -257,7 +280,13 @@ test('weights fetch: downloads and prints the path; offline → exit 1 with wher
   const offlineCache = await tempDir();
   const err = sink();
   const table = fakeTable([`http://127.0.0.1:${await closedPort()}/w.h5`]);
-  const code = await weightsCommand(['fetch', 'vgg16', '--cache-dir', offlineCache, '--quiet'], { artifacts: table, alsoLookIn: [], stderr: err, stdout: sink(), download: { retryDelayMs: 0 } });
+  const code = await weightsCommand(['fetch', 'vgg16', '--cache-dir', offlineCache, '--quiet'], {
+    artifacts: table,
+    alsoLookIn: [],
+    stderr: err,
+    stdout: sink(),
+    download: { retryDelayMs: 0 },
+  });
   assert.equal(code, 1);
   assert.ok(err.text().includes(`\n  ${path.join(offlineCache, 'downloads', FILE)}\n`), err.text());
   assert.match(err.text(), /offline/);
@@ -278,10 +307,14 @@ test('Ctrl-C during `weights fetch` leaves only the .part, and the next fetch re
   `;
   try {
     const md5 = createHash('md5').update(WEIGHTS).digest('hex');
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, `${stalling.base}/w.h5`, md5, String(WEIGHTS.length), cacheDir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: path.dirname(fileURLToPath(import.meta.url)),
-    });
+    const child = spawn(
+      process.execPath,
+      ['--input-type=module', '-e', script, `${stalling.base}/w.h5`, md5, String(WEIGHTS.length), cacheDir],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        cwd: path.dirname(fileURLToPath(import.meta.url)),
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -310,7 +343,10 @@ test('Ctrl-C during `weights fetch` leaves only the .part, and the next fetch re
       stderr: sink(),
     });
     assert.equal(code, 0);
-    assert.deepEqual(server.requests.map((r) => r.range), [`bytes=${half}-`]);
+    assert.deepEqual(
+      server.requests.map((r) => r.range),
+      [`bytes=${half}-`],
+    );
     assert.deepEqual(await fs.readFile(destination), WEIGHTS);
   } finally {
     await server.close();

@@ -1,11 +1,11 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { createHash } from 'node:crypto';
-import { promises as fs, existsSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
 import { DownloadError, downloadFile, partPath } from '../lib/net/download.js';
 
 // ---- helpers ------------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ async function tempDir(): Promise<string> {
 /** Collects what a progress bar or warning writes. */
 function sink(): { write(text: string): boolean; text: () => string } {
   const chunks: string[] = [];
-  return { write: (text: string) => (chunks.push(text), true), text: () => chunks.join('') };
+  return { write: (text: string) => chunks.push(text) > 0, text: () => chunks.join('') };
 }
 
 /** A port on 127.0.0.1 where nothing listens (bound, then released). */
@@ -106,7 +106,13 @@ test('downloads a file and checks its sha256', async () => {
   const server = await startServer((req, res) => serveWithRanges(DATA, res, req.headers.range));
   try {
     const destination = path.join(dir, 'sub', 'file.bin');
-    const result = await downloadFile({ url: `${server.base}/file.bin`, destination, sha256: sha256(DATA), expectedSize: DATA.length, quiet: true });
+    const result = await downloadFile({
+      url: `${server.base}/file.bin`,
+      destination,
+      sha256: sha256(DATA),
+      expectedSize: DATA.length,
+      quiet: true,
+    });
     assert.equal(result, destination);
     assert.deepEqual(await fs.readFile(destination), DATA);
     assert.equal(existsSync(partPath(destination)), false);
@@ -397,7 +403,7 @@ test('redirects are followed, relative and absolute', async () => {
       res.writeHead(302, { location: '/b' });
       res.end();
     } else if (req.url === '/b') {
-      res.writeHead(301, { location: `http://127.0.0.1:${(req.socket.localPort ?? 0)}/c` });
+      res.writeHead(301, { location: `http://127.0.0.1:${req.socket.localPort ?? 0}/c` });
       res.end();
     } else if (req.url === '/c') {
       serveWithRanges(DATA, res, req.headers.range);
@@ -492,7 +498,9 @@ test('aborting mid-transfer (Ctrl-C in the CLI) leaves only the .part', async ()
   }
 });
 
-test('a full disk (ENOSPC) is reported as such and the .part is kept', { skip: !existsSync('/dev/full') && 'needs /dev/full' }, async () => {
+test('a full disk (ENOSPC) is reported as such and the .part is kept', {
+  skip: !existsSync('/dev/full') && 'needs /dev/full',
+}, async () => {
   const dir = await tempDir();
   const destination = path.join(dir, 'file.bin');
   // Writes through this link fail with ENOSPC, like a full disk.

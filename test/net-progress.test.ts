@@ -1,12 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProgressBar, formatBytes, formatDuration } from '../lib/util/progress-bar.js';
+import { test } from 'node:test';
+import { formatBytes, formatDuration, ProgressBar } from '../lib/util/progress-bar.js';
 
 /** A fake clock and an output sink, so that the tests do not depend on real time. */
 function setup(tty: boolean) {
   let now = 1_000_000;
   const chunks: string[] = [];
-  const stream = { isTTY: tty, columns: 100, write: (text: string) => (chunks.push(text), true) };
+  const stream = { isTTY: tty, columns: 100, write: (text: string) => chunks.push(text) > 0 };
   return {
     stream,
     clock: () => now,
@@ -47,7 +47,15 @@ test('off a TTY: plain lines at most every few seconds, a final line with the to
 
 test('on a TTY: one redrawn line, throttled, ended by a newline', () => {
   const t = setup(true);
-  const bar = new ProgressBar({ label: 'decode', total: 4003, unit: 'items', itemName: 'images', stream: t.stream, now: t.clock, redrawIntervalMs: 100 });
+  const bar = new ProgressBar({
+    label: 'decode',
+    total: 4003,
+    unit: 'items',
+    itemName: 'images',
+    stream: t.stream,
+    now: t.clock,
+    redrawIntervalMs: 100,
+  });
   t.advance(4800);
   bar.update(1200);
   for (let i = 0; i < 50; i++) bar.tick(); // same instant: throttled away
@@ -63,7 +71,15 @@ test('on a TTY: one redrawn line, throttled, ended by a newline', () => {
 
 test('resumed work is not counted in the rate', () => {
   const t = setup(false);
-  const bar = new ProgressBar({ label: 'f', total: 1_000_000, unit: 'bytes', initial: 900_000, stream: t.stream, now: t.clock, plainIntervalMs: 1000 });
+  const bar = new ProgressBar({
+    label: 'f',
+    total: 1_000_000,
+    unit: 'bytes',
+    initial: 900_000,
+    stream: t.stream,
+    now: t.clock,
+    plainIntervalMs: 1000,
+  });
   t.advance(1000);
   bar.update(910_000);
   assert.match(t.text(), /910\.0 kB \/ 1\.0 MB {2}10\.0 kB\/s {2}ETA 9s/);

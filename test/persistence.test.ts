@@ -1,16 +1,20 @@
 // Saves replace a model folder as a whole; a save killed midway never leaves a mix of two saves,
 // and the last complete save is still found.
-import test from 'node:test';
+
 import assert from 'node:assert/strict';
-import { mkdtemp, rename, rm, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import test from 'node:test';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { loadModel, saveModel } from '../lib/saving/persistence.js';
 
 function tiny(seed: number): Sequential {
-  const m = new Sequential([layers.flatten({ inputShape: [2, 2, 3] }), layers.dense({ units: 1, activation: 'sigmoid' })], { seed, preprocessing: 'scale01' });
+  const m = new Sequential([layers.flatten({ inputShape: [2, 2, 3] }), layers.dense({ units: 1, activation: 'sigmoid' })], {
+    seed,
+    preprocessing: 'scale01',
+  });
   m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
   return m;
 }

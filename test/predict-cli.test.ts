@@ -4,18 +4,19 @@
  * machine's cores is capped with a warning. A tiny model whose answer flips between `tf` and
  * `scale01` scaling makes a wrong guess visible.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import sharp from 'sharp';
-import { Sequential } from '../lib/models/sequential.js';
-import { layers } from '../lib/models/layers.js';
-import { saveModel, METADATA_FILE } from '../lib/saving/persistence.js';
-import { capThreads } from '../lib/engine/threads.js';
 import { native } from '../lib/engine/native.js';
-import { runCli, describeRun, withTempDir } from './helpers/transfer-helpers.js';
+import { capThreads } from '../lib/engine/threads.js';
+import { layers } from '../lib/models/layers.js';
+import { Sequential } from '../lib/models/sequential.js';
+import { METADATA_FILE, saveModel } from '../lib/saving/persistence.js';
+import { describeRun, runCli, withTempDir } from './helpers/transfer-helpers.js';
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
@@ -24,7 +25,11 @@ const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
  * class 0 "cat") but 0 under `scale01` (z = 0.5, class 1 "dog").
  */
 async function savedModel(dir: string): Promise<string> {
-  const m = new Sequential([layers.flatten({ inputShape: [4, 4, 3] }), layers.dense({ units: 1, activation: 'sigmoid' })], { preprocessing: 'tf', seed: 1, name: 'tiny' });
+  const m = new Sequential([layers.flatten({ inputShape: [4, 4, 3] }), layers.dense({ units: 1, activation: 'sigmoid' })], {
+    preprocessing: 'tf',
+    seed: 1,
+    name: 'tiny',
+  });
   m.setLayerWeights(1, [new Float32Array(48).fill(1 / 48), Float32Array.from([0.5])]);
   const modelDir = path.join(dir, 'model');
   await saveModel(m, modelDir, { classNames: ['cat', 'dog'] });
@@ -33,7 +38,9 @@ async function savedModel(dir: string): Promise<string> {
 
 async function blackImage(dir: string): Promise<string> {
   const file = path.join(dir, 'black.png');
-  await sharp({ create: { width: 4, height: 4, channels: 3, background: { r: 0, g: 0, b: 0 } } }).png().toFile(file);
+  await sharp({ create: { width: 4, height: 4, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+    .png()
+    .toFile(file);
   return file;
 }
 
@@ -67,7 +74,9 @@ test('a model folder without transferlab.json needs --preprocess (no guess) and 
     assert.equal(tf.stdout, line(image, 'cat', 1 - sigmoid(-0.5)));
     const scale01 = await runCli(['predict', '--model', model, '--preprocess', 'scale01', image], { cacheDir: dir });
     assert.equal(scale01.stdout, line(image, '1', sigmoid(0.5)), 'without names, the class index');
-    const wrongCount = await runCli(['predict', '--model', model, '--preprocess', 'tf', '--classes', 'cat,dog,bird', image], { cacheDir: dir });
+    const wrongCount = await runCli(['predict', '--model', model, '--preprocess', 'tf', '--classes', 'cat,dog,bird', image], {
+      cacheDir: dir,
+    });
     assert.equal(wrongCount.code, 2);
     assert.match(wrongCount.stderr, /--classes names 3 class\(es\) \(cat, dog, bird\) but the model has 2/);
     const badMode = await runCli(['predict', '--model', model, '--preprocess', 'torch', image], { cacheDir: dir });
@@ -91,7 +100,7 @@ test('a file that is not an image is named once in its error, and the others are
   });
 });
 
-test('threads above the machine\'s cores are capped with a warning, in the library and in compare', async () => {
+test("threads above the machine's cores are capped with a warning, in the library and in compare", async () => {
   assert.deepEqual(capThreads(4, 8), { threads: 4 });
   assert.deepEqual(capThreads(0, 8), { threads: 0 }, '0 is all cores');
   assert.deepEqual(capThreads(999, 8), { threads: 8, warning: '999 threads requested but this machine has 8 cores: using 8' });
@@ -110,8 +119,14 @@ test('threads above the machine\'s cores are capped with a warning, in the libra
   }
   await withTempDir('threads', async (dir) => {
     // --data-dir that does not exist: the run fails fast, after the threads were handled
-    const r = await runCli(['compare', '--threads', '999', '--data-dir', path.join(dir, 'nope'), '--out', path.join(dir, 'run')], { cacheDir: dir });
-    assert.match(r.stderr, new RegExp(`transferlab compare: --threads: 999 threads requested but this machine has ${cores} cores: using ${cores}`), describeRun(r));
+    const r = await runCli(['compare', '--threads', '999', '--data-dir', path.join(dir, 'nope'), '--out', path.join(dir, 'run')], {
+      cacheDir: dir,
+    });
+    assert.match(
+      r.stderr,
+      new RegExp(`transferlab compare: --threads: 999 threads requested but this machine has ${cores} cores: using ${cores}`),
+      describeRun(r),
+    );
   });
 });
 
@@ -119,7 +134,10 @@ test('an error reaching the CLI carries the "transferlab:" prefix once', async (
   await withTempDir('prefix', async (dir) => {
     const model = await savedModel(dir);
     const image = await blackImage(dir);
-    const r = await runCli(['predict', '--model', model, image], { cacheDir: dir, env: { TRANSFERLAB_NATIVE: path.join(dir, 'missing.node') } });
+    const r = await runCli(['predict', '--model', model, image], {
+      cacheDir: dir,
+      env: { TRANSFERLAB_NATIVE: path.join(dir, 'missing.node') },
+    });
     assert.equal(r.code, 1, describeRun(r));
     assert.match(r.stderr, /^transferlab: the native engine could not be loaded from /);
     assert.doesNotMatch(r.stderr, /transferlab: transferlab:/);

@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { entryDir, openRecordCache, type FillStep, type RecordCacheRequest, type RecordDtype } from '../lib/data/record-cache.js';
+import { entryDir, type FillStep, openRecordCache, type RecordCacheRequest, type RecordDtype } from '../lib/data/record-cache.js';
 import { RecordDataset } from '../lib/data/record-dataset.js';
 import type { Batch } from '../lib/data/types.js';
 
@@ -45,7 +45,10 @@ async function* steps(dtype: RecordDtype, from: number, log: Log, failAfter?: nu
     const kept = inputs.filter((i) => !isSkipped(i));
     const values = kept.flatMap((i) => Array.from({ length: elementsOf(dtype) }, (_, j) => value(dtype, i, j)));
     const data = dtype === 'uint8' ? Uint8Array.from(values) : Float32Array.from(values);
-    yield { records: { data, keys: kept.map((i) => `k${i}`), labels: kept.map((i) => i % 2) }, skipped: inputs.filter(isSkipped).map((input) => ({ input })) };
+    yield {
+      records: { data, keys: kept.map((i) => `k${i}`), labels: kept.map((i) => i % 2) },
+      skipped: inputs.filter(isSkipped).map((input) => ({ input })),
+    };
     produced += inputs.length;
     log.produced += inputs.length;
     if (failAfter !== undefined && produced >= failAfter) throw new Error('simulated interruption');
@@ -55,8 +58,16 @@ async function* steps(dtype: RecordDtype, from: number, log: Log, failAfter?: nu
 function request(root: string, dtype: RecordDtype, log: Log, failAfter?: number): RecordCacheRequest<{ input: number }> {
   const key = { test: 'records', dtype };
   return {
-    dir: entryDir(root, 'test', key), fileName: `records.${dtype}`, key, dtype, shape: SHAPES[dtype], total: N,
-    produce: (from) => steps(dtype, from, log, failAfter), label: 'test', itemName: 'inputs', progress: false,
+    dir: entryDir(root, 'test', key),
+    fileName: `records.${dtype}`,
+    key,
+    dtype,
+    shape: SHAPES[dtype],
+    total: N,
+    produce: (from) => steps(dtype, from, log, failAfter),
+    label: 'test',
+    itemName: 'inputs',
+    progress: false,
   };
 }
 
@@ -85,18 +96,33 @@ for (const dtype of ['uint8', 'float32'] as const) {
       const first = await openRecordCache(request(root, dtype, log));
       assert.equal(first.filled, true);
       assert.equal(first.computed, kept.length);
-      assert.deepEqual(first.manifest.keys, kept.map((i) => `k${i}`));
+      assert.deepEqual(
+        first.manifest.keys,
+        kept.map((i) => `k${i}`),
+      );
       assert.deepEqual(first.manifest.skipped, [{ input: 3 }, { input: 10 }, { input: 17 }]);
       assert.equal((await fs.stat(first.file)).size, kept.length * elementsOf(dtype) * (dtype === 'uint8' ? 1 : 4));
 
       const ds = new RecordDataset(first.file, first.manifest, { batchSize: 4, classNames: ['even', 'odd'] });
       const batches = await collect(ds);
-      assert.deepEqual(batches.map((b) => b.shape), batches.map((_, i) => [Math.min(4, kept.length - i * 4), ...SHAPES[dtype]]));
+      assert.deepEqual(
+        batches.map((b) => b.shape),
+        batches.map((_, i) => [Math.min(4, kept.length - i * 4), ...SHAPES[dtype]]),
+      );
       const x = batches.flatMap((b) => Array.from(b.x));
       assert.ok(batches.every((b) => b.x instanceof (dtype === 'uint8' ? Uint8Array : Float32Array)));
-      assert.deepEqual(x, kept.flatMap((i) => expectedRecord(dtype, i)));
-      assert.deepEqual(batches.flatMap((b) => Array.from(b.y)), kept.map((i) => i % 2));
-      assert.deepEqual(batches.flatMap((b) => b.keys!), kept.map((i) => `k${i}`));
+      assert.deepEqual(
+        x,
+        kept.flatMap((i) => expectedRecord(dtype, i)),
+      );
+      assert.deepEqual(
+        batches.flatMap((b) => Array.from(b.y)),
+        kept.map((i) => i % 2),
+      );
+      assert.deepEqual(
+        batches.flatMap((b) => b.keys!),
+        kept.map((i) => `k${i}`),
+      );
 
       const again = await openRecordCache(request(root, dtype, log));
       assert.equal(again.filled, false);
@@ -171,10 +197,15 @@ test('two concurrent opens of one entry fill it once', async () => {
 
 test('shuffled passes: the same (seed, pass) order for both dtypes, records following their keys', async () => {
   await withRoot(async (root) => {
-    const sets = await Promise.all((['uint8', 'float32'] as const).map(async (dtype) => {
-      const opened = await openRecordCache(request(root, dtype, newLog()));
-      return { dtype, ds: new RecordDataset(opened.file, opened.manifest, { batchSize: 5, classNames: ['even', 'odd'], shuffleSeed: 42 }) };
-    }));
+    const sets = await Promise.all(
+      (['uint8', 'float32'] as const).map(async (dtype) => {
+        const opened = await openRecordCache(request(root, dtype, newLog()));
+        return {
+          dtype,
+          ds: new RecordDataset(opened.file, opened.manifest, { batchSize: 5, classNames: ['even', 'odd'], shuffleSeed: 42 }),
+        };
+      }),
+    );
     /** Independent reference: mulberry32-driven Fisher-Yates, seeded with seed + pass. */
     const reference = (pass: number): string[] => {
       let a = (42 + pass) >>> 0;
@@ -199,12 +230,24 @@ test('shuffled passes: the same (seed, pass) order for both dtypes, records foll
         const keys = batches.flatMap((b) => b.keys!);
         assert.deepEqual(keys, reference(pass), `${dtype} pass ${pass}`);
         const inputs = keys.map((k) => Number(k.slice(1)));
-        assert.deepEqual(batches.flatMap((b) => Array.from(b.x)), inputs.flatMap((i) => expectedRecord(dtype, i)), `${dtype} records follow keys`);
-        assert.deepEqual(batches.flatMap((b) => Array.from(b.y)), inputs.map((i) => i % 2), `${dtype} labels follow keys`);
+        assert.deepEqual(
+          batches.flatMap((b) => Array.from(b.x)),
+          inputs.flatMap((i) => expectedRecord(dtype, i)),
+          `${dtype} records follow keys`,
+        );
+        assert.deepEqual(
+          batches.flatMap((b) => Array.from(b.y)),
+          inputs.map((i) => i % 2),
+          `${dtype} labels follow keys`,
+        );
         orders.push(keys);
       }
       const ordered = await collect(sets[0]!.ds, { pass, ordered: true });
-      assert.deepEqual(ordered.flatMap((b) => b.keys!), kept.map((i) => `k${i}`), 'ordered ignores the seed');
+      assert.deepEqual(
+        ordered.flatMap((b) => b.keys!),
+        kept.map((i) => `k${i}`),
+        'ordered ignores the seed',
+      );
     }
     assert.notDeepEqual(orders[0], orders[2], 'another pass, another order');
   });

@@ -1,12 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
-import { exampleRunSummary } from './helpers/example-summary.js';
 import { writeRunReport } from '../lib/reports/write-report.js';
+import { exampleRunSummary } from './helpers/example-summary.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -21,7 +21,14 @@ test('report.html renders in headless Chromium: no errors, no network, charts si
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
   });
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -38,7 +45,11 @@ test('report.html renders in headless Chromium: no errors, no network, charts si
     assert.ok(response === null || response.ok(), 'report.html loads');
 
     assert.deepEqual(problems, []);
-    assert.deepEqual(requests.filter((r) => !r.startsWith('file:') && !r.startsWith('data:')), [], 'no network requests');
+    assert.deepEqual(
+      requests.filter((r) => !r.startsWith('file:') && !r.startsWith('data:')),
+      [],
+      'no network requests',
+    );
 
     const charts = await page.$$eval('figure.chart svg', (svgs) =>
       svgs.map((svg) => {
@@ -91,7 +102,13 @@ test('gallery file names wrap only after a path separator, a name too long ends 
           }
         }
         const style = getComputedStyle(element);
-        return { text, title: element.getAttribute('title'), lines: [...lines.values()], clipped: element.scrollWidth > element.clientWidth, ellipsis: style.textOverflow };
+        return {
+          text,
+          title: element.getAttribute('title'),
+          lines: [...lines.values()],
+          clipped: element.scrollWidth > element.clientWidth,
+          ellipsis: style.textOverflow,
+        };
       }),
     );
     const ours = shown.filter((s) => keys.includes(s.text));

@@ -1,10 +1,10 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import sharp, { type Region } from 'sharp';
 import { buildReportCharts, comparisonSpec, renderSvg, seriesPoints, svgToPng, trainingSpec } from '../lib/reports/charts.js';
-import { exampleRunSummary } from './helpers/example-summary.js';
 import { ChartFontNotFoundError, findChartFontFiles } from '../lib/reports/fonts.js';
 import type { ModelRunSummary, RunSummary } from '../lib/reports/types.js';
+import { exampleRunSummary } from './helpers/example-summary.js';
 
 /** The `<path>` elements Vega draws for line marks: one per series. */
 function linePaths(svg: string): string[] {
@@ -40,7 +40,8 @@ test('validation loss chart: one line per model, labelled, integer epochs 1..5, 
   assert.ok(lines.some((p) => p.includes('Model: CNN')) && lines.some((p) => p.includes('Model: TRANSFER')));
   assert.equal(new Set(lines.map((p) => /stroke="([^"]+)"/.exec(p)?.[1])).size, 2, 'the two lines have different colours');
   const t = texts(svg);
-  for (const expected of ['Validation loss', 'Epoch', 'CNN', 'TRANSFER', 'Model', '1', '2', '3', '4', '5']) assert.ok(t.includes(expected), `text "${expected}" in ${JSON.stringify(t)}`);
+  for (const expected of ['Validation loss', 'Epoch', 'CNN', 'TRANSFER', 'Model', '1', '2', '3', '4', '5'])
+    assert.ok(t.includes(expected), `text "${expected}" in ${JSON.stringify(t)}`);
   assert.ok(!t.some((s) => /^(1\.5|2\.5|0\.5)$/.test(s)), 'no fractional epoch ticks');
   assert.equal(pointCount(svg), 10, 'a point per model per epoch');
 });
@@ -50,7 +51,10 @@ test('validation accuracy chart is titled accuracy (the original mislabelled it 
   const t = texts(svg);
   assert.equal(t.filter((s) => s === 'Validation accuracy').length, 2, 'chart title and y-axis title');
   assert.ok(!t.some((s) => /loss/i.test(s)), `no loss wording in ${JSON.stringify(t)}`);
-  assert.ok(t.some((s) => /%$/.test(s)), 'accuracy ticks are percentages');
+  assert.ok(
+    t.some((s) => /%$/.test(s)),
+    'accuracy ticks are percentages',
+  );
   assert.equal(linePaths(svg).length, 2);
 });
 
@@ -92,7 +96,8 @@ test('training chart: train and validation lines for loss and for accuracy', asy
   assert.equal(lines.filter((p) => p.includes('split: Training')).length, 2);
   assert.equal(lines.filter((p) => p.includes('split: Validation')).length, 2);
   const t = texts(svg);
-  for (const expected of ['CNN: training vs validation', 'Loss', 'Accuracy', 'Training', 'Validation', 'Epoch']) assert.ok(t.includes(expected), expected);
+  for (const expected of ['CNN: training vs validation', 'Loss', 'Accuracy', 'Training', 'Validation', 'Epoch'])
+    assert.ok(t.includes(expected), expected);
 });
 
 test('a model that failed after some epochs gets a training chart that says so', async () => {
@@ -127,7 +132,10 @@ test('PNG: valid, twice the SVG size, not blank, with text drawn', async () => {
   assert.deepEqual(ihdr(png), { width: width * 2, height: height * 2 });
 
   const stats = await sharp(png).stats();
-  assert.ok(stats.channels.slice(0, 3).every((c) => c.stdev > 10), 'pixels vary');
+  assert.ok(
+    stats.channels.slice(0, 3).every((c) => c.stdev > 10),
+    'pixels vary',
+  );
   const nonWhite = await darkShare(png, undefined, 250);
   assert.ok(nonWhite > 0.01 && nonWhite < 0.5, `non-white share ${nonWhite}`);
   // The title sits in the top-left corner; black pixels there mean the font was found and used.

@@ -2,11 +2,12 @@
  * The report page as a pure function of summary.json, and the configuration as it took effect:
  * no unset rows, the data source used, sizes for people, per-epoch figures labelled by what they cover.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { reportCommand } from '../lib/cli/commands/report.js';
 import { writeSummaryAndReport } from '../lib/experiment/compare.js';
 import { buildReportCharts } from '../lib/reports/charts.js';
@@ -20,7 +21,15 @@ const silent = { stdout: { write: () => true }, stderr: { write: (t: string) => 
 /** A summary as compare builds it in memory: unset options are undefined, a failed figure NaN. */
 function inMemorySummary(): RunSummary {
   const s = exampleRunSummary(4);
-  s.config = { dataDir: '/data/PetImages', archive: undefined, imageFolder: undefined, download: true, weights: undefined, epochs: 4, seed: 42 };
+  s.config = {
+    dataDir: '/data/PetImages',
+    archive: undefined,
+    imageFolder: undefined,
+    download: true,
+    weights: undefined,
+    epochs: 4,
+    seed: 42,
+  };
   s.dataset.source = '/data/PetImages';
   s.environment = { cpu: 'test cpu', memoryBytes: 8_589_934_592, threads: 2 };
   s.models[0]!.msPerStep = NaN;
@@ -65,10 +74,16 @@ test('configuration: no undefined rows, the data source used instead of download
 });
 
 test('formatBytes: SI units, one decimal', () => {
-  assert.deepEqual(
-    [0, 999, 1000, 1234, 1_234_567, 999_960, 8_589_934_592, 2.5e15].map(formatBytes),
-    ['0 B', '999 B', '1.0 kB', '1.2 kB', '1.2 MB', '1.0 MB', '8.6 GB', '2.5 PB'],
-  );
+  assert.deepEqual([0, 999, 1000, 1234, 1_234_567, 999_960, 8_589_934_592, 2.5e15].map(formatBytes), [
+    '0 B',
+    '999 B',
+    '1.0 kB',
+    '1.2 kB',
+    '1.2 MB',
+    '1.0 MB',
+    '8.6 GB',
+    '2.5 PB',
+  ]);
   assert.equal(formatBytes(NaN), '–');
 });
 
@@ -76,7 +91,12 @@ test('results: best val_accuracy and lowest val_loss each with their own epoch; 
   const summary = exampleRunSummary(5);
   const html = renderReportHtml(summary, await buildReportCharts(summary));
   const row = /<tr class="ok"><th scope="row">CNN<\/th>[\s\S]*?<\/tr>/.exec(html)![0];
-  const cells = [...row.matchAll(/<td class="num">([\s\S]*?)<\/td>/g)].map((m) => m[1]!.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim());
+  const cells = [...row.matchAll(/<td class="num">([\s\S]*?)<\/td>/g)].map((m) =>
+    m[1]!
+      .replace(/<[^>]+>/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim(),
+  );
   // CNN: val_accuracy peaks at epoch 4 (0.88), val_loss is lowest at epoch 3 (0.495): two different epochs.
   assert.deepEqual(cells.slice(0, 4), ['88.00% epoch 4', '0.4950 epoch 3', '87.00% val_loss 0.6700', '85.50% val_loss 0.4950 epoch 3']);
   // epochs 12.7 + 11.3 + 11.4 + 11.2 + 11.3 = 57.9 s, plus 120.25 s data and 8.5 s evaluation = 3 m 07 s
@@ -95,5 +115,8 @@ test('with a validation window the per-epoch columns say so, and nothing calls t
   const head = /<table class="results">\s*<thead>[\s\S]*?<\/thead>/.exec(html)![0];
   assert.equal(head.split('<div class="sub">window of 960 images</div>').length - 1, 3);
   assert.equal(head.split('whole validation split').length - 1, 1, 'only the checkpoint column covers the whole split');
-  assert.match(section(html, 'results'), /measured on a window of 15 batches of 64 \(960 images\) drawn from the repeating validation stream/);
+  assert.match(
+    section(html, 'results'),
+    /measured on a window of 15 batches of 64 \(960 images\) drawn from the repeating validation stream/,
+  );
 });

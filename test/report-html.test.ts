@@ -1,9 +1,9 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { buildReportCharts } from '../lib/reports/charts.js';
-import { exampleRunSummary } from './helpers/example-summary.js';
 import { renderReportHtml } from '../lib/reports/html.js';
 import type { RunSummary } from '../lib/reports/types.js';
+import { exampleRunSummary } from './helpers/example-summary.js';
 
 const EVIL = `<script>alert(1)</script>"&'`;
 const EVIL_ESCAPED = '&lt;script&gt;alert(1)&lt;/script&gt;&quot;&amp;&#39;';
@@ -22,7 +22,13 @@ function hostileSummary(): RunSummary {
   m.name = `cnn${EVIL}`;
   m.summaryText = `Model: ${EVIL}`;
   m.confusion!.classNames = [`cat${EVIL}`, 'dog'];
-  m.mostConfidentlyWrong![0] = { ...m.mostConfidentlyWrong![0]!, key: `k${EVIL}`, source: `s${EVIL}`, trueClass: `t${EVIL}`, predictedClass: `p${EVIL}` };
+  m.mostConfidentlyWrong![0] = {
+    ...m.mostConfidentlyWrong![0]!,
+    key: `k${EVIL}`,
+    source: `s${EVIL}`,
+    trueClass: `t${EVIL}`,
+    predictedClass: `p${EVIL}`,
+  };
   // Not base64: must never reach a src attribute.
   m.mostConfidentlyWrong![1] = { ...m.mostConfidentlyWrong![1]!, thumbnailBase64: `"><img src=x onerror=alert(1)>` };
   s.models[1]!.error = `failed ${EVIL}`;
@@ -71,7 +77,10 @@ test('results table lists each model with its figures, the charts are inline SVG
   assert.equal((html.match(/<svg[\s>]/g) ?? []).length, charts.length);
   for (const c of charts) assert.ok(html.includes(`id="chart-${c.name}"`), c.name);
   assert.ok(html.includes('<pre>Model: &quot;cnn&quot;'), 'Keras summary text in <pre>');
-  assert.match(html, /TRANSFER<\/strong>'s checkpoint best\/ scores 94\.00% on the whole validation split, 8\.5 points above <strong>CNN<\/strong> \(85\.50%\)/);
+  assert.match(
+    html,
+    /TRANSFER<\/strong>'s checkpoint best\/ scores 94\.00% on the whole validation split, 8\.5 points above <strong>CNN<\/strong> \(85\.50%\)/,
+  );
   assert.ok(html.includes('PetImages/Cat/666.jpg') && html.includes('Premature end of JPEG file'), 'decode failure with reason');
   assert.ok(html.includes('1,738'), 'JFIF skips');
 });
@@ -101,7 +110,9 @@ test('a failed model shows as failed with its message, and the rest of the page 
 
 test('a chart SVG carrying script is shown through <img>, never inlined', () => {
   const summary = exampleRunSummary(2);
-  const html = renderReportHtml(summary, [{ name: 'val_loss', svg: '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>' }]);
+  const html = renderReportHtml(summary, [
+    { name: 'val_loss', svg: '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>' },
+  ]);
   assert.ok(!html.includes('<script'));
   assert.match(html, /<figure class="chart" id="chart-val_loss"><img alt="Validation loss" src="data:image\/svg\+xml;base64,/);
   assert.ok(html.includes('No validation accuracy chart.'));

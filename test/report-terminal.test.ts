@@ -1,7 +1,7 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { exampleRunSummary } from './helpers/example-summary.js';
+import { test } from 'node:test';
 import { formatResultsTable } from '../lib/reports/terminal.js';
+import { exampleRunSummary } from './helpers/example-summary.js';
 
 test('results table: aligned columns naming each figure, with the wall time and what validation covered', () => {
   const summary = exampleRunSummary(5);
@@ -11,7 +11,13 @@ test('results table: aligned columns naming each figure, with the wall time and 
   summary.models[1]!.bestAccuracy = undefined; // read off the history, as for a summary written before it was recorded
   summary.models[1]!.best = { epoch: 1, val_loss: 0.15, val_accuracy: 0.94 };
   summary.models[1]!.checkpoint = { name: 'best', epoch: 1, val_loss: 0.151, val_accuracy: 0.9431, examples: 4652 };
-  summary.models[1]!.timings = { dataSeconds: 60, featureExtractionSeconds: 100, trainingSeconds: 196, evaluationSeconds: 4, totalSeconds: 360 };
+  summary.models[1]!.timings = {
+    dataSeconds: 60,
+    featureExtractionSeconds: 100,
+    trainingSeconds: 196,
+    evaluationSeconds: 4,
+    totalSeconds: 360,
+  };
   summary.models[0]!.timings = undefined; // older summary: the epochs' time only
   summary.validation = { examples: 4652, window: { steps: 15, batchSize: 64 } };
   const lines = formatResultsTable(summary).split('\n');
@@ -27,15 +33,22 @@ test('results table: aligned columns naming each figure, with the wall time and 
   assert.equal(transfer.indexOf('39.2 s'), col('Time/epoch'));
   assert.equal(cnn.indexOf('55.0 s'), col('Wall time'));
   assert.match(rule, /^-+( {2}-+){5}$/);
-  assert.equal(note, 'Per-epoch figures on a window of 15 batches of 64 (960 images) per epoch; best/ (lowest val_loss, used by predict) on the whole validation split (4,652 images).');
+  assert.equal(
+    note,
+    'Per-epoch figures on a window of 15 batches of 64 (960 images) per epoch; best/ (lowest val_loss, used by predict) on the whole validation split (4,652 images).',
+  );
 });
 
 test('a failed model is marked, its message on its own line, control characters removed', () => {
   const summary = exampleRunSummary(3);
   summary.models[0]!.error = 'boom\n\u001b[31mred\u001b[0m';
   summary.models[0] = {
-    ...summary.models[0]!, history: { loss: [], accuracy: [], val_loss: [], val_accuracy: [] }, best: { epoch: 0, val_loss: NaN, val_accuracy: NaN },
-    bestAccuracy: undefined, checkpoint: undefined, timings: undefined,
+    ...summary.models[0]!,
+    history: { loss: [], accuracy: [], val_loss: [], val_accuracy: [] },
+    best: { epoch: 0, val_loss: NaN, val_accuracy: NaN },
+    bestAccuracy: undefined,
+    checkpoint: undefined,
+    timings: undefined,
   };
   const text = formatResultsTable(summary);
   assert.match(text, /^CNN \(failed\) +– /m);

@@ -1,12 +1,12 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { reportCommand } from '../lib/cli/commands/report.js';
-import { exampleRunSummary } from './helpers/example-summary.js';
 import { InvalidSummaryError, parseRunSummary } from '../lib/reports/validate.js';
 import { writeRunReport } from '../lib/reports/write-report.js';
+import { exampleRunSummary } from './helpers/example-summary.js';
 
 async function tempDir(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'transferlab-report-'));
@@ -36,7 +36,10 @@ const EXPECTED_FILES = [
 test('writeRunReport writes every plot as SVG and PNG plus report.html, and no temporary files', async () => {
   const dir = await tempDir();
   const { files } = await writeRunReport(dir, exampleRunSummary(5));
-  assert.deepEqual(files, EXPECTED_FILES.map((f) => path.join(dir, f)));
+  assert.deepEqual(
+    files,
+    EXPECTED_FILES.map((f) => path.join(dir, f)),
+  );
   assert.deepEqual((await fs.readdir(dir)).sort(), [...EXPECTED_FILES].sort());
   for (const f of files) {
     const data = await fs.readFile(f);

@@ -3,12 +3,13 @@
  * callback ends with the weights and history of a fit that never stopped; the backup is deleted
  * when fit completes unless `deleteCheckpoint: false`.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Sequential } from '../lib/models/sequential.js';
+import { test } from 'node:test';
 import { layers } from '../lib/models/layers.js';
+import { Sequential } from '../lib/models/sequential.js';
 import { BackupAndRestore } from '../lib/training/backup-and-restore.js';
 import type { Callback } from '../lib/training/callbacks.js';
 import { ArrayDataset, Rng } from './helpers/naive.js';
@@ -32,9 +33,13 @@ function data(n: number, seed: number): ArrayDataset {
 }
 
 function model(): Sequential {
-  const m = new Sequential([layers.dense({ units: 5, activation: 'relu', inputShape: [6] }), layers.dense({ units: 1, activation: 'sigmoid' })], {
-    seed: 11, preprocessing: 'none',
-  });
+  const m = new Sequential(
+    [layers.dense({ units: 5, activation: 'relu', inputShape: [6] }), layers.dense({ units: 1, activation: 'sigmoid' })],
+    {
+      seed: 11,
+      preprocessing: 'none',
+    },
+  );
   m.compile({ optimizer: { adam: { learningRate: 0.05 } }, loss: 'binaryCrossentropy', metrics: ['accuracy'] });
   return m;
 }
@@ -47,7 +52,12 @@ class InterruptAfter implements Callback {
 }
 
 const fitOptions = (callbacks: Callback[]) => ({
-  epochs: EPOCHS, stepsPerEpoch: STEPS, validationData: data(24, 2), validationSteps: 2, verbose: 0 as const, callbacks,
+  epochs: EPOCHS,
+  stepsPerEpoch: STEPS,
+  validationData: data(24, 2),
+  validationSteps: 2,
+  verbose: 0 as const,
+  callbacks,
 });
 
 async function uninterrupted() {
@@ -62,7 +72,10 @@ test('a fit interrupted after epoch k and fitted again with BackupAndRestore equ
     await withTempDir('backup', async (dir) => {
       const backupDir = path.join(dir, 'backup');
       const first = model();
-      await assert.rejects(first.fit(data(80, 1), fitOptions([new BackupAndRestore(backupDir), new InterruptAfter(k)])), /interrupted after epoch/);
+      await assert.rejects(
+        first.fit(data(80, 1), fitOptions([new BackupAndRestore(backupDir), new InterruptAfter(k)])),
+        /interrupted after epoch/,
+      );
       const saved = await new BackupAndRestore(backupDir).saved();
       assert.equal(saved?.completedEpochs, k, 'the backup records the epochs done');
       assert.deepEqual(saved?.history.loss, straight.history.history.loss.slice(0, k));
@@ -75,15 +88,17 @@ test('a fit interrupted after epoch k and fitted again with BackupAndRestore equ
         assert.deepEqual(history.history[key], straight.history.history[key], `history.${key} after an interruption at epoch ${k}`);
       }
       const weights = second.getWeights();
-      straight.weights.forEach((layer, i) => layer.weights.forEach((w, j) => {
-        assert.deepEqual(weights[i]!.weights[j]!.data, w.data, `${w.name} after an interruption at epoch ${k}`);
-      }));
+      straight.weights.forEach((layer, i) =>
+        layer.weights.forEach((w, j) => {
+          assert.deepEqual(weights[i]!.weights[j]!.data, w.data, `${w.name} after an interruption at epoch ${k}`);
+        }),
+      );
       assert.ok(!existsSync(backupDir), 'the backup is deleted once fit completes');
     });
   }
 });
 
-test('deleteCheckpoint: false keeps the backup; a backup at initialEpoch is an earlier fit\'s', async () => {
+test("deleteCheckpoint: false keeps the backup; a backup at initialEpoch is an earlier fit's", async () => {
   const straight = await uninterrupted();
   await withTempDir('backup-keep', async (dir) => {
     const backupDir = path.join(dir, 'backup');
@@ -97,7 +112,11 @@ test('deleteCheckpoint: false keeps the backup; a backup at initialEpoch is an e
 
     // a backup at the fit's initialEpoch belongs to an earlier fit: not restored, its history continues
     const later = model();
-    const more = await later.fit(data(80, 1), { ...fitOptions([new BackupAndRestore(backupDir, { deleteCheckpoint: false })]), initialEpoch: EPOCHS, epochs: EPOCHS + 1 });
+    const more = await later.fit(data(80, 1), {
+      ...fitOptions([new BackupAndRestore(backupDir, { deleteCheckpoint: false })]),
+      initialEpoch: EPOCHS,
+      epochs: EPOCHS + 1,
+    });
     assert.deepEqual(more.epoch, [EPOCHS]);
     const saved = await new BackupAndRestore(backupDir).saved();
     assert.equal(saved?.completedEpochs, EPOCHS + 1);

@@ -3,23 +3,28 @@
  * Keras's update formulas computed by hand in float64; their state saved and restored; old Adam
  * checkpoints still load; unknown names and out-of-range labels are errors.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Sequential } from '../lib/models/sequential.js';
+import { test } from 'node:test';
 import { layers } from '../lib/models/layers.js';
-import { optimizers, type OptimizerSpec } from '../lib/models/optimizers.js';
-import { saveModel, loadModel, restoreCheckpoint } from '../lib/saving/persistence.js';
-import { ArrayDataset, Rng, assertClose, maxAbs, sigmoid } from './helpers/naive.js';
+import { type OptimizerSpec, optimizers } from '../lib/models/optimizers.js';
+import { Sequential } from '../lib/models/sequential.js';
+import { loadModel, restoreCheckpoint, saveModel } from '../lib/saving/persistence.js';
+import { ArrayDataset, assertClose, maxAbs, Rng, sigmoid } from './helpers/naive.js';
 
 const FEATURES = 3;
 const BATCH = 4;
 
 /** Dense(1, sigmoid) on 3 features: its BCE gradient has a closed form, so the reference is exact. */
 function linearModel(seed = 3): Sequential {
-  const m = new Sequential([layers.dense({ units: 1, activation: 'sigmoid', inputShape: [FEATURES] })], { seed, preprocessing: 'none', name: 'linear' });
+  const m = new Sequential([layers.dense({ units: 1, activation: 'sigmoid', inputShape: [FEATURES] })], {
+    seed,
+    preprocessing: 'none',
+    name: 'linear',
+  });
   m.setLayerWeights(0, [Float32Array.from([0.3, -0.2, 0.1]), Float32Array.from([0.05])]);
   return m;
 }
@@ -43,7 +48,12 @@ function gradient(w: Float64Array, x: Float32Array, y: Float32Array): Float64Arr
 }
 
 interface Settings {
-  learningRate: number; momentum: number; nesterov?: boolean; rho?: number; epsilon?: number; centered?: boolean;
+  learningRate: number;
+  momentum: number;
+  nesterov?: boolean;
+  rho?: number;
+  epsilon?: number;
+  centered?: boolean;
 }
 
 /** Keras SGD: velocity = momentum*velocity - lr*g; w += velocity (nesterov: w += momentum*velocity - lr*g). */
@@ -89,11 +99,27 @@ function weightsOf(m: Sequential): Float64Array {
 
 const CASES: { name: string; spec: OptimizerSpec; reference: (w: Float64Array, g: Float64Array) => void }[] = [
   { name: "'sgd' (Keras defaults: lr 0.01, no momentum)", spec: 'sgd', reference: sgdReference({ learningRate: 0.01, momentum: 0 }) },
-  { name: 'sgd with momentum 0.9', spec: optimizers.sgd({ learningRate: 0.1, momentum: 0.9 }), reference: sgdReference({ learningRate: 0.1, momentum: 0.9 }) },
-  { name: 'sgd nesterov', spec: { sgd: { learningRate: 0.1, momentum: 0.8, nesterov: true } }, reference: sgdReference({ learningRate: 0.1, momentum: 0.8, nesterov: true }) },
+  {
+    name: 'sgd with momentum 0.9',
+    spec: optimizers.sgd({ learningRate: 0.1, momentum: 0.9 }),
+    reference: sgdReference({ learningRate: 0.1, momentum: 0.9 }),
+  },
+  {
+    name: 'sgd nesterov',
+    spec: { sgd: { learningRate: 0.1, momentum: 0.8, nesterov: true } },
+    reference: sgdReference({ learningRate: 0.1, momentum: 0.8, nesterov: true }),
+  },
   { name: "'rmsprop' (Keras defaults)", spec: 'rmsprop', reference: rmspropReference({ learningRate: 0.001, momentum: 0 }) },
-  { name: 'rmsprop with momentum, epsilon 0.1', spec: optimizers.rmsprop({ learningRate: 0.01, momentum: 0.5, epsilon: 0.1, rho: 0.8 }), reference: rmspropReference({ learningRate: 0.01, momentum: 0.5, epsilon: 0.1, rho: 0.8 }) },
-  { name: 'rmsprop centered with momentum', spec: { rmsprop: { learningRate: 0.01, momentum: 0.9, centered: true, epsilon: 0.01 } }, reference: rmspropReference({ learningRate: 0.01, momentum: 0.9, centered: true, epsilon: 0.01 }) },
+  {
+    name: 'rmsprop with momentum, epsilon 0.1',
+    spec: optimizers.rmsprop({ learningRate: 0.01, momentum: 0.5, epsilon: 0.1, rho: 0.8 }),
+    reference: rmspropReference({ learningRate: 0.01, momentum: 0.5, epsilon: 0.1, rho: 0.8 }),
+  },
+  {
+    name: 'rmsprop centered with momentum',
+    spec: { rmsprop: { learningRate: 0.01, momentum: 0.9, centered: true, epsilon: 0.01 } },
+    reference: rmspropReference({ learningRate: 0.01, momentum: 0.9, centered: true, epsilon: 0.01 }),
+  },
 ];
 
 for (const c of CASES) {
@@ -108,7 +134,11 @@ for (const c of CASES) {
       const after = weightsOf(m);
       const wanted = expected.map((v, i) => v - before[i]);
       assert.ok(maxAbs(wanted) > 1e-4, `step ${t + 1}: the expected update is measurable`);
-      assertClose(after.map((v, i) => v - before[i]), wanted, { atol: 1e-6, rtol: 1e-3, what: `step ${t + 1} update` });
+      assertClose(
+        after.map((v, i) => v - before[i]),
+        wanted,
+        { atol: 1e-6, rtol: 1e-3, what: `step ${t + 1} update` },
+      );
     }
     assert.equal(m.engine.getOptimizerState().iterations, 3);
   });
@@ -120,7 +150,11 @@ async function tempDir(t: { after: (fn: () => Promise<void>) => void }): Promise
   return dir;
 }
 
-async function continuesLikeUninterrupted(t: { after: (fn: () => Promise<void>) => void }, spec: OptimizerSpec, edit?: (dir: string) => Promise<void>): Promise<void> {
+async function continuesLikeUninterrupted(
+  t: { after: (fn: () => Promise<void>) => void },
+  spec: OptimizerSpec,
+  edit?: (dir: string) => Promise<void>,
+): Promise<void> {
   const data = batches(4);
   const original = linearModel();
   original.compile({ optimizer: spec, loss: 'binaryCrossentropy' });
@@ -171,10 +205,22 @@ test('restoring an optimizer state into a model compiled with another optimizer 
 
 test('unknown optimizer, option or loss names are errors that list what exists', () => {
   const m = linearModel();
-  assert.throws(() => m.compile({ optimizer: 'adagrad' as never, loss: 'binaryCrossentropy' }), /unknown optimizer 'adagrad': use one of adam, sgd, rmsprop/);
-  assert.throws(() => m.compile({ optimizer: { sgd: { momentun: 0.9 } as never }, loss: 'binaryCrossentropy' }), /optimizer sgd has no option 'momentun': its options are learningRate, momentum, nesterov/);
-  assert.throws(() => m.compile({ optimizer: optimizers.rmsprop({ rho: 1.5 }), loss: 'binaryCrossentropy' }), /rmsprop: rho must be a number in \[0, 1\), got 1.5/);
-  assert.throws(() => m.compile({ optimizer: 'sgd', loss: 'hinge' as never }), /unknown loss 'hinge': use one of binaryCrossentropy, .*sparse_categorical_crossentropy/);
+  assert.throws(
+    () => m.compile({ optimizer: 'adagrad' as never, loss: 'binaryCrossentropy' }),
+    /unknown optimizer 'adagrad': use one of adam, sgd, rmsprop/,
+  );
+  assert.throws(
+    () => m.compile({ optimizer: { sgd: { momentun: 0.9 } as never }, loss: 'binaryCrossentropy' }),
+    /optimizer sgd has no option 'momentun': its options are learningRate, momentum, nesterov/,
+  );
+  assert.throws(
+    () => m.compile({ optimizer: optimizers.rmsprop({ rho: 1.5 }), loss: 'binaryCrossentropy' }),
+    /rmsprop: rho must be a number in \[0, 1\), got 1.5/,
+  );
+  assert.throws(
+    () => m.compile({ optimizer: 'sgd', loss: 'hinge' as never }),
+    /unknown loss 'hinge': use one of binaryCrossentropy, .*sparse_categorical_crossentropy/,
+  );
   assert.equal(m.compiled, undefined, 'a refused compile leaves the model uncompiled');
 });
 
@@ -184,11 +230,18 @@ test('binary crossentropy refuses a label outside [0, 1] and names the batch', a
   const rng = new Rng(5);
   const y = Float32Array.from([0, 1, 1, 0, 1, 0, 2, 1]);
   const data = new ArrayDataset(rng.floats(8 * FEATURES, -1, 1), [FEATURES], y, 4);
-  await assert.rejects(m.fit(data, { epochs: 1, verbose: 0 }), /label 2 of example 2 in training batch 2 of epoch 1 is out of range: binaryCrossentropy needs labels in \[0, 1\]/);
+  await assert.rejects(
+    m.fit(data, { epochs: 1, verbose: 0 }),
+    /label 2 of example 2 in training batch 2 of epoch 1 is out of range: binaryCrossentropy needs labels in \[0, 1\]/,
+  );
   await assert.rejects(m.evaluate(data), /label 2 of example 2 in evaluation batch 2/);
   const valid = new ArrayDataset(rng.floats(4 * FEATURES, -1, 1), [FEATURES], Float32Array.from([0, -1, 1, 0]), 4);
   await assert.rejects(
-    m.fit(new ArrayDataset(rng.floats(4 * FEATURES, -1, 1), [FEATURES], Float32Array.from([0, 1, 1, 0]), 4), { epochs: 1, verbose: 0, validationData: valid }),
+    m.fit(new ArrayDataset(rng.floats(4 * FEATURES, -1, 1), [FEATURES], Float32Array.from([0, 1, 1, 0]), 4), {
+      epochs: 1,
+      verbose: 0,
+      validationData: valid,
+    }),
     /label -1 of example 1 in validation of epoch 1, batch 1/,
   );
 });
@@ -201,6 +254,9 @@ test('sparse categorical crossentropy refuses labels that are not class indices 
   await m.fit(ok, { epochs: 1, verbose: 0 });
   for (const bad of [3, 1.5]) {
     const data = new ArrayDataset(rng.floats(4 * FEATURES, -1, 1), [FEATURES], Float32Array.from([0, 1, bad, 1]), 4, ['a', 'b', 'c']);
-    await assert.rejects(m.fit(data, { epochs: 1, verbose: 0 }), new RegExp(`label ${bad} of example 2 in training batch 1 of epoch 1 is out of range: .*integer class indices in \\[0, 3\\)`));
+    await assert.rejects(
+      m.fit(data, { epochs: 1, verbose: 0 }),
+      new RegExp(`label ${bad} of example 2 in training batch 1 of epoch 1 is out of range: .*integer class indices in \\[0, 3\\)`),
+    );
   }
 });

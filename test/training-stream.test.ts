@@ -1,6 +1,7 @@
 // Resuming moves a repeating stream ahead without reading the passes it skips.
-import test from 'node:test';
+
 import assert from 'node:assert/strict';
+import test from 'node:test';
 import type { Batch, BatchOptions, Dataset } from '../lib/data/types.js';
 import { RepeatingStream } from '../lib/training/stream.js';
 

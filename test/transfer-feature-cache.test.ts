@@ -3,17 +3,18 @@
  * history as training the whole model on images; the cache is reused, keyed, resumable after an
  * interruption, and a damaged file is rebuilt rather than read.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
-import { readFile, truncate, stat, readdir } from 'node:fs/promises';
+import { readdir, readFile, stat, truncate } from 'node:fs/promises';
 import path from 'node:path';
-import { openCatsVsDogs, type OpenedDatasets } from '../lib/data/index.js';
-import { cachedFeatures, datasetIdentity, type FeatureKey } from '../lib/training/feature-cache.js';
+import { test } from 'node:test';
+import type { Backbone } from '../lib/applications/backbone.js';
+import { type OpenedDatasets, openCatsVsDogs } from '../lib/data/index.js';
 import type { Dataset } from '../lib/data/types.js';
+import { cachedFeatures, datasetIdentity, type FeatureKey } from '../lib/training/feature-cache.js';
 import { sharedPetImages } from './helpers/pet-images.js';
 import { sharedTinyBackbone, TINY_FEATURE_CHANNELS, TINY_OUTPUT_LAYER } from './helpers/tiny-backbone.js';
-import { assertClose, tfjsTransferModel, smallHead, withTempDir, type TransferModel } from './helpers/transfer-helpers.js';
-import type { Backbone } from '../lib/applications/backbone.js';
+import { assertClose, smallHead, type TransferModel, tfjsTransferModel, withTempDir } from './helpers/transfer-helpers.js';
 
 const SIZE = 64;
 const SEED = 1234;
@@ -28,11 +29,26 @@ async function openData(cacheDir: string, batchSize = 32): Promise<OpenedDataset
 /** The generated MobileNet-like backbone cut at its feature layer, frozen, with a small head. */
 async function transferModel(backbone?: Backbone): Promise<TransferModel> {
   const tiny = await sharedTinyBackbone();
-  return tfjsTransferModel({ modelJson: tiny.modelJson, outputLayer: tiny.outputLayer, inputShape: [SIZE, SIZE, 3], head: smallHead(8), seed: SEED, backbone });
+  return tfjsTransferModel({
+    modelJson: tiny.modelJson,
+    outputLayer: tiny.outputLayer,
+    inputShape: [SIZE, SIZE, 3],
+    head: smallHead(8),
+    seed: SEED,
+    backbone,
+  });
 }
 
 async function keyFor(weightsId: string, data: Dataset, overrides: Partial<FeatureKey> = {}): Promise<FeatureKey> {
-  return { weightsId, outputLayer: TINY_OUTPUT_LAYER, inputShape: [SIZE, SIZE, 3], preprocessing: 'tf', bf16: false, data: await datasetIdentity(data), ...overrides };
+  return {
+    weightsId,
+    outputLayer: TINY_OUTPUT_LAYER,
+    inputShape: [SIZE, SIZE, 3],
+    preprocessing: 'tf',
+    bf16: false,
+    data: await datasetIdentity(data),
+    ...overrides,
+  };
 }
 
 async function featureFile(cacheDir: string): Promise<string[]> {
@@ -51,7 +67,10 @@ async function allFeatures(dataset: Dataset): Promise<{ x: Float32Array; y: numb
   }
   const x = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let o = 0;
-  for (const p of parts) { x.set(p, o); o += p.length; }
+  for (const p of parts) {
+    x.set(p, o);
+    o += p.length;
+  }
   return { x, y, keys };
 }
 
@@ -69,13 +88,28 @@ test('training the head on cached features equals training on images with the ba
     // same seed, same initial head
     assert.deepEqual(cached.model.getLayerWeights('dense')[0]!.data, direct.getLayerWeights('dense')[0]!.data);
 
-    const train = await cachedFeatures(cached.model, data.train, { baseLayers, key: await keyFor(backbone.weightsId, data.train), cacheDir, progress: false });
-    const validation = await cachedFeatures(cached.model, data.validation, { baseLayers, key: await keyFor(backbone.weightsId, data.validation), cacheDir, progress: false });
+    const train = await cachedFeatures(cached.model, data.train, {
+      baseLayers,
+      key: await keyFor(backbone.weightsId, data.train),
+      cacheDir,
+      progress: false,
+    });
+    const validation = await cachedFeatures(cached.model, data.validation, {
+      baseLayers,
+      key: await keyFor(backbone.weightsId, data.validation),
+      cacheDir,
+      progress: false,
+    });
     assert.equal(train.computed, 120);
     assert.equal(validation.computed, 30);
     assert.deepEqual(train.dataset.elementShape, [SIZE / 8, SIZE / 8, TINY_FEATURE_CHANNELS]);
 
-    const viaFeatures = await cached.model.fit(train.dataset, { epochs: 2, validationData: validation.dataset, fromLayer: baseLayers, verbose: 0 });
+    const viaFeatures = await cached.model.fit(train.dataset, {
+      epochs: 2,
+      validationData: validation.dataset,
+      fromLayer: baseLayers,
+      verbose: 0,
+    });
     const viaImages = await direct.fit(data.train, { epochs: 2, validationData: data.validation, verbose: 0 });
     for (const k of ['loss', 'accuracy', 'val_loss', 'val_accuracy']) {
       assert.equal(viaFeatures.history[k]!.length, 2, k);
@@ -102,10 +136,20 @@ test('the feature cache is reused, and a changed key recomputes', { timeout: 600
     assert.equal(second.dataset.file, first.dataset.file);
     assert.deepEqual(second.dataset.keys, data.train.keys, 'examples in data order');
 
-    const changed = await cachedFeatures(model, data.train, { baseLayers, key: { ...key, preprocessing: 'scale01' }, cacheDir, progress: false });
+    const changed = await cachedFeatures(model, data.train, {
+      baseLayers,
+      key: { ...key, preprocessing: 'scale01' },
+      cacheDir,
+      progress: false,
+    });
     assert.equal(changed.computed, 120, 'a different preprocessing in the key recomputes');
     assert.notEqual(changed.dataset.file, first.dataset.file);
-    const otherWeights = await cachedFeatures(model, data.train, { baseLayers, key: { ...key, weightsId: 'x'.repeat(64) }, cacheDir, progress: false });
+    const otherWeights = await cachedFeatures(model, data.train, {
+      baseLayers,
+      key: { ...key, weightsId: 'x'.repeat(64) },
+      cacheDir,
+      progress: false,
+    });
     assert.equal(otherWeights.computed, 120, 'different weights recompute');
     // the original entry is still there and still valid
     const again = await cachedFeatures(model, data.train, { baseLayers, key, cacheDir, progress: false });
@@ -114,7 +158,9 @@ test('the feature cache is reused, and a changed key recomputes', { timeout: 600
   });
 });
 
-test('an interrupted extraction resumes where it stopped and ends byte-identical to an uninterrupted one', { timeout: 600_000 }, async () => {
+test('an interrupted extraction resumes where it stopped and ends byte-identical to an uninterrupted one', {
+  timeout: 600_000,
+}, async () => {
   await withTempDir('fc-resume', async (dir) => {
     const cacheA = path.join(dir, 'cache-a');
     const cacheB = path.join(dir, 'cache-b');
@@ -122,7 +168,10 @@ test('an interrupted extraction resumes where it stopped and ends byte-identical
     const { model, baseLayers, backbone } = await transferModel();
     const key = await keyFor(backbone.weightsId, data.train);
 
-    await assert.rejects(cachedFeatures(model, data.train, { baseLayers, key, cacheDir: cacheA, progress: false, stopAfter: 40 }), /stopped after/);
+    await assert.rejects(
+      cachedFeatures(model, data.train, { baseLayers, key, cacheDir: cacheA, progress: false, stopAfter: 40 }),
+      /stopped after/,
+    );
     const [entry] = await featureFile(cacheA);
     const progress = JSON.parse(await readFile(path.join(entry!, 'progress.json'), 'utf8')) as { done: number };
     assert.ok(progress.done >= 40 && progress.done < 120, `some but not all examples done (${progress.done})`);

@@ -2,14 +2,15 @@
  * VGG16 as a pretrained base: the official Keras no-top HDF5 layout (and tf.keras naming) at full
  * VGG16 shapes lands in the model exactly; wrong shapes and missing files are clear errors.
  */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { test } from 'node:test';
 import { MissingWeightsError, vgg16 } from '../lib/applications/vgg16.js';
-import { Sequential } from '../lib/models/sequential.js';
 import { formatShape } from '../lib/keras-format/shape.js';
-import { fixtureValues, vgg16NoTopLayers, writeKeras2H5, type FixtureLayer } from './helpers/h5-fixtures.js';
+import { Sequential } from '../lib/models/sequential.js';
+import { type FixtureLayer, fixtureValues, vgg16NoTopLayers, writeKeras2H5 } from './helpers/h5-fixtures.js';
 import { withTempDir } from './helpers/transfer-helpers.js';
 
 const INPUT: [number, number, number] = [64, 64, 3];
@@ -31,7 +32,11 @@ async function assertLoadsExactly(weightsPath: string, fixture: FixtureLayer[]):
   const [kernel1, bias1] = model.getLayerWeights('block1_conv1');
   assert.deepEqual(kernel1!.shape, [3, 3, 3, 64]);
   const wantKernel1 = fixtureWeight(fixture, 'block1_conv1', 0);
-  assert.deepEqual(Array.from(kernel1!.data.subarray(0, 16)), Array.from(wantKernel1.subarray(0, 16)), 'first values of block1_conv1 kernel');
+  assert.deepEqual(
+    Array.from(kernel1!.data.subarray(0, 16)),
+    Array.from(wantKernel1.subarray(0, 16)),
+    'first values of block1_conv1 kernel',
+  );
   assert.equal(kernel1!.data[1000], wantKernel1[1000]);
   assert.equal(kernel1!.data.at(-1), wantKernel1.at(-1));
   assert.deepEqual(kernel1!.data, wantKernel1, 'whole block1_conv1 kernel, bit for bit (HWIO order kept)');
@@ -43,7 +48,8 @@ async function assertLoadsExactly(weightsPath: string, fixture: FixtureLayer[]):
   assert.deepEqual(Array.from(bias53!.data.subarray(0, 8)), Array.from(wantBias53.subarray(0, 8)), 'first values of block5_conv3 bias');
   assert.deepEqual(bias53!.data, wantBias53);
   const wantKernel53 = fixtureWeight(fixture, 'block5_conv3', 0);
-  for (const i of [0, 1, 12345, 512 * 512 * 4 + 7, wantKernel53.length - 1]) assert.equal(kernel53!.data[i], wantKernel53[i], `block5_conv3 kernel[${i}]`);
+  for (const i of [0, 1, 12345, 512 * 512 * 4 + 7, wantKernel53.length - 1])
+    assert.equal(kernel53!.data[i], wantKernel53[i], `block5_conv3 kernel[${i}]`);
 }
 
 test('VGG16 loads the official no-top file layout (full shapes, old weight names) exactly', { timeout: 600_000 }, async () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { LayerConfig, LayerWeights, Shape } from '../keras-format/config.js';
-import type { ResolvedLayer } from '../models/resolve.js';
 import type { Preprocessing } from '../models/preprocessing.js';
+import type { ResolvedLayer } from '../models/resolve.js';
 
 /** A pretrained convolutional base, cut where its features are taken, with its weights. */
 export interface Backbone {
@@ -33,9 +33,14 @@ export function hashWeights(weights: LayerWeights[]): string {
 /** Renames weights to the `<layer>/<kernel|bias|...>` form the model uses, in layer order. */
 export function renameWeights(resolved: ResolvedLayer[], found: LayerWeights[]): LayerWeights[] {
   const byName = new Map(found.map((l) => [l.layerName, l]));
-  return resolved.filter((r) => r.weights.length > 0).map((r) => {
-    const name = r.config.config.name;
-    const source = byName.get(name)!;
-    return { layerName: name, weights: r.weights.map((w, i) => ({ name: `${name}/${w.name}`, shape: w.shape, data: source.weights[i].data })) };
-  });
+  return resolved
+    .filter((r) => r.weights.length > 0)
+    .map((r) => {
+      const name = r.config.config.name;
+      const source = byName.get(name)!;
+      return {
+        layerName: name,
+        weights: r.weights.map((w, i) => ({ name: `${name}/${w.name}`, shape: w.shape, data: source.weights[i].data })),
+      };
+    });
 }

@@ -1,4 +1,4 @@
-import { preprocessingSpec, type Preprocessing } from '../models/preprocessing.js';
+import { type Preprocessing, preprocessingSpec } from '../models/preprocessing.js';
 
 /**
  * Keras `preprocess_input` for a backbone: raw 0-255 RGB pixels in NHWC layout to model inputs,

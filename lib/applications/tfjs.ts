@@ -1,9 +1,9 @@
-import type { LayerConfig, Shape } from '../keras-format/config.js';
 import { readTfjsLayersModel } from '../io/tfjs-model.js';
-import { resolveChain } from '../models/resolve.js';
+import type { LayerConfig, Shape } from '../keras-format/config.js';
 import type { Preprocessing } from '../models/preprocessing.js';
+import { resolveChain } from '../models/resolve.js';
 import { OptionError } from '../util/option-error.js';
-import { hashWeights, renameWeights, type Backbone } from './backbone.js';
+import { type Backbone, hashWeights, renameWeights } from './backbone.js';
 
 /** TF.js layers models (tensorflowjs_converter output) as pretrained bases. */
 
@@ -31,10 +31,19 @@ function editDistance(a: string, b: string): number {
  */
 export function featureLayerCandidates(layers: LayerConfig[], count = 3): string[] {
   let top = layers.length;
-  while (top > 0 && (TOP_LAYERS.has(layers[top - 1]!.class_name) || isClassifierOutput(layers[top - 1]!) ||
-    // MobileNet's top scores classes with a 1x1 Conv2D after the pooling
-    (layers[top - 1]!.class_name === 'Conv2D' && layers.slice(0, top - 1).some((l) => l.class_name.startsWith('Global'))))) top--;
-  return layers.slice(0, top).slice(-count).reverse().map((l) => l.config.name);
+  while (
+    top > 0 &&
+    (TOP_LAYERS.has(layers[top - 1]!.class_name) ||
+      isClassifierOutput(layers[top - 1]!) ||
+      // MobileNet's top scores classes with a 1x1 Conv2D after the pooling
+      (layers[top - 1]!.class_name === 'Conv2D' && layers.slice(0, top - 1).some((l) => l.class_name.startsWith('Global'))))
+  )
+    top--;
+  return layers
+    .slice(0, top)
+    .slice(-count)
+    .reverse()
+    .map((l) => l.config.name);
 }
 
 /**
@@ -46,8 +55,10 @@ export function backboneCutIndex(layers: LayerConfig[], outputLayer: string | un
   const names = layers.map((l) => l.config.name);
   if (outputLayer === undefined) {
     if (layers.length > 0 && isClassifierOutput(layers[layers.length - 1]!)) {
-      throw new OptionError('outputLayer', (option) =>
-        `${where} ends in a classifier (${layers[layers.length - 1]!.class_name} '${names[names.length - 1]}'), whose outputs are class ` +
+      throw new OptionError(
+        'outputLayer',
+        (option) =>
+          `${where} ends in a classifier (${layers[layers.length - 1]!.class_name} '${names[names.length - 1]}'), whose outputs are class ` +
           `scores, not features. Choose the layer to take features from with ${option}, e.g. ${featureLayerCandidates(layers).join(', ')}.`,
       );
     }
@@ -55,8 +66,12 @@ export function backboneCutIndex(layers: LayerConfig[], outputLayer: string | un
   }
   const cut = names.indexOf(outputLayer);
   if (cut >= 0) return cut;
-  const close = names.map((n) => ({ n, d: editDistance(outputLayer, n) }))
-    .filter(({ d }) => d <= Math.max(2, Math.floor(outputLayer.length / 3))).sort((a, b) => a.d - b.d).slice(0, 5).map(({ n }) => n);
+  const close = names
+    .map((n) => ({ n, d: editDistance(outputLayer, n) }))
+    .filter(({ d }) => d <= Math.max(2, Math.floor(outputLayer.length / 3)))
+    .sort((a, b) => a.d - b.d)
+    .slice(0, 5)
+    .map(({ n }) => n);
   throw new Error(
     `${where} has no layer '${outputLayer}' to take features from. ` +
       (close.length ? `Close names: ${close.join(', ')}. ` : '') +
@@ -85,7 +100,13 @@ export async function fromTfjs(modelJsonPath: string, options: FromTfjsOptions =
   const inputShape = options.inputShape ?? stored.inputShape;
   const weights = renameWeights(resolveChain(layers, inputShape), stored.weights);
   return {
-    name: stored.name, layers, inputShape, weights, nativePreprocessing: options.preprocessing ?? 'tf',
-    weightsId: hashWeights(weights), source: modelJsonPath, outputLayer,
+    name: stored.name,
+    layers,
+    inputShape,
+    weights,
+    nativePreprocessing: options.preprocessing ?? 'tf',
+    weightsId: hashWeights(weights),
+    source: modelJsonPath,
+    outputLayer,
   };
 }

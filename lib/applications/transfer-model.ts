@@ -30,7 +30,9 @@ export class TransferModel extends Sequential {
     const trainable = options.trainableBase ?? false;
     const baseConfigs = options.base.layers.map((l) => ({ class_name: l.class_name, config: { ...l.config, trainable } }));
     super([...baseConfigs, ...options.head], {
-      name: options.name ?? 'transfer', inputShape: options.inputShape ?? options.base.inputShape, seed: options.seed,
+      name: options.name ?? 'transfer',
+      inputShape: options.inputShape ?? options.base.inputShape,
+      seed: options.seed,
       preprocessing: options.preprocessing ?? options.base.nativePreprocessing,
     });
     this.base = options.base;

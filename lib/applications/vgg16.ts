@@ -2,15 +2,16 @@
  * VGG16 (Simonyan & Zisserman 2014) as Keras's `applications/vgg16.py` has it: the architecture
  * with Keras's layer names, its ImageNet weight file, and its preprocessing (`caffe`).
  */
-import type { LayerConfig, Shape } from '../keras-format/config.js';
-import { keras3LayerKeys } from '../keras-format/weight-names.js';
+
 import { readKerasH5 } from '../io/keras-h5.js';
 import { matchWeights } from '../io/weight-matching.js';
+import type { LayerConfig, Shape } from '../keras-format/config.js';
+import { keras3LayerKeys } from '../keras-format/weight-names.js';
 import { layers } from '../models/layers.js';
 import type { Preprocessing } from '../models/preprocessing.js';
 import { resolveChain } from '../models/resolve.js';
 import { artifactPath, fetchArtifact, locateArtifact } from '../net/artifacts.js';
-import { hashWeights, renameWeights, type Backbone } from './backbone.js';
+import { type Backbone, hashWeights, renameWeights } from './backbone.js';
 
 /** Keras `vgg16.preprocess_input`: RGB -> BGR, minus the ImageNet mean; the weights were trained so. */
 export const VGG16_PREPROCESSING: Preprocessing = 'caffe';
@@ -24,7 +25,13 @@ export function vgg16Layers(inputShape: Shape = [224, 224, 3]): LayerConfig[] {
     throw new Error(`VGG16 needs an input of at least 32x32 with 3 channels, got [${inputShape.join(', ')}]`);
   }
   const out: LayerConfig[] = [layers.inputLayer({ inputShape, name: 'input_1' })];
-  const blocks: [number, number][] = [[64, 2], [128, 2], [256, 3], [512, 3], [512, 3]];
+  const blocks: [number, number][] = [
+    [64, 2],
+    [128, 2],
+    [256, 3],
+    [512, 3],
+    [512, 3],
+  ];
   blocks.forEach(([filters, convs], b) => {
     for (let c = 1; c <= convs; c++) {
       out.push(layers.conv2d({ name: `block${b + 1}_conv${c}`, filters, kernelSize: 3, padding: 'same', activation: 'relu' }));
@@ -70,7 +77,9 @@ async function imagenetWeightsFile(options: Vgg16Options): Promise<string> {
 /** Keras `keras.applications.VGG16(include_top=False, ...)`, as a pretrained base cut at `block5_pool`. */
 export async function vgg16(options: Vgg16Options = {}): Promise<Backbone> {
   if ((options.includeTop as boolean | undefined) === true) {
-    throw new Error('vgg16: includeTop: true (the ImageNet classifier) is not provided; use includeTop: false and give transferModel a head.');
+    throw new Error(
+      'vgg16: includeTop: true (the ImageNet classifier) is not provided; use includeTop: false and give transferModel a head.',
+    );
   }
   const inputShape = options.inputShape ?? [224, 224, 3];
   const baseLayers = vgg16Layers(inputShape).filter((l) => l.class_name !== 'InputLayer');
@@ -85,6 +94,9 @@ export async function vgg16(options: Vgg16Options = {}): Promise<Backbone> {
   // The official file also lists the input layer (no weights); files may carry a top we don't use.
   const relevant = found.filter((l) => l.weights.length > 0 || names.includes(l.layerName));
   const matched = matchWeights(expected, relevant, { source: file });
-  const weights = renameWeights(resolved, matched.map((m, i) => ({ layerName: baseLayers[i]!.config.name, weights: m.weights })));
+  const weights = renameWeights(
+    resolved,
+    matched.map((m, i) => ({ layerName: baseLayers[i]!.config.name, weights: m.weights })),
+  );
   return { ...base, weights, weightsId: hashWeights(weights), source: file };
 }

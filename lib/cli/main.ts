@@ -20,7 +20,11 @@ Run \`transferlab <command> --help\` for a command's options.
 `;
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
-  compare: compareCommand, data: dataCommand, weights: weightsCommand, predict: predictCommand, report: reportCommand,
+  compare: compareCommand,
+  data: dataCommand,
+  weights: weightsCommand,
+  predict: predictCommand,
+  report: reportCommand,
 };
 
 /** Disk problems anywhere (caches, checkpoints, reports) get the same advice; files already written stay whole. */
@@ -50,7 +54,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
+  (code) => {
+    process.exitCode = code;
+  },
   (error: unknown) => {
     console.error(`transferlab: ${error instanceof Error ? error.message : String(error)}${diskHint(error)}`);
     if (process.env.TRANSFERLAB_DEBUG && error instanceof Error) console.error(error.stack);

@@ -31,7 +31,9 @@ export function decodeBmp(buf: Buffer, maxPixels: number): RawRgb {
   const compression = buf.readUInt32LE(30);
   if (width <= 0 || height === 0) throw new Error(`invalid BMP size ${width}x${height}`);
   if (width * height > maxPixels) {
-    throw new Error(`refused: ${width}x${height} (${(width * height / 1e6).toFixed(0)} Mpx) exceeds the ${(maxPixels / 1e6).toFixed(0)} Mpx input limit`);
+    throw new Error(
+      `refused: ${width}x${height} (${((width * height) / 1e6).toFixed(0)} Mpx) exceeds the ${(maxPixels / 1e6).toFixed(0)} Mpx input limit`,
+    );
   }
   let masks: [number, number, number] | undefined;
   if (compression === 3 || compression === 6) {

@@ -2,7 +2,15 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { CATS_VS_DOGS_CLASSES, scanCatsVsDogs } from './cats-vs-dogs-scan.js';
 import { FolderSource } from './folder-source.js';
-import { DEFAULT_SPLITS, openDecodedSplits, splitExamples, validateCommon, type DatasetInfo, type OpenCommonOptions, type OpenedDatasets } from './open-splits.js';
+import {
+  type DatasetInfo,
+  DEFAULT_SPLITS,
+  type OpenCommonOptions,
+  type OpenedDatasets,
+  openDecodedSplits,
+  splitExamples,
+  validateCommon,
+} from './open-splits.js';
 import type { ImageSource } from './source.js';
 import { ZipSource } from './zip-source.js';
 
@@ -25,7 +33,9 @@ export async function openCatsVsDogsSource(opts: CatsVsDogsSourceOptions): Promi
   if (opts.dataDir && opts.archive) throw new Error('Give either dataDir (an extracted PetImages folder) or archive (the zip), not both.');
   if (opts.archive) return new ZipSource(opts.archive);
   if (!opts.dataDir) {
-    throw new Error(`No cats_vs_dogs source: give dataDir (the extracted PetImages folder or its parent) or archive (${CATS_VS_DOGS_ARCHIVE_NAME}).`);
+    throw new Error(
+      `No cats_vs_dogs source: give dataDir (the extracted PetImages folder or its parent) or archive (${CATS_VS_DOGS_ARCHIVE_NAME}).`,
+    );
   }
   const dir = path.resolve(opts.dataDir);
   const isDir = async (p: string) => (await fs.stat(p).catch(() => undefined))?.isDirectory() === true;

@@ -1,7 +1,7 @@
 import os from 'node:os';
-import { decodeImage, DecodeError } from './decode.js';
-import { mapPool } from './pool.js';
 import { ProgressBar } from '../util/progress-bar.js';
+import { DecodeError, decodeImage } from './decode.js';
+import { mapPool } from './pool.js';
 import { describeSourceRef, type ImageSource } from './source.js';
 
 export interface DecodeCheck {
@@ -18,9 +18,16 @@ export interface DecodeCheck {
  * which images fail or may have warned (every image in flight when a warning arrived); those are
  * decoded again one at a time, so each message is attributed to its own file.
  */
-export async function checkDecode(source: ImageSource, names: readonly string[], opts: { progress?: boolean; size?: number } = {}): Promise<DecodeCheck> {
+export async function checkDecode(
+  source: ImageSource,
+  names: readonly string[],
+  opts: { progress?: boolean; size?: number } = {},
+): Promise<DecodeCheck> {
   const size = opts.size ?? 32;
-  const progress = opts.progress === false || names.length === 0 ? undefined : new ProgressBar({ label: 'checking decode', total: names.length, itemName: 'images' });
+  const progress =
+    opts.progress === false || names.length === 0
+      ? undefined
+      : new ProgressBar({ label: 'checking decode', total: names.length, itemName: 'images' });
   const inFlight = new Set<string>();
   const recheck = new Set<string>();
   const onWarning = () => {

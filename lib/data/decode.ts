@@ -1,5 +1,5 @@
 import sharp, { type FailOnOptions, type Metadata, type Sharp } from 'sharp';
-import { decodeBmp, isBmp, bmpDimensions } from './bmp.js';
+import { bmpDimensions, decodeBmp, isBmp } from './bmp.js';
 import { readImageBytes } from './read-file.js';
 import { resizeBilinearTf } from './resize.js';
 import { describeSourceRef, type SourceRef } from './source.js';
@@ -79,7 +79,9 @@ export async function decodeImage(input: Buffer, height: number, width: number, 
   const full = w * h <= FULL_DECODE_MAX_PIXELS;
   if (meta.format !== 'jpeg') {
     return run(input, full, height, width, 'truncated', options).catch((error: Error) => {
-      throw new DecodeError(TRUNCATED.test(error.message) ? `truncated file: ${vipsMessage(error)}` : `decode failed: ${vipsMessage(error)}`);
+      throw new DecodeError(
+        TRUNCATED.test(error.message) ? `truncated file: ${vipsMessage(error)}` : `decode failed: ${vipsMessage(error)}`,
+      );
     });
   }
   // Lenient with JPEG warnings ("extraneous bytes" etc.), as TF and tfds are.
@@ -109,7 +111,13 @@ const SOS = Buffer.from([0xff, 0xda]);
  * the marker changes nothing when the scan is complete (the filler is skipped as extraneous
  * bytes), but changes the decoded pixels when the filler is consumed as scan data.
  */
-async function decodeJpegWithoutEnd(input: Buffer, full: boolean, height: number, width: number, options: DecodeOptions): Promise<Uint8Array> {
+async function decodeJpegWithoutEnd(
+  input: Buffer,
+  full: boolean,
+  height: number,
+  width: number,
+  options: DecodeOptions,
+): Promise<Uint8Array> {
   const variants = [Buffer.alloc(0), Buffer.alloc(256, 0x55), Buffer.alloc(256, 0xaa)].map((fill) => Buffer.concat([input, fill, EOI]));
   let decoded: Uint8Array[];
   try {
@@ -134,7 +142,14 @@ function watched(pipeline: Sharp, options: DecodeOptions): Sharp {
   return pipeline;
 }
 
-async function run(input: Buffer, full: boolean, height: number, width: number, failOn: FailOnOptions, options: DecodeOptions): Promise<Uint8Array> {
+async function run(
+  input: Buffer,
+  full: boolean,
+  height: number,
+  width: number,
+  failOn: FailOnOptions,
+  options: DecodeOptions,
+): Promise<Uint8Array> {
   // No autoOrient: TF's decoders ignore EXIF orientation. First frame only for GIF/TIFF/WebP.
   let pipeline = watched(sharp(input, { failOn, limitInputPixels: LIMIT_INPUT_PIXELS }), options);
   if (!full) pipeline = pipeline.resize(width, height, { fit: 'fill', kernel: 'linear' });

@@ -5,9 +5,9 @@
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
-import { decodeImage, DecodeError } from './decode.js';
+import { DecodeError, decodeImage } from './decode.js';
 import { mapPool } from './pool.js';
-import { entryDir, openRecordCache, type FillStep, type RecordManifest } from './record-cache.js';
+import { entryDir, type FillStep, openRecordCache, type RecordManifest } from './record-cache.js';
 import { describeSourceRef, type ImageSource } from './source.js';
 
 /** Bump when decoding or resizing changes, so old caches are not reused. */
@@ -51,7 +51,13 @@ export interface OpenedCache {
 
 /** Returns a complete cache for the request, decoding (with a progress bar) what is missing. */
 export async function ensureDecodedCache(req: CacheRequest): Promise<OpenedCache> {
-  const key = { pipeline: PIXEL_PIPELINE, height: req.height, width: req.width, source: req.source.description, items: await itemsDigest(req) };
+  const key = {
+    pipeline: PIXEL_PIPELINE,
+    height: req.height,
+    width: req.width,
+    source: req.source.description,
+    items: await itemsDigest(req),
+  };
   const label = `${req.splitLabel.replace(/[^A-Za-z0-9%._-]+/g, '_')}-${req.height}x${req.width}`;
   const opened = await openRecordCache<DecodeFailure>({
     dir: entryDir(req.cacheRoot, path.join('decoded', req.datasetName.replace(/[^A-Za-z0-9._-]+/g, '_')), key, label),

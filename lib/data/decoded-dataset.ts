@@ -1,5 +1,5 @@
-import { RecordDataset, type RecordDatasetOptions } from './record-dataset.js';
 import type { RecordManifest } from './record-cache.js';
+import { RecordDataset, type RecordDatasetOptions } from './record-dataset.js';
 import type { SourceRef } from './source.js';
 
 export interface DecodedDatasetOptions extends RecordDatasetOptions {
@@ -11,7 +11,11 @@ export interface DecodedDatasetOptions extends RecordDatasetOptions {
 export class DecodedDataset extends RecordDataset {
   private readonly refs: ReadonlyMap<string, SourceRef>;
 
-  constructor(readonly pixelsPath: string, manifest: RecordManifest, opts: DecodedDatasetOptions) {
+  constructor(
+    readonly pixelsPath: string,
+    manifest: RecordManifest,
+    opts: DecodedDatasetOptions,
+  ) {
     super(pixelsPath, manifest, opts);
     this.refs = opts.refs;
   }

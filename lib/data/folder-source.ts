@@ -45,7 +45,7 @@ export class FolderSource implements ImageSource {
   private fileOf(name: string): string {
     const known = this.stats.get(name);
     if (known) return known.file;
-    const rel = this.prefix && name.startsWith(this.prefix + '/') ? name.slice(this.prefix.length + 1) : name;
+    const rel = this.prefix && name.startsWith(`${this.prefix}/`) ? name.slice(this.prefix.length + 1) : name;
     return path.join(this.root, ...rel.split('/'));
   }
 

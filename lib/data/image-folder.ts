@@ -1,8 +1,17 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { FolderSource } from './folder-source.js';
-import { DEFAULT_SPLITS, openDecodedSplits, splitExamples, validateCommon, type DatasetInfo, type IgnoredFolder, type OpenCommonOptions, type OpenedDatasets } from './open-splits.js';
 import { DEFAULT_SEED } from '../config/defaults.js';
+import { FolderSource } from './folder-source.js';
+import {
+  type DatasetInfo,
+  DEFAULT_SPLITS,
+  type IgnoredFolder,
+  type OpenCommonOptions,
+  type OpenedDatasets,
+  openDecodedSplits,
+  splitExamples,
+  validateCommon,
+} from './open-splits.js';
 import { seededShuffle } from './prng.js';
 
 /** Extensions accepted in class folders (case-insensitive). */
@@ -37,7 +46,10 @@ export async function scanImageFolder(
   const dirents = await fs.readdir(dir, { withFileTypes: true }).catch(() => {
     throw new Error(`Image folder not found: ${dir}. Expected ${dir}/<class name>/<images>.`);
   });
-  const folders = dirents.filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  const folders = dirents
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
   const ignored: IgnoredFolder[] = folders.filter((f) => f.startsWith('.')).map((folder) => ({ folder, reason: 'hidden' }));
   const source = new FolderSource(dir);
   const entries = await source.entries();

@@ -1,16 +1,17 @@
 /** Datasets: cats_vs_dogs as tfds builds it, any image folder, decoding and caching. */
-export type { Batch, Dataset } from './types.js';
-export { openCatsVsDogs, inspectCatsVsDogs, openCatsVsDogsSource, CATS_VS_DOGS_ARCHIVE_NAME } from './cats-vs-dogs.js';
-export type { CatsVsDogsOptions, CatsVsDogsInfo, CatsVsDogsSourceOptions } from './cats-vs-dogs.js';
-export { scanCatsVsDogs, CATS_VS_DOGS_NAME_RE } from './cats-vs-dogs-scan.js';
-export { openImageFolder, inspectImageFolder, scanImageFolder, IMAGE_EXTENSIONS } from './image-folder.js';
-export type { ImageFolderOptions } from './image-folder.js';
-export { DEFAULT_SPLITS } from './open-splits.js';
-export type { DatasetInfo, OpenedDatasets, OpenCommonOptions } from './open-splits.js';
+
+export type { CatsVsDogsInfo, CatsVsDogsOptions, CatsVsDogsSourceOptions } from './cats-vs-dogs.js';
+export { CATS_VS_DOGS_ARCHIVE_NAME, inspectCatsVsDogs, openCatsVsDogs, openCatsVsDogsSource } from './cats-vs-dogs.js';
+export { CATS_VS_DOGS_NAME_RE, scanCatsVsDogs } from './cats-vs-dogs-scan.js';
+export { DecodeError, decodeImage, decodeImageFile, LIMIT_INPUT_PIXELS, thumbnailJpeg } from './decode.js';
 export { DecodedDataset } from './decoded-dataset.js';
-export { decodeImage, decodeImageFile, thumbnailJpeg, DecodeError, LIMIT_INPUT_PIXELS } from './decode.js';
-export { describeSourceRef } from './source.js';
-export type { SourceRef } from './source.js';
-export { parseSplit, resolveSplit, pythonRound } from './split.js';
-export { tfdsHash, sortInTfdsOrder } from './tfds-order.js';
+export type { ImageFolderOptions } from './image-folder.js';
+export { IMAGE_EXTENSIONS, inspectImageFolder, openImageFolder, scanImageFolder } from './image-folder.js';
+export type { DatasetInfo, OpenCommonOptions, OpenedDatasets } from './open-splits.js';
+export { DEFAULT_SPLITS } from './open-splits.js';
 export { resizeBilinearTf } from './resize.js';
+export type { SourceRef } from './source.js';
+export { describeSourceRef } from './source.js';
+export { parseSplit, pythonRound, resolveSplit } from './split.js';
+export { sortInTfdsOrder, tfdsHash } from './tfds-order.js';
+export type { Batch, Dataset } from './types.js';

@@ -1,9 +1,9 @@
-import type { DatasetSummary } from './summary.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
-import { ensureDecodedCache, type CacheItem } from './decoded-cache.js';
+import { type CacheItem, ensureDecodedCache } from './decoded-cache.js';
 import { DecodedDataset } from './decoded-dataset.js';
 import type { ImageSource, SourceRef } from './source.js';
 import { resolveSplit } from './split.js';
+import type { DatasetSummary } from './summary.js';
 
 /** Options shared by every dataset opener. */
 export interface OpenCommonOptions {
@@ -58,7 +58,11 @@ export interface OpenedDatasets {
 
 export function validateCommon(opts: OpenCommonOptions): void {
   const [h, w] = opts.imageSize ?? [];
-  for (const [name, v] of [['imageSize height', h], ['imageSize width', w], ['batchSize', opts.batchSize]] as const) {
+  for (const [name, v] of [
+    ['imageSize height', h],
+    ['imageSize width', w],
+    ['batchSize', opts.batchSize],
+  ] as const) {
     if (!Number.isInteger(v) || (v as number) < 1) throw new Error(`${name} must be a positive integer (got ${v}).`);
   }
   if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) {
@@ -72,7 +76,10 @@ export function splitExamples<T extends { label: number; key: string }>(
   specs: [string, string],
   classCount: number,
 ): { train: T[]; validation: T[]; counts: { train: number[]; validation: number[] } } {
-  const [a, b] = specs.map((spec) => resolveSplit(spec, ordered.length)) as [{ start: number; end: number }, { start: number; end: number }];
+  const [a, b] = specs.map((spec) => resolveSplit(spec, ordered.length)) as [
+    { start: number; end: number },
+    { start: number; end: number },
+  ];
   // An example in both splits would be validated on after being trained on: the scores would lie.
   const shared = Math.min(a.end, b.end) - Math.max(a.start, b.start);
   if (shared > 0) {
@@ -105,7 +112,17 @@ export async function openDecodedSplits(
   const refs = new Map<string, SourceRef>();
   for (const item of [...parts.train, ...parts.validation]) refs.set(item.key, source.ref(item.name));
   const open = (items: CacheItem[], splitLabel: string) =>
-    ensureDecodedCache({ cacheRoot, datasetName, splitLabel, height, width, items, source, progress: opts.progress, concurrency: opts.concurrency });
+    ensureDecodedCache({
+      cacheRoot,
+      datasetName,
+      splitLabel,
+      height,
+      width,
+      items,
+      source,
+      progress: opts.progress,
+      concurrency: opts.concurrency,
+    });
   const trainCache = await open(parts.train, info.splitSpecs[0]);
   const validationCache = await open(parts.validation, info.splitSpecs[1]);
   const common = { batchSize: opts.batchSize, classNames: info.classNames, refs, prefetch: opts.prefetch };

@@ -24,5 +24,8 @@ export function seededShuffle<T>(items: readonly T[], seed: number): T[] {
 /** The order of one pass over `size` examples: shuffled by (seed, pass), or undefined (split order) without a seed. */
 export function passOrder(size: number, seed: number | undefined, pass: number): number[] | undefined {
   if (seed === undefined) return undefined;
-  return seededShuffle(Array.from({ length: size }, (_, i) => i), (seed + pass) >>> 0);
+  return seededShuffle(
+    Array.from({ length: size }, (_, i) => i),
+    (seed + pass) >>> 0,
+  );
 }

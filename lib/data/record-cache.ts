@@ -145,8 +145,10 @@ async function fill<S>(req: RecordCacheRequest<S>, file: string): Promise<Opened
   if (!resumed) await fs.rm(progressPath, { force: true });
   const handle = await fs.open(partial, resumed ? 'r+' : 'w');
   const from = state.done + state.skipped.length;
-  const bar = req.progress === false || req.total === 0 ? undefined
-    : new ProgressBar({ label: req.label, total: req.total, unit: 'items', itemName: req.itemName, initial: from });
+  const bar =
+    req.progress === false || req.total === 0
+      ? undefined
+      : new ProgressBar({ label: req.label, total: req.total, unit: 'items', itemName: req.itemName, initial: from });
   const checkpoint = async (): Promise<void> => {
     await handle.sync();
     await writeJsonAtomic(progressPath, state);
@@ -160,7 +162,9 @@ async function fill<S>(req: RecordCacheRequest<S>, file: string): Promise<Opened
       if (step.records) {
         const { data, keys, labels } = step.records;
         if (data.byteLength !== keys.length * bytesPer || labels.length !== keys.length) {
-          throw new Error(`record cache ${req.dir}: a step gave ${data.byteLength} bytes, ${keys.length} keys and ${labels.length} labels for records of ${bytesPer} bytes`);
+          throw new Error(
+            `record cache ${req.dir}: a step gave ${data.byteLength} bytes, ${keys.length} keys and ${labels.length} labels for records of ${bytesPer} bytes`,
+          );
         }
         await handle.write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 0, data.byteLength, state.done * bytesPer);
         state.done += keys.length;
@@ -186,8 +190,15 @@ async function fill<S>(req: RecordCacheRequest<S>, file: string): Promise<Opened
   await handle.close();
   bar?.finish();
   const manifest: RecordManifest<S> = {
-    format: RECORD_FORMAT, key: req.key, dtype: req.dtype, shape: req.shape, count: state.done,
-    keys: state.keys, labels: state.labels, skipped: state.skipped, createdAt: new Date().toISOString(),
+    format: RECORD_FORMAT,
+    key: req.key,
+    dtype: req.dtype,
+    shape: req.shape,
+    count: state.done,
+    keys: state.keys,
+    labels: state.labels,
+    skipped: state.skipped,
+    createdAt: new Date().toISOString(),
   };
   await fs.rename(partial, file);
   await writeJsonAtomic(path.join(req.dir, 'manifest.json'), manifest);

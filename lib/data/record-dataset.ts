@@ -1,8 +1,8 @@
 import { promises as fs } from 'node:fs';
-import type { Batch, BatchOptions, Dataset } from './types.js';
-import { passOrder } from './prng.js';
 import { readExactly } from '../util/read-exactly.js';
-import { recordBytes, type RecordDtype, type RecordManifest } from './record-cache.js';
+import { passOrder } from './prng.js';
+import { type RecordDtype, type RecordManifest, recordBytes } from './record-cache.js';
+import type { Batch, BatchOptions, Dataset } from './types.js';
 
 export interface RecordDatasetOptions {
   batchSize: number;
@@ -31,8 +31,13 @@ export class RecordDataset implements Dataset {
   private readonly prefetch: number;
   private readonly shuffleSeed?: number;
 
-  constructor(readonly file: string, manifest: RecordManifest, opts: RecordDatasetOptions) {
-    if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1) throw new Error(`batchSize must be a positive integer (got ${opts.batchSize}).`);
+  constructor(
+    readonly file: string,
+    manifest: RecordManifest,
+    opts: RecordDatasetOptions,
+  ) {
+    if (!Number.isInteger(opts.batchSize) || opts.batchSize < 1)
+      throw new Error(`batchSize must be a positive integer (got ${opts.batchSize}).`);
     this.size = manifest.count;
     this.batchSize = opts.batchSize;
     this.elementShape = manifest.shape;
@@ -85,6 +90,11 @@ export class RecordDataset implements Dataset {
     const what = `cache file ${this.file}`;
     if (order) await Promise.all(indices.map((index, i) => readExactly(handle, bytes, i * per, per, index * per, what)));
     else await readExactly(handle, bytes, 0, bytes.length, start * per, what);
-    return { x, shape: [n, ...this.elementShape], y: Float32Array.from(indices, (i) => this.labels[i]!), keys: indices.map((i) => this.keys[i]!) };
+    return {
+      x,
+      shape: [n, ...this.elementShape],
+      y: Float32Array.from(indices, (i) => this.labels[i]!),
+      keys: indices.map((i) => this.keys[i]!),
+    };
   }
 }

@@ -29,7 +29,14 @@ function axis(inSize: number, outSize: number): Axis {
 }
 
 /** Exact TF bilinear values (float), channels-last. */
-export function resizeBilinearTfFloat(src: Uint8Array, inH: number, inW: number, channels: number, outH: number, outW: number): Float32Array {
+export function resizeBilinearTfFloat(
+  src: Uint8Array,
+  inH: number,
+  inW: number,
+  channels: number,
+  outH: number,
+  outW: number,
+): Float32Array {
   const out = new Float32Array(outH * outW * channels);
   const ys = axis(inH, outH);
   const xs = axis(inW, outW);

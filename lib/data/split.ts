@@ -75,7 +75,9 @@ export function resolveSplit(spec: string | SplitSpec, n: number, splitName = 't
     to = s.to ?? n;
   }
   if (Math.abs(from) > n || Math.abs(to) > n) {
-    throw new SplitSyntaxError(`Requested slice [${from}:${to}] is incompatible with ${n} examples; use smaller boundaries or percentages.`);
+    throw new SplitSyntaxError(
+      `Requested slice [${from}:${to}] is incompatible with ${n} examples; use smaller boundaries or percentages.`,
+    );
   }
   if (from < 0) from += n;
   if (to < 0) to += n;

@@ -6,7 +6,9 @@ import { createHash } from 'node:crypto';
  * them as strings gives the same order as comparing the integers.
  */
 export function tfdsHash(key: string, salt = 'train'): string {
-  return createHash('md5').update(Buffer.from(salt + key, 'utf8')).digest('hex');
+  return createHash('md5')
+    .update(Buffer.from(salt + key, 'utf8'))
+    .digest('hex');
 }
 
 /** Returns a new array in tfds order; `keyOf` gives the example key (the archive entry name). */

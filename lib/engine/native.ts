@@ -1,12 +1,24 @@
-import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { capThreads } from './threads.js';
 
 /** Layer description the native interpreter runs (resolved from Keras configs by lib/models). */
 export interface EngineLayerSpec {
-  kind: 'conv2d' | 'maxpool' | 'avgpool' | 'flatten' | 'dense' | 'dropout' | 'activation' | 'batchnorm' | 'zeropad' | 'gap' | 'reshape' | 'rescale';
+  kind:
+    | 'conv2d'
+    | 'maxpool'
+    | 'avgpool'
+    | 'flatten'
+    | 'dense'
+    | 'dropout'
+    | 'activation'
+    | 'batchnorm'
+    | 'zeropad'
+    | 'gap'
+    | 'reshape'
+    | 'rescale';
   name: string;
   className: string;
   trainable?: boolean;
@@ -58,7 +70,13 @@ export interface NativeModel {
   compile(options: { loss: string; optimizer?: string } & Record<string, number | boolean | string>): void;
   trainStep(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<StepOutput>;
   evaluate(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<Required<StepOutput>>;
-  predict(x: Uint8Array | Float32Array, shape: number[], fromLayer: number, toLayer: number, bf16: boolean): Promise<{ output: Float32Array; shape: number[] }>;
+  predict(
+    x: Uint8Array | Float32Array,
+    shape: number[],
+    fromLayer: number,
+    toLayer: number,
+    bf16: boolean,
+  ): Promise<{ output: Float32Array; shape: number[] }>;
   getOptimizerState(): OptimizerState;
   setOptimizerState(state: OptimizerState): void;
 }
@@ -66,9 +84,15 @@ export interface NativeModel {
 export interface NativeBinding {
   NativeModel: new (layers: EngineLayerSpec[], options: { seed?: number }) => NativeModel;
   info(): {
-    torchVersion: string; threads: number; parallelInfo: string; mkldnn: boolean; cuda: boolean;
+    torchVersion: string;
+    threads: number;
+    parallelInfo: string;
+    mkldnn: boolean;
+    cuda: boolean;
     /** the caching CPU allocator: bytes kept for reuse, and large allocations served from / not from the cache */
-    allocatorCachedBytes: number; allocatorHits: number; allocatorMisses: number;
+    allocatorCachedBytes: number;
+    allocatorHits: number;
+    allocatorMisses: number;
   };
   /** Intra-op threads (0 = all cores); more than the machine's cores are capped, with a process warning. */
   setThreads(threads: number): void;

@@ -1,7 +1,7 @@
-import type { Shape } from '../keras-format/config.js';
 import type { Backbone } from '../applications/backbone.js';
 import { fromTfjs } from '../applications/tfjs.js';
 import { vgg16 } from '../applications/vgg16.js';
+import type { Shape } from '../keras-format/config.js';
 import type { CompareConfig } from './config.js';
 
 /** The run's pretrained base: VGG16 (its ImageNet file, or the HDF5 file the run names) or a TF.js model. */

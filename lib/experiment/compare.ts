@@ -1,19 +1,19 @@
-import { promises as fs, existsSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { ModelRunSummary, RunSummary } from '../reports/types.js';
-import { writeRunReport } from '../reports/write-report.js';
-import { parseRunSummary } from '../reports/validate.js';
-import { formatResultsTable } from '../reports/terminal.js';
-import { native } from '../engine/native.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
-import { faithfulSchedule, MODEL_LABELS, type CompareConfig } from './config.js';
 import type { DatasetInfo } from '../data/open-splits.js';
+import { native } from '../engine/native.js';
+import { formatResultsTable } from '../reports/terminal.js';
+import type { ModelRunSummary, RunSummary } from '../reports/types.js';
+import { parseRunSummary } from '../reports/validate.js';
+import { writeRunReport } from '../reports/write-report.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
+import { type CompareConfig, faithfulSchedule, MODEL_LABELS } from './config.js';
 import { decodeExperimentData } from './data.js';
-import { checkDecoded, preflight, PreflightError } from './preflight.js';
-import { epochsDone, sameDataReason } from './resume-flags.js';
-import { trainingProblem } from './verdict.js';
 import { describeEnvironment } from './environment.js';
+import { checkDecoded, PreflightError, preflight } from './preflight.js';
+import { epochsDone, sameDataReason } from './resume-flags.js';
 import { InterruptedError, trainModel } from './train-model.js';
+import { trainingProblem } from './verdict.js';
 
 export interface CompareResult {
   runDir: string;
@@ -25,7 +25,10 @@ export interface CompareResult {
 /** The default run folder: `runs/<local timestamp>`. */
 export function defaultRunDir(now = new Date()): string {
   const pad = (n: number) => String(n).padStart(2, '0');
-  return path.join('runs', `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}_${pad(now.getHours())}-${pad(now.getMinutes())}-${pad(now.getSeconds())}`);
+  return path.join(
+    'runs',
+    `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())}_${pad(now.getHours())}-${pad(now.getMinutes())}-${pad(now.getSeconds())}`,
+  );
 }
 
 export async function readRunConfig(runDir: string): Promise<CompareConfig> {
@@ -40,7 +43,10 @@ export async function readRunConfig(runDir: string): Promise<CompareConfig> {
  * nothing behind. One model failing leaves the others' results standing; Ctrl-C stops at the next
  * batch and leaves a run folder that `--resume` continues.
  */
-export async function runCompare(config: CompareConfig, options: { resume?: boolean; log?: (line: string) => void } = {}): Promise<CompareResult> {
+export async function runCompare(
+  config: CompareConfig,
+  options: { resume?: boolean; log?: (line: string) => void } = {},
+): Promise<CompareResult> {
   const log = options.log ?? ((line: string) => console.log(line));
   const resume = options.resume ?? false;
   const runDir = path.resolve(config.out);
@@ -72,8 +78,10 @@ export async function runCompare(config: CompareConfig, options: { resume?: bool
     const environment = describeEnvironment({ threads: config.threads, bf16: config.bf16 });
     await writeJsonAtomic(path.join(runDir, 'environment.json'), environment);
     await writeJsonAtomic(path.join(runDir, 'dataset.json'), info);
-    log(`${data.datasetName}: ${info.examples} examples, train ${data.train.size} / validation ${data.validation.size}` +
-      (info.decodeFailures.length ? `, ${info.decodeFailures.length} could not be decoded` : ''));
+    log(
+      `${data.datasetName}: ${info.examples} examples, train ${data.train.size} / validation ${data.validation.size}` +
+        (info.decodeFailures.length ? `, ${info.decodeFailures.length} could not be decoded` : ''),
+    );
 
     const models: ModelRunSummary[] = [];
     for (const kind of config.models) {
@@ -96,17 +104,26 @@ export async function runCompare(config: CompareConfig, options: { resume?: bool
     }
     const summary: RunSummary = {
       title: `${config.models.map((m) => MODEL_LABELS[m]).join(' vs ')} on ${data.datasetName}`,
-      createdAt: new Date().toISOString(), config: { ...config }, environment,
+      createdAt: new Date().toISOString(),
+      config: { ...config },
+      environment,
       dataset: { ...info, name: data.datasetName, source: data.source },
       validation: {
         examples: data.validation.size,
-        ...(config.faithful ? { window: { steps: faithfulSchedule(data.train.size, data.validation.size, config.batchSize).validationSteps, batchSize: config.batchSize } } : {}),
+        ...(config.faithful
+          ? {
+              window: {
+                steps: faithfulSchedule(data.train.size, data.validation.size, config.batchSize).validationSteps,
+                batchSize: config.batchSize,
+              },
+            }
+          : {}),
       },
       models,
     };
     if (!interrupted) {
       await writeSummaryAndReport(runDir, summary);
-      log('\n' + formatResultsTable(summary));
+      log(`\n${formatResultsTable(summary)}`);
       log(`\nRun folder: ${runDir} (report.html, val_loss.png, val_accuracy.png, summary.json)`);
     } else {
       log(`Run folder: ${runDir}. Continue with: transferlab compare --resume ${config.out}`);
@@ -132,15 +149,21 @@ async function checkResumedData(runDir: string, config: CompareConfig, now: Data
  */
 export async function writeSummaryAndReport(runDir: string, summary: RunSummary): Promise<void> {
   const file = path.join(runDir, 'summary.json');
-  const text = JSON.stringify(summary, null, 2) + '\n';
+  const text = `${JSON.stringify(summary, null, 2)}\n`;
   await writeFileAtomic(file, text);
   await writeRunReport(runDir, parseRunSummary(JSON.parse(text), file));
 }
 
 function failedModel(kind: keyof typeof MODEL_LABELS, error: string): ModelRunSummary {
   return {
-    name: kind, label: MODEL_LABELS[kind], history: { loss: [], accuracy: [], val_loss: [], val_accuracy: [] },
-    best: { epoch: 0, val_loss: NaN, val_accuracy: NaN }, final: { val_loss: NaN, val_accuracy: NaN },
-    params: { total: 0, trainable: 0, nonTrainable: 0 }, epochSeconds: [], summaryText: '', error,
+    name: kind,
+    label: MODEL_LABELS[kind],
+    history: { loss: [], accuracy: [], val_loss: [], val_accuracy: [] },
+    best: { epoch: 0, val_loss: NaN, val_accuracy: NaN },
+    final: { val_loss: NaN, val_accuracy: NaN },
+    params: { total: 0, trainable: 0, nonTrainable: 0 },
+    epochSeconds: [],
+    summaryText: '',
+    error,
   };
 }

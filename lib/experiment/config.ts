@@ -74,7 +74,11 @@ export const DEFAULT_CONFIG: Omit<CompareConfig, 'out'> = {
  * `validation_steps = int(n_val * 0.2) // 64 + 1` over repeating streams (233 and 15 for the full
  * dataset), which docs/experiment.md documents as a quirk to reproduce, not a recommendation.
  */
-export function faithfulSchedule(trainSize: number, validationSize: number, batchSize: number): { stepsPerEpoch: number; validationSteps: number } {
+export function faithfulSchedule(
+  trainSize: number,
+  validationSize: number,
+  batchSize: number,
+): { stepsPerEpoch: number; validationSteps: number } {
   return {
     stepsPerEpoch: Math.floor(Math.floor(trainSize * 0.8) / batchSize) + 1,
     validationSteps: Math.floor(Math.floor(validationSize * 0.2) / batchSize) + 1,

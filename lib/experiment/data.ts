@@ -1,10 +1,10 @@
 import path from 'node:path';
-import { inspectCatsVsDogs, inspectImageFolder, type OpenedDatasets } from '../data/index.js';
-import { FolderSource } from '../data/folder-source.js';
-import { openDecodedSplits, validateCommon, type DatasetInfo } from '../data/open-splits.js';
 import type { CacheItem } from '../data/decoded-cache.js';
+import { FolderSource } from '../data/folder-source.js';
+import { inspectCatsVsDogs, inspectImageFolder, type OpenedDatasets } from '../data/index.js';
+import { type DatasetInfo, openDecodedSplits, validateCommon } from '../data/open-splits.js';
 import type { ImageSource } from '../data/source.js';
-import { fetchArtifact, locateArtifact, artifactPath } from '../net/artifacts.js';
+import { artifactPath, fetchArtifact, locateArtifact } from '../net/artifacts.js';
 import type { CompareConfig } from './config.js';
 
 /** The run's data listed and split, nothing decoded yet: what preflight checks. */
@@ -33,7 +33,14 @@ export async function inspectExperimentData(config: CompareConfig): Promise<Insp
     const { info, parts } = await inspectImageFolder({ root, seed: config.seed, splits: config.splits, limit: config.limit });
     const imageSource = new FolderSource(root);
     await imageSource.entries();
-    return { datasetName: 'image folder', source: config.imageFolder, cacheName: `folder-${path.basename(root)}`, info, parts, imageSource };
+    return {
+      datasetName: 'image folder',
+      source: config.imageFolder,
+      cacheName: `folder-${path.basename(root)}`,
+      info,
+      parts,
+      imageSource,
+    };
   }
   const archive = config.dataDir || config.archive ? config.archive : await defaultArchive(config);
   const { info, parts, source } = await inspectCatsVsDogs({ dataDir: config.dataDir, archive, splits: config.splits, limit: config.limit });
@@ -54,7 +61,10 @@ async function defaultArchive(config: CompareConfig): Promise<string> {
     return await fetchArtifact('cats_vs_dogs', { cacheDir: config.cacheDir });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    throw new Error(`${message}\nOr give the data you have: --data-dir PATH (extracted PetImages), --archive PATH (the zip) or --image-folder PATH.`, { cause: error });
+    throw new Error(
+      `${message}\nOr give the data you have: --data-dir PATH (extracted PetImages), --archive PATH (the zip) or --image-folder PATH.`,
+      { cause: error },
+    );
   }
 }
 
@@ -62,7 +72,10 @@ async function defaultArchive(config: CompareConfig): Promise<string> {
 export async function decodeExperimentData(data: InspectedData, config: CompareConfig): Promise<ExperimentData> {
   try {
     const opened = await openDecodedSplits(data.imageSource, data.cacheName, data.info, data.parts, {
-      imageSize: config.imageSize, batchSize: config.batchSize, cacheDir: config.cacheDir, shuffleSeed: config.shuffleSeed,
+      imageSize: config.imageSize,
+      batchSize: config.batchSize,
+      cacheDir: config.cacheDir,
+      shuffleSeed: config.shuffleSeed,
     });
     return { ...opened, datasetName: data.datasetName, source: data.source };
   } finally {

@@ -1,6 +1,6 @@
+import { describeSourceRef, type SourceRef, thumbnailJpeg } from '../data/index.js';
 import type { ConfusionMatrix, WrongPrediction } from '../reports/types.js';
 import type { EvaluateResult } from '../training/fit.js';
-import { thumbnailJpeg, describeSourceRef, type SourceRef } from '../data/index.js';
 
 /**
  * The class a model output row stands for, and the probability given to it: threshold 0.5 for a
@@ -36,7 +36,10 @@ export function confusionMatrix(result: EvaluateResult, classNames: string[]): C
 
 /** The validation images the model got wrong with the most confidence, with thumbnails. */
 export async function mostConfidentlyWrong(
-  result: EvaluateResult, classNames: string[], sourceRef: (key: string) => SourceRef | undefined, count = 12,
+  result: EvaluateResult,
+  classNames: string[],
+  sourceRef: (key: string) => SourceRef | undefined,
+  count = 12,
 ): Promise<WrongPrediction[]> {
   const { predicted, confidence } = predictedClasses(result);
   const wrong = predicted.map((p, i) => ({ i, p })).filter(({ i, p }) => p !== result.labels[i]);
@@ -48,8 +51,12 @@ export async function mostConfidentlyWrong(
     let thumbnailBase64: string | undefined;
     if (ref) thumbnailBase64 = (await thumbnailJpeg(ref, 128).catch(() => undefined))?.toString('base64');
     out.push({
-      source: ref ? describeSourceRef(ref) : key, key, trueClass: classNames[result.labels[i]], predictedClass: classNames[p],
-      confidence: confidence[i], thumbnailBase64,
+      source: ref ? describeSourceRef(ref) : key,
+      key,
+      trueClass: classNames[result.labels[i]],
+      predictedClass: classNames[p],
+      confidence: confidence[i],
+      thumbnailBase64,
     });
   }
   return out;

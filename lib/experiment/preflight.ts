@@ -2,12 +2,12 @@ import { existsSync, promises as fs, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { checkDecode } from '../data/check-decode.js';
 import { unusableReason } from '../data/usable.js';
-import { loadBackbone } from './backbone.js';
 import { resolveChain } from '../models/resolve.js';
 import { experimentCnnLayers } from '../models/zoo.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
+import { loadBackbone } from './backbone.js';
 import type { CompareConfig } from './config.js';
-import { inspectExperimentData, type ExperimentData, type InspectedData } from './data.js';
+import { type ExperimentData, type InspectedData, inspectExperimentData } from './data.js';
 
 /** Images decoded per split before anything is cached: enough to catch a folder of junk. */
 const SAMPLE_PER_SPLIT = 8;
@@ -29,7 +29,10 @@ const mb = (bytes: number) => `${(bytes / 1e6).toFixed(bytes < 1e7 ? 2 : 0)} MB`
  * decoded sample), the transfer model's backbone and weights, and disk space for the caches.
  * Nothing is written to the run folder; the returned data is ready to decode.
  */
-export async function preflight(config: CompareConfig, options: { resume: boolean; log: (line: string) => void }): Promise<{ data: InspectedData; estimate: CacheEstimate }> {
+export async function preflight(
+  config: CompareConfig,
+  options: { resume: boolean; log: (line: string) => void },
+): Promise<{ data: InspectedData; estimate: CacheEstimate }> {
   const { log } = options;
   await checkRunFolder(config.out, options.resume);
   const data = await inspectExperimentData(config).catch((error: unknown) => {
@@ -40,7 +43,9 @@ export async function preflight(config: CompareConfig, options: { resume: boolea
     const unusable = unusableReason(info);
     if (unusable) throw new PreflightError(`data: ${unusable}`);
     await checkDecodeSample(data, log);
-    log(`data: ${info.examples} examples, train ${info.splits.train} / validation ${info.splits.validation}, classes ${info.classNames.join(', ')}`);
+    log(
+      `data: ${info.examples} examples, train ${info.splits.train} / validation ${info.splits.validation}, classes ${info.classNames.join(', ')}`,
+    );
     if (config.models.includes('cnn')) checkCnnInput(config);
     const featureSize = config.models.includes('transfer') ? await checkBackbone(config, log) : 0;
     const examples = info.splits.train + info.splits.validation;
@@ -52,9 +57,11 @@ export async function preflight(config: CompareConfig, options: { resume: boolea
       freeBytes: await freeSpace(dir),
       dir,
     };
-    log(`disk: decoded images ${mb(estimate.decodedBytes)} (${examples} × ${h}×${w}×3 bytes)` +
-      (estimate.featureBytes ? `, features ${mb(estimate.featureBytes)} (${examples} × ${featureSize} × 4 bytes)` : '') +
-      `; ${mb(estimate.freeBytes)} free in ${dir}`);
+    log(
+      `disk: decoded images ${mb(estimate.decodedBytes)} (${examples} × ${h}×${w}×3 bytes)` +
+        (estimate.featureBytes ? `, features ${mb(estimate.featureBytes)} (${examples} × ${featureSize} × 4 bytes)` : '') +
+        `; ${mb(estimate.freeBytes)} free in ${dir}`,
+    );
     if (estimate.decodedBytes + estimate.featureBytes > estimate.freeBytes) {
       throw new PreflightError(
         `disk: the caches need about ${mb(estimate.decodedBytes + estimate.featureBytes)} and ${dir} has ${mb(estimate.freeBytes)} free. ` +
@@ -87,17 +94,25 @@ async function checkRunFolder(out: string, resume: boolean): Promise<void> {
 
 /** Decodes a few images of each split (small, nothing cached): a folder of junk stops here. */
 async function checkDecodeSample(data: InspectedData, log: (line: string) => void): Promise<void> {
-  const spread = <T>(xs: T[]) => Array.from({ length: Math.min(SAMPLE_PER_SPLIT, xs.length) }, (_, i) => xs[Math.floor((i * xs.length) / Math.min(SAMPLE_PER_SPLIT, xs.length))]!);
+  const spread = <T>(xs: T[]) =>
+    Array.from(
+      { length: Math.min(SAMPLE_PER_SPLIT, xs.length) },
+      (_, i) => xs[Math.floor((i * xs.length) / Math.min(SAMPLE_PER_SPLIT, xs.length))]!,
+    );
   const names = [...new Set([...spread(data.parts.train), ...spread(data.parts.validation)].map((e) => e.name))];
   const { failures } = await checkDecode(data.imageSource, names, { progress: false });
   if (failures.length === names.length) {
     throw new PreflightError(
       `data: none of ${names.length} sampled images from ${data.source} could be decoded, e.g. ` +
-        failures.slice(0, 3).map((f) => `${f.path}: ${f.reason}`).join('; ') +
+        failures
+          .slice(0, 3)
+          .map((f) => `${f.path}: ${f.reason}`)
+          .join('; ') +
         `. Check the files (transferlab data info --check-decode lists every failure).`,
     );
   }
-  if (failures.length > 0) log(`data: ${failures.length} of ${names.length} sampled images cannot be decoded; such images are left out of training`);
+  if (failures.length > 0)
+    log(`data: ${failures.length} of ${names.length} sampled images cannot be decoded; such images are left out of training`);
 }
 
 /** The CNN's five conv/pool blocks need a minimum input size. */
@@ -114,7 +129,9 @@ function checkCnnInput(config: CompareConfig): void {
   if (fits(h, w)) return;
   let side = Math.min(h, w);
   while (!fits(side, side)) side++;
-  throw new PreflightError(`--image-size ${h}x${w} is too small for the CNN's five conv/pool blocks: use at least ${side} pixels per side.`);
+  throw new PreflightError(
+    `--image-size ${h}x${w} is too small for the CNN's five conv/pool blocks: use at least ${side} pixels per side.`,
+  );
 }
 
 /** Loads the transfer model's pretrained base at the run's input size (fetching VGG16 weights when allowed); returns its feature size. */
@@ -140,15 +157,25 @@ async function freeSpace(dir: string): Promise<number> {
 /** After the full decode: images that failed may leave a split empty or a class missing. */
 export function checkDecoded(data: ExperimentData): void {
   const failed = data.info.decodeFailures.length;
-  for (const [split, d] of [[data.info.splitSpecs[0], data.train], [data.info.splitSpecs[1], data.validation]] as const) {
+  for (const [split, d] of [
+    [data.info.splitSpecs[0], data.train],
+    [data.info.splitSpecs[1], data.validation],
+  ] as const) {
     if (d.size === 0) {
-      throw new PreflightError(`data: no image of the split ${split} could be decoded (${failed} failures in all, e.g. ` +
-        `${data.info.decodeFailures.slice(0, 2).map((f) => `${f.path}: ${f.reason}`).join('; ')}).`);
+      throw new PreflightError(
+        `data: no image of the split ${split} could be decoded (${failed} failures in all, e.g. ` +
+          `${data.info.decodeFailures
+            .slice(0, 2)
+            .map((f) => `${f.path}: ${f.reason}`)
+            .join('; ')}).`,
+      );
     }
   }
   const present = new Set(data.train.labels);
   if (present.size < 2) {
-    throw new PreflightError(`data: after decoding, the training split holds images of ${present.size} class(es) ` +
-      `(${[...present].map((l) => data.train.classNames[l]).join(', ') || 'none'}); a classifier needs at least two. ${failed} image(s) failed to decode.`);
+    throw new PreflightError(
+      `data: after decoding, the training split holds images of ${present.size} class(es) ` +
+        `(${[...present].map((l) => data.train.classNames[l]).join(', ') || 'none'}); a classifier needs at least two. ${failed} image(s) failed to decode.`,
+    );
   }
 }

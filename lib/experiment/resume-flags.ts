@@ -1,7 +1,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DatasetInfo } from '../data/open-splits.js';
-import { MODEL_LABELS, type CompareConfig, type ConfigChange, type ModelKind } from './config.js';
+import { type CompareConfig, type ConfigChange, MODEL_LABELS, type ModelKind } from './config.js';
 
 /** Epochs each model of a run has completed (from its history.json; absent: not started). */
 export async function epochsDone(runDir: string, models: readonly ModelKind[]): Promise<Partial<Record<ModelKind, number>>> {
@@ -19,12 +19,32 @@ export class ResumeFlagError extends Error {}
 
 /** The config keys each `compare` flag sets. */
 const FLAG_KEYS: Record<string, (keyof CompareConfig)[]> = {
-  'data-dir': ['dataDir', 'archive', 'imageFolder'], archive: ['dataDir', 'archive', 'imageFolder'], 'image-folder': ['dataDir', 'archive', 'imageFolder'],
-  'no-download': ['download'], splits: ['splits'], limit: ['limit'], 'cache-dir': ['cacheDir'], 'image-size': ['imageSize'],
-  'batch-size': ['batchSize'], epochs: ['epochs'], 'learning-rate': ['learningRate'], models: ['models'], seed: ['seed'],
-  shuffle: ['shuffleSeed'], threads: ['threads'], faithful: ['faithful'], backbone: ['backbone'], 'backbone-output': ['backboneOutput'],
-  weights: ['weights'], preprocess: ['preprocess'], 'head-units': ['headUnits'], 'no-feature-cache': ['featureCache'], bf16: ['bf16'],
-  'fine-tune-epochs': ['fineTuneEpochs'], 'fine-tune-layers': ['fineTuneLayers'], 'fine-tune-learning-rate': ['fineTuneLearningRate'],
+  'data-dir': ['dataDir', 'archive', 'imageFolder'],
+  archive: ['dataDir', 'archive', 'imageFolder'],
+  'image-folder': ['dataDir', 'archive', 'imageFolder'],
+  'no-download': ['download'],
+  splits: ['splits'],
+  limit: ['limit'],
+  'cache-dir': ['cacheDir'],
+  'image-size': ['imageSize'],
+  'batch-size': ['batchSize'],
+  epochs: ['epochs'],
+  'learning-rate': ['learningRate'],
+  models: ['models'],
+  seed: ['seed'],
+  shuffle: ['shuffleSeed'],
+  threads: ['threads'],
+  faithful: ['faithful'],
+  backbone: ['backbone'],
+  'backbone-output': ['backboneOutput'],
+  weights: ['weights'],
+  preprocess: ['preprocess'],
+  'head-units': ['headUnits'],
+  'no-feature-cache': ['featureCache'],
+  bf16: ['bf16'],
+  'fine-tune-epochs': ['fineTuneEpochs'],
+  'fine-tune-layers': ['fineTuneLayers'],
+  'fine-tune-learning-rate': ['fineTuneLearningRate'],
   out: ['out'],
 };
 
@@ -81,7 +101,14 @@ export function applyResumeFlags(
 }
 
 /** Why changing `flag` would alter results already produced; undefined when it is safe. */
-function refusal(flag: string, saved: CompareConfig, given: CompareConfig, started: ModelKind[], done: Partial<Record<ModelKind, number>>, fineTuning: boolean): string | undefined {
+function refusal(
+  flag: string,
+  saved: CompareConfig,
+  given: CompareConfig,
+  started: ModelKind[],
+  done: Partial<Record<ModelKind, number>>,
+  fineTuning: boolean,
+): string | undefined {
   const trained = (kinds: ModelKind[]) => kinds.map((k) => `${MODEL_LABELS[k]} has trained ${done[k]} epoch(s)`).join(', ');
   if (ALWAYS_SAFE.has(flag)) return undefined;
   if (flag === 'epochs') {
@@ -93,7 +120,8 @@ function refusal(flag: string, saved: CompareConfig, given: CompareConfig, start
   if (flag === 'fine-tune-epochs') {
     return (done.transfer ?? 0) > saved.epochs + given.fineTuneEpochs ? trained(['transfer']) : undefined;
   }
-  if (flag === 'fine-tune-layers' || flag === 'fine-tune-learning-rate') return fineTuning ? `${trained(['transfer'])}, fine-tuning has begun` : undefined;
+  if (flag === 'fine-tune-layers' || flag === 'fine-tune-learning-rate')
+    return fineTuning ? `${trained(['transfer'])}, fine-tuning has begun` : undefined;
   if (TRANSFER_ONLY.has(flag)) return done.transfer ? trained(['transfer']) : undefined;
   if (flag === 'models') {
     const dropped = started.filter((k) => !given.models.includes(k));
@@ -107,6 +135,8 @@ export function sameDataReason(saved: DatasetInfo, now: DatasetInfo): string | u
   const fields = ['examples', 'classNames', 'splits', 'firstKeys'] as const;
   const differ = fields.filter((f) => !same(saved[f], now[f]));
   if (differ.length === 0) return undefined;
-  return `the data at ${now.source} is not what the run started with (${differ.map((f) => `${f}: ${JSON.stringify(saved[f])} then, ${JSON.stringify(now[f])} now`).join('; ')}). ` +
-    `Point --data-dir / --archive / --image-folder at the original data.`;
+  return (
+    `the data at ${now.source} is not what the run started with (${differ.map((f) => `${f}: ${JSON.stringify(saved[f])} then, ${JSON.stringify(now[f])} now`).join('; ')}). ` +
+    `Point --data-dir / --archive / --image-folder at the original data.`
+  );
 }

@@ -1,21 +1,21 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Dataset } from '../data/types.js';
-import type { OpenedDatasets } from '../data/index.js';
-import type { ModelRunSummary } from '../reports/types.js';
-import { Sequential } from '../models/sequential.js';
-import { cnnForClasses, defaultHeadLayers } from '../models/zoo.js';
 import type { Backbone } from '../applications/backbone.js';
-import { loadBackbone } from './backbone.js';
 import { transferModel } from '../applications/transfer-model.js';
-import { saveModel, restoreCheckpoint } from '../saving/persistence.js';
+import type { OpenedDatasets } from '../data/index.js';
+import type { Dataset } from '../data/types.js';
+import type { Sequential } from '../models/sequential.js';
+import { cnnForClasses, defaultHeadLayers } from '../models/zoo.js';
+import type { ModelRunSummary } from '../reports/types.js';
+import { restoreCheckpoint, saveModel } from '../saving/persistence.js';
 import { BackupAndRestore, type BackupState } from '../training/backup-and-restore.js';
-import { ModelCheckpoint, type Callback } from '../training/callbacks.js';
+import { type Callback, ModelCheckpoint } from '../training/callbacks.js';
 import { cachedFeatures, datasetIdentity } from '../training/feature-cache.js';
 import type { Logs } from '../training/history.js';
-import { writeJsonAtomic, writeFileAtomic } from '../util/atomic.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
-import { faithfulSchedule, MODEL_LABELS, type CompareConfig, type ModelKind } from './config.js';
+import { loadBackbone } from './backbone.js';
+import { type CompareConfig, faithfulSchedule, MODEL_LABELS, type ModelKind } from './config.js';
 import { confusionMatrix, mostConfidentlyWrong } from './evaluation.js';
 import { historyProblem } from './verdict.js';
 
@@ -44,8 +44,12 @@ async function buildModel(kind: ModelKind, config: CompareConfig, classes: numbe
   // the experiment feeds x / 255 to VGG16 too (its Keras original did), unless its config names a preprocessing
   const preprocessing = config.preprocess ?? (config.backbone === 'vgg16' ? 'scale01' : backbone.nativePreprocessing);
   const model = transferModel({
-    base: backbone, head: defaultHeadLayers({ hiddenUnits: config.headUnits, classes }), trainableBase: false,
-    inputShape, preprocessing, seed: config.seed,
+    base: backbone,
+    head: defaultHeadLayers({ hiddenUnits: config.headUnits, classes }),
+    trainableBase: false,
+    inputShape,
+    preprocessing,
+    seed: config.seed,
   });
   return { model, baseLayers: model.baseLayers, backbone };
 }
@@ -53,7 +57,7 @@ async function buildModel(kind: ModelKind, config: CompareConfig, classes: numbe
 function historyCsv(history: Record<string, number[]>): string {
   const keys = ['loss', 'accuracy', 'val_loss', 'val_accuracy'].filter((k) => history[k]);
   const rows = (history[keys[0]] ?? []).map((_, i) => [i + 1, ...keys.map((k) => history[k][i])].join(','));
-  return ['epoch,' + keys.join(','), ...rows].join('\n') + '\n';
+  return `${[`epoch,${keys.join(',')}`, ...rows].join('\n')}\n`;
 }
 
 /** Records epoch and step times, and stops cleanly on Ctrl-C at the next batch boundary. */
@@ -102,21 +106,26 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   model.compile({ optimizer: { adam: { learningRate: config.learningRate } }, loss, metrics: ['accuracy'] });
   const summaryText = model.summary(false);
   ctx.log(summaryText);
-  await writeFileAtomic(path.join(dir, 'summary.txt'), summaryText + '\n');
+  await writeFileAtomic(path.join(dir, 'summary.txt'), `${summaryText}\n`);
 
   // last/ is a BackupAndRestore backup that outlives fit: --resume continues from it, and the
   // fine-tuning fit continues the first fit's records.
   const monitor = new RunMonitor(ctx.interrupted);
   const saveOptions = { classNames, baseLayers };
   const checkpoint = new ModelCheckpoint<Sequential>({
-    filepath: path.join(dir, 'best'), monitor: 'val_loss', saveBestOnly: true,
+    filepath: path.join(dir, 'best'),
+    monitor: 'val_loss',
+    saveBestOnly: true,
     save: (m, target) => saveModel(m, target, saveOptions),
   });
   const backup = new BackupAndRestore(path.join(dir, 'last'), {
-    deleteCheckpoint: false, saveOptions,
+    deleteCheckpoint: false,
+    saveOptions,
     state: (): RunState => ({
-      epochSeconds: [...state.epochSeconds, ...monitor.epochSeconds], stepSeconds: [...state.stepSeconds, ...monitor.stepSeconds],
-      best: { epoch: checkpoint.bestEpoch, val_loss: checkpoint.best }, phaseSeconds,
+      epochSeconds: [...state.epochSeconds, ...monitor.epochSeconds],
+      stepSeconds: [...state.stepSeconds, ...monitor.stepSeconds],
+      best: { epoch: checkpoint.bestEpoch, val_loss: checkpoint.best },
+      phaseSeconds,
     }),
   });
   const saved = ctx.resume ? ((await backup.saved()) as (BackupState & RunState) | undefined) : undefined;
@@ -134,13 +143,32 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   if (backbone && config.featureCache && state.completedEpochs < config.epochs) {
     // the base is frozen until fine-tuning, so its weights are the backbone's as loaded
     const keyFor = async (d: Dataset) => ({
-      weightsId: backbone.weightsId, outputLayer: model.layers[baseLayers - 1].config.config.name,
-      inputShape: model.inputShape, preprocessing: model.preprocessing, bf16: config.bf16, data: await datasetIdentity(d),
+      weightsId: backbone.weightsId,
+      outputLayer: model.layers[baseLayers - 1].config.config.name,
+      inputShape: model.inputShape,
+      preprocessing: model.preprocessing,
+      bf16: config.bf16,
+      data: await datasetIdentity(d),
     });
     const cacheDir = resolveCacheDir(config.cacheDir);
     const featuresStart = performance.now();
-    train = (await cachedFeatures(model, data.train, { baseLayers, key: await keyFor(data.train), cacheDir, label: 'features (train)', shuffleSeed: config.shuffleSeed })).dataset;
-    validation = (await cachedFeatures(model, data.validation, { baseLayers, key: await keyFor(data.validation), cacheDir, label: 'features (validation)' })).dataset;
+    train = (
+      await cachedFeatures(model, data.train, {
+        baseLayers,
+        key: await keyFor(data.train),
+        cacheDir,
+        label: 'features (train)',
+        shuffleSeed: config.shuffleSeed,
+      })
+    ).dataset;
+    validation = (
+      await cachedFeatures(model, data.validation, {
+        baseLayers,
+        key: await keyFor(data.validation),
+        cacheDir,
+        label: 'features (validation)',
+      })
+    ).dataset;
     fromLayer = baseLayers;
     phaseSeconds.features += (performance.now() - featuresStart) / 1000;
   }
@@ -161,8 +189,12 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const epochs = config.epochs;
   // Always run: with training already past it, fit only restores last/ and trains no epoch.
   await model.fit(train, {
-    epochs, validationData: validation, fromLayer,
-    stepsPerEpoch: schedule?.stepsPerEpoch, validationSteps: schedule?.validationSteps, callbacks,
+    epochs,
+    validationData: validation,
+    fromLayer,
+    stepsPerEpoch: schedule?.stepsPerEpoch,
+    validationSteps: schedule?.validationSteps,
+    callbacks,
   });
 
   // Fine-tuning (beyond the experiment): unfreeze the top of the base, continue at a low rate.
@@ -171,15 +203,23 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   if (fineTune && epochsDone() < epochs + config.fineTuneEpochs) {
     // BatchNormalization layers stay frozen, in inference mode, as Keras's fine-tuning guide advises:
     // batch statistics of small batches would wreck the pretrained features.
-    const unfrozen = model.layers.slice(Math.max(0, baseLayers - config.fineTuneLayers), baseLayers)
-      .filter((l) => l.config.class_name !== 'BatchNormalization').map((l) => l.config.config.name);
+    const unfrozen = model.layers
+      .slice(Math.max(0, baseLayers - config.fineTuneLayers), baseLayers)
+      .filter((l) => l.config.class_name !== 'BatchNormalization')
+      .map((l) => l.config.config.name);
     for (const name of unfrozen) model.setTrainable(name, true);
     model.compile({ optimizer: { adam: { learningRate: config.fineTuneLearningRate } }, loss, metrics: ['accuracy'] });
-    ctx.log(`${MODEL_LABELS[kind]}: fine-tuning the last ${unfrozen.length} base layers (${unfrozen.join(', ')}) at learning rate ${config.fineTuneLearningRate}`);
+    ctx.log(
+      `${MODEL_LABELS[kind]}: fine-tuning the last ${unfrozen.length} base layers (${unfrozen.join(', ')}) at learning rate ${config.fineTuneLearningRate}`,
+    );
     await model.fit(data.train, {
       // resuming inside fine-tuning, the backup (past `epochs`) brings the fine-tuning optimizer state
-      epochs: epochs + config.fineTuneEpochs, initialEpoch: epochs, validationData: data.validation,
-      stepsPerEpoch: schedule?.stepsPerEpoch, validationSteps: schedule?.validationSteps, callbacks,
+      epochs: epochs + config.fineTuneEpochs,
+      initialEpoch: epochs,
+      validationData: data.validation,
+      stepsPerEpoch: schedule?.stepsPerEpoch,
+      validationSteps: schedule?.validationSteps,
+      callbacks,
     });
   }
 
@@ -194,14 +234,21 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   let evaluation: Pick<ModelRunSummary, 'checkpoint' | 'confusion' | 'mostConfidentlyWrong'> = {};
   if (!noCheckpoint) {
     await restoreCheckpoint(model, bestDir);
-    const evaluated = await model.evaluate(fromLayer > 0 && !fineTune ? validation : data.validation, { fromLayer: fineTune ? 0 : fromLayer });
+    const evaluated = await model.evaluate(fromLayer > 0 && !fineTune ? validation : data.validation, {
+      fromLayer: fineTune ? 0 : fromLayer,
+    });
     const confusion = confusionMatrix(evaluated, classNames);
     const checkpointEvaluation = {
-      name: 'best', epoch: checkpoint.bestEpoch + 1, val_loss: evaluated.loss, val_accuracy: evaluated.accuracy, examples: evaluated.examples,
+      name: 'best',
+      epoch: checkpoint.bestEpoch + 1,
+      val_loss: evaluated.loss,
+      val_accuracy: evaluated.accuracy,
+      examples: evaluated.examples,
     };
     await writeJsonAtomic(path.join(dir, 'evaluation.json'), { checkpoint: checkpointEvaluation, confusion });
     evaluation = {
-      checkpoint: checkpointEvaluation, confusion,
+      checkpoint: checkpointEvaluation,
+      confusion,
       mostConfidentlyWrong: await mostConfidentlyWrong(evaluated, classNames, (key) => data.validation.sourceRef(key)),
     };
   }
@@ -211,7 +258,10 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const trainingSeconds = epochSeconds.reduce((a, b) => a + b, 0);
   const evaluationSeconds = (performance.now() - evaluationStart) / 1000;
   const timings = {
-    dataSeconds: phaseSeconds.data, featureExtractionSeconds: phaseSeconds.features, trainingSeconds, evaluationSeconds,
+    dataSeconds: phaseSeconds.data,
+    featureExtractionSeconds: phaseSeconds.features,
+    trainingSeconds,
+    evaluationSeconds,
     totalSeconds: phaseSeconds.data + phaseSeconds.features + trainingSeconds + evaluationSeconds,
   };
   await writeJsonAtomic(path.join(dir, 'timings.json'), { ...timings, epochSeconds, meanStepSeconds });
@@ -221,15 +271,19 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const bestIndex = extremeIndex(valLoss, (v, b) => v < b);
   const bestAccuracyIndex = extremeIndex(valAccuracy, (v, b) => v > b);
   return {
-    name: kind, label: MODEL_LABELS[kind],
+    name: kind,
+    label: MODEL_LABELS[kind],
     history: { loss: history.loss ?? [], accuracy: history.accuracy ?? [], val_loss: valLoss, val_accuracy: valAccuracy },
     best: { epoch: bestIndex + 1, val_loss: valLoss[bestIndex], val_accuracy: valAccuracy[bestIndex] },
     bestAccuracy: { epoch: bestAccuracyIndex + 1, val_accuracy: valAccuracy[bestAccuracyIndex] },
     final: { val_loss: valLoss[valLoss.length - 1], val_accuracy: valAccuracy[valAccuracy.length - 1] },
-    ...evaluation, timings,
-    params: model.countParams(), epochSeconds,
+    ...evaluation,
+    timings,
+    params: model.countParams(),
+    epochSeconds,
     msPerStep: meanStepSeconds * 1000,
-    summaryText, error: noCheckpoint,
+    summaryText,
+    error: noCheckpoint,
   };
 }
 

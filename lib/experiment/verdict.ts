@@ -7,7 +7,8 @@ import type { ModelRunSummary } from '../reports/types.js';
 export function trainingProblem(model: ModelRunSummary): string | undefined {
   const problem = historyProblem(model.history);
   if (problem) return problem;
-  if (!Number.isFinite(model.final.val_loss)) return `the final evaluation gave val_loss ${model.final.val_loss}; the weights are unusable.`;
+  if (!Number.isFinite(model.final.val_loss))
+    return `the final evaluation gave val_loss ${model.final.val_loss}; the weights are unusable.`;
   return undefined;
 }
 
@@ -17,8 +18,10 @@ export function historyProblem(history: Pick<ModelRunSummary['history'], 'loss' 
   for (const key of ['loss', 'val_loss'] as const) {
     const epoch = history[key].findIndex((v) => !Number.isFinite(v));
     if (epoch >= 0) {
-      return `${key} became ${history[key][epoch]} in epoch ${epoch + 1}, so the weights are unusable. ` +
-        `Lower the learning rate (--learning-rate) and run again.`;
+      return (
+        `${key} became ${history[key][epoch]} in epoch ${epoch + 1}, so the weights are unusable. ` +
+        `Lower the learning rate (--learning-rate) and run again.`
+      );
     }
   }
   return undefined;

@@ -4,12 +4,12 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { Dataset, Group, File as H5File } from 'h5wasm/node';
 import h5wasm from 'h5wasm/node';
-import type { Dataset, File as H5File, Group } from 'h5wasm/node';
-import { floatsFromBytes } from './float-bytes.js';
 import { shapeSize } from '../keras-format/shape.js';
+import { floatsFromBytes } from './float-bytes.js';
 
-export type { Dataset, H5File, Group };
+export type { Dataset, Group, H5File };
 
 interface RawModule {
   activate_throwing_error_handler(): number;

@@ -9,7 +9,7 @@
  * Weights come back as float32 in Keras layout (HWIO kernels), named as the file names them.
  */
 import type { LayerWeights, WeightTensor } from '../keras-format/config.js';
-import { childGroup, isDataset, isGroup, openH5, readChunkedStringList, readFloatDataset, type Group } from './h5.js';
+import { childGroup, type Group, isDataset, isGroup, openH5, readChunkedStringList, readFloatDataset } from './h5.js';
 
 export type KerasH5Layout = 'keras2' | 'keras2-full-model' | 'keras3';
 
@@ -103,7 +103,10 @@ async function readKeras3Layers(layersGroup: Group, filePath: string, prefix: st
     const weights: WeightTensor[] = [];
     if (vars) {
       // Datasets are named by index ("0", "1", ..., "10"): sort numerically, not as strings.
-      const indices = vars.keys().filter((name) => /^\d+$/.test(name)).sort((a, b) => Number(a) - Number(b));
+      const indices = vars
+        .keys()
+        .filter((name) => /^\d+$/.test(name))
+        .sort((a, b) => Number(a) - Number(b));
       indices.forEach((index, position) => {
         if (Number(index) !== position) throw new Error(`${filePath}: layer "${layerName}": vars/${position} is missing`);
       });

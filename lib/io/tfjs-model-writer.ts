@@ -7,11 +7,11 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { LayerConfig, LayerWeights } from '../keras-format/config.js';
-import { temporarySibling, writeJsonAtomic } from '../util/atomic.js';
-import { float32ToLittleEndianBytes } from './float-bytes.js';
 import { formatShape, isValidShape, shapeSize } from '../keras-format/shape.js';
 import { DEFAULT_SHARD_BYTES, MODEL_JSON, shardFileName, type TfjsModelJson, type TfjsWeightSpec } from '../keras-format/tfjs-format.js';
 import { canonicalWeightName } from '../keras-format/weight-names.js';
+import { temporarySibling, writeJsonAtomic } from '../util/atomic.js';
+import { float32ToLittleEndianBytes } from './float-bytes.js';
 
 export interface TfjsModelToWrite {
   name: string;
@@ -62,16 +62,21 @@ function validate(model: TfjsModelToWrite, where: string): void {
       const name = canonicalWeightName(layerName, weight.name);
       if (names.has(name)) problems.push(`layer "${layerName}" has two weights named "${name}"`);
       names.add(name);
-      if (!isValidShape(weight.shape)) problems.push(`layer "${layerName}" weight "${weight.name}" has invalid shape ${JSON.stringify(weight.shape)}`);
+      if (!isValidShape(weight.shape))
+        problems.push(`layer "${layerName}" weight "${weight.name}" has invalid shape ${JSON.stringify(weight.shape)}`);
       else if (weight.data.length !== shapeSize(weight.shape)) {
-        problems.push(`layer "${layerName}" weight "${weight.name}": shape ${formatShape(weight.shape)} needs ${shapeSize(weight.shape)} values, the data has ${weight.data.length}`);
+        problems.push(
+          `layer "${layerName}" weight "${weight.name}": shape ${formatShape(weight.shape)} needs ${shapeSize(weight.shape)} values, the data has ${weight.data.length}`,
+        );
       }
     }
   }
   const first = model.layers[0];
   const given = first?.config.batch_input_shape;
   if (first && given !== undefined && JSON.stringify(given) !== JSON.stringify([null, ...model.inputShape])) {
-    problems.push(`first layer "${first.config.name}" has batch_input_shape ${JSON.stringify(given)}, but the input shape is ${formatShape(model.inputShape)}`);
+    problems.push(
+      `first layer "${first.config.name}" has batch_input_shape ${JSON.stringify(given)}, but the input shape is ${formatShape(model.inputShape)}`,
+    );
   }
   if (problems.length > 0) throw new Error(`${where}: cannot write model:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
 }
@@ -95,7 +100,9 @@ async function previousShards(modelJsonPath: string): Promise<string[]> {
   try {
     const json = JSON.parse(await fs.readFile(modelJsonPath, 'utf8')) as Partial<TfjsModelJson>;
     // Only names this writer would have made: a hostile model.json must not get other files deleted.
-    return (json.weightsManifest ?? []).flatMap((g) => g.paths ?? []).filter((p) => typeof p === 'string' && /^group\d+-shard\d+of\d+\.bin$/.test(p));
+    return (json.weightsManifest ?? [])
+      .flatMap((g) => g.paths ?? [])
+      .filter((p) => typeof p === 'string' && /^group\d+-shard\d+of\d+\.bin$/.test(p));
   } catch {
     return [];
   }
@@ -111,7 +118,11 @@ async function writeSynced(file: string, data: Uint8Array): Promise<void> {
   }
 }
 
-export async function writeTfjsLayersModel(dir: string, model: TfjsModelToWrite, options: WriteTfjsOptions = {}): Promise<WrittenTfjsModel> {
+export async function writeTfjsLayersModel(
+  dir: string,
+  model: TfjsModelToWrite,
+  options: WriteTfjsOptions = {},
+): Promise<WrittenTfjsModel> {
   const modelJsonPath = path.join(dir, MODEL_JSON);
   validate(model, modelJsonPath);
   const shardBytes = options.shardBytes ?? DEFAULT_SHARD_BYTES;

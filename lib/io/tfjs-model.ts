@@ -5,12 +5,12 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { LayerConfig, LayerWeights, WeightTensor } from '../keras-format/config.js';
-import { floatsFromBytes } from './float-bytes.js';
 import { formatShape, isValidShape, shapeSize } from '../keras-format/shape.js';
 import type { TfjsModelJson, TfjsWeightsGroup } from '../keras-format/tfjs-format.js';
+import { floatsFromBytes } from './float-bytes.js';
 import { linearTopology } from './tfjs-topology.js';
 
-export { writeTfjsLayersModel, type TfjsModelToWrite, type WriteTfjsOptions, type WrittenTfjsModel } from './tfjs-model-writer.js';
+export { type TfjsModelToWrite, type WriteTfjsOptions, type WrittenTfjsModel, writeTfjsLayersModel } from './tfjs-model-writer.js';
 
 export interface TfjsLayersModel {
   name: string;
@@ -89,10 +89,14 @@ async function readGroup(modelJsonPath: string, group: TfjsWeightsGroup, groupIn
   if (!Array.isArray(group.paths) || !Array.isArray(group.weights)) throw new Error(`${where} has no "paths" or "weights"`);
   for (const spec of group.weights) {
     if (spec.quantization) {
-      throw new Error(`${modelJsonPath}: weight "${spec.name}" is quantized (${spec.quantization.dtype ?? 'unknown'}); only float32 weights are supported`);
+      throw new Error(
+        `${modelJsonPath}: weight "${spec.name}" is quantized (${spec.quantization.dtype ?? 'unknown'}); only float32 weights are supported`,
+      );
     }
-    if (spec.dtype !== 'float32') throw new Error(`${modelJsonPath}: weight "${spec.name}" has dtype ${spec.dtype}; only float32 weights are supported`);
-    if (!isValidShape(spec.shape)) throw new Error(`${modelJsonPath}: weight "${spec.name}" has invalid shape ${JSON.stringify(spec.shape)}`);
+    if (spec.dtype !== 'float32')
+      throw new Error(`${modelJsonPath}: weight "${spec.name}" has dtype ${spec.dtype}; only float32 weights are supported`);
+    if (!isValidShape(spec.shape))
+      throw new Error(`${modelJsonPath}: weight "${spec.name}" has invalid shape ${JSON.stringify(spec.shape)}`);
   }
   const total = group.weights.reduce((sum, spec) => sum + shapeSize(spec.shape) * FLOAT32_BYTES, 0);
   const files = group.paths.map((p) => shardPath(modelJsonPath, p));
@@ -112,7 +116,8 @@ async function readGroup(modelJsonPath: string, group: TfjsWeightsGroup, groupIn
     size === expected[i] ? [] : [`shard "${group.paths[i]}" has ${size} bytes, the manifest needs ${expected[i]}`],
   );
   const actualTotal = sizes.reduce((a, b) => a + b, 0);
-  if (actualTotal !== total) problems.push(`the group's shards hold ${actualTotal} bytes in all, its ${group.weights.length} float32 weights need ${total}`);
+  if (actualTotal !== total)
+    problems.push(`the group's shards hold ${actualTotal} bytes in all, its ${group.weights.length} float32 weights need ${total}`);
   if (problems.length > 0) throw new Error(`${modelJsonPath}: ${problems.join('; ')}`);
 
   const bytes = Buffer.concat(await Promise.all(files.map((file) => fs.readFile(file))));

@@ -38,7 +38,9 @@ function inputShapeOf(layer: LayerConfig, where: string): number[] | undefined {
   if (batchShape === undefined || batchShape === null) return undefined;
   const dims = Array.isArray(batchShape) ? batchShape.slice(1) : undefined;
   if (!dims || dims.length === 0 || !dims.every((d) => Number.isInteger(d) && (d as number) > 0)) {
-    throw new Error(`${where}: layer "${layer.config.name}" has input shape ${JSON.stringify(batchShape)}; only fixed positive sizes are supported`);
+    throw new Error(
+      `${where}: layer "${layer.config.name}" has input shape ${JSON.stringify(batchShape)}; only fixed positive sizes are supported`,
+    );
   }
   return dims as number[];
 }

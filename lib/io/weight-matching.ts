@@ -23,7 +23,9 @@ export class WeightMismatchError extends Error {
     readonly source: string,
     readonly problems: string[],
   ) {
-    super(`${source}: ${problems.length} weight problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    super(
+      `${source}: ${problems.length} weight problem${problems.length === 1 ? '' : 's'}:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
     this.name = 'WeightMismatchError';
   }
 }
@@ -42,7 +44,11 @@ function plural(count: number, word: string): string {
  * WeightMismatchError listing every missing layer, wrong weight count, wrong shape, and every
  * layer the file has weights for that the model does not have.
  */
-export function matchWeights(expected: readonly ExpectedLayerWeights[], found: readonly LayerWeights[], { source }: MatchOptions): LayerWeights[] {
+export function matchWeights(
+  expected: readonly ExpectedLayerWeights[],
+  found: readonly LayerWeights[],
+  { source }: MatchOptions,
+): LayerWeights[] {
   const problems: string[] = [];
   const byName = new Map<string, LayerWeights>();
   for (const layer of found) {
@@ -57,7 +63,9 @@ export function matchWeights(expected: readonly ExpectedLayerWeights[], found: r
     const layer = byName.get(layerName);
     if (!layer) {
       if (shapes.length > 0) {
-        problems.push(`layer "${layerName}": not found in ${source}; the model expects ${plural(shapes.length, 'weight')} with shapes ${formatShapes(shapes)}`);
+        problems.push(
+          `layer "${layerName}": not found in ${source}; the model expects ${plural(shapes.length, 'weight')} with shapes ${formatShapes(shapes)}`,
+        );
       }
       result.push({ layerName, weights: [] });
       continue;
@@ -72,9 +80,13 @@ export function matchWeights(expected: readonly ExpectedLayerWeights[], found: r
       layer.weights.forEach((weight, i) => {
         const want = shapes[i]!;
         if (!sameShape(weight.shape, want)) {
-          problems.push(`layer "${layerName}" weight ${i} ("${weight.name}"): ${source} has shape ${formatShape(weight.shape)}, the model expects ${formatShape(want)}`);
+          problems.push(
+            `layer "${layerName}" weight ${i} ("${weight.name}"): ${source} has shape ${formatShape(weight.shape)}, the model expects ${formatShape(want)}`,
+          );
         } else if (weight.data.length !== shapeSize(want)) {
-          problems.push(`layer "${layerName}" weight ${i} ("${weight.name}"): shape ${formatShape(want)} needs ${shapeSize(want)} values, the data has ${weight.data.length}`);
+          problems.push(
+            `layer "${layerName}" weight ${i} ("${weight.name}"): shape ${formatShape(want)} needs ${shapeSize(want)} values, the data has ${weight.data.length}`,
+          );
         }
       });
     }

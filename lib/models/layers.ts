@@ -29,9 +29,22 @@ const zeros = { class_name: 'Zeros', config: {} };
 
 export const layers = {
   inputLayer(options: { inputShape: Shape; name?: string }): LayerConfig {
-    return { class_name: 'InputLayer', config: { name: options.name ?? '', batch_input_shape: [null, ...options.inputShape], dtype: 'float32' } };
+    return {
+      class_name: 'InputLayer',
+      config: { name: options.name ?? '', batch_input_shape: [null, ...options.inputShape], dtype: 'float32' },
+    };
   },
-  conv2d(options: Common & { filters: number; kernelSize: Pair; strides?: Pair; padding?: Padding; dilationRate?: Pair; activation?: Activation; useBias?: boolean }): LayerConfig {
+  conv2d(
+    options: Common & {
+      filters: number;
+      kernelSize: Pair;
+      strides?: Pair;
+      padding?: Padding;
+      dilationRate?: Pair;
+      activation?: Activation;
+      useBias?: boolean;
+    },
+  ): LayerConfig {
     return base('Conv2D', options, {
       filters: options.filters,
       kernel_size: pair(options.kernelSize),
@@ -45,7 +58,16 @@ export const layers = {
       bias_initializer: zeros,
     });
   },
-  depthwiseConv2d(options: Common & { kernelSize: Pair; strides?: Pair; padding?: Padding; depthMultiplier?: number; activation?: Activation; useBias?: boolean }): LayerConfig {
+  depthwiseConv2d(
+    options: Common & {
+      kernelSize: Pair;
+      strides?: Pair;
+      padding?: Padding;
+      depthMultiplier?: number;
+      activation?: Activation;
+      useBias?: boolean;
+    },
+  ): LayerConfig {
     return base('DepthwiseConv2D', options, {
       kernel_size: pair(options.kernelSize),
       strides: pair(options.strides ?? 1),
@@ -58,11 +80,21 @@ export const layers = {
   },
   maxPooling2d(options: Common & { poolSize?: Pair; strides?: Pair; padding?: Padding } = {}): LayerConfig {
     const poolSize = pair(options.poolSize ?? 2);
-    return base('MaxPooling2D', options, { pool_size: poolSize, strides: pair(options.strides ?? poolSize), padding: options.padding ?? 'valid', data_format: 'channels_last' });
+    return base('MaxPooling2D', options, {
+      pool_size: poolSize,
+      strides: pair(options.strides ?? poolSize),
+      padding: options.padding ?? 'valid',
+      data_format: 'channels_last',
+    });
   },
   averagePooling2d(options: Common & { poolSize?: Pair; strides?: Pair; padding?: Padding } = {}): LayerConfig {
     const poolSize = pair(options.poolSize ?? 2);
-    return base('AveragePooling2D', options, { pool_size: poolSize, strides: pair(options.strides ?? poolSize), padding: options.padding ?? 'valid', data_format: 'channels_last' });
+    return base('AveragePooling2D', options, {
+      pool_size: poolSize,
+      strides: pair(options.strides ?? poolSize),
+      padding: options.padding ?? 'valid',
+      data_format: 'channels_last',
+    });
   },
   globalAveragePooling2d(options: Common = {}): LayerConfig {
     return base('GlobalAveragePooling2D', options, { data_format: 'channels_last' });
@@ -89,11 +121,26 @@ export const layers = {
     return base('ReLU', options, { max_value: options.maxValue ?? null, negative_slope: 0, threshold: 0 });
   },
   batchNormalization(options: Common & { epsilon?: number; center?: boolean; scale?: boolean } = {}): LayerConfig {
-    return base('BatchNormalization', options, { axis: -1, momentum: 0.99, epsilon: options.epsilon ?? 1e-3, center: options.center ?? true, scale: options.scale ?? true });
+    return base('BatchNormalization', options, {
+      axis: -1,
+      momentum: 0.99,
+      epsilon: options.epsilon ?? 1e-3,
+      center: options.center ?? true,
+      scale: options.scale ?? true,
+    });
   },
   zeroPadding2d(options: Common & { padding: number | [[number, number], [number, number]] }): LayerConfig {
     const p = options.padding;
-    return base('ZeroPadding2D', options, { padding: typeof p === 'number' ? [[p, p], [p, p]] : p, data_format: 'channels_last' });
+    return base('ZeroPadding2D', options, {
+      padding:
+        typeof p === 'number'
+          ? [
+              [p, p],
+              [p, p],
+            ]
+          : p,
+      data_format: 'channels_last',
+    });
   },
   reshape(options: Common & { targetShape: Shape }): LayerConfig {
     return base('Reshape', options, { target_shape: options.targetShape });
@@ -102,7 +149,11 @@ export const layers = {
 
 /** Keras's default layer name stem: `Conv2D` -> `conv2d`, `MaxPooling2D` -> `max_pooling2d`. */
 export function defaultNameStem(className: string): string {
-  return className.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/([A-Z])([A-Z][a-z])/g, '$1_$2').toLowerCase().replace(/(\d)_d\b/g, '$1d');
+  return className
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/([A-Z])([A-Z][a-z])/g, '$1_$2')
+    .toLowerCase()
+    .replace(/(\d)_d\b/g, '$1d');
 }
 
 /** Gives unnamed layers Keras-style unique names (`conv2d`, `conv2d_1`, ...). */

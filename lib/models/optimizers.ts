@@ -46,8 +46,12 @@ export type EngineOptimizer = { optimizer: OptimizerName } & Record<string, numb
 
 // Fractions that Keras requires in [0, 1) (beta_1, beta_2, rho) or [0, 1] (momentum).
 const RANGES: Record<string, [number, number, boolean]> = {
-  learningRate: [0, Infinity, false], epsilon: [0, Infinity, false],
-  beta1: [0, 1, false], beta2: [0, 1, false], rho: [0, 1, false], momentum: [0, 1, true],
+  learningRate: [0, Infinity, false],
+  epsilon: [0, Infinity, false],
+  beta1: [0, 1, false],
+  beta2: [0, 1, false],
+  rho: [0, 1, false],
+  momentum: [0, 1, true],
 };
 
 function checkValue(name: OptimizerName, key: string, value: unknown, fallback: number | boolean): number | boolean {
@@ -75,12 +79,17 @@ export function resolveOptimizer(spec: OptimizerSpec): EngineOptimizer {
     name = Object.keys(spec)[0];
     options = (Object.values(spec)[0] ?? {}) as Record<string, unknown>;
   } else {
-    throw new Error(`optimizer must be a name (${NAMES.join(', ')}) or one of { adam: {...} }, { sgd: {...} }, { rmsprop: {...} }; got ${JSON.stringify(spec)}`);
+    throw new Error(
+      `optimizer must be a name (${NAMES.join(', ')}) or one of { adam: {...} }, { sgd: {...} }, { rmsprop: {...} }; got ${JSON.stringify(spec)}`,
+    );
   }
   if (!NAMES.includes(name as OptimizerName)) throw new Error(`unknown optimizer '${name}': use one of ${NAMES.join(', ')}`);
   const defaults: Record<string, number | boolean> = OPTIMIZER_DEFAULTS[name as OptimizerName];
   const unknown = Object.keys(options).filter((k) => !(k in defaults));
-  if (unknown.length) throw new Error(`optimizer ${name} has no option ${unknown.map((k) => `'${k}'`).join(', ')}: its options are ${Object.keys(defaults).join(', ')}`);
+  if (unknown.length)
+    throw new Error(
+      `optimizer ${name} has no option ${unknown.map((k) => `'${k}'`).join(', ')}: its options are ${Object.keys(defaults).join(', ')}`,
+    );
   const settings: EngineOptimizer = { optimizer: name as OptimizerName };
   for (const [key, fallback] of Object.entries(defaults)) {
     settings[key] = options[key] === undefined ? fallback : checkValue(name as OptimizerName, key, options[key], fallback);

@@ -28,8 +28,21 @@ export class LayerConfigError extends Error {}
 type Cfg = Record<string, unknown>;
 
 const SUPPORTED = [
-  'InputLayer', 'Conv2D', 'DepthwiseConv2D', 'MaxPooling2D', 'AveragePooling2D', 'Flatten', 'Dense', 'Dropout',
-  'Activation', 'ReLU', 'LeakyReLU', 'BatchNormalization', 'ZeroPadding2D', 'GlobalAveragePooling2D', 'Reshape',
+  'InputLayer',
+  'Conv2D',
+  'DepthwiseConv2D',
+  'MaxPooling2D',
+  'AveragePooling2D',
+  'Flatten',
+  'Dense',
+  'Dropout',
+  'Activation',
+  'ReLU',
+  'LeakyReLU',
+  'BatchNormalization',
+  'ZeroPadding2D',
+  'GlobalAveragePooling2D',
+  'Reshape',
 ];
 
 function pairOf(value: unknown, fallback: [number, number]): [number, number] {
@@ -41,7 +54,13 @@ function pairOf(value: unknown, fallback: [number, number]): [number, number] {
 }
 
 /** TensorFlow's padding rule: 'same' gives ceil(in / stride), the odd pixel padded after. */
-export function convOutput(size: number, kernel: number, stride: number, dilation: number, padding: string): { out: number; before: number; after: number } {
+export function convOutput(
+  size: number,
+  kernel: number,
+  stride: number,
+  dilation: number,
+  padding: string,
+): { out: number; before: number; after: number } {
   const effective = (kernel - 1) * dilation + 1;
   if (padding === 'valid') {
     const out = Math.floor((size - effective) / stride) + 1;
@@ -78,7 +97,9 @@ export function resolveLayer(config: LayerConfig, inputShape: Shape): ResolvedLa
   const done = (outputShape: Shape, weights: WeightSpec[], spec?: EngineLayerSpec): ResolvedLayer => {
     for (const d of outputShape) {
       if (!Number.isInteger(d) || d <= 0) {
-        throw new LayerConfigError(`layer '${name}' (${config.class_name}) would output (None, ${outputShape.join(', ')}) from input (None, ${inputShape.join(', ')}): the input is too small`);
+        throw new LayerConfigError(
+          `layer '${name}' (${config.class_name}) would output (None, ${outputShape.join(', ')}) from input (None, ${inputShape.join(', ')}): the input is too small`,
+        );
       }
     }
     return { config, inputShape, outputShape, weights, spec };
@@ -105,12 +126,24 @@ export function resolveLayer(config: LayerConfig, inputShape: Shape): ResolvedLa
       const filters = depthwise ? c * multiplier : Number(cfg.filters);
       const useBias = cfg.use_bias !== false;
       const weights: WeightSpec[] = [
-        depthwise ? { name: 'depthwise_kernel', shape: [kh, kw, c, multiplier], variable: true } : { name: 'kernel', shape: [kh, kw, c, filters], variable: true },
+        depthwise
+          ? { name: 'depthwise_kernel', shape: [kh, kw, c, multiplier], variable: true }
+          : { name: 'kernel', shape: [kh, kw, c, filters], variable: true },
       ];
       if (useBias) weights.push({ name: 'bias', shape: [filters], variable: true });
       return done([y.out, x.out, filters], weights, {
-        ...common, kind: 'conv2d', activation: activationName(cfg), inChannels: c, filters, depthwise, depthMultiplier: multiplier,
-        useBias, kernel: [kh, kw], strides: [sh, sw], dilation: [dh, dw], pad: [y.before, y.after, x.before, x.after],
+        ...common,
+        kind: 'conv2d',
+        activation: activationName(cfg),
+        inChannels: c,
+        filters,
+        depthwise,
+        depthMultiplier: multiplier,
+        useBias,
+        kernel: [kh, kw],
+        strides: [sh, sw],
+        dilation: [dh, dw],
+        pad: [y.before, y.after, x.before, x.after],
       });
     }
     case 'MaxPooling2D':
@@ -123,7 +156,10 @@ export function resolveLayer(config: LayerConfig, inputShape: Shape): ResolvedLa
       const y = convOutput(h, ph, sh, 1, padding);
       const x = convOutput(w, pw, sw, 1, padding);
       return done([y.out, x.out, c], [], {
-        ...common, kind: config.class_name === 'MaxPooling2D' ? 'maxpool' : 'avgpool', pool: [ph, pw], strides: [sh, sw],
+        ...common,
+        kind: config.class_name === 'MaxPooling2D' ? 'maxpool' : 'avgpool',
+        pool: [ph, pw],
+        strides: [sh, sw],
         pad: [y.before, y.after, x.before, x.after],
       });
     }
@@ -139,7 +175,14 @@ export function resolveLayer(config: LayerConfig, inputShape: Shape): ResolvedLa
       const useBias = cfg.use_bias !== false;
       const weights: WeightSpec[] = [{ name: 'kernel', shape: [inputShape[0], units], variable: true }];
       if (useBias) weights.push({ name: 'bias', shape: [units], variable: true });
-      return done([units], weights, { ...common, kind: 'dense', activation: activationName(cfg), inFeatures: inputShape[0], units, useBias });
+      return done([units], weights, {
+        ...common,
+        kind: 'dense',
+        activation: activationName(cfg),
+        inFeatures: inputShape[0],
+        units,
+        useBias,
+      });
     }
     case 'Dropout':
       return done(inputShape, [], { ...common, kind: 'dropout', rate: Number(cfg.rate ?? 0) });
@@ -153,10 +196,16 @@ export function resolveLayer(config: LayerConfig, inputShape: Shape): ResolvedLa
       return done(inputShape, [], { ...common, kind: 'activation', activation: max === 6 ? 'relu6' : 'relu' });
     }
     case 'LeakyReLU':
-      return done(inputShape, [], { ...common, kind: 'activation', activation: 'leaky_relu', alpha: Number(cfg.alpha ?? cfg.negative_slope ?? 0.3) });
+      return done(inputShape, [], {
+        ...common,
+        kind: 'activation',
+        activation: 'leaky_relu',
+        alpha: Number(cfg.alpha ?? cfg.negative_slope ?? 0.3),
+      });
     case 'BatchNormalization': {
-      const axis = Array.isArray(cfg.axis) ? cfg.axis[0] : cfg.axis ?? -1;
-      if (axis !== -1 && axis !== inputShape.length) throw new LayerConfigError(`layer '${name}': BatchNormalization over axis ${String(axis)} is not supported (channels only)`);
+      const axis = Array.isArray(cfg.axis) ? cfg.axis[0] : (cfg.axis ?? -1);
+      if (axis !== -1 && axis !== inputShape.length)
+        throw new LayerConfigError(`layer '${name}': BatchNormalization over axis ${String(axis)} is not supported (channels only)`);
       const c = inputShape[inputShape.length - 1];
       const center = cfg.center !== false;
       const scale = cfg.scale !== false;
@@ -164,7 +213,15 @@ export function resolveLayer(config: LayerConfig, inputShape: Shape): ResolvedLa
       if (scale) weights.push({ name: 'gamma', shape: [c], variable: true });
       if (center) weights.push({ name: 'beta', shape: [c], variable: true });
       weights.push({ name: 'moving_mean', shape: [c], variable: false }, { name: 'moving_variance', shape: [c], variable: false });
-      return done(inputShape, weights, { ...common, kind: 'batchnorm', inChannels: c, epsilon: Number(cfg.epsilon ?? 1e-3), momentum: Number(cfg.momentum ?? 0.99), center, scale });
+      return done(inputShape, weights, {
+        ...common,
+        kind: 'batchnorm',
+        inChannels: c,
+        epsilon: Number(cfg.epsilon ?? 1e-3),
+        momentum: Number(cfg.momentum ?? 0.99),
+        center,
+        scale,
+      });
     }
     case 'ZeroPadding2D': {
       requireRank(name, inputShape, 3);

@@ -1,18 +1,22 @@
-import { native, type NativeModel, type EngineLayerSpec } from '../engine/native.js';
 import type { Dataset } from '../data/types.js';
+import { type EngineLayerSpec, type NativeModel, native } from '../engine/native.js';
 import type { LayerConfig, LayerWeights, SequentialConfig, Shape, WeightTensor } from '../keras-format/config.js';
-import { nameLayers } from './layers.js';
-import { resolveChain, LayerConfigError, type ResolvedLayer } from './resolve.js';
-import { preprocessingSpec, type Preprocessing } from './preprocessing.js';
-import { resolveOptimizer, type OptimizerSpec } from './optimizers.js';
-import { countParams, formatSummary, type ParamCounts } from './summary.js';
-import { fit, evaluate, type FitOptions, type EvaluateResult } from '../training/fit.js';
+import { type EvaluateResult, evaluate, type FitOptions, fit } from '../training/fit.js';
 import type { History } from '../training/history.js';
+import { nameLayers } from './layers.js';
+import { type OptimizerSpec, resolveOptimizer } from './optimizers.js';
+import { type Preprocessing, preprocessingSpec } from './preprocessing.js';
+import { LayerConfigError, type ResolvedLayer, resolveChain } from './resolve.js';
+import { countParams, formatSummary, type ParamCounts } from './summary.js';
 
 /** Keras losses: categorical takes one-hot label rows, sparse categorical integer class indices. */
 export type LossName =
-  | 'binaryCrossentropy' | 'categoricalCrossentropy' | 'sparseCategoricalCrossentropy'
-  | 'binary_crossentropy' | 'categorical_crossentropy' | 'sparse_categorical_crossentropy';
+  | 'binaryCrossentropy'
+  | 'categoricalCrossentropy'
+  | 'sparseCategoricalCrossentropy'
+  | 'binary_crossentropy'
+  | 'categorical_crossentropy'
+  | 'sparse_categorical_crossentropy';
 
 export interface CompileOptions {
   /** 'adam', 'sgd', 'rmsprop' (Keras defaults) or settings, e.g. `optimizers.sgd({ momentum: 0.9 })`. */
@@ -64,7 +68,9 @@ export class Sequential {
     const declared = named[0].config.batch_input_shape as (number | null)[] | undefined;
     const inputShape = options.inputShape ?? declared?.slice(1);
     if (!inputShape || inputShape.some((d) => typeof d !== 'number' || d <= 0)) {
-      throw new LayerConfigError(`the first layer ('${named[0].config.name}') needs inputShape, e.g. [300, 300, 3]; got ${JSON.stringify(inputShape ?? null)}`);
+      throw new LayerConfigError(
+        `the first layer ('${named[0].config.name}') needs inputShape, e.g. [300, 300, 3]; got ${JSON.stringify(inputShape ?? null)}`,
+      );
     }
     this.inputShape = inputShape as number[];
     const layers = named.filter((c) => c.class_name !== 'InputLayer');
@@ -86,7 +92,8 @@ export class Sequential {
   /** Index of a layer by name (Keras `model.get_layer(name)`). */
   layerIndex(name: string): number {
     const i = this.resolved.findIndex((l) => l.config.config.name === name);
-    if (i < 0) throw new Error(`model '${this.name}' has no layer '${name}' (layers: ${this.resolved.map((l) => l.config.config.name).join(', ')})`);
+    if (i < 0)
+      throw new Error(`model '${this.name}' has no layer '${name}' (layers: ${this.resolved.map((l) => l.config.config.name).join(', ')})`);
     return i;
   }
 
@@ -118,7 +125,7 @@ export class Sequential {
     const loss = Object.hasOwn(SNAKE_LOSS, options.loss) ? SNAKE_LOSS[options.loss] : undefined;
     if (!loss) throw new Error(`unknown loss '${String(options.loss)}': use one of ${Object.keys(SNAKE_LOSS).join(', ')}`);
     const optimizer = resolveOptimizer(options.optimizer);
-    if (options.metrics && options.metrics.some((m) => m !== 'accuracy')) throw new Error(`only the 'accuracy' metric is supported`);
+    if (options.metrics?.some((m) => m !== 'accuracy')) throw new Error(`only the 'accuracy' metric is supported`);
     this.engine.compile({ loss, ...optimizer });
     this.compileOptions = options;
   }
@@ -139,7 +146,11 @@ export class Sequential {
    * Outputs for a batch of NHWC inputs (uint8 pixels, or float32 outputs of layer `fromLayer - 1`).
    * `toLayer` (exclusive) cuts the model, e.g. to extract features of a frozen base.
    */
-  async predict(x: Uint8Array | Float32Array, shape: Shape, options: { fromLayer?: number; toLayer?: number; bf16?: boolean } = {}): Promise<{ output: Float32Array; shape: Shape }> {
+  async predict(
+    x: Uint8Array | Float32Array,
+    shape: Shape,
+    options: { fromLayer?: number; toLayer?: number; bf16?: boolean } = {},
+  ): Promise<{ output: Float32Array; shape: Shape }> {
     const from = options.fromLayer ?? 0;
     const to = options.toLayer ?? this.resolved.length;
     this.checkInput(shape, from);
@@ -168,12 +179,16 @@ export class Sequential {
     const i = typeof layer === 'number' ? layer : this.layerIndex(layer);
     const r = this.resolved[i];
     if (values.length !== r.weights.length) {
-      throw new Error(`layer '${r.config.config.name}' has ${r.weights.length} weights (${r.weights.map((w) => w.name).join(', ') || 'none'}), got ${values.length}`);
+      throw new Error(
+        `layer '${r.config.config.name}' has ${r.weights.length} weights (${r.weights.map((w) => w.name).join(', ') || 'none'}), got ${values.length}`,
+      );
     }
     values.forEach((v, k) => {
       const expected = r.weights[k].shape.reduce((a, b) => a * b, 1);
       if (v.length !== expected) {
-        throw new Error(`layer '${r.config.config.name}' weight '${r.weights[k].name}' needs shape [${r.weights[k].shape.join(', ')}] (${expected} values), got ${v.length} values`);
+        throw new Error(
+          `layer '${r.config.config.name}' weight '${r.weights[k].name}' needs shape [${r.weights[k].shape.join(', ')}] (${expected} values), got ${v.length} values`,
+        );
       }
     });
     this.engine.setWeights(this.engineIndex(i), values);
@@ -181,12 +196,18 @@ export class Sequential {
 
   /** All weights, grouped by layer, in Keras layout and order. */
   getWeights(): LayerWeights[] {
-    return this.resolved.map((r, i) => ({ layerName: r.config.config.name, weights: this.getLayerWeights(i) })).filter((l) => l.weights.length > 0);
+    return this.resolved
+      .map((r, i) => ({ layerName: r.config.config.name, weights: this.getLayerWeights(i) }))
+      .filter((l) => l.weights.length > 0);
   }
 
   /** Loads weights by layer name (shapes checked); layers not mentioned keep their values. */
   setWeights(layers: LayerWeights[]): void {
-    for (const l of layers) this.setLayerWeights(l.layerName, l.weights.map((w) => w.data));
+    for (const l of layers)
+      this.setLayerWeights(
+        l.layerName,
+        l.weights.map((w) => w.data),
+      );
   }
 
   /** The native model (created on first use). */

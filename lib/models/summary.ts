@@ -33,14 +33,24 @@ export function formatSummary(modelName: string, layers: ResolvedLayer[]): strin
   const cell = (text: string, w: number) => text.padEnd(w);
   const total = Math.max(65, width[0] + width[1] + width[2]);
   const rule = (ch: string) => ch.repeat(total);
-  const lines = [`Model: "${modelName}"`, rule('_'), ' ' + cell('Layer (type)', width[0] - 1) + cell('Output Shape', width[1]) + 'Param #', rule('=')];
+  const lines = [
+    `Model: "${modelName}"`,
+    rule('_'),
+    ` ${cell('Layer (type)', width[0] - 1)}${cell('Output Shape', width[1])}Param #`,
+    rule('='),
+  ];
   layers.forEach((layer, i) => {
     const params = layer.weights.reduce((a, w) => a + count(w.shape), 0);
-    lines.push(' ' + cell(names[i], width[0] - 1) + cell(shapes[i], width[1]) + String(params));
+    lines.push(` ${cell(names[i], width[0] - 1)}${cell(shapes[i], width[1])}${String(params)}`);
     if (i < layers.length - 1) lines.push('');
   });
   const totals = countParams(layers);
-  lines.push(rule('='), `Total params: ${thousands(totals.total)}`, `Trainable params: ${thousands(totals.trainable)}`,
-    `Non-trainable params: ${thousands(totals.nonTrainable)}`, rule('_'));
+  lines.push(
+    rule('='),
+    `Total params: ${thousands(totals.total)}`,
+    `Trainable params: ${thousands(totals.trainable)}`,
+    `Non-trainable params: ${thousands(totals.nonTrainable)}`,
+    rule('_'),
+  );
   return lines.join('\n');
 }

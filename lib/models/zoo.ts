@@ -13,7 +13,12 @@ export function experimentCnnLayers(inputShape: Shape = [300, 300, 3]): LayerCon
     out.push(layers.conv2d({ filters, kernelSize: 3, activation: 'relu', ...(i === 0 ? { inputShape } : {}) }));
     out.push(layers.maxPooling2d({ poolSize: 2 }));
   });
-  out.push(layers.flatten(), layers.dense({ units: 512, activation: 'relu' }), layers.dense({ units: 32, activation: 'relu' }), layers.dense({ units: 1, activation: 'sigmoid' }));
+  out.push(
+    layers.flatten(),
+    layers.dense({ units: 512, activation: 'relu' }),
+    layers.dense({ units: 32, activation: 'relu' }),
+    layers.dense({ units: 1, activation: 'sigmoid' }),
+  );
   return out;
 }
 

@@ -2,12 +2,13 @@
  * The files TransferLab downloads, with where to get them and how to check them (values and
  * sources in docs/experiment.md), plus fetching into `<cacheDir>/downloads/` and finding copies already on disk.
  */
+
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promises as fs } from 'node:fs';
 import { resolveCacheDir } from '../util/cache-dir.js';
 import { formatBytes } from '../util/progress-bar.js';
-import { DownloadError, downloadFile, verifyFile, type DownloadOptions, type Expectation } from './download.js';
+import { DownloadError, type DownloadOptions, downloadFile, type Expectation, verifyFile } from './download.js';
 
 export interface Artifact {
   id: string;
@@ -49,9 +50,7 @@ export const ARTIFACTS: ArtifactTable = {
     id: 'cats_vs_dogs',
     description: 'Microsoft Kaggle cats and dogs archive (PetImages), as used by tfds cats_vs_dogs',
     fileName: 'kagglecatsanddogs_5340.zip',
-    urls: [
-      'https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip',
-    ],
+    urls: ['https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip'],
     size: 824_887_076,
     // UNVERIFIED (docs/experiment.md): from two third-party sources that agree; tfds records only the older,
     // now-404 kagglecatsanddogs_3367a.zip. Override with fetchArtifact's `expect` if it proves wrong.

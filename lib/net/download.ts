@@ -6,13 +6,14 @@
  * leaves a file that looks finished. A `.part` left behind (Ctrl-C, lost connection, full disk) is
  * resumed with an HTTP Range request next time.
  */
-import http from 'node:http';
-import https from 'node:https';
+
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 import { writeJsonAtomic } from '../util/atomic.js';
-import { ProgressBar, formatBytes, type ProgressStream } from '../util/progress-bar.js';
+import { formatBytes, ProgressBar, type ProgressStream } from '../util/progress-bar.js';
 
 export interface DownloadOptions {
   url: string;
@@ -129,12 +130,7 @@ export async function downloadFile(options: DownloadOptions): Promise<string> {
         const outcome = await transfer(opts, part, offset);
         usedResume = usedResume || outcome.resumed;
       } catch (error) {
-        if (
-          error instanceof TransferInterrupted &&
-          error.progressed &&
-          resumesLeft > 0 &&
-          !opts.signal?.aborted
-        ) {
+        if (error instanceof TransferInterrupted && error.progressed && resumesLeft > 0 && !opts.signal?.aborted) {
           resumesLeft -= 1;
           resumeAttempt += 1;
           warn(`download of ${url} broke off (${error.reason}); resuming (attempt ${resumeAttempt}).`);
@@ -182,11 +178,7 @@ export function partPath(destination: string): string {
  * Checks size, then checksums with one streaming pass over the file. With `useStamp`, a stamp
  * written after an earlier successful check (same size and mtime) spares re-hashing large files.
  */
-export async function verifyFile(
-  file: string,
-  expect: Expectation,
-  options: { useStamp?: boolean } = {},
-): Promise<VerifyResult> {
+export async function verifyFile(file: string, expect: Expectation, options: { useStamp?: boolean } = {}): Promise<VerifyResult> {
   const stat = await fs.stat(file);
   const problems: string[] = [];
   if (expect.size !== undefined && stat.size !== expect.size) {
@@ -228,7 +220,9 @@ export async function hashFile(
 // ---------------------------------------------------------------------------------------------
 // Transfer
 
-type Normalised = Required<Pick<DownloadOptions, 'url' | 'destination' | 'stallTimeoutMs' | 'maxRedirects' | 'maxResumes' | 'retryDelayMs' | 'progressStream'>> &
+type Normalised = Required<
+  Pick<DownloadOptions, 'url' | 'destination' | 'stallTimeoutMs' | 'maxRedirects' | 'maxResumes' | 'retryDelayMs' | 'progressStream'>
+> &
   Omit<DownloadOptions, 'url' | 'destination' | 'stallTimeoutMs' | 'maxRedirects' | 'maxResumes' | 'retryDelayMs' | 'progressStream'> & {
     label: string;
   };
@@ -336,7 +330,12 @@ async function transfer(opts: Normalised, part: string, offset: number): Promise
     const range = parseContentRange(res.headers['content-range']);
     if (!range || range.start !== offset) {
       res.destroy();
-      if (offset === 0) throw new HttpStatusError(status, `unrequested partial content (${res.headers['content-range'] ?? 'no Content-Range'})`, response.finalUrl);
+      if (offset === 0)
+        throw new HttpStatusError(
+          status,
+          `unrequested partial content (${res.headers['content-range'] ?? 'no Content-Range'})`,
+          response.finalUrl,
+        );
       // A range we did not ask for: do not guess how it lines up; start again from zero.
       await removeQuietly(part);
       return transfer(opts, part, 0);
@@ -514,7 +513,10 @@ function requestOnce(url: string, offset: number, opts: Normalised): Promise<Ope
       settled = true;
       opts.signal?.removeEventListener('abort', onAbort);
       if (opts.signal?.aborted) reject(abortError());
-      else reject(new TransferInterrupted(timedOut ? stallReason(opts) : describeNetworkError(error), false, errorCode(error), { cause: error }));
+      else
+        reject(
+          new TransferInterrupted(timedOut ? stallReason(opts) : describeNetworkError(error), false, errorCode(error), { cause: error }),
+        );
     });
     req.end();
   });
@@ -716,10 +718,14 @@ async function removeQuietly(file: string): Promise<void> {
 function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }
 

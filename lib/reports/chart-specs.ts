@@ -1,7 +1,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { Config } from 'vega-lite/build/src/config.js';
-import { CHART_FONT_STACK } from './fonts.js';
 import { seriesLabels } from './file-names.js';
+import { CHART_FONT_STACK } from './fonts.js';
 import type { ModelRunSummary, RunSummary } from './types.js';
 
 /** Vega-Lite specifications of the report's charts. Pure data → spec; rendering is in charts.ts. */
@@ -156,7 +156,19 @@ export function trainingSpec(model: ModelRunSummary, label: string = model.label
         // Stroke symbols, so the legend shows the dash that tells the series apart in greyscale.
         legend: { symbolType: 'stroke', symbolSize: 400, symbolStrokeWidth: 2.5 },
       },
-      strokeDash: { field: 'split', type: 'nominal' as const, title: null, sort: [...SPLITS], scale: { domain: [...SPLITS], range: [[5, 3], [1, 0]] } },
+      strokeDash: {
+        field: 'split',
+        type: 'nominal' as const,
+        title: null,
+        sort: [...SPLITS],
+        scale: {
+          domain: [...SPLITS],
+          range: [
+            [5, 3],
+            [1, 0],
+          ],
+        },
+      },
     },
   });
   return {

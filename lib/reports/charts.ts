@@ -1,13 +1,13 @@
+import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { Resvg } from '@resvg/resvg-js';
-import { CHART_FONT_FAMILY, findChartFontFiles } from './fonts.js';
-import { comparisonSpec, hasHistory, trainingSpec, type ComparisonMetric } from './chart-specs.js';
+import { type ComparisonMetric, comparisonSpec, hasHistory, trainingSpec } from './chart-specs.js';
 import { modelFileStems, seriesLabels, trainingChartName } from './file-names.js';
+import { CHART_FONT_FAMILY, findChartFontFiles } from './fonts.js';
 import type { RunSummary } from './types.js';
 
-export { comparisonSpec, trainingSpec, hasHistory, COMPARISON_TITLES, seriesPoints } from './chart-specs.js';
 export type { ComparisonMetric } from './chart-specs.js';
+export { COMPARISON_TITLES, comparisonSpec, hasHistory, seriesPoints, trainingSpec } from './chart-specs.js';
 
 /** Rendering of the report's charts: Vega-Lite → Vega → SVG (headless, no canvas) → PNG (resvg). */
 

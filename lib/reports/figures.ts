@@ -20,7 +20,8 @@ export function lowest(values: readonly number[]): EpochFigure | undefined {
 
 /** The highest per-epoch val_accuracy and its epoch: recorded, or (older summaries) read off the history. */
 export function bestAccuracy(m: ModelRunSummary): EpochFigure | undefined {
-  if (m.bestAccuracy && isFiniteNumber(m.bestAccuracy.val_accuracy)) return { value: m.bestAccuracy.val_accuracy, epoch: m.bestAccuracy.epoch };
+  if (m.bestAccuracy && isFiniteNumber(m.bestAccuracy.val_accuracy))
+    return { value: m.bestAccuracy.val_accuracy, epoch: m.bestAccuracy.epoch };
   let best: EpochFigure | undefined;
   (m.history?.val_accuracy ?? []).forEach((value, i) => {
     if (isFiniteNumber(value) && (!best || value > best.value)) best = { value, epoch: i + 1 };

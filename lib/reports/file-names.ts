@@ -8,7 +8,11 @@ import type { ModelRunSummary } from './types.js';
 export function modelFileStems(models: readonly Pick<ModelRunSummary, 'name'>[]): string[] {
   const used = new Set<string>();
   return models.map((model, index) => {
-    const base = model.name.replace(/[^A-Za-z0-9_-]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 64) || `model${index + 1}`;
+    const base =
+      model.name
+        .replace(/[^A-Za-z0-9_-]+/g, '_')
+        .replace(/^_+|_+$/g, '')
+        .slice(0, 64) || `model${index + 1}`;
     let stem = base;
     for (let n = 2; used.has(stem.toLowerCase()); n++) stem = `${base}_${n}`;
     // Case-insensitive, because two stems differing only in case collide on macOS and Windows.

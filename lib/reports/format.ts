@@ -19,7 +19,9 @@ export function formatLoss(value: number | undefined): string {
 /** Thousands separated with commas regardless of locale, so outputs are reproducible. */
 export function formatInteger(value: number | undefined): string {
   if (!isFiniteNumber(value)) return MISSING;
-  return Math.round(value).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return Math.round(value)
+    .toString()
+    .replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
 /** Seconds, compact: "8.4 s", "39.4 s", "3 m 05 s", "1 h 02 m". */

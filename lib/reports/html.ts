@@ -1,9 +1,28 @@
 import { escapeHtml as e } from './escape.js';
-import { modelFileStems, seriesLabels, trainingChartName } from './file-names.js';
-import { formatAccuracy, formatBytes, formatInteger, formatLoss, formatSeconds, formatShare, isFiniteNumber, mean, MISSING, sum } from './format.js';
 import { bestAccuracy, lowest } from './figures.js';
+import { modelFileStems, seriesLabels, trainingChartName } from './file-names.js';
+import {
+  formatAccuracy,
+  formatBytes,
+  formatInteger,
+  formatLoss,
+  formatSeconds,
+  formatShare,
+  isFiniteNumber,
+  MISSING,
+  mean,
+  sum,
+} from './format.js';
 import { REPORT_CSS } from './html-style.js';
-import type { ConfusionMatrix, DatasetSummary, ModelRunSummary, ModelTimings, RunSummary, ValidationSummary, WrongPrediction } from './types.js';
+import type {
+  ConfusionMatrix,
+  DatasetSummary,
+  ModelRunSummary,
+  ModelTimings,
+  RunSummary,
+  ValidationSummary,
+  WrongPrediction,
+} from './types.js';
 
 /**
  * The run report: one self-contained HTML file. Charts are inline SVG, thumbnails data: URIs, the
@@ -97,7 +116,9 @@ function resultsNote(validation: ValidationSummary | undefined): string {
   const examples = isFiniteNumber(validation?.examples) ? ` (${formatInteger(validation!.examples)} images)` : '';
   const perEpoch = validation?.window
     ? `a window of ${formatInteger(validation.window.steps)} batches of ${formatInteger(validation.window.batchSize)} (${formatInteger(validation.window.steps * validation.window.batchSize)} images) drawn from the repeating validation stream, a different window each epoch (<code>--faithful</code>, the original's <code>validation_steps</code>), so they differ from figures on the whole split`
-    : validation ? `the whole validation split${examples}` : 'the validation data';
+    : validation
+      ? `the whole validation split${examples}`
+      : 'the validation data';
   return `<p class="muted note">Best val_accuracy, lowest val_loss and last epoch are per-epoch figures, measured on ${perEpoch}.
 The checkpoint <code>best/</code> holds the weights of the epoch with the lowest val_loss (Keras's <code>ModelCheckpoint</code>, <code>save_best_only</code>): <code>transferlab predict</code> loads it, and each model's confusion matrix and misclassified images below come from it, evaluated on the whole validation split${examples}.
 Wall time includes reading and decoding the data (done once per run, counted in each model that needed it) and, for a model on a frozen base, extracting its features.</p>`;
@@ -107,11 +128,15 @@ Wall time includes reading and decoding the data (done once per run, counted in 
 function headline(models: ModelRunSummary[], labels: string[]): string {
   const onCheckpoint = models.every((m) => m.error || isFiniteNumber(m.checkpoint?.val_accuracy));
   const ranked = models
-    .map((m, i) => ({ label: labels[i]!, acc: onCheckpoint ? m.checkpoint?.val_accuracy : bestAccuracy(m)?.value, failed: Boolean(m.error) }))
+    .map((m, i) => ({
+      label: labels[i]!,
+      acc: onCheckpoint ? m.checkpoint?.val_accuracy : bestAccuracy(m)?.value,
+      failed: Boolean(m.error),
+    }))
     .filter((r) => !r.failed && isFiniteNumber(r.acc))
     .sort((a, b) => b.acc! - a.acc!);
   if (ranked.length < 2) return '';
-  const [first, second] = ranked as [typeof ranked[0], typeof ranked[0]];
+  const [first, second] = ranked as [(typeof ranked)[0], (typeof ranked)[0]];
   const points = ((first.acc! - second.acc!) * 100).toFixed(1);
   const claim = onCheckpoint
     ? `<strong>${e(first.label)}</strong>'s checkpoint best/ scores ${formatAccuracy(first.acc)} on the whole validation split`
@@ -140,7 +165,9 @@ function wallTime(m: ModelRunSummary): string {
   const perStep = isFiniteNumber(m.msPerStep) ? `<div class="sub">${m.msPerStep.toFixed(0)} ms/step</div>` : '';
   const t = m.timings;
   if (t) {
-    const parts = timingParts(t).map(([what, value]) => `<div class="sub">${e(what)} ${formatSeconds(value)}</div>`).join('');
+    const parts = timingParts(t)
+      .map(([what, value]) => `<div class="sub">${e(what)} ${formatSeconds(value)}</div>`)
+      .join('');
     return `${formatSeconds(t.totalSeconds)}${parts}${perEpoch}${perStep}`;
   }
   return seconds.length > 0 ? `${formatSeconds(sum(seconds))}<div class="sub">epochs only</div>${perEpoch}${perStep}` : MISSING;
@@ -166,16 +193,20 @@ function chartFigure(chart: ReportChart | undefined, what: string): string {
   if (!chart) return `<figure class="chart"><p class="muted">No ${e(what.toLowerCase())} chart.</p></figure>`;
   const svg = chart.svg.trim();
   const plain = /^<svg[\s>]/i.test(svg) && /<\/svg>$/i.test(svg) && !/<script|<foreignObject|\son[a-z]+\s*=|javascript:/i.test(svg);
-  const body = plain
-    ? svg
-    : `<img alt="${e(what)}" src="data:image/svg+xml;base64,${Buffer.from(svg, 'utf8').toString('base64')}">`;
+  const body = plain ? svg : `<img alt="${e(what)}" src="data:image/svg+xml;base64,${Buffer.from(svg, 'utf8').toString('base64')}">`;
   return `<figure class="chart" id="chart-${e(chart.name)}">${body}</figure>`;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Per model
 
-function modelSection(m: ModelRunSummary, label: string, stem: string, chart: ReportChart | undefined, validation: ValidationSummary | undefined): string {
+function modelSection(
+  m: ModelRunSummary,
+  label: string,
+  stem: string,
+  chart: ReportChart | undefined,
+  validation: ValidationSummary | undefined,
+): string {
   const p = m.params ?? { total: NaN, trainable: NaN, nonTrainable: NaN };
   const c = m.checkpoint;
   const evaluated = c ? `: checkpoint ${e(c.name)}/ (epoch ${formatInteger(c.epoch)}) on the whole validation split` : ' (validation)';
@@ -195,10 +226,14 @@ ${m.mostConfidentlyWrong && m.mostConfidentlyWrong.length > 0 ? `<h3>Most confid
 
 function timingFacts(t: ModelTimings): string {
   const names: Record<string, string> = {
-    data: 'Reading and decoding the data', features: 'Feature extraction (frozen base)', training: 'Training (epochs with validation)',
+    data: 'Reading and decoding the data',
+    features: 'Feature extraction (frozen base)',
+    training: 'Training (epochs with validation)',
     evaluation: 'Evaluation of the checkpoint',
   };
-  const rows = timingParts(t).map(([what, value]) => `<dt>${e(names[what]!)}</dt><dd>${formatSeconds(value)}</dd>`).join('');
+  const rows = timingParts(t)
+    .map(([what, value]) => `<dt>${e(names[what]!)}</dt><dd>${formatSeconds(value)}</dd>`)
+    .join('');
   return `<dl class="facts">${rows}<dt>Total</dt><dd><strong>${formatSeconds(t.totalSeconds)}</strong></dd></dl>`;
 }
 
@@ -243,7 +278,10 @@ ${items
 
 /** A path that may wrap after its separators only, never inside a name. */
 function pathWithBreaks(text: string): string {
-  return text.split(/(?<=[/\\:])/).map(e).join('<wbr>');
+  return text
+    .split(/(?<=[/\\:])/)
+    .map(e)
+    .join('<wbr>');
 }
 
 /** A data: URI for a base64 thumbnail, or undefined when the text is not base64 (never trusted as a URL). */
@@ -324,7 +362,11 @@ ${keyValueTable(Object.entries(summary.environment ?? {}))}
 }
 
 /** Source flags of `compare`, in the order it checks them. */
-const SOURCE_FLAGS: [string, string][] = [['imageFolder', '--image-folder'], ['dataDir', '--data-dir'], ['archive', '--archive']];
+const SOURCE_FLAGS: [string, string][] = [
+  ['imageFolder', '--image-folder'],
+  ['dataDir', '--data-dir'],
+  ['archive', '--archive'],
+];
 
 /**
  * The settings as they took effect: unset options are left out, and the data source actually
@@ -334,7 +376,11 @@ function configurationRows(summary: RunSummary): [string, unknown][] {
   const config = summary.config ?? {};
   const given = SOURCE_FLAGS.find(([key]) => typeof config[key] === 'string');
   const source = summary.dataset?.source;
-  const used = given ? `${source ?? config[given[0]]} (${given[1]})` : source !== undefined ? `${source} (cats_vs_dogs archive from the cache)` : undefined;
+  const used = given
+    ? `${source ?? config[given[0]]} (${given[1]})`
+    : source !== undefined
+      ? `${source} (cats_vs_dogs archive from the cache)`
+      : undefined;
   const rows: [string, unknown][] = used === undefined ? [] : [['data source used', used]];
   for (const [key, value] of Object.entries(config)) {
     if (value === undefined || (key === 'download' && given)) continue;

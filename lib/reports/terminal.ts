@@ -1,5 +1,5 @@
-import { formatAccuracy, formatInteger, formatLoss, formatSeconds, isFiniteNumber, mean, sum } from './format.js';
 import { bestAccuracy } from './figures.js';
+import { formatAccuracy, formatInteger, formatLoss, formatSeconds, isFiniteNumber, mean, sum } from './format.js';
 import type { ModelRunSummary, RunSummary, ValidationSummary } from './types.js';
 
 /**

@@ -1,10 +1,10 @@
-import { promises as fs, existsSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { readTfjsLayersModel, writeTfjsLayersModel } from '../io/tfjs-model.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import type { OptimizerState } from '../engine/native.js';
-import { parsePreprocessing, type Preprocessing } from '../models/preprocessing.js';
-import { Sequential, type CompileOptions } from '../models/sequential.js';
+import { readTfjsLayersModel, writeTfjsLayersModel } from '../io/tfjs-model.js';
+import { type Preprocessing, parsePreprocessing } from '../models/preprocessing.js';
+import { type CompileOptions, Sequential } from '../models/sequential.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 
 /**
  * A saved model is a TF.js layers model (`model.json` + shards: JSON and raw floats, nothing that
@@ -69,7 +69,8 @@ async function readOptimizerState(dir: string): Promise<OptimizerState | undefin
   const slots = header.slots ?? 2;
   const bytes = await fs.readFile(path.join(dir, OPTIMIZER_BIN));
   const expected = header.entries.reduce((a, e) => a + slots * e.length, 0) * 4;
-  if (bytes.length !== expected) throw new Error(`${path.join(dir, OPTIMIZER_BIN)} has ${bytes.length} bytes, expected ${expected}: the optimizer state is damaged`);
+  if (bytes.length !== expected)
+    throw new Error(`${path.join(dir, OPTIMIZER_BIN)} has ${bytes.length} bytes, expected ${expected}: the optimizer state is damaged`);
   const floats = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
   let offset = 0;
   const moments = header.entries.map((e) => {
@@ -95,10 +96,22 @@ export async function saveModel(model: Sequential, dir: string, options: SaveOpt
   for (const name of stale) await fs.rm(path.join(parent, name), { recursive: true, force: true });
   await fs.mkdir(staging, { recursive: true });
   const config = model.toConfig();
-  await writeTfjsLayersModel(staging, { name: model.name, layers: config.config.layers, inputShape: model.inputShape, weights: model.getWeights() });
+  await writeTfjsLayersModel(staging, {
+    name: model.name,
+    layers: config.config.layers,
+    inputShape: model.inputShape,
+    weights: model.getWeights(),
+  });
   const metadata: ModelMetadata = {
-    format: 'transferlab-model', version: 1, name: model.name, preprocessing: model.preprocessing, seed: model.seed,
-    classNames: options.classNames, compile: model.compiled, baseLayers: options.baseLayers, extra: options.extra,
+    format: 'transferlab-model',
+    version: 1,
+    name: model.name,
+    preprocessing: model.preprocessing,
+    seed: model.seed,
+    classNames: options.classNames,
+    compile: model.compiled,
+    baseLayers: options.baseLayers,
+    extra: options.extra,
   };
   await writeJsonAtomic(path.join(staging, METADATA_FILE), metadata);
   if (options.includeOptimizer && model.compiled) await writeOptimizerState(staging, model.engine.getOptimizerState());
@@ -140,7 +153,12 @@ export async function loadModel(dir: string, options: { preprocessing?: Preproce
   const metadata = await readMetadata(root);
   const stored = await readTfjsLayersModel(modelJson);
   const preprocessing = options.preprocessing ?? (metadata ? parsePreprocessing(metadata.preprocessing) : 'none');
-  const model = new Sequential(stored.layers, { name: metadata?.name ?? stored.name, inputShape: stored.inputShape, preprocessing, seed: metadata?.seed });
+  const model = new Sequential(stored.layers, {
+    name: metadata?.name ?? stored.name,
+    inputShape: stored.inputShape,
+    preprocessing,
+    seed: metadata?.seed,
+  });
   model.setWeights(stored.weights);
   if (metadata?.compile) {
     model.compile(metadata.compile);

@@ -1,7 +1,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Sequential } from '../models/sequential.js';
-import { recoverInterruptedSave, restoreCheckpoint, saveModel, type SaveOptions } from '../saving/persistence.js';
+import { recoverInterruptedSave, restoreCheckpoint, type SaveOptions, saveModel } from '../saving/persistence.js';
 import type { Callback, Restored } from './callbacks.js';
 import type { Logs } from './history.js';
 
@@ -36,7 +36,10 @@ export class BackupAndRestore implements Callback {
   private history: Record<string, number[]> = {};
   readonly backupDir: string;
 
-  constructor(backupDir: string, private readonly options: BackupAndRestoreOptions = {}) {
+  constructor(
+    backupDir: string,
+    private readonly options: BackupAndRestoreOptions = {},
+  ) {
     this.backupDir = path.resolve(backupDir);
   }
 
@@ -52,7 +55,9 @@ export class BackupAndRestore implements Callback {
     const metadata = JSON.parse(await fs.readFile(file, 'utf8')) as { extra?: { resume?: BackupState } };
     const state = metadata.extra?.resume;
     if (!state || !Number.isInteger(state.completedEpochs)) {
-      throw new Error(`${file} records no epoch count (extra.resume.completedEpochs): it is not a backup; delete ${this.backupDir} to start over`);
+      throw new Error(
+        `${file} records no epoch count (extra.resume.completedEpochs): it is not a backup; delete ${this.backupDir} to start over`,
+      );
     }
     return state;
   }

@@ -47,7 +47,13 @@ export class ModelCheckpoint<M extends FitModel = FitModel> implements Callback 
   readonly saveBestOnly: boolean;
   readonly mode: Mode;
 
-  constructor(options: { filepath: string | ((epoch: number) => string); monitor?: string; saveBestOnly?: boolean; mode?: Mode; save: (model: M, dir: string, epoch: number) => Promise<void> }) {
+  constructor(options: {
+    filepath: string | ((epoch: number) => string);
+    monitor?: string;
+    saveBestOnly?: boolean;
+    mode?: Mode;
+    save: (model: M, dir: string, epoch: number) => Promise<void>;
+  }) {
     this.filepath = options.filepath;
     this.monitor = options.monitor ?? 'val_loss';
     this.saveBestOnly = options.saveBestOnly ?? true;
@@ -70,7 +76,8 @@ export class ModelCheckpoint<M extends FitModel = FitModel> implements Callback 
       await this.save(this.model!, target, epoch);
       return;
     }
-    if (value === undefined) throw new Error(`ModelCheckpoint monitors '${this.monitor}', which is not among the logs (${Object.keys(logs).join(', ')})`);
+    if (value === undefined)
+      throw new Error(`ModelCheckpoint monitors '${this.monitor}', which is not among the logs (${Object.keys(logs).join(', ')})`);
     if (Number.isFinite(value) && isBetter(this.mode, this.monitor, value, this.best)) {
       this.best = value;
       this.bestEpoch = epoch;

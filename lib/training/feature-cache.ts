@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { entryDir, type FillStep, openRecordCache } from '../data/record-cache.js';
+import { RecordDataset } from '../data/record-dataset.js';
 import type { Dataset } from '../data/types.js';
 import type { Sequential } from '../models/sequential.js';
-import { entryDir, openRecordCache, type FillStep } from '../data/record-cache.js';
-import { RecordDataset } from '../data/record-dataset.js';
 
 /**
  * Features of a frozen base, computed once per image and kept on disk as a record cache
@@ -53,7 +53,11 @@ export interface ExtractOptions {
  * Returns the features of `data` through the frozen base of `model`, computing (or finishing) the
  * cache entry first when needed.
  */
-export async function cachedFeatures(model: Sequential, data: Dataset, options: ExtractOptions): Promise<{ dataset: RecordDataset; computed: number }> {
+export async function cachedFeatures(
+  model: Sequential,
+  data: Dataset,
+  options: ExtractOptions,
+): Promise<{ dataset: RecordDataset; computed: number }> {
   const opened = await openRecordCache<never>({
     dir: entryDir(options.cacheDir, 'features', options.key),
     fileName: 'features.f32',
@@ -66,7 +70,11 @@ export async function cachedFeatures(model: Sequential, data: Dataset, options: 
     itemName: 'images',
     progress: options.progress,
   });
-  const dataset = new RecordDataset(opened.file, opened.manifest, { batchSize: data.batchSize, classNames: data.classNames, shuffleSeed: options.shuffleSeed });
+  const dataset = new RecordDataset(opened.file, opened.manifest, {
+    batchSize: data.batchSize,
+    classNames: data.classNames,
+    shuffleSeed: options.shuffleSeed,
+  });
   return { dataset, computed: opened.computed };
 }
 
@@ -83,7 +91,8 @@ async function* featureSteps(model: Sequential, data: Dataset, options: ExtractO
       const keys = Array.from({ length: n - skip }, (_, i) => batch.keys?.[skip + i] ?? String(seen + skip + i));
       yield { records: { data: out.output.subarray(skip * perExample), keys, labels: Array.from(batch.y.subarray(skip)) } };
       computed += n - skip;
-      if (options.stopAfter !== undefined && computed >= options.stopAfter) throw new Error(`feature extraction stopped after ${computed} examples (stopAfter)`);
+      if (options.stopAfter !== undefined && computed >= options.stopAfter)
+        throw new Error(`feature extraction stopped after ${computed} examples (stopAfter)`);
     }
     seen += n;
   }

@@ -1,9 +1,9 @@
 import type { Batch, Dataset } from '../data/types.js';
-import type { FitModel } from './fit-model.js';
 import type { Callback } from './callbacks.js';
+import type { FitModel } from './fit-model.js';
 import { History, type Logs } from './history.js';
-import { ProgressLogger } from './progress.js';
 import { checkLabels } from './labels.js';
+import { ProgressLogger } from './progress.js';
 import { RepeatingStream, takeBatches } from './stream.js';
 
 export interface FitOptions {
@@ -56,7 +56,13 @@ function batchSize(batch: Batch): number {
   return batch.shape[0];
 }
 
-async function evaluateBatches(model: FitModel, batches: AsyncIterable<Batch>, fromLayer: number, keepOutputs: boolean, what: string): Promise<EvaluateResult> {
+async function evaluateBatches(
+  model: FitModel,
+  batches: AsyncIterable<Batch>,
+  fromLayer: number,
+  keepOutputs: boolean,
+  what: string,
+): Promise<EvaluateResult> {
   const meter = new Meter();
   const outputs: Float32Array[] = [];
   const labels: Float32Array[] = [];
@@ -77,14 +83,21 @@ async function evaluateBatches(model: FitModel, batches: AsyncIterable<Batch>, f
   const concat = (parts: Float32Array[]) => {
     const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
     let o = 0;
-    for (const p of parts) { out.set(p, o); o += p.length; }
+    for (const p of parts) {
+      out.set(p, o);
+      o += p.length;
+    }
     return out;
   };
   return { loss: meter.loss, accuracy: meter.accuracy, examples: meter.count, outputs: concat(outputs), labels: concat(labels), keys };
 }
 
 /** Keras `model.evaluate` over a whole dataset (or `steps` batches of it). */
-export async function evaluate(model: FitModel, data: Dataset, options: { fromLayer?: number; steps?: number } = {}): Promise<EvaluateResult> {
+export async function evaluate(
+  model: FitModel,
+  data: Dataset,
+  options: { fromLayer?: number; steps?: number } = {},
+): Promise<EvaluateResult> {
   if (!model.compiled) throw new Error(`compile() model '${model.name}' before evaluate()`);
   const stream = options.steps !== undefined ? new RepeatingStream(data) : undefined;
   try {
@@ -99,8 +112,12 @@ export async function evaluate(model: FitModel, data: Dataset, options: { fromLa
  * resumed run sees the same batches (stream windows, shuffle passes) as one that never stopped.
  */
 async function advanceStreams(
-  trainStream: RepeatingStream | undefined, steps: number | undefined,
-  validData: Dataset | undefined, validStream: RepeatingStream | undefined, validationSteps: number | undefined, epochs: number,
+  trainStream: RepeatingStream | undefined,
+  steps: number | undefined,
+  validData: Dataset | undefined,
+  validStream: RepeatingStream | undefined,
+  validationSteps: number | undefined,
+  epochs: number,
 ): Promise<void> {
   // One pass per epoch needs nothing: epoch e reads pass e.
   const advance = async (stream: RepeatingStream | undefined, n: number | undefined) => {
@@ -137,7 +154,8 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
   const validStream = validData && options.validationSteps !== undefined ? new RepeatingStream(validData) : undefined;
   model.stopTraining = false;
   try {
-    if (initialEpoch > 0 && initialEpoch < epochs) await advanceStreams(trainStream, options.stepsPerEpoch, validData, validStream, options.validationSteps, initialEpoch);
+    if (initialEpoch > 0 && initialEpoch < epochs)
+      await advanceStreams(trainStream, options.stepsPerEpoch, validData, validStream, options.validationSteps, initialEpoch);
     for (const cb of callbacks) await cb.onTrainBegin?.({ epochs, initialEpoch });
     for (let epoch = initialEpoch; epoch < epochs && !model.stopTraining; epoch++) {
       for (const cb of callbacks) await cb.onEpochBegin?.(epoch);
@@ -161,7 +179,13 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
       }
       const logs: Logs = { loss: meter.loss, accuracy: meter.accuracy };
       if (validData) {
-        const v = await evaluateBatches(model, takeBatches(validData, validStream, options.validationSteps), fromLayer, false, `validation of epoch ${epoch + 1},`);
+        const v = await evaluateBatches(
+          model,
+          takeBatches(validData, validStream, options.validationSteps),
+          fromLayer,
+          false,
+          `validation of epoch ${epoch + 1},`,
+        );
         logs.val_loss = v.loss;
         logs.val_accuracy = v.accuracy;
       }

@@ -9,18 +9,22 @@ import type { FitModel } from './fit-model.js';
 export function checkLabels(model: FitModel, y: Float32Array, examples: number, where: string): void {
   const loss = model.compiled?.loss;
   if (!loss) return;
-  const snake = loss.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
+  const snake = loss.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
   const classes = model.outputShape[model.outputShape.length - 1];
   const prefix = `model '${model.name}', ${where}:`;
   if (snake === 'categorical_crossentropy') {
     if (y.length !== examples * classes) {
       const hint = y.length === examples ? '; for integer class indices use sparseCategoricalCrossentropy' : '';
-      throw new Error(`${prefix} ${loss} needs one-hot labels, ${classes} values per example, but got ${y.length} values for ${examples} examples${hint}`);
+      throw new Error(
+        `${prefix} ${loss} needs one-hot labels, ${classes} values per example, but got ${y.length} values for ${examples} examples${hint}`,
+      );
     }
     for (let i = 0; i < examples; i++) {
       const row = y.subarray(i * classes, (i + 1) * classes);
       if (row.every((v) => v === 0 || v === 1) && row.reduce((a, b) => a + b, 0) === 1) continue;
-      throw new Error(`${prefix} label [${row.join(', ')}] of example ${i} is not one-hot: ${loss} needs one 1 and ${classes - 1} zeros per example`);
+      throw new Error(
+        `${prefix} label [${row.join(', ')}] of example ${i} is not one-hot: ${loss} needs one 1 and ${classes - 1} zeros per example`,
+      );
     }
     return;
   }

@@ -4,7 +4,8 @@ import type { Logs } from './history.js';
 /** Keras's duration format for ETA: `1:02:03`, `1:05`, `42s`. */
 export function formatEta(seconds: number): string {
   const s = Math.round(seconds);
-  if (s >= 3600) return `${Math.floor(s / 3600)}:${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+  if (s >= 3600)
+    return `${Math.floor(s / 3600)}:${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
   if (s >= 60) return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
   return `${s}s`;
 }
@@ -26,7 +27,9 @@ export function formatBar(current: number, target: number, width = 30): string {
 }
 
 export function formatLogs(logs: Logs): string {
-  return Object.entries(logs).map(([k, v]) => ` - ${k}: ${v.toFixed(4)}`).join('');
+  return Object.entries(logs)
+    .map(([k, v]) => ` - ${k}: ${v.toFixed(4)}`)
+    .join('');
 }
 
 /**
@@ -41,7 +44,10 @@ export class ProgressLogger implements Callback {
   private epochs = 0;
   private readonly tty: boolean;
 
-  constructor(private readonly out: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout, private readonly totalSteps?: () => number | undefined) {
+  constructor(
+    private readonly out: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout,
+    private readonly totalSteps?: () => number | undefined,
+  ) {
     this.tty = Boolean(out.isTTY) && process.env.TERM !== 'dumb';
   }
 
@@ -67,7 +73,9 @@ export class ProgressLogger implements Callback {
     if (target) {
       const width = String(target).length;
       const eta = (elapsed / this.steps) * (target - this.steps);
-      this.out.write(`\r${String(this.steps).padStart(width)}/${target} ${formatBar(this.steps, target)} - ETA: ${formatEta(eta)}${formatLogs(logs)}\x1b[K`);
+      this.out.write(
+        `\r${String(this.steps).padStart(width)}/${target} ${formatBar(this.steps, target)} - ETA: ${formatEta(eta)}${formatLogs(logs)}\x1b[K`,
+      );
     } else {
       this.out.write(`\r${this.steps}/Unknown - ${Math.round(elapsed)}s${formatLogs(logs)}\x1b[K`);
     }
@@ -76,6 +84,6 @@ export class ProgressLogger implements Callback {
   onEpochEnd(_epoch: number, logs: Logs): void {
     const seconds = (performance.now() - this.epochStart) / 1000;
     const line = `${this.steps}/${this.steps} ${formatBar(1, 1)} - ${Math.round(seconds)}s ${formatTimePerStep(seconds / Math.max(this.steps, 1))}${formatLogs(logs)}`;
-    this.out.write((this.tty ? '\r' : '') + line + (this.tty ? '\x1b[K' : '') + '\n');
+    this.out.write(`${(this.tty ? '\r' : '') + line + (this.tty ? '\x1b[K' : '')}\n`);
   }
 }

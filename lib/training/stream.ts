@@ -42,7 +42,12 @@ export class RepeatingStream {
 }
 
 /** `steps` batches from a stream, or pass number `pass` of the dataset when `steps` is undefined. */
-export async function* takeBatches(dataset: Dataset, stream: RepeatingStream | undefined, steps: number | undefined, pass = 0): AsyncGenerator<Batch> {
+export async function* takeBatches(
+  dataset: Dataset,
+  stream: RepeatingStream | undefined,
+  steps: number | undefined,
+  pass = 0,
+): AsyncGenerator<Batch> {
   if (stream && steps !== undefined) {
     for (let i = 0; i < steps; i++) yield await stream.next();
     return;

@@ -1,6 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 
 /** A sibling temporary name, unique per call, so that concurrent writers never share one. */
 export function temporarySibling(target: string): string {
@@ -28,5 +28,5 @@ export async function writeFileAtomic(target: string, data: string | Uint8Array)
 }
 
 export async function writeJsonAtomic(target: string, value: unknown): Promise<void> {
-  await writeFileAtomic(target, JSON.stringify(value, null, 2) + '\n');
+  await writeFileAtomic(target, `${JSON.stringify(value, null, 2)}\n`);
 }

@@ -160,13 +160,13 @@ export class ProgressBar {
     } else {
       if (now - this.lastPlainAt < this.plainIntervalMs) return;
       this.lastPlainAt = now;
-      this.stream.write(this.render(Number.MAX_SAFE_INTEGER).replace(/ \[[#-]*\]/, '') + '\n');
+      this.stream.write(`${this.render(Number.MAX_SAFE_INTEGER).replace(/ \[[#-]*\]/, '')}\n`);
     }
   }
 
   private writeLine(text: string): void {
     if (this.tty) this.stream.write(`\r${text}\x1b[K\n`);
-    else this.stream.write(text + '\n');
+    else this.stream.write(`${text}\n`);
   }
 
   private elapsedSeconds(): number {

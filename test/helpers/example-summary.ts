@@ -74,19 +74,47 @@ function model(
     best: { epoch: bestIndex + 1, val_loss: history.val_loss[bestIndex]!, val_accuracy: history.val_accuracy[bestIndex]! },
     bestAccuracy: { epoch: bestAccuracyIndex + 1, val_accuracy: history.val_accuracy[bestAccuracyIndex]! },
     final: { val_loss: history.val_loss[last]!, val_accuracy: history.val_accuracy[last]! },
-    checkpoint: { name: 'best', epoch: bestIndex + 1, val_loss: history.val_loss[bestIndex]!, val_accuracy: history.val_accuracy[bestIndex]!, examples: 4652 },
+    checkpoint: {
+      name: 'best',
+      epoch: bestIndex + 1,
+      val_loss: history.val_loss[bestIndex]!,
+      val_accuracy: history.val_accuracy[bestIndex]!,
+      examples: 4652,
+    },
     timings: {
-      dataSeconds: 120.25, featureExtractionSeconds, trainingSeconds, evaluationSeconds: 8.5,
+      dataSeconds: 120.25,
+      featureExtractionSeconds,
+      trainingSeconds,
+      evaluationSeconds: 8.5,
       totalSeconds: round4(120.25 + featureExtractionSeconds + trainingSeconds + 8.5),
     },
     params,
     epochSeconds,
     msPerStep: round4((secondsPerEpoch / 233) * 1000),
     summaryText: `Model: "${name}"\n_________________________________________________________________\n Layer (type)                Output Shape              Param #\n=================================================================\n ...\n=================================================================\nTotal params: ${params.total.toLocaleString('en-US')}\nTrainable params: ${params.trainable.toLocaleString('en-US')}\nNon-trainable params: ${params.nonTrainable.toLocaleString('en-US')}\n_________________________________________________________________`,
-    confusion: { classNames: ['cat', 'dog'], matrix: [[2326 - errors / 2, errors / 2], [errors / 2, 2326 - errors / 2]] },
+    confusion: {
+      classNames: ['cat', 'dog'],
+      matrix: [
+        [2326 - errors / 2, errors / 2],
+        [errors / 2, 2326 - errors / 2],
+      ],
+    },
     mostConfidentlyWrong: [
-      { source: 'archive.zip:PetImages/Cat/1234.jpg', key: 'PetImages/Cat/1234.jpg', trueClass: 'cat', predictedClass: 'dog', confidence: 0.998, thumbnailBase64: TINY_JPEG_BASE64 },
-      { source: 'archive.zip:PetImages/Dog/42.jpg', key: 'PetImages/Dog/42.jpg', trueClass: 'dog', predictedClass: 'cat', confidence: 0.97 },
+      {
+        source: 'archive.zip:PetImages/Cat/1234.jpg',
+        key: 'PetImages/Cat/1234.jpg',
+        trueClass: 'cat',
+        predictedClass: 'dog',
+        confidence: 0.998,
+        thumbnailBase64: TINY_JPEG_BASE64,
+      },
+      {
+        source: 'archive.zip:PetImages/Dog/42.jpg',
+        key: 'PetImages/Dog/42.jpg',
+        trueClass: 'dog',
+        predictedClass: 'cat',
+        confidence: 0.97,
+      },
     ],
   };
 }

@@ -3,8 +3,9 @@
  * names, weight names and shapes of the official VGG16 no-top file (channel counts can be shrunk
  * for speed). Values are deterministic so tests can check they come back exactly.
  */
-import h5wasm from 'h5wasm/node';
+
 import type { Group } from 'h5wasm/node';
+import h5wasm from 'h5wasm/node';
 import { h5Module } from '../../lib/io/h5.js';
 
 /** How weight names are spelled: official VGG16 file, tf.keras 2, Keras 3's legacy h5 writer. */
@@ -152,11 +153,17 @@ export async function writeKeras2H5(file: string, layers: FixtureLayer[], option
     writeStringList(root, 'backend', ['tensorflow'], strings);
     writeStringList(root, 'keras_version', ['2.15.0'], strings);
     const names = layers.map((l) => l.layerName);
-    if (layerNameChunks) splitEvenly(names, layerNameChunks).forEach((chunk, i) => writeStringList(root, `layer_names${i}`, chunk, strings));
+    if (layerNameChunks)
+      splitEvenly(names, layerNameChunks).forEach((chunk, i) => writeStringList(root, `layer_names${i}`, chunk, strings));
     else writeStringList(root, 'layer_names', names, strings);
     for (const layer of layers) {
       const group = root.create_group(layer.layerName);
-      writeStringList(group, 'weight_names', layer.weights.map((w) => w.name), strings);
+      writeStringList(
+        group,
+        'weight_names',
+        layer.weights.map((w) => w.name),
+        strings,
+      );
       for (const weight of layer.weights) {
         // Names with "/" are nested paths: `block1_conv1/kernel:0` → group block1_conv1, dataset kernel:0.
         const parts = weight.name.split('/');
@@ -190,7 +197,11 @@ export function keras3FixtureKeys(layers: FixtureLayer[]): string[] {
 }
 
 /** Writes `layers` as a Keras 3 `.weights.h5`: `layers/<key>/vars/<i>`, plus the empty root and optimizer `vars`. */
-export async function writeKeras3WeightsH5(file: string, layers: FixtureLayer[], options: { dtype?: FixtureDtype } = {}): Promise<string[]> {
+export async function writeKeras3WeightsH5(
+  file: string,
+  layers: FixtureLayer[],
+  options: { dtype?: FixtureDtype } = {},
+): Promise<string[]> {
   const { dtype = 'float32' } = options;
   const keys = keras3FixtureKeys(layers);
   const h5 = await openForWriting(file);

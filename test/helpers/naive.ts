@@ -85,7 +85,13 @@ export interface ConvOptions {
 }
 
 /** Conv2D, NHWC input, HWIO kernel, TF padding (zeros), optional bias. */
-export function conv2d(x: T, kernel: ArrayLike<number>, kshape: [number, number, number, number], bias: ArrayLike<number> | undefined, o: ConvOptions = {}): T {
+export function conv2d(
+  x: T,
+  kernel: ArrayLike<number>,
+  kshape: [number, number, number, number],
+  bias: ArrayLike<number> | undefined,
+  o: ConvOptions = {},
+): T {
   const [n, h, w, c] = x.shape;
   const [kh, kw, ci, co] = kshape;
   assert.equal(ci, c, 'conv2d: kernel in-channels');
@@ -116,7 +122,13 @@ export function conv2d(x: T, kernel: ArrayLike<number>, kshape: [number, number,
 }
 
 /** DepthwiseConv2D: kernel [kh, kw, C, M]; output channel c * M + m (TensorFlow's order). */
-export function depthwiseConv2d(x: T, kernel: ArrayLike<number>, kshape: [number, number, number, number], bias: ArrayLike<number> | undefined, o: ConvOptions = {}): T {
+export function depthwiseConv2d(
+  x: T,
+  kernel: ArrayLike<number>,
+  kshape: [number, number, number, number],
+  bias: ArrayLike<number> | undefined,
+  o: ConvOptions = {},
+): T {
   const [n, h, w, c] = x.shape;
   const [kh, kw, ci, m] = kshape;
   assert.equal(ci, c, 'depthwise: kernel channels');
@@ -206,7 +218,14 @@ export function dense(x: T, kernel: ArrayLike<number>, units: number, bias?: Arr
 }
 
 /** BatchNormalization in inference: (x - mean) / sqrt(var + eps) * gamma + beta, per channel. */
-export function batchNorm(x: T, gamma: ArrayLike<number>, beta: ArrayLike<number>, mean: ArrayLike<number>, variance: ArrayLike<number>, eps: number): T {
+export function batchNorm(
+  x: T,
+  gamma: ArrayLike<number>,
+  beta: ArrayLike<number>,
+  mean: ArrayLike<number>,
+  variance: ArrayLike<number>,
+  eps: number,
+): T {
   const c = x.shape[x.shape.length - 1];
   const out = new Float64Array(x.data.length);
   for (let i = 0; i < out.length; i++) {
@@ -238,12 +257,24 @@ export function activation(x: T, name: 'linear' | 'relu' | 'relu6' | 'sigmoid' |
   const d = x.data;
   const out = new Float64Array(d.length);
   switch (name) {
-    case 'linear': out.set(d); break;
-    case 'relu': for (let i = 0; i < d.length; i++) out[i] = Math.max(0, d[i]); break;
-    case 'relu6': for (let i = 0; i < d.length; i++) out[i] = Math.min(6, Math.max(0, d[i])); break;
-    case 'sigmoid': for (let i = 0; i < d.length; i++) out[i] = sigmoid(d[i]); break;
-    case 'tanh': for (let i = 0; i < d.length; i++) out[i] = Math.tanh(d[i]); break;
-    case 'elu': for (let i = 0; i < d.length; i++) out[i] = d[i] > 0 ? d[i] : Math.exp(d[i]) - 1; break;
+    case 'linear':
+      out.set(d);
+      break;
+    case 'relu':
+      for (let i = 0; i < d.length; i++) out[i] = Math.max(0, d[i]);
+      break;
+    case 'relu6':
+      for (let i = 0; i < d.length; i++) out[i] = Math.min(6, Math.max(0, d[i]));
+      break;
+    case 'sigmoid':
+      for (let i = 0; i < d.length; i++) out[i] = sigmoid(d[i]);
+      break;
+    case 'tanh':
+      for (let i = 0; i < d.length; i++) out[i] = Math.tanh(d[i]);
+      break;
+    case 'elu':
+      for (let i = 0; i < d.length; i++) out[i] = d[i] > 0 ? d[i] : Math.exp(d[i]) - 1;
+      break;
     case 'softmax': {
       const c = x.shape[x.shape.length - 1];
       for (let r = 0; r < d.length / c; r++) {
@@ -356,7 +387,11 @@ export function numericGradient(f: () => number, params: Float64Array[], h = 1e-
 /**
  * Element-wise |actual - expected| <= atol + rtol * |expected|, reporting the worst element.
  */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, opts: { atol?: number; rtol?: number; what?: string } = {}): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  opts: { atol?: number; rtol?: number; what?: string } = {},
+): void {
   const atol = opts.atol ?? 1e-5;
   const rtol = opts.rtol ?? 1e-4;
   const what = opts.what ?? 'values';
@@ -376,7 +411,9 @@ export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     }
   }
   if (worst >= 0) {
-    assert.fail(`${what}[${worst}]: got ${actual[worst]}, expected ${expected[worst]} (|diff| ${Math.abs(actual[worst] - expected[worst])} > ${atol} + ${rtol}·|expected|)`);
+    assert.fail(
+      `${what}[${worst}]: got ${actual[worst]}, expected ${expected[worst]} (|diff| ${Math.abs(actual[worst] - expected[worst])} > ${atol} + ${rtol}·|expected|)`,
+    );
   }
 }
 

@@ -32,8 +32,7 @@ function skipReason(what: string, relative: string): string {
 }
 
 /** node:test `skip` option for tests that need the real photos: false when present, else the reason. */
-export const needsPetImages: false | string =
-  petImagesDir !== undefined ? false : skipReason('the real cats_vs_dogs photos', PET_IMAGES);
+export const needsPetImages: false | string = petImagesDir !== undefined ? false : skipReason('the real cats_vs_dogs photos', PET_IMAGES);
 /** node:test `skip` option for tests that need the real MobileNet: false when present, else the reason. */
 export const needsMobilenet: false | string =
   mobilenetModelJson !== undefined ? false : skipReason('the real MobileNet v1 0.75/224 in TF.js format', MOBILENET);

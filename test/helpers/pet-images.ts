@@ -61,12 +61,17 @@ export function withJfif(jpeg: Buffer): Buffer {
 
 /** A good JPEG (baseline, with JFIF APP0) of one class. */
 export async function petJpeg(isDog: boolean, width: number, height: number, rand: () => number): Promise<Buffer> {
-  return withJfif(await sharp(petPixels(isDog, width, height, rand), { raw: { width, height, channels: 3 } }).jpeg({ quality: 85 }).toBuffer());
+  return withJfif(
+    await sharp(petPixels(isDog, width, height, rand), { raw: { width, height, channels: 3 } })
+      .jpeg({ quality: 85 })
+      .toBuffer(),
+  );
 }
 
 /** Writes <root>/PetImages/{Cat,Dog}/<id>.jpg (ids 1..perClass) plus, with broken: true, the broken kinds; returns the PetImages folder. */
 export async function makePetImages(root: string, options: PetImagesOptions): Promise<string> {
-  if (!Number.isInteger(options.perClass) || options.perClass < 1) throw new Error(`perClass must be a positive integer (got ${options.perClass}).`);
+  if (!Number.isInteger(options.perClass) || options.perClass < 1)
+    throw new Error(`perClass must be a positive integer (got ${options.perClass}).`);
   const rand = mulberry32(options.seed ?? 1);
   const petImages = path.join(root, 'PetImages');
   const jobs: Array<{ file: string; isDog: boolean; width: number; height: number; seed: number }> = [];
@@ -92,8 +97,20 @@ export async function makePetImages(root: string, options: PetImagesOptions): Pr
 }
 
 export type BrokenKind =
-  | 'thumbs-db' | 'empty' | 'cut-short' | 'no-eoi' | 'png' | 'gif' | 'bmp' | 'webp' | 'tiff'
-  | 'cmyk' | 'exif-no-jfif' | 'greyscale' | 'huge-jpeg' | 'pixel-bomb';
+  | 'thumbs-db'
+  | 'empty'
+  | 'cut-short'
+  | 'no-eoi'
+  | 'png'
+  | 'gif'
+  | 'bmp'
+  | 'webp'
+  | 'tiff'
+  | 'cmyk'
+  | 'exif-no-jfif'
+  | 'greyscale'
+  | 'huge-jpeg'
+  | 'pixel-bomb';
 
 export interface BrokenFile {
   kind: BrokenKind;
@@ -121,7 +138,14 @@ export function brokenFiles(perClass: number): BrokenFile[] {
   for (const [cls, kinds] of layout) {
     out.push({ kind: 'thumbs-db', rel: `${cls}/Thumbs.db`, cls, keptByName: false, keptByJfif: false, decodes: false });
     kinds.forEach((kind, i) =>
-      out.push({ kind, rel: `${cls}/${perClass + 1 + i}.jpg`, cls, keptByName: true, keptByJfif: jfif.has(kind), decodes: !refused.has(kind) }),
+      out.push({
+        kind,
+        rel: `${cls}/${perClass + 1 + i}.jpg`,
+        cls,
+        keptByName: true,
+        keptByJfif: jfif.has(kind),
+        decodes: !refused.has(kind),
+      }),
     );
   }
   return out;

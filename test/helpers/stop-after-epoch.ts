@@ -4,12 +4,14 @@
  * counted over the model's whole training) of the first model to reach it. N comes from
  * TRANSFERLAB_TEST_STOP_AFTER_EPOCH, read here only.
  */
-import { Sequential } from '../../lib/models/sequential.js';
+
 import { InterruptedError } from '../../lib/experiment/train-model.js';
+import { Sequential } from '../../lib/models/sequential.js';
 import type { FitOptions } from '../../lib/training/fit.js';
 
 const stopAfter = Number(process.env.TRANSFERLAB_TEST_STOP_AFTER_EPOCH);
-if (!Number.isInteger(stopAfter) || stopAfter < 1) throw new Error(`TRANSFERLAB_TEST_STOP_AFTER_EPOCH must be an integer >= 1, got '${process.env.TRANSFERLAB_TEST_STOP_AFTER_EPOCH}'`);
+if (!Number.isInteger(stopAfter) || stopAfter < 1)
+  throw new Error(`TRANSFERLAB_TEST_STOP_AFTER_EPOCH must be an integer >= 1, got '${process.env.TRANSFERLAB_TEST_STOP_AFTER_EPOCH}'`);
 
 const fit = Sequential.prototype.fit;
 Sequential.prototype.fit = function (this: Sequential, data, options: FitOptions = {}) {

@@ -64,7 +64,7 @@ export function referenceFigures(petImagesDir: string, limit?: number): Referenc
   const names = filesUnder(petImagesDir).map((rel) => `PetImages/${rel}`);
   const byName = names.filter((k) => /^PetImages[\\/](Cat|Dog)[\\/]\d+\.jpg$/.test(k));
   const kept = byName.filter((k) => head(path.join(petImagesDir, k.slice('PetImages/'.length)), 512).includes('JFIF', 0, 'latin1'));
-  const hash = (k: string) => BigInt('0x' + createHash('md5').update('train' + k).digest('hex'));
+  const hash = (k: string) => BigInt(`0x${createHash('md5').update(`train${k}`).digest('hex')}`);
   const ordered = kept
     .map((k) => ({ k, h: hash(k) }))
     .sort((a, b) => (a.h < b.h ? -1 : a.h > b.h ? 1 : 0))

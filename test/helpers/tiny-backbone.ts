@@ -48,14 +48,34 @@ interface Layer {
   weights: Array<{ name: string; shape: number[] }>;
 }
 
-const conv = (name: string, filters: number, kernel: number, strides: number, padding: string, inChannels: number, useBias: boolean): Layer => ({
+const conv = (
+  name: string,
+  filters: number,
+  kernel: number,
+  strides: number,
+  padding: string,
+  inChannels: number,
+  useBias: boolean,
+): Layer => ({
   className: 'Conv2D',
   config: {
-    name, trainable: true, filters, kernel_size: [kernel, kernel], strides: [strides, strides], padding, data_format: 'channels_last',
-    dilation_rate: [1, 1], activation: 'linear', use_bias: useBias,
+    name,
+    trainable: true,
+    filters,
+    kernel_size: [kernel, kernel],
+    strides: [strides, strides],
+    padding,
+    data_format: 'channels_last',
+    dilation_rate: [1, 1],
+    activation: 'linear',
+    use_bias: useBias,
     kernel_initializer: { class_name: 'VarianceScaling', config: { distribution: 'uniform', scale: 1, seed: null, mode: 'fan_avg' } },
     bias_initializer: { class_name: 'Zeros', config: {} },
-    kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null, kernel_constraint: null, bias_constraint: null,
+    kernel_regularizer: null,
+    bias_regularizer: null,
+    activity_regularizer: null,
+    kernel_constraint: null,
+    bias_constraint: null,
   },
   weights: [{ name: 'kernel', shape: [kernel, kernel, inChannels, filters] }, ...(useBias ? [{ name: 'bias', shape: [filters] }] : [])],
 });
@@ -63,11 +83,23 @@ const conv = (name: string, filters: number, kernel: number, strides: number, pa
 const depthwise = (name: string, strides: number, padding: string, channels: number): Layer => ({
   className: 'DepthwiseConv2D',
   config: {
-    name, trainable: true, kernel_size: [3, 3], strides: [strides, strides], padding, depth_multiplier: 1, data_format: 'channels_last',
-    dilation_rate: [1, 1], activation: 'linear', use_bias: false,
+    name,
+    trainable: true,
+    kernel_size: [3, 3],
+    strides: [strides, strides],
+    padding,
+    depth_multiplier: 1,
+    data_format: 'channels_last',
+    dilation_rate: [1, 1],
+    activation: 'linear',
+    use_bias: false,
     depthwise_initializer: { class_name: 'VarianceScaling', config: { distribution: 'uniform', scale: 1, seed: null, mode: 'fan_avg' } },
     bias_initializer: { class_name: 'Zeros', config: {} },
-    depthwise_regularizer: null, bias_regularizer: null, activity_regularizer: null, depthwise_constraint: null, bias_constraint: null,
+    depthwise_regularizer: null,
+    bias_regularizer: null,
+    activity_regularizer: null,
+    depthwise_constraint: null,
+    bias_constraint: null,
   },
   weights: [{ name: 'depthwise_kernel', shape: [3, 3, channels, 1] }],
 });
@@ -75,31 +107,74 @@ const depthwise = (name: string, strides: number, padding: string, channels: num
 const batchNorm = (name: string, channels: number): Layer => ({
   className: 'BatchNormalization',
   config: {
-    name, trainable: true, axis: -1, momentum: 0.99, epsilon: 0.001, center: true, scale: true,
-    beta_initializer: { class_name: 'Zeros', config: {} }, gamma_initializer: { class_name: 'Ones', config: {} },
-    moving_mean_initializer: { class_name: 'Zeros', config: {} }, moving_variance_initializer: { class_name: 'Ones', config: {} },
-    beta_regularizer: null, gamma_regularizer: null, beta_constraint: null, gamma_constraint: null,
+    name,
+    trainable: true,
+    axis: -1,
+    momentum: 0.99,
+    epsilon: 0.001,
+    center: true,
+    scale: true,
+    beta_initializer: { class_name: 'Zeros', config: {} },
+    gamma_initializer: { class_name: 'Ones', config: {} },
+    moving_mean_initializer: { class_name: 'Zeros', config: {} },
+    moving_variance_initializer: { class_name: 'Ones', config: {} },
+    beta_regularizer: null,
+    gamma_regularizer: null,
+    beta_constraint: null,
+    gamma_constraint: null,
   },
   weights: ['gamma', 'beta', 'moving_mean', 'moving_variance'].map((w) => ({ name: w, shape: [channels] })),
 });
 
 // Keras Applications write ReLU6 both ways depending on the Keras version; keep both in the chain.
-const relu6Activation = (name: string): Layer => ({ className: 'Activation', config: { name, trainable: true, activation: 'relu6' }, weights: [] });
-const relu6Layer = (name: string): Layer => ({ className: 'ReLU', config: { name, trainable: true, max_value: 6, negative_slope: 0, threshold: 0 }, weights: [] });
-const simple = (className: string, name: string, config: Record<string, unknown>): Layer => ({ className, config: { name, trainable: true, ...config }, weights: [] });
+const relu6Activation = (name: string): Layer => ({
+  className: 'Activation',
+  config: { name, trainable: true, activation: 'relu6' },
+  weights: [],
+});
+const relu6Layer = (name: string): Layer => ({
+  className: 'ReLU',
+  config: { name, trainable: true, max_value: 6, negative_slope: 0, threshold: 0 },
+  weights: [],
+});
+const simple = (className: string, name: string, config: Record<string, unknown>): Layer => ({
+  className,
+  config: { name, trainable: true, ...config },
+  weights: [],
+});
 
 function tinyLayers(): Layer[] {
   return [
     // stem: explicit asymmetric padding, then a stride-2 'valid' conv (Keras 2.2+ MobileNet)
-    simple('ZeroPadding2D', 'conv1_pad', { padding: [[0, 1], [0, 1]], data_format: 'channels_last' }),
-    conv('conv1', 16, 3, 2, 'valid', 3, false), batchNorm('conv1_bn', 16), relu6Layer('conv1_relu'),
-    depthwise('conv_dw_1', 1, 'same', 16), batchNorm('conv_dw_1_bn', 16), relu6Activation('conv_dw_1_relu'),
-    conv('conv_pw_1', 24, 1, 1, 'same', 16, false), batchNorm('conv_pw_1_bn', 24), relu6Layer('conv_pw_1_relu'),
+    simple('ZeroPadding2D', 'conv1_pad', {
+      padding: [
+        [0, 1],
+        [0, 1],
+      ],
+      data_format: 'channels_last',
+    }),
+    conv('conv1', 16, 3, 2, 'valid', 3, false),
+    batchNorm('conv1_bn', 16),
+    relu6Layer('conv1_relu'),
+    depthwise('conv_dw_1', 1, 'same', 16),
+    batchNorm('conv_dw_1_bn', 16),
+    relu6Activation('conv_dw_1_relu'),
+    conv('conv_pw_1', 24, 1, 1, 'same', 16, false),
+    batchNorm('conv_pw_1_bn', 24),
+    relu6Layer('conv_pw_1_relu'),
     // stride-2 'same' depthwise conv: TensorFlow's asymmetric padding
-    depthwise('conv_dw_2', 2, 'same', 24), batchNorm('conv_dw_2_bn', 24), relu6Activation('conv_dw_2_relu'),
-    conv('conv_pw_2', 32, 1, 1, 'same', 24, false), batchNorm('conv_pw_2_bn', 32), relu6Layer('conv_pw_2_relu'),
-    depthwise('conv_dw_3', 2, 'same', 32), batchNorm('conv_dw_3_bn', 32), relu6Activation('conv_dw_3_relu'),
-    conv('conv_pw_3', TINY_FEATURE_CHANNELS, 1, 1, 'same', 32, false), batchNorm('conv_pw_3_bn', TINY_FEATURE_CHANNELS), relu6Activation(TINY_OUTPUT_LAYER),
+    depthwise('conv_dw_2', 2, 'same', 24),
+    batchNorm('conv_dw_2_bn', 24),
+    relu6Activation('conv_dw_2_relu'),
+    conv('conv_pw_2', 32, 1, 1, 'same', 24, false),
+    batchNorm('conv_pw_2_bn', 32),
+    relu6Layer('conv_pw_2_relu'),
+    depthwise('conv_dw_3', 2, 'same', 32),
+    batchNorm('conv_dw_3_bn', 32),
+    relu6Activation('conv_dw_3_relu'),
+    conv('conv_pw_3', TINY_FEATURE_CHANNELS, 1, 1, 'same', 32, false),
+    batchNorm('conv_pw_3_bn', TINY_FEATURE_CHANNELS),
+    relu6Activation(TINY_OUTPUT_LAYER),
     // beyond the feature layer: a biased conv, LeakyReLU, pooling and MobileNet's classifier top
     conv('conv_4', 32, 3, 1, 'same', TINY_FEATURE_CHANNELS, true),
     simple('LeakyReLU', 'conv_4_leaky', { alpha: 0.2 }),
@@ -158,13 +233,22 @@ export async function writeTinyBackbone(dir: string, options: TinyBackboneOption
   await mkdir(dir, { recursive: true });
 
   const inputName = 'input_1';
-  const configLayers: unknown[] = [{
-    class_name: 'InputLayer', name: inputName, inbound_nodes: [],
-    config: { name: inputName, dtype: 'float32', sparse: false, batch_input_shape: [null, size, size, 3] },
-  }];
+  const configLayers: unknown[] = [
+    {
+      class_name: 'InputLayer',
+      name: inputName,
+      inbound_nodes: [],
+      config: { name: inputName, dtype: 'float32', sparse: false, batch_input_shape: [null, size, size, 3] },
+    },
+  ];
   layers.forEach((layer, i) => {
     const previous = i === 0 ? inputName : (layers[i - 1]!.config.name as string);
-    configLayers.push({ class_name: layer.className, name: layer.config.name, inbound_nodes: [[[previous, 0, 0, {}]]], config: layer.config });
+    configLayers.push({
+      class_name: layer.className,
+      name: layer.config.name,
+      inbound_nodes: [[[previous, 0, 0, {}]]],
+      config: layer.config,
+    });
   });
 
   const weightsManifest: Array<{ paths: string[]; weights: Array<{ name: string; shape: number[]; dtype: string }> }> = [];
@@ -181,7 +265,10 @@ export async function writeTinyBackbone(dir: string, options: TinyBackboneOption
       await writeFile(path.join(dir, name), bytes.subarray(s * shardBytes, (s + 1) * shardBytes));
       paths.push(name);
     }
-    weightsManifest.push({ paths, weights: layer.weights.map((w) => ({ name: `${layer.config.name as string}/${w.name}`, shape: w.shape, dtype: 'float32' })) });
+    weightsManifest.push({
+      paths,
+      weights: layer.weights.map((w) => ({ name: `${layer.config.name as string}/${w.name}`, shape: w.shape, dtype: 'float32' })),
+    });
   }
 
   const modelTopology = {
@@ -194,7 +281,13 @@ export async function writeTinyBackbone(dir: string, options: TinyBackboneOption
   };
   const modelJson = path.join(dir, 'model.json');
   await writeFile(modelJson, JSON.stringify({ modelTopology, weightsManifest }));
-  return { modelJson, outputLayer: TINY_OUTPUT_LAYER, layerNames: layers.map((l) => l.config.name as string), parameterCount, classes: CLASSES };
+  return {
+    modelJson,
+    outputLayer: TINY_OUTPUT_LAYER,
+    layerNames: layers.map((l) => l.config.name as string),
+    parameterCount,
+    classes: CLASSES,
+  };
 }
 
 let shared: Promise<TinyBackbone> | undefined;

@@ -2,17 +2,17 @@
  * Shared pieces of the transfer-workflow and `compare` tests: temp folders, the compiled CLI in a
  * child process, a transfer model on a TF.js backbone, and small file checks.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fromTfjs } from '../../lib/applications/tfjs.js';
-import type { Backbone } from '../../lib/applications/backbone.js';
-import { transferModel } from '../../lib/applications/transfer-model.js';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { layers } from '../../lib/models/layers.js';
-import { Sequential } from '../../lib/models/sequential.js';
+import type { Backbone } from '../../lib/applications/backbone.js';
+import { fromTfjs } from '../../lib/applications/tfjs.js';
+import { transferModel } from '../../lib/applications/transfer-model.js';
 import type { LayerConfig, Shape } from '../../lib/keras-format/config.js';
+import { layers } from '../../lib/models/layers.js';
+import type { Sequential } from '../../lib/models/sequential.js';
 import { repoRoot } from './paths.js';
 import { sharedPetImages } from './pet-images.js';
 import { sharedTinyBackbone } from './tiny-backbone.js';
@@ -44,7 +44,10 @@ export interface CliResult {
 export function runCli(
   args: string[],
   options: {
-    cacheDir: string; cwd?: string; env?: Record<string, string>; onStdout?: (soFar: string, child: ChildProcess) => void;
+    cacheDir: string;
+    cwd?: string;
+    env?: Record<string, string>;
+    onStdout?: (soFar: string, child: ChildProcess) => void;
     /** interrupt the run after this epoch, as Ctrl-C would (a test hook, see helpers/stop-after-epoch.ts). */
     stopAfterEpoch?: number;
   },
@@ -71,10 +74,11 @@ export function runCli(
 
 /** A readable explanation of a CLI run for assertion messages. */
 export function describeRun(r: CliResult): string {
-  const tail = (s: string) => (s.length > 4000 ? '…' + s.slice(-4000) : s);
+  const tail = (s: string) => (s.length > 4000 ? `…${s.slice(-4000)}` : s);
   return `exit ${r.code}${r.signal ? ` (signal ${r.signal})` : ''}\n--- stdout ---\n${tail(r.stdout)}\n--- stderr ---\n${tail(r.stderr)}`;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: tests read many JSON shapes and assert on them field by field
 export async function readJson<T = any>(file: string): Promise<T> {
   return JSON.parse(await readFile(file, 'utf8')) as T;
 }
@@ -88,7 +92,8 @@ export async function assertPng(file: string): Promise<{ width: number; height: 
   const width = bytes.readUInt32BE(16);
   const height = bytes.readUInt32BE(20);
   if (!(width > 0 && height > 0)) throw new Error(`${file}: empty image ${width}x${height}`);
-  if (bytes.toString('latin1', bytes.length - 8, bytes.length - 4) !== 'IEND') throw new Error(`${file}: does not end with IEND (truncated?)`);
+  if (bytes.toString('latin1', bytes.length - 8, bytes.length - 4) !== 'IEND')
+    throw new Error(`${file}: does not end with IEND (truncated?)`);
   return { width, height };
 }
 
@@ -99,7 +104,9 @@ export function assertClose(actual: readonly number[], expected: readonly number
     const b = expected[i]!;
     const scale = Math.max(Math.abs(a), Math.abs(b), 1e-12);
     if (!(Math.abs(a - b) <= rel * scale)) {
-      throw new Error(`${what}[${i}]: ${a} vs ${b} (relative difference ${Math.abs(a - b) / scale} > ${rel})\nactual:   ${JSON.stringify(actual)}\nexpected: ${JSON.stringify(expected)}`);
+      throw new Error(
+        `${what}[${i}]: ${a} vs ${b} (relative difference ${Math.abs(a - b) / scale} > ${rel})\nactual:   ${JSON.stringify(actual)}\nexpected: ${JSON.stringify(expected)}`,
+      );
     }
   });
 }
@@ -116,9 +123,15 @@ export interface TransferModel {
  * weights loaded and compiled with Adam / binary crossentropy.
  */
 export async function tfjsTransferModel(options: {
-  modelJson: string; outputLayer: string; inputShape: Shape; head: LayerConfig[]; seed: number; backbone?: Backbone;
+  modelJson: string;
+  outputLayer: string;
+  inputShape: Shape;
+  head: LayerConfig[];
+  seed: number;
+  backbone?: Backbone;
 }): Promise<TransferModel> {
-  const backbone = options.backbone ?? (await fromTfjs(options.modelJson, { inputShape: options.inputShape, outputLayer: options.outputLayer }));
+  const backbone =
+    options.backbone ?? (await fromTfjs(options.modelJson, { inputShape: options.inputShape, outputLayer: options.outputLayer }));
   const model = transferModel({ base: backbone, head: options.head, inputShape: options.inputShape, seed: options.seed });
   model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
   return { model, baseLayers: model.baseLayers, backbone };

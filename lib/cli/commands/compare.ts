@@ -1,11 +1,11 @@
 import { parseArgs } from 'node:util';
-import { DEFAULT_CONFIG, type CompareConfig, type ModelKind } from '../../experiment/config.js';
+import { MissingWeightsError } from '../../applications/vgg16.js';
+import { capThreads } from '../../engine/threads.js';
 import { defaultRunDir, readRunConfig, runCompare } from '../../experiment/compare.js';
+import { type CompareConfig, DEFAULT_CONFIG, type ModelKind } from '../../experiment/config.js';
 import { PreflightError } from '../../experiment/preflight.js';
 import { applyResumeFlags, epochsDone, ResumeFlagError } from '../../experiment/resume-flags.js';
 import { parsePreprocessing } from '../../models/preprocessing.js';
-import { capThreads } from '../../engine/threads.js';
-import { MissingWeightsError } from '../../applications/vgg16.js';
 import { OptionError } from '../../util/option-error.js';
 
 const HELP = `transferlab compare: train a CNN from scratch and a transfer model on the same data, and compare them
@@ -102,20 +102,41 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
   const { values } = parseArgs({
     args: argv,
     options: {
-      'data-dir': { type: 'string' }, archive: { type: 'string' }, 'image-folder': { type: 'string' }, 'no-download': { type: 'boolean' },
-      splits: { type: 'string' }, limit: { type: 'string' }, 'cache-dir': { type: 'string' },
-      'image-size': { type: 'string' }, 'batch-size': { type: 'string' }, epochs: { type: 'string' }, 'learning-rate': { type: 'string' },
-      models: { type: 'string' }, seed: { type: 'string' }, shuffle: { type: 'boolean' }, threads: { type: 'string' }, faithful: { type: 'boolean' },
-      backbone: { type: 'string' }, 'backbone-output': { type: 'string' }, weights: { type: 'string' }, preprocess: { type: 'string' },
-      'head-units': { type: 'string' }, 'no-feature-cache': { type: 'boolean' }, bf16: { type: 'boolean' },
-      'fine-tune-epochs': { type: 'string' }, 'fine-tune-layers': { type: 'string' }, 'fine-tune-learning-rate': { type: 'string' },
-      out: { type: 'string' }, resume: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'data-dir': { type: 'string' },
+      archive: { type: 'string' },
+      'image-folder': { type: 'string' },
+      'no-download': { type: 'boolean' },
+      splits: { type: 'string' },
+      limit: { type: 'string' },
+      'cache-dir': { type: 'string' },
+      'image-size': { type: 'string' },
+      'batch-size': { type: 'string' },
+      epochs: { type: 'string' },
+      'learning-rate': { type: 'string' },
+      models: { type: 'string' },
+      seed: { type: 'string' },
+      shuffle: { type: 'boolean' },
+      threads: { type: 'string' },
+      faithful: { type: 'boolean' },
+      backbone: { type: 'string' },
+      'backbone-output': { type: 'string' },
+      weights: { type: 'string' },
+      preprocess: { type: 'string' },
+      'head-units': { type: 'string' },
+      'no-feature-cache': { type: 'boolean' },
+      bf16: { type: 'boolean' },
+      'fine-tune-epochs': { type: 'string' },
+      'fine-tune-layers': { type: 'string' },
+      'fine-tune-learning-rate': { type: 'string' },
+      out: { type: 'string' },
+      resume: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   });
   if (values.help) return { help: true };
   const sources = ['data-dir', 'archive', 'image-folder'].filter((k) => values[k as 'archive'] !== undefined);
-  if (sources.length > 1) throw new Error(`give one data source, not ${sources.map((s) => '--' + s).join(' and ')}`);
+  if (sources.length > 1) throw new Error(`give one data source, not ${sources.map((s) => `--${s}`).join(' and ')}`);
   const models = (values.models ?? 'cnn,transfer').split(',').map((m) => m.trim());
   for (const m of models) if (m !== 'cnn' && m !== 'transfer') throw new Error(`--models takes cnn and/or transfer (got '${m}')`);
   const splits = values.splits ? values.splits.split(',') : DEFAULT_CONFIG.splits;
@@ -123,19 +144,31 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
   const seed = nonNegativeInt('seed', values.seed, DEFAULT_CONFIG.seed);
   const config: CompareConfig = {
     ...DEFAULT_CONFIG,
-    dataDir: values['data-dir'], archive: values.archive, imageFolder: values['image-folder'], download: !values['no-download'],
-    splits: [splits[0], splits[1]], limit: values.limit === undefined ? undefined : positiveInt('limit', values.limit, 0),
+    dataDir: values['data-dir'],
+    archive: values.archive,
+    imageFolder: values['image-folder'],
+    download: !values['no-download'],
+    splits: [splits[0], splits[1]],
+    limit: values.limit === undefined ? undefined : positiveInt('limit', values.limit, 0),
     cacheDir: values['cache-dir'],
     imageSize: values['image-size'] ? parseSize(values['image-size']) : DEFAULT_CONFIG.imageSize,
     batchSize: positiveInt('batch-size', values['batch-size'], DEFAULT_CONFIG.batchSize),
     epochs: positiveInt('epochs', values.epochs, DEFAULT_CONFIG.epochs),
     learningRate: positiveNumber('learning-rate', values['learning-rate'], DEFAULT_CONFIG.learningRate),
-    models: [...new Set(models)] as ModelKind[], seed, shuffleSeed: values.shuffle ? seed : undefined,
-    threads: nonNegativeInt('threads', values.threads, DEFAULT_CONFIG.threads), faithful: values.faithful ?? false,
-    backbone: values.backbone ?? DEFAULT_CONFIG.backbone, backboneOutput: values['backbone-output'], weights: values.weights,
+    models: [...new Set(models)] as ModelKind[],
+    seed,
+    shuffleSeed: values.shuffle ? seed : undefined,
+    threads: nonNegativeInt('threads', values.threads, DEFAULT_CONFIG.threads),
+    faithful: values.faithful ?? false,
+    backbone: values.backbone ?? DEFAULT_CONFIG.backbone,
+    backboneOutput: values['backbone-output'],
+    weights: values.weights,
     preprocess: values.preprocess ? parsePreprocessing(values.preprocess) : undefined,
-    headUnits: values['head-units'] ? values['head-units'].split(',').map((u) => positiveInt('head-units', u, 0)) : DEFAULT_CONFIG.headUnits,
-    featureCache: !values['no-feature-cache'], bf16: values.bf16 ?? false,
+    headUnits: values['head-units']
+      ? values['head-units'].split(',').map((u) => positiveInt('head-units', u, 0))
+      : DEFAULT_CONFIG.headUnits,
+    featureCache: !values['no-feature-cache'],
+    bf16: values.bf16 ?? false,
     fineTuneEpochs: nonNegativeInt('fine-tune-epochs', values['fine-tune-epochs'], DEFAULT_CONFIG.fineTuneEpochs),
     fineTuneLayers: positiveInt('fine-tune-layers', values['fine-tune-layers'], DEFAULT_CONFIG.fineTuneLayers),
     fineTuneLearningRate: positiveNumber('fine-tune-learning-rate', values['fine-tune-learning-rate'], DEFAULT_CONFIG.fineTuneLearningRate),
@@ -156,10 +189,12 @@ function withFlags(error: Error): string {
       return error.message.replace(cause.message, cause.messageFor(OPTION_FLAGS[cause.option]!));
     }
     if (cause instanceof MissingWeightsError) {
-      return error.message.replace(cause.message,
+      return error.message.replace(
+        cause.message,
         `the VGG16 ImageNet weights are not on this machine. Run \`transferlab weights fetch vgg16\`, or download ` +
           `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 elsewhere and put it at ${cause.expectedPath} ` +
-          `(or pass --weights PATH), or use another pretrained base with --backbone path/to/model.json.`);
+          `(or pass --weights PATH), or use another pretrained base with --backbone path/to/model.json.`,
+      );
     }
   }
   return error.message;
@@ -183,7 +218,12 @@ export async function compareCommand(argv: string[]): Promise<number> {
       const saved = await readRunConfig(parsed.resume);
       const resumed = applyResumeFlags(saved, config, parsed.passed!, await epochsDone(parsed.resume, saved.models), parsed.resume);
       config = resumed.change ? { ...resumed.config, history: [...(saved.history ?? []), resumed.change] } : resumed.config;
-      if (resumed.change) console.log(`Resuming with changed settings: ${Object.entries(resumed.change.changed).map(([f, [a, b]]) => `--${f} ${JSON.stringify(a)} → ${JSON.stringify(b)}`).join(', ')}`);
+      if (resumed.change)
+        console.log(
+          `Resuming with changed settings: ${Object.entries(resumed.change.changed)
+            .map(([f, [a, b]]) => `--${f} ${JSON.stringify(a)} → ${JSON.stringify(b)}`)
+            .join(', ')}`,
+        );
     } catch (error) {
       if (!(error instanceof ResumeFlagError)) throw error;
       console.error(`transferlab compare: ${error.message}`);

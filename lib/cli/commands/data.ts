@@ -131,7 +131,7 @@ export async function dataCommand(argv: string[], io: CommandIo = { stdout: proc
   }
   if (values.json) {
     const out = { ...info, decodeChecked: values['check-decode'], ...(values['check-decode'] ? { decodeWarnings: warnings } : {}) };
-    io.stdout.write(JSON.stringify(out, null, 2) + '\n');
+    io.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   } else {
     io.stdout.write(formatInfo(info, values['check-decode'], warnings));
   }
@@ -167,5 +167,5 @@ export function formatInfo(info: DatasetInfo, checked: boolean, warnings: Decode
       for (const w of warnings) lines.push(`  ${w.path}: ${w.messages.join('; ')}`);
     }
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

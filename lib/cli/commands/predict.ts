@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadModel, METADATA_FILE } from '../../saving/persistence.js';
-import { parsePreprocessing, type Preprocessing } from '../../models/preprocessing.js';
 import { decodeImageFile } from '../../data/index.js';
 import { classify } from '../../experiment/evaluation.js';
+import { type Preprocessing, parsePreprocessing } from '../../models/preprocessing.js';
+import { loadModel, METADATA_FILE } from '../../saving/persistence.js';
 
 const HELP = `transferlab predict: classify images with a trained model
 
@@ -26,8 +26,15 @@ export async function predictCommand(argv: string[]): Promise<number> {
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgs({
-      args: argv, allowPositionals: true,
-      options: { model: { type: 'string' }, preprocess: { type: 'string' }, classes: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      args: argv,
+      allowPositionals: true,
+      options: {
+        model: { type: 'string' },
+        preprocess: { type: 'string' },
+        classes: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
     }));
     if (values.preprocess !== undefined) parsePreprocessing(values.preprocess);
   } catch (error) {
@@ -54,14 +61,18 @@ export async function predictCommand(argv: string[]): Promise<number> {
   }
   const { model, metadata } = await loadModel(dir, { preprocessing: given });
   if (metadata && given && given !== metadata.preprocessing) {
-    console.error(`transferlab predict: --preprocess ${given} contradicts the model, which was trained with '${metadata.preprocessing}' (${path.join(dir, METADATA_FILE)}); leave --preprocess out.`);
+    console.error(
+      `transferlab predict: --preprocess ${given} contradicts the model, which was trained with '${metadata.preprocessing}' (${path.join(dir, METADATA_FILE)}); leave --preprocess out.`,
+    );
     return 2;
   }
   const outputs = model.outputShape[model.outputShape.length - 1]!;
   const classCount = outputs === 1 ? 2 : outputs;
-  const names = values.classes !== undefined ? values.classes.split(',').map((c) => c.trim()) : metadata?.classNames ?? [];
+  const names = values.classes !== undefined ? values.classes.split(',').map((c) => c.trim()) : (metadata?.classNames ?? []);
   if (values.classes !== undefined && names.length !== classCount) {
-    console.error(`transferlab predict: --classes names ${names.length} class(es) (${names.join(', ')}) but the model has ${classCount}; give ${classCount} names in output order.`);
+    console.error(
+      `transferlab predict: --classes names ${names.length} class(es) (${names.join(', ')}) but the model has ${classCount}; give ${classCount} names in output order.`,
+    );
     return 2;
   }
   const [h, w] = model.inputShape;

@@ -37,7 +37,10 @@ export async function reportCommand(argv: string[], out: CommandOutput = process
   let positionals: string[];
   let help: boolean | undefined;
   try {
-    ({ positionals, values: { help } } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true }));
+    ({
+      positionals,
+      values: { help },
+    } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' } }, allowPositionals: true, strict: true }));
   } catch (error) {
     out.stderr.write(`transferlab report: ${(error as Error).message}\n\n${REPORT_HELP}`);
     return 2;
@@ -59,7 +62,9 @@ export async function reportCommand(argv: string[], out: CommandOutput = process
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'not found' : (error as Error).message;
-    out.stderr.write(`transferlab report: cannot read ${summaryPath}: ${why}\nRUN_DIR must be a directory written by \`transferlab compare\`.\n`);
+    out.stderr.write(
+      `transferlab report: cannot read ${summaryPath}: ${why}\nRUN_DIR must be a directory written by \`transferlab compare\`.\n`,
+    );
     return 1;
   }
   try {
@@ -71,7 +76,9 @@ export async function reportCommand(argv: string[], out: CommandOutput = process
     }
     const summary = parseRunSummary(json, summaryPath);
     const { files } = await writeRunReport(runDir, summary);
-    out.stdout.write(`${formatResultsTable(summary)}\n\nWrote ${files.length} files to ${runDir}:\n${files.map((f) => `  ${path.relative(runDir, f)}`).join('\n')}\n`);
+    out.stdout.write(
+      `${formatResultsTable(summary)}\n\nWrote ${files.length} files to ${runDir}:\n${files.map((f) => `  ${path.relative(runDir, f)}`).join('\n')}\n`,
+    );
     return 0;
   } catch (error) {
     out.stderr.write(`transferlab report: ${(error as Error).message}\n`);

@@ -6,12 +6,12 @@ import { parseArgs } from 'node:util';
 import {
   ARTIFACTS,
   ArtifactFetchError,
+  type ArtifactTable,
   artifactPath,
   fetchArtifact,
   getArtifact,
   locateArtifact,
   MIRROR_ENV,
-  type ArtifactTable,
 } from '../../net/artifacts.js';
 import { DownloadError } from '../../net/download.js';
 import { formatBytes } from '../../util/progress-bar.js';
