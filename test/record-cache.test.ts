@@ -128,7 +128,7 @@ for (const dtype of ['uint8', 'float32'] as const) {
       assert.equal(again.filled, false);
       assert.equal(again.computed, 0);
       assert.deepEqual(log.starts, [0], 'the second open computes nothing');
-      assert.deepEqual((await fs.readdir(path.dirname(first.file))).sort(), ['manifest.json', `records.${dtype}`]);
+      assert.deepEqual((await fs.readdir(path.dirname(first.file))).sort(), ['last-used', 'manifest.json', `records.${dtype}`]);
     });
   });
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { cacheCommand } from './commands/cache.js';
 import { compareCommand } from './commands/compare.js';
 import { dataCommand } from './commands/data.js';
 import { predictCommand } from './commands/predict.js';
@@ -15,6 +16,7 @@ Commands:
   weights    pretrained weights: transferlab weights fetch vgg16
   predict    classify images with a trained model: transferlab predict --model RUN/transfer IMAGE...
   report     regenerate plots and report.html of a run: transferlab report RUN_DIR
+  cache      see and clear the cache: transferlab cache list, transferlab cache clear --stale
 
 Run \`transferlab <command> --help\` for a command's options.
 `;
@@ -25,6 +27,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   weights: weightsCommand,
   predict: predictCommand,
   report: reportCommand,
+  cache: cacheCommand,
 };
 
 /** Disk problems anywhere (caches, checkpoints, reports) get the same advice; files already written stay whole. */

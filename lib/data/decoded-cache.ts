@@ -3,11 +3,12 @@
  * (uint8 HWC, in split order); images that fail to decode are left out and listed in the manifest.
  */
 import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DecodeError, decodeImage } from './decode.js';
 import { mapPool } from './pool.js';
-import { entryDir, type FillStep, openRecordCache, type RecordManifest } from './record-cache.js';
+import { type CacheInput, type CacheOrigin, entryDir, type FillStep, openRecordCache, type RecordManifest } from './record-cache.js';
 import { describeSourceRef, type ImageSource } from './source.js';
 
 /** Bump when decoding or resizing changes, so old caches are not reused. */
@@ -70,8 +71,31 @@ export async function ensureDecodedCache(req: CacheRequest): Promise<OpenedCache
     label: `decoding ${req.datasetName} ${req.splitLabel} to ${req.height}x${req.width}`,
     itemName: 'images',
     progress: req.progress,
+    origin: () => decodedOrigin(req),
   });
   return { pixelsPath: opened.file, manifest: opened.manifest, built: opened.filled };
+}
+
+/**
+ * The files decoded (or the archive holding them) and the folders holding them: a changed photo,
+ * or a photo added to or removed from a folder, makes the entry stale.
+ */
+async function decodedOrigin(req: CacheRequest): Promise<CacheOrigin> {
+  const paths = new Set<string>();
+  for (const item of req.items) {
+    const ref = req.source.ref(item.name);
+    if (ref.kind === 'zip') paths.add(ref.archive);
+    else paths.add(ref.path).add(path.dirname(ref.path));
+  }
+  const inputs = await mapPool([...paths], 32, async (p): Promise<CacheInput | undefined> => {
+    const st = await fs.stat(p).catch(() => undefined);
+    return st && { path: p, size: st.size, mtimeMs: st.mtimeMs };
+  });
+  return {
+    source: req.source.description,
+    imageSize: [req.height, req.width],
+    inputs: inputs.filter((i): i is CacheInput => i !== undefined),
+  };
 }
 
 /** Per image: its key, label and source identity (a changed photo makes a new key). */

@@ -9,7 +9,8 @@ import { ProgressBar } from '../util/progress-bar.js';
  * features), in one keyed folder:
  *   - `<file>`: the records back to back, in input order (inputs left out are not stored);
  *   - `manifest.json`, written last: key inputs, dtype, shape, count, keys, labels, inputs left out;
- *   - while filling: `<file>.partial`, `progress.json` (what the partial file holds) and `fill.lock`.
+ *   - while filling: `<file>.partial`, `progress.json` (what the partial file holds) and `fill.lock`;
+ *   - `last-used`, an empty file touched whenever the entry is opened (for `transferlab cache`).
  * Rules, the same for every user: an entry is read only when its manifest has this format, key,
  * dtype and shape and its file has exactly `count` records; otherwise it is filled again. A fill
  * syncs the partial file before recording its progress (at most once a second, and when the fill
@@ -33,7 +34,28 @@ export interface RecordManifest<S = unknown> {
   /** inputs that gave no record (e.g. images that failed to decode), in input order. */
   skipped: S[];
   createdAt: string;
+  /** what the records were made from (absent in entries of older versions). */
+  origin?: CacheOrigin;
 }
+
+/** What an entry was made from, for `transferlab cache list` and its staleness check. */
+export interface CacheOrigin {
+  /** for people: the image folder, the archive, or the entry the records were computed from. */
+  source: string;
+  imageSize?: [number, number];
+  backbone?: string;
+  /** files and folders the records depend on, as they were: the entry is stale once one changed or vanished. */
+  inputs: CacheInput[];
+}
+
+export interface CacheInput {
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
+export const FILL_LOCK = 'fill.lock';
+export const LAST_USED = 'last-used';
 
 /** What a fill produces for some inputs: records back to back with their keys and labels, or inputs left out. */
 export interface FillStep<S> {
@@ -58,6 +80,8 @@ export interface RecordCacheRequest<S> {
   itemName: string;
   /** progress bar on stderr while filling; default true. */
   progress?: boolean;
+  /** what the records are made from, recorded in the manifest when the fill completes. */
+  origin?: () => Promise<CacheOrigin>;
 }
 
 export interface OpenedRecords<S> {
@@ -95,9 +119,12 @@ export function recordBytes(dtype: RecordDtype, shape: readonly number[]): numbe
 export async function openRecordCache<S>(req: RecordCacheRequest<S>): Promise<OpenedRecords<S>> {
   const file = path.join(req.dir, req.fileName);
   const ready = await readValidManifest(req, file);
-  if (ready) return { file, manifest: ready, computed: 0, filled: false };
+  if (ready) {
+    await touchLastUsed(req.dir);
+    return { file, manifest: ready, computed: 0, filled: false };
+  }
   await fs.mkdir(req.dir, { recursive: true });
-  return withFillLock(req.dir, async () => {
+  const opened = await withFillLock(req.dir, async () => {
     const filledMeanwhile = await readValidManifest(req, file);
     if (filledMeanwhile) return { file, manifest: filledMeanwhile, computed: 0, filled: false };
     // A stale manifest must never describe the new file, even for a moment.
@@ -105,6 +132,50 @@ export async function openRecordCache<S>(req: RecordCacheRequest<S>): Promise<Op
     await fs.rm(file, { force: true });
     return fill(req, file);
   });
+  await touchLastUsed(req.dir);
+  return opened;
+}
+
+/** Marks the entry as used now; a read-only cache is still readable, so failing to mark is ignored. */
+async function touchLastUsed(dir: string): Promise<void> {
+  await fs.writeFile(path.join(dir, LAST_USED), '').catch(() => {});
+}
+
+/**
+ * Deletes an entry unless a live process is filling it: takes its fill lock first, so that no fill
+ * starts meanwhile, and removes the manifest before the data, so that a reader never sees a
+ * manifest without its records. Returns false (nothing deleted) for an entry being filled.
+ */
+export async function removeEntry(dir: string): Promise<boolean> {
+  const lock = path.join(dir, FILL_LOCK);
+  for (;;) {
+    try {
+      await fs.writeFile(lock, `${process.pid}`, { flag: 'wx' });
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return true; // removed by someone else
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    if (!(await lockIsStale(lock))) return false;
+    await fs.rm(lock, { force: true });
+  }
+  await fs.rm(path.join(dir, 'manifest.json'), { force: true });
+  for (const name of await fs.readdir(dir)) if (name !== FILL_LOCK) await fs.rm(path.join(dir, name), { recursive: true, force: true });
+  await fs.rm(lock, { force: true });
+  // A fill that took the lock just now keeps the folder.
+  await fs.rmdir(dir).catch(() => {});
+  return true;
+}
+
+/** Whether a live process holds the entry's fill lock. */
+export async function isBeingFilled(dir: string): Promise<boolean> {
+  const lock = path.join(dir, FILL_LOCK);
+  try {
+    await fs.access(lock);
+  } catch {
+    return false;
+  }
+  return !(await lockIsStale(lock));
 }
 
 function identityOf(req: RecordCacheRequest<unknown>): string {
@@ -199,6 +270,7 @@ async function fill<S>(req: RecordCacheRequest<S>, file: string): Promise<Opened
     labels: state.labels,
     skipped: state.skipped,
     createdAt: new Date().toISOString(),
+    ...(req.origin ? { origin: await req.origin() } : {}),
   };
   await fs.rename(partial, file);
   await writeJsonAtomic(path.join(req.dir, 'manifest.json'), manifest);
@@ -211,7 +283,7 @@ async function fill<S>(req: RecordCacheRequest<S>, file: string): Promise<Opened
  * write one partial file: a live holder is waited for, a dead one's lock is taken over.
  */
 async function withFillLock<T>(dir: string, work: () => Promise<T>): Promise<T> {
-  const lock = path.join(dir, 'fill.lock');
+  const lock = path.join(dir, FILL_LOCK);
   const token = `${process.pid}`;
   for (;;) {
     try {

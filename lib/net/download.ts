@@ -739,7 +739,7 @@ interface Stamp {
   md5?: string;
 }
 
-function stampPath(file: string): string {
+export function stampPath(file: string): string {
   return `${file}.verified.json`;
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { entryDir, type FillStep, openRecordCache } from '../data/record-cache.js';
+import path from 'node:path';
+import { type CacheOrigin, entryDir, type FillStep, openRecordCache } from '../data/record-cache.js';
 import { RecordDataset } from '../data/record-dataset.js';
 import type { Dataset } from '../data/types.js';
 import type { Sequential } from '../models/sequential.js';
@@ -69,6 +70,7 @@ export async function cachedFeatures(
     label: options.label ?? 'features',
     itemName: 'images',
     progress: options.progress,
+    origin: () => featureOrigin(data, options.key),
   });
   const dataset = new RecordDataset(opened.file, opened.manifest, {
     batchSize: data.batchSize,
@@ -76,6 +78,17 @@ export async function cachedFeatures(
     shuffleSeed: options.shuffleSeed,
   });
   return { dataset, computed: opened.computed };
+}
+
+/** Features come from decoded images: stale once that decoded entry changed or was cleared. */
+async function featureOrigin(data: Dataset & { pixelsPath?: string }, key: FeatureKey): Promise<CacheOrigin> {
+  const st = data.pixelsPath ? await fs.stat(data.pixelsPath).catch(() => undefined) : undefined;
+  return {
+    source: data.pixelsPath ? path.dirname(data.pixelsPath) : 'images in memory',
+    imageSize: [key.inputShape[0]!, key.inputShape[1]!],
+    backbone: `${key.weightsId} to ${key.outputLayer}`,
+    inputs: st && data.pixelsPath ? [{ path: data.pixelsPath, size: st.size, mtimeMs: st.mtimeMs }] : [],
+  };
 }
 
 /** The base's output for the examples from `from` on, a batch at a time, in split order. */
