@@ -4,8 +4,6 @@ import { fileURLToPath } from 'node:url';
 import type { WorkerReply, WorkerRequest } from './worker.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-/** bench/*.py live in the source tree; this file runs from dist/bench/. */
-const pyDir = path.resolve(here, '../../bench');
 
 /** glibc settings that keep freed memory in the process, as the addon's mallopt does at load. */
 export const KEEP_ALLOCATIONS_ENV = {
@@ -63,10 +61,4 @@ export function checkPython(python: string): PythonCheck {
   if (r.error) return { ok: false, reason: `${python} not runnable (${(r.error as NodeJS.ErrnoException).code ?? r.error.message})` };
   if (r.status !== 0) return { ok: false, reason: `${python} cannot import torch (python3-torch not installed?)` };
   return { ok: true, torchVersion: r.stdout.trim() };
-}
-
-/** A bench/*.py script, with the engine's memory policy and thread count. */
-export function runPython<T>(python: string, script: string, args: (string | number)[], threads: number): Promise<T> {
-  const env = { ...process.env, ...KEEP_ALLOCATIONS_ENV, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) };
-  return runJson<T>(python, [path.join(pyDir, script), ...args.map(String)], env);
 }

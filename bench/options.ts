@@ -2,23 +2,22 @@ import os from 'node:os';
 
 /** Sizes of every measurement; `--quick` shrinks them all for a smoke run. */
 export interface BenchSizes {
-  /** CNN training: batch, warm-up steps, timed steps. */
+  /** CNN training, interleaved with PyTorch: batch, warm-up steps, rounds, steps per round and engine. */
   cnnBatch: number;
   cnnWarmup: number;
-  cnnSteps: number;
-  /** VGG16 feature extraction: batch, warm-up batches, timed batches (per precision). */
+  cnnRounds: number;
+  cnnStepsPerRound: number;
+  /** VGG16 feature extraction, interleaved the same way (per precision). */
   vggBatch: number;
   vggWarmup: number;
-  vggBatches: number;
-  /** transfer cost: uncached step / feature pass batch and timed batches; head step batch and steps. */
-  transferBatch: number;
-  transferBatches: number;
-  headBatch: number;
-  headSteps: number;
-  /** epochs the cost ratio is computed for (the experiment's 20). */
-  epochs: number;
-  /** photos decoded by the decode benchmark. */
-  decodeImages: number;
+  vggRounds: number;
+  vggStepsPerRound: number;
+  /** CNN training steps timed layer by layer, per engine. */
+  layerSteps: number;
+  /** real runs: photos decoded into a real cache, batch size, head epochs on the real feature cache. */
+  realImages: number;
+  realBatch: number;
+  headEpochs: number;
 }
 
 export interface BenchOptions {
@@ -34,31 +33,31 @@ export interface BenchOptions {
 export const FULL_SIZES: BenchSizes = {
   cnnBatch: 64,
   cnnWarmup: 2,
-  cnnSteps: 8,
+  cnnRounds: 6,
+  cnnStepsPerRound: 2,
   vggBatch: 16,
   vggWarmup: 1,
-  vggBatches: 3,
-  transferBatch: 8,
-  transferBatches: 4,
-  headBatch: 64,
-  headSteps: 20,
-  epochs: 20,
-  decodeImages: 400,
+  vggRounds: 4,
+  vggStepsPerRound: 1,
+  layerSteps: 2,
+  realImages: 256,
+  realBatch: 64,
+  headEpochs: 20,
 };
 
 export const QUICK_SIZES: BenchSizes = {
   cnnBatch: 16,
   cnnWarmup: 1,
-  cnnSteps: 2,
+  cnnRounds: 3,
+  cnnStepsPerRound: 1,
   vggBatch: 4,
   vggWarmup: 1,
-  vggBatches: 1,
-  transferBatch: 4,
-  transferBatches: 1,
-  headBatch: 64,
-  headSteps: 3,
-  epochs: 20,
-  decodeImages: 32,
+  vggRounds: 2,
+  vggStepsPerRound: 1,
+  layerSteps: 1,
+  realImages: 64,
+  realBatch: 64,
+  headEpochs: 20,
 };
 
 export const USAGE = `usage: npm run bench -- [--json] [--quick] [--threads N] [--no-pytorch]
@@ -67,8 +66,8 @@ export const USAGE = `usage: npm run bench -- [--json] [--quick] [--threads N] [
   --threads N   intra-op threads for the engine and for PyTorch (default: all cores)
   --no-pytorch  skip the PyTorch reference runs
   env TRANSFERLAB_BENCH_PYTHON: the Python with torch (default /usr/bin/python3)
-  env TRANSFERLAB_TEST_ASSETS: a folder with data/PetImages/{Cat,Dog}/*.jpg; the decode and VGG16
-      figures then use those real photos (without it: generated JPEGs and synthetic pixels)`;
+  env TRANSFERLAB_TEST_ASSETS: a folder with data/PetImages/{Cat,Dog}/*.jpg; the real-run figures
+      (decode, CNN epoch, feature cache) then use those real photos (without it: generated JPEGs)`;
 
 export function parseArgs(argv: string[]): BenchOptions {
   let json = false;

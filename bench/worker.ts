@@ -4,9 +4,8 @@
  * process's peak resident memory (so each figure's peak is its own loop's, not the sum of all).
  */
 import { native } from '../lib/engine/native.js';
-import { benchDecode } from './decode.js';
-import { benchCnnTrain, benchTransferCost, benchVgg16Features } from './engine.js';
 import type { BenchSizes } from './options.js';
+import { benchRealRuns } from './real-runs.js';
 
 export interface WorkerRequest {
   sizes: BenchSizes;
@@ -25,26 +24,14 @@ export interface WorkerReply {
 async function main(): Promise<void> {
   const [name, json] = process.argv.slice(2);
   const req = JSON.parse(json ?? '{}') as WorkerRequest;
-  let engineInfo: { threads: number; torchVersion?: string; parallelInfo?: string } = { threads: req.threads };
-  if (name !== 'decode') {
-    const n = native();
-    n.setThreads(req.threads);
-    const info = n.info();
-    engineInfo = { threads: info.threads, torchVersion: info.torchVersion, parallelInfo: info.parallelInfo };
-  }
+  const n = native();
+  n.setThreads(req.threads);
+  const info = n.info();
+  const engineInfo = { threads: info.threads, torchVersion: info.torchVersion, parallelInfo: info.parallelInfo };
   let result: Record<string, unknown>;
   switch (name) {
-    case 'cnn-train':
-      result = await benchCnnTrain(req.sizes);
-      break;
-    case 'vgg16-features':
-      result = await benchVgg16Features(req.sizes, { bf16: req.bf16 });
-      break;
-    case 'transfer-cost':
-      result = await benchTransferCost(req.sizes);
-      break;
-    case 'decode':
-      result = await benchDecode({ images: req.sizes.decodeImages });
+    case 'real-runs':
+      result = await benchRealRuns({ images: req.sizes.realImages, batch: req.sizes.realBatch, headEpochs: req.sizes.headEpochs });
       break;
     default:
       throw new Error(`unknown benchmark '${name}'`);

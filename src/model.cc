@@ -6,6 +6,7 @@
 #include <functional>
 #include <stdexcept>
 
+#include "layer-timing.h"
 #include "tensors.h"
 #include "threads.h"
 
@@ -215,13 +216,29 @@ torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to,
     try {
       // relu(maxpool(x)) == maxpool(relu(x)), and after the pool the ReLU and its backward touch a
       // quarter of the memory: a Conv2D(relu) + MaxPooling2D pair applies its ReLU after the pool.
+      // layer timing hook (bench only; layer-timing.cc): start time, and each output marked below
+      const bool timed = timing::enabled();
+      double start = timed ? timing::now() : 0;
       if (layer.kind == Kind::Conv2D && layer.activation == Act::Relu && i + 1 < to && layers_[i + 1].kind == Kind::MaxPool) {
         x = forwardLayer(layer, x, training, /*skipActivation=*/true);
+        if (timed) {
+          timing::forward(layer.name, start);
+          timing::markOutput(x, layer.name);
+          start = timing::now();
+        }
         ++i;
         x = forwardLayer(layers_[i], x, training, false).relu_();
+        if (timed) {
+          timing::forward(layers_[i].name, start);
+          timing::markOutput(x, layers_[i].name);
+        }
         continue;
       }
       x = forwardLayer(layer, x, training, logits && i + 1 == to);
+      if (timed) {
+        timing::forward(layer.name, start);
+        timing::markOutput(x, layer.name);
+      }
     } catch (const std::exception& e) {
       throw std::runtime_error("layer '" + layer.name + "' (" + layer.className + ") on input " + shapeString(x.sizes()) + ": " +
                                describe(e));
@@ -364,12 +381,18 @@ StepResult Model::trainStep(const torch::Tensor& x, const torch::Tensor& y, size
   torch::Tensor out = forward(x, from, layers_.size(), true, logits);
   auto [loss, correct] = lossAndCorrect(out, y, logits);
   if (!loss.requires_grad()) throw std::logic_error("no trainable weights after layer " + std::to_string(from) + ": nothing to train");
+  if (timing::enabled()) timing::backwardBegin();
   loss.backward();
+  if (timing::enabled()) timing::backwardEnd();
   StepResult result;
   result.loss = loss.item<double>();
   result.correct = correct;
   // A NaN loss must not poison the weights: the caller stops and keeps the last good checkpoint.
-  if (std::isfinite(result.loss)) applyGradients();
+  if (std::isfinite(result.loss)) {
+    const double start = timing::now();
+    applyGradients();
+    if (timing::enabled()) timing::optimizer(start);
+  }
   else {
     for (auto& layer : layers_) for (auto& p : layer.params) if (p.grad().defined()) p.mutable_grad().reset();
   }

@@ -97,6 +97,10 @@ export interface NativeBinding {
   /** Intra-op threads (0 = all cores); more than the machine's cores are capped, with a process warning. */
   setThreads(threads: number): void;
   manualSeed(seed: number): void;
+  /** Bench only: record per-layer forward/backward times of train steps (and predicts) from now on. */
+  setLayerTiming(enabled: boolean): void;
+  /** The times recorded since the last call, in model order, then cleared. */
+  takeLayerTimes(): { layer: string; forwardSeconds: number; backwardSeconds: number; forwardCalls: number; backwardCalls: number }[];
 }
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -146,6 +150,13 @@ export function native(): NativeBinding {
     if (capped.warning) process.emitWarning(capped.warning, { code: 'TRANSFERLAB_THREADS' });
     loaded.setThreads(capped.threads);
   };
-  binding = { NativeModel: loaded.NativeModel, info: loaded.info, manualSeed: loaded.manualSeed, setThreads };
+  binding = {
+    NativeModel: loaded.NativeModel,
+    info: loaded.info,
+    manualSeed: loaded.manualSeed,
+    setThreads,
+    setLayerTiming: loaded.setLayerTiming,
+    takeLayerTimes: loaded.takeLayerTimes,
+  };
   return binding;
 }

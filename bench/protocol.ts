@@ -1,0 +1,18 @@
+/** The line protocol of the warm bench processes (bench/serve.ts, bench/pytorch_serve.py). */
+
+export interface ServeCommand {
+  op: 'setup' | 'run' | 'layerTimes' | 'stats';
+  workload?: 'cnn' | 'vgg16';
+  batch?: number;
+  size?: number;
+  threads?: number;
+  precision?: 'fp32' | 'bf16';
+  steps?: number;
+}
+
+/** Mean milliseconds per step of one layer (Keras name), or of "(input)", "(loss)", "(optimizer)". */
+export interface LayerTime {
+  layer: string;
+  forwardMs: number;
+  backwardMs: number;
+}

@@ -1,0 +1,150 @@
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { transferModel } from '../lib/applications/transfer-model.js';
+import { vgg16 } from '../lib/applications/vgg16.js';
+import { openImageFolder } from '../lib/data/image-folder.js';
+import type { Batch } from '../lib/data/types.js';
+import { defaultHeadLayers, experimentCnn } from '../lib/models/zoo.js';
+import { cachedFeatures } from '../lib/training/feature-cache.js';
+import { ASSETS_HINT, generatePhotos, realPetImagesDir } from './photos.js';
+
+/**
+ * Real runs from real caches, as `compare` runs them: photos decoded into a fresh decoded cache
+ * (decode rates), a CNN epoch of `fit` read from that cache next to the same model's bare engine
+ * step, and the transfer model trained both ways: one uncached epoch through the frozen VGG16
+ * base, versus the feature pass into a real feature cache plus `epochs` head epochs of `fit`
+ * read from it (next to the head's bare engine step). Photos are the real ones from
+ * TRANSFERLAB_TEST_ASSETS when set, generated photo-like JPEGs otherwise.
+ */
+
+const SIZE = 300;
+
+function log(msg: string): void {
+  process.stderr.write(`  ${msg}\n`);
+}
+
+async function seconds(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return (performance.now() - t) / 1000;
+}
+
+/** Median seconds of `steps` engine steps on one batch held in memory (after one warm-up step). */
+async function engineStep(steps: number, fn: () => Promise<unknown>): Promise<number> {
+  await fn();
+  const each: number[] = [];
+  for (let i = 0; i < steps; i++) each.push(await seconds(fn));
+  each.sort((a, b) => a - b);
+  return each[each.length >> 1]!;
+}
+
+async function firstBatch(batches: AsyncIterable<Batch>): Promise<Batch> {
+  for await (const b of batches) return b;
+  throw new Error('empty dataset');
+}
+
+export async function benchRealRuns(opts: { images: number; batch: number; headEpochs: number }): Promise<Record<string, unknown>> {
+  const perClass = Math.ceil(opts.images / 2);
+  const pet = await realPetImagesDir();
+  const work = await fs.mkdtemp(path.join(os.tmpdir(), 'tl-bench-real-'));
+  try {
+    let inputs: string;
+    if (pet) {
+      // an image folder of links to real photos (ids 1-2500 are all valid), half cats, half dogs
+      for (const cls of ['Cat', 'Dog']) {
+        await fs.mkdir(path.join(work, 'images', cls), { recursive: true });
+        for (let i = 1; i <= perClass; i++) await fs.symlink(path.join(pet, cls, `${i}.jpg`), path.join(work, 'images', cls, `${i}.jpg`));
+      }
+      inputs = `real photos from ${pet}`;
+    } else {
+      log(`generating ${2 * perClass} photo-like JPEGs (${ASSETS_HINT})`);
+      await generatePhotos(path.join(work, 'images'), perClass);
+      inputs = 'generated 500x375 JPEGs';
+    }
+    const cacheDir = path.join(work, 'cache');
+    let opened: Awaited<ReturnType<typeof openImageFolder>> | undefined;
+    const cold = await seconds(async () => {
+      opened = await openImageFolder({
+        root: path.join(work, 'images'),
+        imageSize: [SIZE, SIZE],
+        batchSize: opts.batch,
+        splits: ['train[1:]', 'train[:1]'],
+        cacheDir,
+        progress: false,
+        shuffleSeed: 1,
+      });
+    });
+    const train = opened!.train;
+    let n = 0;
+    const cached = await seconds(async () => {
+      for await (const b of train.batches()) n += b.shape[0];
+    });
+    log(`decode: ${train.size} images cold ${(train.size / cold).toFixed(1)} img/s, cached ${(n / cached).toFixed(0)} img/s`);
+
+    // CNN: a real epoch of fit from the decoded cache, and the bare engine step on one batch
+    const cnn = experimentCnn([SIZE, SIZE, 3], { seed: 1 });
+    cnn.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
+    const b0 = await firstBatch(train.batches());
+    const cnnStep = await engineStep(2, () => cnn.engine.trainStep(b0.x, b0.shape, b0.y, 0));
+    const cnnEpoch = await seconds(() => cnn.fit(train, { epochs: 1, verbose: 0 }));
+    const cnnEpochImgPerSec = train.size / cnnEpoch;
+    const cnnEval = await seconds(() => cnn.evaluate(train));
+    const cnnStepImgPerSec = b0.shape[0] / cnnStep;
+    log(`CNN: epoch ${cnnEpochImgPerSec.toFixed(1)} img/s, engine step ${cnnStepImgPerSec.toFixed(1)} img/s`);
+
+    // transfer: frozen VGG16 base + the experiment's head
+    const base = await vgg16({ includeTop: false, weights: null, inputShape: [SIZE, SIZE, 3] });
+    const model = transferModel({ base, head: defaultHeadLayers(), trainableBase: false, preprocessing: 'scale01', seed: 1 });
+    model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
+    const baseLayers = model.baseLayers;
+    const uncachedEpoch = await seconds(() => model.fit(train, { epochs: 1, verbose: 0 }));
+    log(`transfer: one uncached epoch ${uncachedEpoch.toFixed(1)} s`);
+    let features: Awaited<ReturnType<typeof cachedFeatures>>['dataset'] | undefined;
+    const featureSeconds = await seconds(async () => {
+      const key = {
+        weightsId: 'bench',
+        outputLayer: 'block5_pool',
+        inputShape: [SIZE, SIZE, 3],
+        preprocessing: 'scale01',
+        bf16: false,
+        data: work,
+      };
+      features = (await cachedFeatures(model, train, { baseLayers, key, cacheDir, progress: false, shuffleSeed: 1 })).dataset;
+    });
+    const fb = await firstBatch(features!.batches());
+    const entry = model.engineIndex(baseLayers, true);
+    const headStep = await engineStep(5, () => model.engine.trainStep(fb.x, fb.shape, fb.y, entry));
+    const headFit = await seconds(() => model.fit(features!, { epochs: opts.headEpochs, fromLayer: baseLayers, verbose: 0 }));
+    const headEval = await seconds(() => model.evaluate(features!, { fromLayer: baseLayers }));
+    const headSteps = opts.headEpochs * Math.ceil(features!.size / features!.batchSize);
+    const headEpochStep = headFit / headSteps;
+    log(
+      `transfer: features ${featureSeconds.toFixed(1)} s, head ${opts.headEpochs} epochs ${headFit.toFixed(1)} s ` +
+        `(${(headEpochStep * 1000).toFixed(1)} ms/step; engine step ${(headStep * 1000).toFixed(1)} ms)`,
+    );
+    return {
+      inputs,
+      images: train.size,
+      decodeColdImgPerSec: train.size / cold,
+      decodeCachedImgPerSec: n / cached,
+      cnnEpochImgPerSec,
+      cnnEvalImgPerSec: train.size / cnnEval,
+      cnnEngineStepImgPerSec: cnnStepImgPerSec,
+      cnnEpochVsEngineStep: cnnEpochImgPerSec / cnnStepImgPerSec,
+      uncachedEpochSeconds: uncachedEpoch,
+      featureSeconds,
+      featureImgPerSec: train.size / featureSeconds,
+      headEpochs: opts.headEpochs,
+      headSeconds: headFit,
+      headEpochStepMs: headEpochStep * 1000,
+      headEvalImgPerSec: features!.size / headEval,
+      headEngineStepMs: headStep * 1000,
+      headEpochStepVsEngineStep: headEpochStep / headStep,
+      // 20 uncached epochs (each as the one measured) over the measured cached path: one feature pass + the head epochs
+      transferCostRatioUncachedToCached: (opts.headEpochs * uncachedEpoch) / (featureSeconds + headFit),
+    };
+  } finally {
+    await fs.rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * The engine's warm bench process: `node dist/bench/serve.js`, one JSON command per stdin line,
+ * one JSON reply per stdout line (progress on stderr). bench/pytorch_serve.py speaks the same
+ * protocol for PyTorch, so bench/interleave.ts can alternate rounds of steps between the two.
+ *   {"op":"setup","workload":"cnn"|"vgg16","batch":64,"size":300,"threads":2,"precision":"fp32"|"bf16"}
+ *   {"op":"run","steps":2}          -> {"seconds":[...]}          (a train step, or a predict batch)
+ *   {"op":"layerTimes","steps":2}   -> {"layers":[{layer,forwardMs,backwardMs}]}  (means per step)
+ *   {"op":"stats"}                  -> {"peakRssBytes":...,"torchVersion":...,"threads":...}
+ * A failed command replies {"error":"..."} and the process stays up for the next one.
+ */
+import { createInterface } from 'node:readline';
+import { vgg16Layers } from '../lib/applications/vgg16.js';
+import { native } from '../lib/engine/native.js';
+import { Sequential } from '../lib/models/sequential.js';
+import { experimentCnn } from '../lib/models/zoo.js';
+import { syntheticPixels } from './engine.js';
+import type { LayerTime, ServeCommand } from './protocol.js';
+
+type Step = () => Promise<unknown>;
+let step: Step | undefined;
+
+/** One training step (cnn) or one feature batch (vgg16) on synthetic pixels, at `precision`. */
+function setup(cmd: ServeCommand): Record<string, unknown> {
+  const size = cmd.size ?? 300;
+  const batch = cmd.batch ?? 64;
+  const shape = [batch, size, size, 3];
+  const x = syntheticPixels(batch * size * size * 3);
+  const bf16 = cmd.precision === 'bf16';
+  native().setThreads(cmd.threads ?? 0);
+  if (cmd.workload === 'cnn') {
+    // Our bf16 training is one call here once the Keras dtype policy exists (issue 13 item 1):
+    // mixedPrecision.setGlobalPolicy('mixed_bfloat16') before the model is built.
+    if (bf16) throw new Error('bf16 training is not in this engine yet: the Keras mixed_bfloat16 dtype policy has not landed');
+    const model = experimentCnn([size, size, 3], { seed: 1 });
+    model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
+    const y = Float32Array.from({ length: batch }, (_, i) => i % 2);
+    step = () => model.engine.trainStep(x, shape, y, 0);
+  } else if (cmd.workload === 'vgg16') {
+    const model = new Sequential(vgg16Layers([size, size, 3]), { name: 'vgg16', preprocessing: 'scale01', seed: 1 });
+    step = () => model.predict(x, shape, { bf16 });
+  } else throw new Error(`unknown workload '${String(cmd.workload)}': use cnn or vgg16`);
+  return { ok: true };
+}
+
+async function run(steps: number): Promise<number[]> {
+  if (!step) throw new Error('send a setup command before run');
+  const seconds: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t = performance.now();
+    await step();
+    seconds.push((performance.now() - t) / 1000);
+  }
+  return seconds;
+}
+
+async function layerTimes(steps: number): Promise<LayerTime[]> {
+  const n = native();
+  n.setLayerTiming(true);
+  try {
+    await run(steps);
+    return n.takeLayerTimes().map((r) => ({
+      layer: r.layer,
+      forwardMs: (r.forwardSeconds * 1000) / steps,
+      backwardMs: (r.backwardSeconds * 1000) / steps,
+    }));
+  } finally {
+    n.setLayerTiming(false);
+  }
+}
+
+async function handle(cmd: ServeCommand): Promise<Record<string, unknown>> {
+  switch (cmd.op) {
+    case 'setup':
+      return setup(cmd);
+    case 'run':
+      return { seconds: await run(cmd.steps ?? 1) };
+    case 'layerTimes':
+      return { layers: await layerTimes(cmd.steps ?? 1) };
+    case 'stats': {
+      const info = native().info();
+      return { peakRssBytes: process.resourceUsage().maxRSS * 1024, torchVersion: info.torchVersion, threads: info.threads };
+    }
+    default:
+      throw new Error(`unknown op '${String(cmd.op)}'`);
+  }
+}
+
+async function main(): Promise<void> {
+  // commands are handled one at a time, in order: the caller waits for each reply
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (!line.trim()) continue;
+    let reply: Record<string, unknown>;
+    try {
+      reply = await handle(JSON.parse(line) as ServeCommand);
+    } catch (error) {
+      reply = { error: (error as Error).message };
+    }
+    process.stdout.write(`${JSON.stringify(reply)}\n`);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+});
