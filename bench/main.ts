@@ -6,6 +6,7 @@
  * A benchmark, not a test: targets are reported, never asserted.
  */
 
+import { benchAugmentation } from './augment.js';
 import { checkPython, runPython, runWorker } from './children.js';
 import { type BenchOptions, parseArgs } from './options.js';
 import { bytesText, fmt, formatTable, type Row, ratioText } from './report.js';
@@ -120,7 +121,9 @@ async function main(): Promise<void> {
     cachedDecode: atLeast(div(cachedImg, cnnImg), TARGETS.cachedDecodeVsCnn),
   };
 
+  const augment = await benchAugmentation(opts.quick).catch((e: Error) => void (errors.augment = e.message));
   const report = {
+    augmentMsPerBatch: augment?.augmentMsPerBatch ?? null,
     cnnTrainImgPerSec: cnnImg,
     pytorchCnnTrainImgPerSec: pyCnnImg,
     cnnTrainRatioToPytorch: div(cnnImg, pyCnnImg),
@@ -151,6 +154,7 @@ async function main(): Promise<void> {
       vgg16Features: vgg ? { ...vgg.result, peakRssBytes: vgg.maxRssBytes } : null,
       pytorchVgg16Features: pyVgg,
       transferCost: transfer ? { ...transfer.result, peakRssBytes: transfer.maxRssBytes } : null,
+      augment: augment ?? null,
       decode: decode ? { ...decode.result, images: s.decodeImages, peakRssBytes: decode.maxRssBytes } : null,
       seconds: (performance.now() - started) / 1000,
     },
