@@ -253,7 +253,8 @@ export class Sequential {
       throw new RangeError(`layer index ${i} is outside 0..${this.resolved.length - 1}`);
     }
     const leading = this.leadingAugmentation;
-    if (i < leading || (atBoundary && i === leading)) return i;
+    // entering at the first other layer includes the preprocessing; "after the last layer" too
+    if (i < leading || (atBoundary && i === leading && i < this.resolved.length)) return i;
     const offset = preprocessingSpec(this.preprocessing) ? 1 : 0;
     const skipped = this.resolved.slice(0, i).filter((r) => !r.spec).length;
     return i + offset - skipped;
