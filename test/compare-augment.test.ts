@@ -14,7 +14,7 @@ async function compare(dir: string, name: string, extra: string[]) {
   const cacheDir = path.join(dir, `cache-${name}`);
   const { dataDir, backboneArgs } = await generatedCompareInputs();
   const out = path.join(dir, name);
-  const args = ['compare', '--data-dir', dataDir, '--image-size', '48', '--batch-size', '16', '--head-units', '8'];
+  const args = ['compare', '--data-dir', dataDir, '--image-size', '96', '--batch-size', '16', '--head-units', '8'];
   const result = await runCli([...args, ...backboneArgs, '--cache-dir', cacheDir, '--out', out, ...extra], { cacheDir });
   return { result, out, cacheDir };
 }
@@ -29,12 +29,12 @@ test('compare --augment: both models train with the layers, the transfer base ru
       const summary = await readJson<{ models: { name: string; error?: string }[] }>(path.join(out, 'summary.json'));
       assert.equal(summary.models.find((m) => m.name === kind)?.error, undefined);
       const text = await import('node:fs/promises').then((fs) => fs.readFile(path.join(out, kind, 'summary.txt'), 'utf8'));
-      assert.match(text, /random_flip \(RandomFlip\)\s+\(None, 48, 48, 3\)\s+0/);
+      assert.match(text, /random_flip \(RandomFlip\)\s+\(None, 96, 96, 3\)\s+0/);
       assert.match(text, /random_zoom \(RandomZoom\)/);
-      const modelJson = await readJson<{ modelTopology: { model_config: { config: { layers: { class_name: string }[] } } } }>(
+      const modelJson = await readJson<{ modelTopology: { config: { layers: { class_name: string }[] } } }>(
         path.join(out, kind, 'best', 'model.json'),
       );
-      const classes = modelJson.modelTopology.model_config.config.layers.map((l) => l.class_name);
+      const classes = modelJson.modelTopology.config.layers.map((l) => l.class_name);
       assert.ok(!classes.some((c) => c.startsWith('Random')), `model.json still has ${classes.join(', ')}`);
       const meta = await readJson<{ augmentation?: { note: string; layers: { index: number; config: { class_name: string } }[] } }>(
         path.join(out, kind, 'best', 'transferlab.json'),
