@@ -9,6 +9,7 @@
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchAugmentation } from './augment.js';
 import { checkPython, KEEP_ALLOCATIONS_ENV, runWorker } from './children.js';
 import { seedExperimentSeconds } from './estimate.js';
 import { type Interleaved, interleave } from './interleave.js';
@@ -212,7 +213,9 @@ async function main(): Promise<void> {
     seedExperimentBf16: atMost(estimateBf16, TARGETS.estimateSecondsBf16),
   };
 
+  const augment = await benchAugmentation(opts.quick).catch((e: Error) => void (errors.augment = e.message));
   const report = {
+    augmentMsPerBatch: augment?.augmentMsPerBatch ?? null,
     cnnTrainImgPerSec: cnnImg,
     pytorchCnnTrainImgPerSec: pyCnnImg,
     cnnTrainRatioToPytorch: cnnRatio,
@@ -259,6 +262,7 @@ async function main(): Promise<void> {
       vgg16Features: vgg,
       vgg16FeaturesBf16: vggBf16,
       realRuns: real ? { ...real.result, peakRssBytes: real.maxRssBytes } : null,
+      augment: augment ?? null,
       seconds: (performance.now() - started) / 1000,
     },
     errors,

@@ -56,6 +56,7 @@ Kind parseKind(const std::string& kind, const std::string& layer) {
   if (kind == "gap") return Kind::GlobalAvgPool;
   if (kind == "reshape") return Kind::Reshape;
   if (kind == "rescale") return Kind::Rescale;
+  if (kind == "augment") return Kind::Augment;
   throw std::invalid_argument("layer '" + layer + "': unknown engine layer kind '" + kind + "'");
 }
 
@@ -136,6 +137,7 @@ Layer parseLayer(const Napi::Object& spec) {
   if (layer.kind == Kind::Rescale && !layer.offset.empty()) {
     layer.offsetTensor = torch::tensor(std::vector<float>(layer.offset.begin(), layer.offset.end())).view({1, -1, 1, 1});
   }
+  if (layer.kind == Kind::Augment) layer.augment = parseAugment(spec, layer.name);
   return layer;
 }
 
@@ -294,6 +296,8 @@ torch::Tensor forwardLayer(const Layer& L, const torch::Tensor& x, bool training
       if (L.offsetTensor.defined()) y.add_(L.offsetTensor);
       return y;
     }
+    case Kind::Augment:
+      return augment(*L.augment, x, training);
   }
   throw std::logic_error("unreachable layer kind");
 }

@@ -7,9 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "augment.h"
+
 namespace tl {
 
-enum class Kind { Conv2D, MaxPool, AvgPool, Flatten, Dense, Dropout, Activation, BatchNorm, ZeroPad, GlobalAvgPool, Reshape, Rescale };
+enum class Kind { Conv2D, MaxPool, AvgPool, Flatten, Dense, Dropout, Activation, BatchNorm, ZeroPad, GlobalAvgPool, Reshape, Rescale, Augment };
 enum class Act { Linear, Relu, Relu6, Sigmoid, Softmax, Tanh, LeakyRelu, Elu };
 
 struct Layer {
@@ -46,6 +48,7 @@ struct Layer {
   std::vector<torch::Tensor> params;     // engine layout (conv OIHW; dense [in, out])
   std::vector<bool> paramIsVariable;     // false for BatchNorm moving statistics
   torch::Tensor offsetTensor;            // Rescale offsets as [1, C, 1, 1]
+  std::shared_ptr<AugmentSpec> augment;  // Augment: the random preprocessing layer (augment.cc)
 
   std::vector<int64_t> kerasShape(size_t i) const;  // shape of params[i] in Keras layout
 };

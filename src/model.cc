@@ -209,7 +209,7 @@ void Model::Compile(const Napi::CallbackInfo& info) {
   slots_.clear();
 }
 
-torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to, bool training, bool logits) {
+torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to, bool training, bool logits, bool augment) {
   torch::Tensor x = input;
   for (size_t i = from; i < to; ++i) {
     const Layer& layer = layers_[i];
@@ -234,7 +234,7 @@ torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to,
         }
         continue;
       }
-      x = forwardLayer(layer, x, training, logits && i + 1 == to);
+      x = forwardLayer(layer, x, training || (augment && layer.kind == Kind::Augment), logits && i + 1 == to);
       if (timed) {
         timing::forward(layer.name, start);
         timing::markOutput(x, layer.name);
@@ -413,15 +413,15 @@ StepResult Model::evaluate(const torch::Tensor& x, const torch::Tensor& y, size_
   return result;
 }
 
-torch::Tensor Model::predict(const torch::Tensor& x, size_t from, size_t to, bool bf16) {
+torch::Tensor Model::predict(const torch::Tensor& x, size_t from, size_t to, bool bf16, bool augment) {
   c10::InferenceMode guard;
-  if (!bf16) return toKerasOutput(forward(x, from, to, false, false));
+  if (!bf16) return toKerasOutput(forward(x, from, to, false, false, augment));
   // bf16 autocast for inference (feature extraction): convolutions and matmuls in bfloat16 where
   // the CPU has native support, everything returned as float32.
   at::autocast::set_cpu_enabled(true);
   at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
   try {
-    torch::Tensor out = toKerasOutput(forward(x, from, to, false, false));
+    torch::Tensor out = toKerasOutput(forward(x, from, to, false, false, augment));
     at::autocast::set_cpu_enabled(false);
     at::autocast::clear_cache();
     return out;
@@ -542,11 +542,12 @@ Napi::Value Model::StartPredict(const Napi::CallbackInfo& info) {
   size_t to = layerIndex(info, 3);
   checkInputShape(info.Env(), layers_, from, args.x);
   bool bf16 = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+  bool augment = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();  // augmentation layers draw (feature caches of augmented passes)
   if (to < from) throw Napi::RangeError::New(info.Env(), "predict: `to` layer comes before `from`");
   acquire(info.Env());
   auto* worker = new PromiseWorker<torch::Tensor>(
       info.Env(), this, args.keepAlive,
-      [this, x = args.x, from, to, bf16]() { return predict(toModelInput(x), from, to, bf16); },
+      [this, x = args.x, from, to, bf16, augment]() { return predict(toModelInput(x), from, to, bf16, augment); },
       [](Napi::Env env, torch::Tensor& out) -> Napi::Value {
         Napi::Object result = Napi::Object::New(env);
         result.Set("output", toFloat32Array(env, out));

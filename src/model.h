@@ -43,7 +43,7 @@ class Model : public Napi::ObjectWrap<Model> {
   // Called from worker threads while busy_ is held.
   StepResult trainStep(const torch::Tensor& x, const torch::Tensor& y, size_t from);
   StepResult evaluate(const torch::Tensor& x, const torch::Tensor& y, size_t from);
-  torch::Tensor predict(const torch::Tensor& x, size_t from, size_t to, bool bf16);
+  torch::Tensor predict(const torch::Tensor& x, size_t from, size_t to, bool bf16, bool augment = false);
 
   void release() { busy_.store(false); }
 
@@ -65,7 +65,8 @@ class Model : public Napi::ObjectWrap<Model> {
   void acquire(Napi::Env env);
   void ensureIdle(Napi::Env env, const char* what) const;
   size_t layerIndex(const Napi::CallbackInfo& info, size_t arg) const;
-  torch::Tensor forward(const torch::Tensor& x, size_t from, size_t to, bool training, bool logits);
+  // `augment`: random preprocessing layers draw as in training while everything else infers
+  torch::Tensor forward(const torch::Tensor& x, size_t from, size_t to, bool training, bool logits, bool augment = false);
   bool outputIsLogitsFor(Loss loss) const;
   std::pair<torch::Tensor, int64_t> lossAndCorrect(const torch::Tensor& out, const torch::Tensor& y, bool logits) const;
   void applyGradients();

@@ -16,11 +16,14 @@ export interface TransferModelOptions {
   preprocessing?: Preprocessing;
   name?: string;
   seed?: number;
+  /** augmentation layers before the base (RandomFlip, ...); they count as part of the base. */
+  augmentation?: LayerConfig[];
 }
 
 /**
  * Keras's transfer-learning recipe as one model: the pretrained base (with its weights), frozen
- * unless `trainableBase`, followed by the head. Layers [0, baseLayers) are the base.
+ * unless `trainableBase`, followed by the head. Layers [0, baseLayers) are the base, after any
+ * augmentation layers (which have no weights, so freezing does not concern them).
  */
 export class TransferModel extends Sequential {
   readonly base: Backbone;
@@ -29,14 +32,15 @@ export class TransferModel extends Sequential {
   constructor(options: TransferModelOptions) {
     const trainable = options.trainableBase ?? false;
     const baseConfigs = options.base.layers.map((l) => ({ class_name: l.class_name, config: { ...l.config, trainable } }));
-    super([...baseConfigs, ...options.head], {
+    const augmentation = options.augmentation ?? [];
+    super([...augmentation, ...baseConfigs, ...options.head], {
       name: options.name ?? 'transfer',
       inputShape: options.inputShape ?? options.base.inputShape,
       seed: options.seed,
       preprocessing: options.preprocessing ?? options.base.nativePreprocessing,
     });
     this.base = options.base;
-    this.baseLayers = baseConfigs.length;
+    this.baseLayers = augmentation.length + baseConfigs.length;
     this.setWeights(options.base.weights);
   }
 }

@@ -18,7 +18,8 @@ export interface EngineLayerSpec {
     | 'zeropad'
     | 'gap'
     | 'reshape'
-    | 'rescale';
+    | 'rescale'
+    | 'augment';
   name: string;
   className: string;
   trainable?: boolean;
@@ -47,6 +48,27 @@ export interface EngineLayerSpec {
   targetShape?: number[];
   offset?: number[];
   flipChannels?: boolean;
+  /** a Keras random preprocessing layer (kind 'augment'). */
+  augment?: AugmentEngineSpec;
+}
+
+/** Draw ranges and sampling of one augmentation layer, resolved from its Keras config (lib/models/augmentation.ts). */
+export interface AugmentEngineSpec {
+  op: 'flip' | 'rotation' | 'zoom' | 'translation' | 'contrast' | 'brightness';
+  /** RandomFlip */
+  mode?: 'horizontal' | 'vertical' | 'horizontal_and_vertical';
+  /** rotation in turns (fraction of 2π), zoom / translation height fractions, contrast or brightness factors */
+  lower?: number;
+  upper?: number;
+  /** zoom / translation width fractions; a zoom without them reuses the height draw */
+  widthLower?: number;
+  widthUpper?: number;
+  fillMode?: 'reflect' | 'wrap' | 'nearest' | 'constant';
+  interpolation?: 'bilinear' | 'nearest';
+  fillValue?: number;
+  rangeLow?: number;
+  rangeHigh?: number;
+  seed: number;
 }
 
 export interface StepOutput {
@@ -76,6 +98,8 @@ export interface NativeModel {
     fromLayer: number,
     toLayer: number,
     bf16: boolean,
+    /** augmentation layers draw as in training (the rest infers): features of augmented images */
+    augment?: boolean,
   ): Promise<{ output: Float32Array; shape: number[] }>;
   getOptimizerState(): OptimizerState;
   setOptimizerState(state: OptimizerState): void;

@@ -32,6 +32,10 @@ export interface CompareConfig {
   preprocess?: Preprocessing;
   headUnits: number[];
   featureCache: boolean;
+  /** augmentation policy (`--augment`, see augment-policy.ts); absent: none */
+  augment?: string;
+  /** with augment, cache the frozen base's features of this many augmented passes and cycle through them */
+  augmentCacheEpochs?: number;
   bf16: boolean;
   fineTuneEpochs: number;
   fineTuneLayers: number;

@@ -42,6 +42,8 @@ const FLAG_KEYS: Record<string, (keyof CompareConfig)[]> = {
   'head-units': ['headUnits'],
   'no-feature-cache': ['featureCache'],
   bf16: ['bf16'],
+  augment: ['augment'],
+  'augment-cache-epochs': ['augmentCacheEpochs'],
   'fine-tune-epochs': ['fineTuneEpochs'],
   'fine-tune-layers': ['fineTuneLayers'],
   'fine-tune-learning-rate': ['fineTuneLearningRate'],

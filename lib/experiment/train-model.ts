@@ -10,10 +10,11 @@ import type { ModelRunSummary } from '../reports/types.js';
 import { restoreCheckpoint, saveModel } from '../saving/persistence.js';
 import { BackupAndRestore, type BackupState } from '../training/backup-and-restore.js';
 import { type Callback, ModelCheckpoint } from '../training/callbacks.js';
-import { cachedFeatures, datasetIdentity } from '../training/feature-cache.js';
+import { CyclingDataset, cachedFeatures, datasetIdentity } from '../training/feature-cache.js';
 import type { Logs } from '../training/history.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
+import { augmentationLayers } from './augment-policy.js';
 import { loadBackbone } from './backbone.js';
 import { type CompareConfig, faithfulSchedule, MODEL_LABELS, type ModelKind } from './config.js';
 import { confusionMatrix, mostConfidentlyWrong } from './evaluation.js';
@@ -39,7 +40,8 @@ interface Built {
 
 async function buildModel(kind: ModelKind, config: CompareConfig, classes: number): Promise<Built> {
   const inputShape = [...config.imageSize, 3];
-  if (kind === 'cnn') return { model: cnnForClasses(inputShape, classes, { seed: config.seed }), baseLayers: 0 };
+  const augmentation = config.augment ? augmentationLayers(config.augment) : [];
+  if (kind === 'cnn') return { model: cnnForClasses(inputShape, classes, { seed: config.seed, augmentation }), baseLayers: 0 };
   const backbone = await loadBackbone(config, inputShape);
   // the experiment feeds x / 255 to VGG16 too (its Keras original did), unless its config names a preprocessing
   const preprocessing = config.preprocess ?? (config.backbone === 'vgg16' ? 'scale01' : backbone.nativePreprocessing);
@@ -50,6 +52,7 @@ async function buildModel(kind: ModelKind, config: CompareConfig, classes: numbe
     inputShape,
     preprocessing,
     seed: config.seed,
+    augmentation,
   });
   return { model, baseLayers: model.baseLayers, backbone };
 }
@@ -140,7 +143,17 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   let train: Dataset = data.train;
   let validation: Dataset = data.validation;
   let fromLayer = 0;
-  if (backbone && config.featureCache && state.completedEpochs < config.epochs) {
+  // Augmentation makes cached features of the plain images wrong for training: either the base runs
+  // on every augmented batch, or K augmented passes are cached and reused in turn.
+  const augmentCache = config.augment ? config.augmentCacheEpochs : undefined;
+  if (backbone && config.featureCache && config.augment && !augmentCache) {
+    ctx.log(
+      `${MODEL_LABELS[kind]}: --augment: the frozen base runs on every augmented training batch (no feature cache), a full ` +
+        `forward pass of the base over ${data.train.size} images per epoch instead of once; ` +
+        `--augment-cache-epochs K caches K augmented passes and cycles through them`,
+    );
+  }
+  if (backbone && config.featureCache && (!config.augment || augmentCache) && state.completedEpochs < config.epochs) {
     // the base is frozen until fine-tuning, so its weights are the backbone's as loaded
     const keyFor = async (d: Dataset) => ({
       weightsId: backbone.weightsId,
@@ -152,15 +165,25 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
     });
     const cacheDir = resolveCacheDir(config.cacheDir);
     const featuresStart = performance.now();
-    train = (
-      await cachedFeatures(model, data.train, {
-        baseLayers,
-        key: await keyFor(data.train),
-        cacheDir,
-        label: 'features (train)',
-        shuffleSeed: config.shuffleSeed,
-      })
-    ).dataset;
+    const trainPasses: Dataset[] = [];
+    for (let pass = 0; pass < (augmentCache ?? 1); pass++) {
+      const augmentation = augmentCache
+        ? { layers: model.layers.slice(0, model.leadingAugmentation).map((l) => l.config), seed: model.seed, pass }
+        : undefined;
+      const label = augmentCache ? `features (train, augmented pass ${pass + 1}/${augmentCache})` : 'features (train)';
+      trainPasses.push(
+        (
+          await cachedFeatures(model, data.train, {
+            baseLayers,
+            key: { ...(await keyFor(data.train)), ...(augmentation ? { augmentation } : {}) },
+            cacheDir,
+            label,
+            shuffleSeed: config.shuffleSeed,
+          })
+        ).dataset,
+      );
+    }
+    train = trainPasses.length === 1 ? trainPasses[0] : new CyclingDataset(trainPasses);
     validation = (
       await cachedFeatures(model, data.validation, {
         baseLayers,

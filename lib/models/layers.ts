@@ -24,6 +24,23 @@ function base(className: string, options: Common, config: Record<string, unknown
   return { class_name: className, config: c };
 }
 
+type Factor = number | [number, number];
+type FillMode = 'reflect' | 'wrap' | 'nearest' | 'constant';
+/** Keras's sampling arguments of RandomRotation, RandomZoom and RandomTranslation. */
+interface Sampling {
+  fillMode?: FillMode;
+  interpolation?: 'bilinear' | 'nearest';
+  fillValue?: number;
+  seed?: number;
+}
+
+const sampling = (o: Sampling) => ({
+  fill_mode: o.fillMode ?? 'reflect',
+  fill_value: o.fillValue ?? 0,
+  interpolation: o.interpolation ?? 'bilinear',
+  seed: o.seed ?? null,
+});
+
 const glorot = { class_name: 'GlorotUniform', config: { seed: null } };
 const zeros = { class_name: 'Zeros', config: {} };
 
@@ -144,6 +161,46 @@ export const layers = {
   },
   reshape(options: Common & { targetShape: Shape }): LayerConfig {
     return base('Reshape', options, { target_shape: options.targetShape });
+  },
+  // Data augmentation (lib/models/augmentation.ts): active in training only, no weights.
+  randomFlip(options: Common & { mode?: 'horizontal' | 'vertical' | 'horizontal_and_vertical'; seed?: number } = {}): LayerConfig {
+    return base('RandomFlip', options, { mode: options.mode ?? 'horizontal_and_vertical', seed: options.seed ?? null });
+  },
+  /** factor: fraction of 2π; a number f draws angles in [-f, f] * 2π, positive counter-clockwise. */
+  randomRotation(options: Common & Sampling & { factor: Factor }): LayerConfig {
+    return base('RandomRotation', options, { factor: options.factor, ...sampling(options) });
+  },
+  /** factors: fractions of the height / width; positive zooms out. Without widthFactor the aspect ratio is kept. */
+  randomZoom(options: Common & Sampling & { heightFactor: Factor; widthFactor?: Factor }): LayerConfig {
+    return base('RandomZoom', options, {
+      height_factor: options.heightFactor,
+      width_factor: options.widthFactor ?? null,
+      ...sampling(options),
+    });
+  },
+  /** factors: fractions of the height / width; positive moves the image down / right. */
+  randomTranslation(options: Common & Sampling & { heightFactor: Factor; widthFactor: Factor }): LayerConfig {
+    return base('RandomTranslation', options, {
+      height_factor: options.heightFactor,
+      width_factor: options.widthFactor,
+      ...sampling(options),
+    });
+  },
+  /** the contrast factor is drawn from [1 - lower, 1 + upper]; results clipped to valueRange. */
+  randomContrast(options: Common & { factor: Factor; valueRange?: [number, number]; seed?: number }): LayerConfig {
+    return base('RandomContrast', options, {
+      factor: options.factor,
+      value_range: options.valueRange ?? [0, 255],
+      seed: options.seed ?? null,
+    });
+  },
+  /** factor: fraction of valueRange added to every pixel of an image; a number f draws from [-f, f]. */
+  randomBrightness(options: Common & { factor: Factor; valueRange?: [number, number]; seed?: number }): LayerConfig {
+    return base('RandomBrightness', options, {
+      factor: options.factor,
+      value_range: options.valueRange ?? [0, 255],
+      seed: options.seed ?? null,
+    });
   },
 };
 

@@ -1,5 +1,6 @@
 import type { EngineLayerSpec } from '../engine/native.js';
 import type { LayerConfig, Shape } from '../keras-format/config.js';
+import { AUGMENTATION_CLASSES, AugmentationConfigError, isAugmentation, resolveAugmentation } from './augmentation.js';
 
 /**
  * Shape inference for Keras layer configs: output shapes, weight shapes (Keras layout) and the
@@ -43,6 +44,7 @@ const SUPPORTED = [
   'ZeroPadding2D',
   'GlobalAveragePooling2D',
   'Reshape',
+  ...AUGMENTATION_CLASSES,
 ];
 
 function pairOf(value: unknown, fallback: [number, number]): [number, number] {
@@ -106,6 +108,14 @@ export function resolveLayer(config: LayerConfig, inputShape: Shape): ResolvedLa
   };
   if ((cfg.data_format ?? 'channels_last') !== 'channels_last') {
     throw new LayerConfigError(`layer '${name}': data_format '${String(cfg.data_format)}' is not supported (channels_last only)`);
+  }
+  if (isAugmentation(config.class_name)) {
+    try {
+      // the model gives each layer its seed (its Keras seed, or one from the model's)
+      return done(inputShape, [], { ...common, kind: 'augment', augment: { ...resolveAugmentation(config, inputShape), seed: 0 } });
+    } catch (error) {
+      throw error instanceof AugmentationConfigError ? new LayerConfigError(error.message) : error;
+    }
   }
 
   switch (config.class_name) {

@@ -144,17 +144,25 @@ export class Sequential {
 
   /**
    * Outputs for a batch of NHWC inputs (uint8 pixels, or float32 outputs of layer `fromLayer - 1`).
-   * `toLayer` (exclusive) cuts the model, e.g. to extract features of a frozen base.
+   * `toLayer` (exclusive) cuts the model, e.g. to extract features of a frozen base. With `augment`,
+   * the augmentation layers draw as in training (features of augmented images); otherwise they are the identity.
    */
   async predict(
     x: Uint8Array | Float32Array,
     shape: Shape,
-    options: { fromLayer?: number; toLayer?: number; bf16?: boolean } = {},
+    options: { fromLayer?: number; toLayer?: number; bf16?: boolean; augment?: boolean } = {},
   ): Promise<{ output: Float32Array; shape: Shape }> {
     const from = options.fromLayer ?? 0;
     const to = options.toLayer ?? this.resolved.length;
     this.checkInput(shape, from);
-    return this.engine.predict(x, shape, this.engineIndex(from, true), this.engineIndex(to, true), options.bf16 ?? false);
+    return this.engine.predict(
+      x,
+      shape,
+      this.engineIndex(from, true),
+      this.engineIndex(to, true),
+      options.bf16 ?? false,
+      options.augment ?? false,
+    );
   }
 
   /** Throws a clear error when a batch does not fit the layer it enters at. */
@@ -213,25 +221,41 @@ export class Sequential {
   /** The native model (created on first use). */
   get engine(): NativeModel {
     if (!this.engineModel) {
-      const specs: EngineLayerSpec[] = [];
+      const specs: EngineLayerSpec[] = this.resolved.flatMap((r, i) => (r.spec ? [this.seeded(r.spec, i)] : []));
       const pre = preprocessingSpec(this.preprocessing);
-      if (pre) specs.push({ ...pre, inputShape: this.inputShape });
-      for (const r of this.resolved) if (r.spec) specs.push(r.spec);
+      // leading augmentation layers see raw pixels, as Keras's augmentation before Rescaling does
+      if (pre) specs.splice(this.leadingAugmentation, 0, { ...pre, inputShape: this.inputShape });
       this.engineModel = new (native().NativeModel)(specs, { seed: this.seed });
     }
     return this.engineModel;
   }
 
+  /** An augmentation layer's generator seed: its Keras `seed`, or one from the model's seed and its position. */
+  private seeded(spec: EngineLayerSpec, i: number): EngineLayerSpec {
+    if (!spec.augment) return spec;
+    const seed = (this.resolved[i].config.config.seed as number | null | undefined) ?? (this.seed + 7919 * (i + 1)) % 2 ** 31;
+    return { ...spec, augment: { ...spec.augment, seed } };
+  }
+
+  /** How many layers at the start are augmentation layers (they run before the preprocessing step). */
+  get leadingAugmentation(): number {
+    const k = this.resolved.findIndex((r) => r.spec?.kind !== 'augment');
+    return k < 0 ? this.resolved.length : k;
+  }
+
   /**
-   * Engine index of Keras layer `i`. The preprocessing step is engine layer 0; with `atBoundary`,
-   * entering at layer 0 includes it, and index `length` means "after the last layer".
+   * Engine index of Keras layer `i`. The preprocessing step follows the leading augmentation layers
+   * (engine layer 0 without them); with `atBoundary`, entering there includes it, and index
+   * `length` means "after the last layer".
    */
   engineIndex(i: number, atBoundary = false): number {
     if (i < 0 || i > this.resolved.length || (!atBoundary && i === this.resolved.length)) {
       throw new RangeError(`layer index ${i} is outside 0..${this.resolved.length - 1}`);
     }
+    const leading = this.leadingAugmentation;
+    // entering at the first other layer includes the preprocessing; "after the last layer" too
+    if (i < leading || (atBoundary && i === leading && i < this.resolved.length)) return i;
     const offset = preprocessingSpec(this.preprocessing) ? 1 : 0;
-    if (atBoundary && i === 0) return 0;
     const skipped = this.resolved.slice(0, i).filter((r) => !r.spec).length;
     return i + offset - skipped;
   }

@@ -39,8 +39,13 @@ export function defaultHeadLayers(options: { hiddenUnits?: number[]; classes?: n
 }
 
 /** Same as experimentCnn for any number of classes (softmax output when more than two). */
-export function cnnForClasses(inputShape: Shape, classes: number, options: SequentialOptions = {}): Sequential {
+export function cnnForClasses(
+  inputShape: Shape,
+  classes: number,
+  options: SequentialOptions & { augmentation?: LayerConfig[] } = {},
+): Sequential {
+  const { augmentation = [], ...rest } = options;
   const configs = experimentCnnLayers(inputShape);
   if (classes > 2) configs[configs.length - 1] = layers.dense({ units: classes, activation: 'softmax' });
-  return new Sequential(configs, { name: 'cnn', preprocessing: 'scale01', ...options });
+  return new Sequential([...augmentation, ...configs], { name: 'cnn', preprocessing: 'scale01', inputShape, ...rest });
 }

@@ -2,6 +2,8 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { OptimizerState } from '../engine/native.js';
 import { readTfjsLayersModel, writeTfjsLayersModel } from '../io/tfjs-model.js';
+import type { LayerConfig } from '../keras-format/config.js';
+import { isAugmentation } from '../models/augmentation.js';
 import { type Preprocessing, parsePreprocessing } from '../models/preprocessing.js';
 import { type CompileOptions, Sequential } from '../models/sequential.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
@@ -26,6 +28,8 @@ export interface ModelMetadata {
   compile?: CompileOptions;
   /** layers before this index are a frozen pretrained base. */
   baseLayers?: number;
+  /** augmentation layers model.json leaves out (TF.js has none), with their positions: loadModel puts them back. */
+  augmentation?: { note: string; layers: { index: number; config: LayerConfig }[] };
   extra?: Record<string, unknown>;
 }
 
@@ -87,6 +91,8 @@ async function readMetadata(dir: string): Promise<ModelMetadata | undefined> {
   return existsSync(file) ? (JSON.parse(await fs.readFile(file, 'utf8')) as ModelMetadata) : undefined;
 }
 
+const warnedAugmentation = new WeakSet<Sequential>();
+
 export async function saveModel(model: Sequential, dir: string, options: SaveOptions = {}): Promise<void> {
   const target = path.resolve(dir);
   const staging = `${target}.saving-${process.pid}`;
@@ -96,9 +102,15 @@ export async function saveModel(model: Sequential, dir: string, options: SaveOpt
   for (const name of stale) await fs.rm(path.join(parent, name), { recursive: true, force: true });
   await fs.mkdir(staging, { recursive: true });
   const config = model.toConfig();
+  const leftOut = config.config.layers.map((c, index) => ({ index, config: c })).filter((l) => isAugmentation(l.config.class_name));
+  const note = `${leftOut.map((l) => `${l.config.config.name} (${l.config.class_name})`).join(', ')}: training-only augmentation, left out of model.json (TF.js layers models have no such layers; the identity at inference)`;
+  if (leftOut.length > 0 && !warnedAugmentation.has(model)) {
+    warnedAugmentation.add(model); // once per model, not at every checkpoint
+    process.emitWarning(`model '${model.name}': ${note}; transferlab.json records them`, { code: 'TRANSFERLAB_AUGMENTATION_NOT_EXPORTED' });
+  }
   await writeTfjsLayersModel(staging, {
     name: model.name,
-    layers: config.config.layers,
+    layers: config.config.layers.filter((c) => !isAugmentation(c.class_name)),
     inputShape: model.inputShape,
     weights: model.getWeights(),
   });
@@ -111,6 +123,7 @@ export async function saveModel(model: Sequential, dir: string, options: SaveOpt
     classNames: options.classNames,
     compile: model.compiled,
     baseLayers: options.baseLayers,
+    ...(leftOut.length > 0 ? { augmentation: { note, layers: leftOut } } : {}),
     extra: options.extra,
   };
   await writeJsonAtomic(path.join(staging, METADATA_FILE), metadata);
@@ -153,7 +166,10 @@ export async function loadModel(dir: string, options: { preprocessing?: Preproce
   const metadata = await readMetadata(root);
   const stored = await readTfjsLayersModel(modelJson);
   const preprocessing = options.preprocessing ?? (metadata ? parsePreprocessing(metadata.preprocessing) : 'none');
-  const model = new Sequential(stored.layers, {
+  // augmentation layers back in place: engine indices (optimizer state, baseLayers) count them
+  const layers = [...stored.layers];
+  for (const l of metadata?.augmentation?.layers ?? []) layers.splice(l.index, 0, l.config);
+  const model = new Sequential(layers, {
     name: metadata?.name ?? stored.name,
     inputShape: stored.inputShape,
     preprocessing,

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { type CacheOrigin, entryDir, type FillStep, openRecordCache } from '../data/record-cache.js';
 import { RecordDataset } from '../data/record-dataset.js';
-import type { Dataset } from '../data/types.js';
+import type { Batch, BatchOptions, Dataset } from '../data/types.js';
 import type { Sequential } from '../models/sequential.js';
 
 /**
@@ -20,6 +20,8 @@ export interface FeatureKey {
   bf16: boolean;
   /** identity of the images: source, size, file list (see datasetIdentity). */
   data: string;
+  /** features of augmented images: the model's augmentation layers, its seed, and which augmented pass. */
+  augmentation?: { layers: unknown[]; seed: number; pass: number };
 }
 
 /** Float32 features on disk, served in batches in the images' order (split order, or shuffled by (seed, pass)). */
@@ -99,7 +101,11 @@ async function* featureSteps(model: Sequential, data: Dataset, options: ExtractO
     const n = batch.shape[0];
     const skip = Math.max(0, from - seen);
     if (skip < n) {
-      const out = await model.predict(batch.x, batch.shape, { toLayer: options.baseLayers, bf16: options.key.bf16 });
+      const out = await model.predict(batch.x, batch.shape, {
+        toLayer: options.baseLayers,
+        bf16: options.key.bf16,
+        augment: options.key.augmentation !== undefined,
+      });
       const perExample = out.output.length / n;
       const keys = Array.from({ length: n - skip }, (_, i) => batch.keys?.[skip + i] ?? String(seen + skip + i));
       yield { records: { data: out.output.subarray(skip * perExample), keys, labels: Array.from(batch.y.subarray(skip)) } };
@@ -108,5 +114,24 @@ async function* featureSteps(model: Sequential, data: Dataset, options: ExtractO
         throw new Error(`feature extraction stopped after ${computed} examples (stopAfter)`);
     }
     seen += n;
+  }
+}
+
+/**
+ * The features of K augmented passes, one per epoch in turn (epoch e reads pass e mod K): the
+ * trade-off between a feature cache (fast, but of unaugmented images) and running the frozen base
+ * on every augmented batch (new draws every epoch, a full pass of the base per epoch).
+ */
+export class CyclingDataset implements Dataset {
+  readonly size: number;
+  readonly batchSize: number;
+  readonly elementShape: number[];
+  readonly classNames: string[];
+  constructor(private readonly passes: Dataset[]) {
+    if (passes.length === 0) throw new Error('CyclingDataset needs at least one pass');
+    ({ size: this.size, batchSize: this.batchSize, elementShape: this.elementShape, classNames: this.classNames } = passes[0]);
+  }
+  batches(options: BatchOptions = {}): AsyncIterable<Batch> {
+    return this.passes[(options.pass ?? 0) % this.passes.length].batches(options);
   }
 }

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { MissingWeightsError } from '../../applications/vgg16.js';
 import { capThreads } from '../../engine/threads.js';
+import { augmentationLayers } from '../../experiment/augment-policy.js';
 import { defaultRunDir, readRunConfig, runCompare } from '../../experiment/compare.js';
 import { type CompareConfig, DEFAULT_CONFIG, type ModelKind } from '../../experiment/config.js';
 import { PreflightError } from '../../experiment/preflight.js';
@@ -49,6 +50,13 @@ Transfer model:
   --head-units LIST      hidden Dense layers of the head (default: 64)
   --no-feature-cache     run the frozen base on every batch of every epoch, as the original does
                          (default: compute its features once and train the head on them; same results)
+  --augment [POLICY]     data augmentation (Keras RandomFlip, RandomRotation, ... layers before each model, active
+                         in training only). POLICY: default (= flip,rotation=0.1,zoom=0.1), or a list of
+                         flip[=horizontal|vertical|horizontal_and_vertical], rotation=F (turns), zoom=F,
+                         translation=F, contrast=F, brightness=F. With the transfer model, the frozen base then
+                         runs on every augmented batch (no feature cache; slower by a base pass per epoch)
+  --augment-cache-epochs K  with --augment: cache the base's features of K augmented passes and cycle
+                         through them (K feature passes in all; epochs reuse draws)
   --bf16                 extract features in bfloat16 where the CPU supports it (faster, slightly different)
   --fine-tune-epochs N   after the head, unfreeze the top of the base and train N more epochs (default: 0)
   --fine-tune-layers N   how many base layers to unfreeze (default: 4, VGG16's block 5)
@@ -99,8 +107,10 @@ function positiveNumber(name: string, text: string | undefined, fallback: number
 }
 
 export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resume?: string; passed?: string[]; help?: boolean } {
+  // a bare --augment (last, or followed by another flag) means the default policy
+  const args = argv.flatMap((a, i) => (a === '--augment' && (i + 1 === argv.length || argv[i + 1].startsWith('-')) ? [a, 'default'] : [a]));
   const { values } = parseArgs({
-    args: argv,
+    args,
     options: {
       'data-dir': { type: 'string' },
       archive: { type: 'string' },
@@ -125,6 +135,8 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
       'head-units': { type: 'string' },
       'no-feature-cache': { type: 'boolean' },
       bf16: { type: 'boolean' },
+      augment: { type: 'string' },
+      'augment-cache-epochs': { type: 'string' },
       'fine-tune-epochs': { type: 'string' },
       'fine-tune-layers': { type: 'string' },
       'fine-tune-learning-rate': { type: 'string' },
@@ -142,6 +154,10 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
   const splits = values.splits ? values.splits.split(',') : DEFAULT_CONFIG.splits;
   if (splits.length !== 2) throw new Error(`--splits takes two splits separated by a comma, e.g. train[:80%],train[-20%:]`);
   const seed = nonNegativeInt('seed', values.seed, DEFAULT_CONFIG.seed);
+  if (values.augment !== undefined) augmentationLayers(values.augment); // checks the policy now
+  if (values['augment-cache-epochs'] !== undefined && values.augment === undefined) {
+    throw new Error('--augment-cache-epochs needs --augment (it caches features of augmented passes)');
+  }
   const config: CompareConfig = {
     ...DEFAULT_CONFIG,
     dataDir: values['data-dir'],
@@ -169,6 +185,9 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
       : DEFAULT_CONFIG.headUnits,
     featureCache: !values['no-feature-cache'],
     bf16: values.bf16 ?? false,
+    augment: values.augment,
+    augmentCacheEpochs:
+      values['augment-cache-epochs'] === undefined ? undefined : positiveInt('augment-cache-epochs', values['augment-cache-epochs'], 1),
     fineTuneEpochs: nonNegativeInt('fine-tune-epochs', values['fine-tune-epochs'], DEFAULT_CONFIG.fineTuneEpochs),
     fineTuneLayers: positiveInt('fine-tune-layers', values['fine-tune-layers'], DEFAULT_CONFIG.fineTuneLayers),
     fineTuneLearningRate: positiveNumber('fine-tune-learning-rate', values['fine-tune-learning-rate'], DEFAULT_CONFIG.fineTuneLearningRate),
