@@ -231,7 +231,7 @@ export function curvesSpec(model: ModelRunSummary, curves: BinaryCurves, label: 
     scale: { domain: [0, 1], nice: false },
     axis: { format: '.1f', grid: true },
   });
-  const line = { type: 'line' as const, strokeWidth: 2.5, color: MODEL_COLORS[0], clip: true };
+  const line = { type: 'line' as const, strokeWidth: 2.5, color: MODEL_COLORS[0] };
   const chance = { type: 'line' as const, strokeWidth: 1, color: '#999', strokeDash: [4, 4] };
   // sklearn's PR curve starts at recall 0 with the first point's precision; the step holds each precision up to its recall
   const pr = curves.pr.length > 0 ? [{ recall: 0, precision: curves.pr[0]!.precision }, ...curves.pr] : [];
