@@ -96,7 +96,8 @@ Napi::Function Model::Init(Napi::Env env) {
                       InstanceMethod("trainStep", &Model::TrainStep), InstanceMethod("evaluate", &Model::Evaluate),
                       InstanceMethod("predict", &Model::Predict),
                       InstanceMethod("getOptimizerState", &Model::GetOptimizerState),
-                      InstanceMethod("setOptimizerState", &Model::SetOptimizerState)});
+                      InstanceMethod("setOptimizerState", &Model::SetOptimizerState),
+                      InstanceMethod("gradCam", &Model::GradCam)});  // gradcam.cc
 }
 
 Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {

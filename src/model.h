@@ -61,6 +61,7 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value orReject(const Napi::CallbackInfo& info, Napi::Value (Model::*start)(const Napi::CallbackInfo&));
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info);
   void SetOptimizerState(const Napi::CallbackInfo& info);
+  Napi::Value GradCam(const Napi::CallbackInfo& info);  // gradcam.cc
 
   void acquire(Napi::Env env);
   void ensureIdle(Napi::Env env, const char* what) const;

@@ -131,6 +131,13 @@ describe('compare names its figures, uses one checkpoint, times every phase', { 
       assert.ok(Math.abs(check.accuracy - c.val_accuracy) < 1e-9, `${m.name} best/ accuracy as predict loads it`);
       const wrong = validationSize - (matrix[0]![0]! + matrix[1]![1]!);
       assert.equal(m.mostConfidentlyWrong!.length, Math.min(wrong, 12), `${m.name} gallery lists best/'s mistakes`);
+      assert.equal(m.mostConfidentlyCorrect!.length, Math.min(validationSize - wrong, 12), `${m.name} gallery lists best/'s right answers`);
+      // both models are convolutional (the transfer model through its base): every gallery image has a Grad-CAM PNG
+      for (const item of [...m.mostConfidentlyCorrect!, ...m.mostConfidentlyWrong!]) {
+        const png = await sharp(Buffer.from(item.gradCamBase64 ?? '', 'base64')).metadata();
+        assert.deepEqual([png.format, png.width, png.height], ['png', 128, 128], `${m.name} Grad-CAM of ${item.key}`);
+      }
+      assert.ok(m.curves && m.curves.positives + m.curves.negatives === validationSize, `${m.name} ROC/PR on the whole split`);
       const evaluation = JSON.parse(await readFile(path.join(run.runDir, m.name, 'evaluation.json'), 'utf8'));
       assert.deepEqual(evaluation, { checkpoint: c, confusion: m.confusion });
     }

@@ -103,6 +103,17 @@ export interface NativeModel {
   ): Promise<{ output: Float32Array; shape: number[] }>;
   getOptimizerState(): OptimizerState;
   setOptimizerState(state: OptimizerState): void;
+  /**
+   * Grad-CAM's engine half: the output of engine layers [0, toLayer) on x (NHWC) and the gradient of
+   * each example's class score (the last layer before its activation; -z for class 0 of one sigmoid
+   * unit) with respect to it. Synchronous, for a few images.
+   */
+  gradCam(
+    x: Uint8Array | Float32Array,
+    shape: number[],
+    toLayer: number,
+    classes: number[],
+  ): { featureMap: Float32Array; gradient: Float32Array; shape: number[] };
 }
 
 export interface NativeBinding {

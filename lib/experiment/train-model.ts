@@ -4,6 +4,7 @@ import type { Backbone } from '../applications/backbone.js';
 import { transferModel } from '../applications/transfer-model.js';
 import type { OpenedDatasets } from '../data/index.js';
 import type { Dataset } from '../data/types.js';
+import { lastConvolutionalLayer } from '../models/grad-cam.js';
 import type { Sequential } from '../models/sequential.js';
 import { cnnForClasses, defaultHeadLayers } from '../models/zoo.js';
 import type { ModelRunSummary } from '../reports/types.js';
@@ -17,7 +18,8 @@ import { resolveCacheDir } from '../util/cache-dir.js';
 import { augmentationLayers } from './augment-policy.js';
 import { loadBackbone } from './backbone.js';
 import { type CompareConfig, faithfulSchedule, MODEL_LABELS, type ModelKind } from './config.js';
-import { confusionMatrix, mostConfidentlyWrong } from './evaluation.js';
+import { confusionMatrix, mostConfident, validationCurves } from './evaluation.js';
+import { gradCamOverlays } from './grad-cam-images.js';
 import { historyProblem } from './verdict.js';
 
 /** The experiment's records that a model's `last/` backup keeps besides epochs and history. */
@@ -254,7 +256,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const noCheckpoint = existsSync(path.join(bestDir, 'model.json'))
     ? undefined
     : `saved no best checkpoint: ${historyProblem({ loss: history.loss ?? [], val_loss: history.val_loss ?? [] }) ?? 'val_loss was never a finite number; check the data and the learning rate.'}`;
-  let evaluation: Pick<ModelRunSummary, 'checkpoint' | 'confusion' | 'mostConfidentlyWrong'> = {};
+  let evaluation: Pick<ModelRunSummary, 'checkpoint' | 'confusion' | 'curves' | 'mostConfidentlyWrong' | 'mostConfidentlyCorrect'> = {};
   if (!noCheckpoint) {
     await restoreCheckpoint(model, bestDir);
     const evaluated = await model.evaluate(fromLayer > 0 && !fineTune ? validation : data.validation, {
@@ -269,10 +271,23 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
       examples: evaluated.examples,
     };
     await writeJsonAtomic(path.join(dir, 'evaluation.json'), { checkpoint: checkpointEvaluation, confusion });
+    const sourceRef = (key: string) => data.validation.sourceRef(key);
+    // Grad-CAM runs the whole model (a frozen base and its head as one) on the gallery's images.
+    const camLayer = lastConvolutionalLayer(model);
+    const overlays =
+      camLayer === undefined
+        ? undefined
+        : (picks: Parameters<typeof gradCamOverlays>[1]) =>
+            gradCamOverlays(model, picks, camLayer).catch((error: Error) => {
+              ctx.log(`${MODEL_LABELS[kind]}: no Grad-CAM maps in the gallery (${error.message})`);
+              return [];
+            });
     evaluation = {
       checkpoint: checkpointEvaluation,
       confusion,
-      mostConfidentlyWrong: await mostConfidentlyWrong(evaluated, classNames, (key) => data.validation.sourceRef(key)),
+      curves: validationCurves(evaluated, classNames),
+      mostConfidentlyCorrect: await mostConfident(evaluated, classNames, sourceRef, { correct: true, overlays }),
+      mostConfidentlyWrong: await mostConfident(evaluated, classNames, sourceRef, { correct: false, overlays }),
     };
   }
   const epochSeconds = [...state.epochSeconds, ...monitor.epochSeconds];

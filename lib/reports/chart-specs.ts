@@ -1,8 +1,9 @@
 import type { TopLevelSpec } from 'vega-lite';
 import type { Config } from 'vega-lite/build/src/config.js';
+import { lowest } from './figures.js';
 import { seriesLabels } from './file-names.js';
 import { CHART_FONT_STACK } from './fonts.js';
-import type { ModelRunSummary, RunSummary } from './types.js';
+import type { BinaryCurves, ModelRunSummary, RunSummary } from './types.js';
 
 /** Vega-Lite specifications of the report's charts. Pure data → spec; rendering is in charts.ts. */
 
@@ -132,44 +133,50 @@ export function trainingSpec(model: ModelRunSummary, label: string = model.label
   const h = model.history;
   const epochs = Math.max(0, h?.loss?.length ?? 0, h?.accuracy?.length ?? 0, h?.val_loss?.length ?? 0, h?.val_accuracy?.length ?? 0);
   const width = 320;
+  const bestEpoch = checkpointEpoch(model);
   const panel = (metric: 'Loss' | 'Accuracy', train: readonly number[] | undefined, validation: readonly number[] | undefined) => ({
     title: { text: metric, fontSize: 13, fontWeight: 'normal' as const },
     width,
     height: 240,
-    data: {
-      values: [
-        ...seriesPoints(train).map((p) => ({ ...p, split: SPLITS[0] })),
-        ...seriesPoints(validation).map((p) => ({ ...p, split: SPLITS[1] })),
-      ],
-    },
-    mark: LINE_MARK,
-    encoding: {
-      x: epochAxis(epochs, width),
-      // The panel title already names the metric.
-      y: valueAxis(metric === 'Accuracy', null),
-      color: {
-        field: 'split',
-        type: 'nominal' as const,
-        title: null,
-        sort: [...SPLITS],
-        scale: { domain: [...SPLITS], range: SPLIT_COLORS },
-        // Stroke symbols, so the legend shows the dash that tells the series apart in greyscale.
-        legend: { symbolType: 'stroke', symbolSize: 400, symbolStrokeWidth: 2.5 },
-      },
-      strokeDash: {
-        field: 'split',
-        type: 'nominal' as const,
-        title: null,
-        sort: [...SPLITS],
-        scale: {
-          domain: [...SPLITS],
-          range: [
-            [5, 3],
-            [1, 0],
+    layer: [
+      {
+        data: {
+          values: [
+            ...seriesPoints(train).map((p) => ({ ...p, split: SPLITS[0] })),
+            ...seriesPoints(validation).map((p) => ({ ...p, split: SPLITS[1] })),
           ],
         },
+        mark: LINE_MARK,
+        encoding: {
+          x: epochAxis(epochs, width),
+          // The panel title already names the metric.
+          y: valueAxis(metric === 'Accuracy', null),
+          color: {
+            field: 'split',
+            type: 'nominal' as const,
+            title: null,
+            sort: [...SPLITS],
+            scale: { domain: [...SPLITS], range: SPLIT_COLORS },
+            // Stroke symbols, so the legend shows the dash that tells the series apart in greyscale.
+            legend: { symbolType: 'stroke', symbolSize: 400, symbolStrokeWidth: 2.5 },
+          },
+          strokeDash: {
+            field: 'split',
+            type: 'nominal' as const,
+            title: null,
+            sort: [...SPLITS],
+            scale: {
+              domain: [...SPLITS],
+              range: [
+                [5, 3],
+                [1, 0],
+              ],
+            },
+          },
+        },
       },
-    },
+      ...bestEpochMarker(bestEpoch, epochs, width),
+    ],
   });
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -183,7 +190,104 @@ export function trainingSpec(model: ModelRunSummary, label: string = model.label
   };
 }
 
+/** The epoch of the best/ checkpoint (lowest val_loss): recorded, or read off the history. */
+function checkpointEpoch(model: ModelRunSummary): number | undefined {
+  const recorded = model.best?.epoch;
+  if (Number.isInteger(recorded) && recorded >= 1) return recorded;
+  return lowest(model.history?.val_loss ?? [])?.epoch;
+}
+
+/** A dotted rule and a label at the best epoch, so the checkpoint that the figures come from is seen on the curves. */
+function bestEpochMarker(epoch: number | undefined, epochs: number, width: number) {
+  if (epoch === undefined || epoch > Math.max(epochs, 1)) return [];
+  const x = { ...epochAxis(epochs, width), field: 'epoch' };
+  return [
+    {
+      data: { values: [{ epoch, label: `best (${epoch})` }] },
+      mark: { type: 'rule' as const, color: '#555', strokeDash: [2, 3], strokeWidth: 1.5 },
+      encoding: { x },
+    },
+    {
+      data: { values: [{ epoch, label: `best (${epoch})` }] },
+      mark: { type: 'text' as const, align: 'left' as const, baseline: 'top' as const, dx: 3, y: 2, fontSize: 11, color: '#555' },
+      encoding: { x, text: { field: 'label', type: 'nominal' as const } },
+    },
+  ];
+}
+
 function truncate(text: string, max: number): string {
   const oneLine = text.replace(/\s+/g, ' ').trim();
   return oneLine.length <= max ? oneLine : `${oneLine.slice(0, max - 1)}…`;
+}
+
+/** A model's ROC and precision-recall curves (binary tasks) side by side, the areas in the panel titles. */
+export function curvesSpec(model: ModelRunSummary, curves: BinaryCurves, label: string = model.label): TopLevelSpec {
+  const positive = model.confusion?.classNames[1];
+  const size = 260;
+  const unitAxis = (field: string, title: string) => ({
+    field,
+    type: 'quantitative' as const,
+    title,
+    scale: { domain: [0, 1], nice: false },
+    axis: { format: '.1f', grid: true },
+  });
+  const line = { type: 'line' as const, strokeWidth: 2.5, color: MODEL_COLORS[0] };
+  const chance = { type: 'line' as const, strokeWidth: 1, color: '#999', strokeDash: [4, 4] };
+  // sklearn's PR curve starts at recall 0 with the first point's precision; the step holds each precision up to its recall
+  const pr = curves.pr.length > 0 ? [{ recall: 0, precision: curves.pr[0]!.precision }, ...curves.pr] : [];
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    config: CHART_CONFIG,
+    title: {
+      text: `${label}: ROC and precision-recall`,
+      subtitle: `checkpoint best/ on the whole validation split; positive class: ${positive ?? 'class 1'} (${curves.positives} of ${curves.positives + curves.negatives})`,
+    },
+    hconcat: [
+      {
+        title: { text: `ROC, AUC ${curves.rocAuc.toFixed(3)}`, fontSize: 13, fontWeight: 'normal' as const },
+        width: size,
+        height: size,
+        layer: [
+          {
+            data: {
+              values: [
+                { x: 0, y: 0 },
+                { x: 1, y: 1 },
+              ],
+            },
+            mark: chance,
+            encoding: { x: unitAxis('x', 'False positive rate'), y: unitAxis('y', 'True positive rate') },
+          },
+          {
+            data: { values: curves.roc },
+            mark: line,
+            encoding: { x: unitAxis('fpr', 'False positive rate'), y: unitAxis('tpr', 'True positive rate'), order: { field: 'fpr' } },
+          },
+        ],
+      },
+      {
+        title: { text: `Precision-recall, AP ${curves.averagePrecision.toFixed(3)}`, fontSize: 13, fontWeight: 'normal' as const },
+        width: size,
+        height: size,
+        layer: [
+          {
+            // a classifier without skill: precision = the positive share at every recall
+            data: {
+              values: [
+                { x: 0, y: curves.positives / (curves.positives + curves.negatives) },
+                { x: 1, y: curves.positives / (curves.positives + curves.negatives) },
+              ],
+            },
+            mark: chance,
+            encoding: { x: unitAxis('x', 'Recall'), y: unitAxis('y', 'Precision') },
+          },
+          {
+            data: { values: pr },
+            mark: { ...line, interpolate: 'step-before' as const },
+            encoding: { x: unitAxis('recall', 'Recall'), y: unitAxis('precision', 'Precision'), order: { field: 'recall' } },
+          },
+        ],
+      },
+    ],
+  };
 }

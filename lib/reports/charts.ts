@@ -1,13 +1,13 @@
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { type ComparisonMetric, comparisonSpec, hasHistory, trainingSpec } from './chart-specs.js';
-import { modelFileStems, seriesLabels, trainingChartName } from './file-names.js';
+import { type ComparisonMetric, comparisonSpec, curvesSpec, hasHistory, trainingSpec } from './chart-specs.js';
+import { curvesChartName, modelFileStems, seriesLabels, trainingChartName } from './file-names.js';
 import { CHART_FONT_FAMILY, findChartFontFiles } from './fonts.js';
 import type { RunSummary } from './types.js';
 
 export type { ComparisonMetric } from './chart-specs.js';
-export { COMPARISON_TITLES, comparisonSpec, hasHistory, seriesPoints, trainingSpec } from './chart-specs.js';
+export { COMPARISON_TITLES, comparisonSpec, curvesSpec, hasHistory, seriesPoints, trainingSpec } from './chart-specs.js';
 
 /** Rendering of the report's charts: Vega-Lite → Vega → SVG (headless, no canvas) → PNG (resvg). */
 
@@ -52,7 +52,8 @@ export function svgToPng(svg: string, options: PngOptions = {}): Buffer {
 
 /**
  * All charts of a run: the two validation comparisons, then one training-vs-validation chart per
- * model that recorded any history (a model that failed before its first epoch gets none).
+ * model that recorded any history (a model that failed before its first epoch gets none), and the
+ * ROC and precision-recall curves of each model of a binary task.
  */
 export async function buildReportCharts(summary: RunSummary): Promise<Chart[]> {
   const comparisons: { metric: ComparisonMetric; title: string }[] = [
@@ -70,6 +71,11 @@ export async function buildReportCharts(summary: RunSummary): Promise<Chart[]> {
     if (!hasHistory(model)) continue;
     const spec = trainingSpec(model, labels[i]);
     charts.push({ name: trainingChartName(stems[i]!), title: `${labels[i]}: training vs validation`, spec, svg: await renderSvg(spec) });
+  }
+  for (const [i, model] of summary.models.entries()) {
+    if (!model.curves) continue;
+    const spec = curvesSpec(model, model.curves, labels[i]);
+    charts.push({ name: curvesChartName(stems[i]!), title: `${labels[i]}: ROC and precision-recall`, spec, svg: await renderSvg(spec) });
   }
   return charts;
 }

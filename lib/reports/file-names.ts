@@ -26,6 +26,11 @@ export function trainingChartName(stem: string): string {
   return `${stem}_training`;
 }
 
+/** Chart name (and file stem) of a model's ROC and precision-recall chart (binary tasks). */
+export function curvesChartName(stem: string): string {
+  return `${stem}_roc_pr`;
+}
+
 /**
  * Display labels for chart legends, which must be unique because the legend maps label → colour:
  * a repeated label gets the model name appended.

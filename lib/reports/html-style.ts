@@ -51,6 +51,9 @@ dl.facts dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anyw
 .gallery .key { font-family: ui-monospace, "DejaVu Sans Mono", monospace; color: var(--muted);
   overflow-wrap: normal; word-break: normal; overflow: hidden; text-overflow: ellipsis; }
 .wrong { color: var(--bad); font-weight: 600; }
+.right { color: var(--good); font-weight: 600; }
+.gallery-pair { display: grid; grid-template-columns: repeat(auto-fit, minmax(320px, 1fr)); gap: 20px; align-items: start; }
+.gallery .with-map { display: grid; grid-template-columns: 1fr 1fr; }
 code { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: 13px; overflow-wrap: anywhere; }
 .muted { color: var(--muted); }
 footer { color: var(--muted); font-size: 13px; margin-top: 20px; text-align: center; }

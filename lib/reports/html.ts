@@ -1,6 +1,6 @@
 import { escapeHtml as e } from './escape.js';
 import { bestAccuracy, lowest } from './figures.js';
-import { modelFileStems, seriesLabels, trainingChartName } from './file-names.js';
+import { curvesChartName, modelFileStems, seriesLabels, trainingChartName } from './file-names.js';
 import {
   formatAccuracy,
   formatBytes,
@@ -14,14 +14,15 @@ import {
   sum,
 } from './format.js';
 import { REPORT_CSS } from './html-style.js';
+import { perClassMetrics } from './metrics.js';
 import type {
   ConfusionMatrix,
   DatasetSummary,
+  GalleryPrediction,
   ModelRunSummary,
   ModelTimings,
   RunSummary,
   ValidationSummary,
-  WrongPrediction,
 } from './types.js';
 
 /**
@@ -35,6 +36,9 @@ export interface ReportChart {
   svg: string;
 }
 
+/** Model summaries longer than this many lines start collapsed. */
+const SUMMARY_LINES_SHOWN = 30;
+
 /** Decode failures listed in full up to this many; a dataset with thousands stays readable. */
 const MAX_DECODE_FAILURES_LISTED = 200;
 
@@ -44,7 +48,7 @@ export function renderReportHtml(summary: RunSummary, charts: ReportChart[]): st
   const labels = seriesLabels(summary.models);
   const stems = modelFileStems(summary.models);
   const byName = new Map(charts.map((c) => [c.name, c]));
-  const placed = new Set<string>(['val_loss', 'val_accuracy', ...stems.map(trainingChartName)]);
+  const placed = new Set<string>(['val_loss', 'val_accuracy', ...stems.map(trainingChartName), ...stems.map(curvesChartName)]);
   const others = charts.filter((c) => !placed.has(c.name));
 
   return `<!doctype html>
@@ -74,7 +78,7 @@ ${chartFigure(byName.get('val_loss'), 'Validation loss')}
 ${chartFigure(byName.get('val_accuracy'), 'Validation accuracy')}
 </div>
 </section>
-${summary.models.map((m, i) => modelSection(m, labels[i]!, stems[i]!, byName.get(trainingChartName(stems[i]!)), summary.validation)).join('\n')}
+${summary.models.map((m, i) => modelSection(m, labels[i]!, stems[i]!, byName, summary.validation)).join('\n')}
 ${others.length > 0 ? `<section id="other-charts"><h2>Other charts</h2><div class="charts">${others.map((c) => chartFigure(c, c.name)).join('\n')}</div></section>` : ''}
 ${datasetSection(summary.dataset)}
 ${configurationSection(summary)}
@@ -204,9 +208,11 @@ function modelSection(
   m: ModelRunSummary,
   label: string,
   stem: string,
-  chart: ReportChart | undefined,
+  charts: Map<string, ReportChart>,
   validation: ValidationSummary | undefined,
 ): string {
+  const chart = charts.get(trainingChartName(stem));
+  const curves = charts.get(curvesChartName(stem));
   const p = m.params ?? { total: NaN, trainable: NaN, nonTrainable: NaN };
   const c = m.checkpoint;
   const evaluated = c ? `: checkpoint ${e(c.name)}/ (epoch ${formatInteger(c.epoch)}) on the whole validation split` : ' (validation)';
@@ -218,10 +224,55 @@ ${chart ? `<div class="charts">${chartFigure(chart, `${label} training vs valida
 ${m.timings ? `<h3>Wall time</h3>${timingFacts(m.timings)}` : ''}
 <h3>Model summary</h3>
 <dl class="facts"><dt>Total parameters</dt><dd>${formatInteger(p.total)}</dd><dt>Trainable</dt><dd>${formatInteger(p.trainable)}</dd><dt>Non-trainable</dt><dd>${formatInteger(p.nonTrainable)}</dd></dl>
-${m.summaryText ? `<pre>${e(m.summaryText)}</pre>` : '<p class="muted">No summary text.</p>'}
-${m.confusion ? `<h3>Confusion matrix${evaluated}</h3>${confusionTable(m.confusion)}` : ''}
-${m.mostConfidentlyWrong && m.mostConfidentlyWrong.length > 0 ? `<h3>Most confidently wrong validation images${evaluated}</h3>${gallery(m.mostConfidentlyWrong)}` : ''}
+${summaryText(m.summaryText)}
+${m.confusion ? `<h3>Confusion matrix${evaluated}</h3>${confusionTable(m.confusion)}<h3>Per-class metrics${evaluated}</h3>${classMetricsTable(m.confusion)}` : ''}
+${curves ? `<h3>ROC and precision-recall${evaluated}</h3><div class="charts">${chartFigure(curves, `${label} ROC and precision-recall`)}</div>` : ''}
+${galleries(m, evaluated)}
 </section>`;
+}
+
+/** The Keras summary; a long one (a pretrained base has dozens of layers) starts collapsed. */
+function summaryText(text: string | undefined): string {
+  if (!text) return '<p class="muted">No summary text.</p>';
+  const lines = text.split('\n').length;
+  if (lines <= SUMMARY_LINES_SHOWN) return `<pre>${e(text)}</pre>`;
+  return `<details class="summary-text"><summary>Layers (${formatInteger(lines)} lines)</summary><pre>${e(text)}</pre></details>`;
+}
+
+/** Precision, recall and F1 per class, with sklearn's macro average: every class counts the same. */
+function classMetricsTable(c: ConfusionMatrix): string {
+  const metrics = perClassMetrics(c);
+  const cell = (v: number) => `<td class="num">${isFiniteNumber(v) ? v.toFixed(3) : MISSING}</td>`;
+  const macro = (pick: (m: (typeof metrics)[0]) => number) => mean(metrics.map(pick));
+  const rows = metrics
+    .map(
+      (m) =>
+        `<tr><th scope="row">${e(m.className)}</th>${cell(m.precision)}${cell(m.recall)}${cell(m.f1)}<td class="num">${formatInteger(m.support)}</td></tr>`,
+    )
+    .join('\n');
+  return `<div class="table-wrap"><table class="class-metrics">
+<thead><tr><th>Class</th><th class="num">Precision</th><th class="num">Recall</th><th class="num">F1</th><th class="num">Support</th></tr></thead>
+<tbody>
+${rows}
+</tbody>
+<tfoot><tr><th scope="row">macro average</th>${cell(macro((m) => m.precision))}${cell(macro((m) => m.recall))}${cell(macro((m) => m.f1))}<td class="num">${formatInteger(sum(metrics.map((m) => m.support)))}</td></tr></tfoot>
+</table></div>`;
+}
+
+/** The most confidently correct images beside the most confidently wrong ones, with Grad-CAM maps where the summary has them. */
+function galleries(m: ModelRunSummary, evaluated: string): string {
+  const correct = m.mostConfidentlyCorrect ?? [];
+  const wrong = m.mostConfidentlyWrong ?? [];
+  if (correct.length === 0 && wrong.length === 0) return '';
+  const withMaps = [...correct, ...wrong].some((p) => thumbnailUri(p.gradCamBase64));
+  const column = (id: string, title: string, items: GalleryPrediction[], none: string) =>
+    `<div class="gallery-column" id="${id}"><h4>${title}</h4>${items.length > 0 ? gallery(items) : `<p class="muted">${none}</p>`}</div>`;
+  return `<h3>Validation images${evaluated}</h3>
+${withMaps ? '<p class="muted note">Beside each image, its Grad-CAM heat map: where the last convolutional feature map drove the predicted class (gradients of the class score, averaged per channel, weight the channels; red is strongest).</p>' : ''}
+<div class="gallery-pair">
+${column('gallery-correct', 'Most confidently correct', correct, 'None recorded.')}
+${column('gallery-wrong', 'Most confidently wrong', wrong, 'No misclassified images.')}
+</div>`;
 }
 
 function timingFacts(t: ModelTimings): string {
@@ -264,13 +315,21 @@ ${rows}
 <p class="muted">Accuracy ${formatShare(correct, total)} on ${formatInteger(total)} validation images.</p>`;
 }
 
-function gallery(items: WrongPrediction[]): string {
+function gallery(items: GalleryPrediction[]): string {
   return `<div class="gallery">
 ${items
   .map((w) => {
     const image = thumbnailUri(w.thumbnailBase64);
     const img = image ? `<img alt="${e(w.key)}" src="${e(image)}">` : '<div class="noimg">no thumbnail</div>';
-    return `<figure title="${e(w.source)}">${img}<figcaption><div class="key" title="${e(w.key)}">${pathWithBreaks(w.key)}</div>true <strong>${e(w.trueClass)}</strong>, predicted <span class="wrong">${e(w.predictedClass)}</span><br>confidence ${formatAccuracy(w.confidence)}</figcaption></figure>`;
+    const map = thumbnailUri(w.gradCamBase64);
+    const images = map
+      ? `<div class="with-map">${img}<img class="grad-cam" alt="${e(`Grad-CAM of ${w.key}`)}" src="${e(map)}"></div>`
+      : img;
+    const predicted =
+      w.predictedClass === w.trueClass
+        ? `<span class="right">${e(w.predictedClass)}</span>`
+        : `<span class="wrong">${e(w.predictedClass)}</span>`;
+    return `<figure title="${e(w.source)}">${images}<figcaption><div class="key" title="${e(w.key)}">${pathWithBreaks(w.key)}</div>true <strong>${e(w.trueClass)}</strong>, predicted ${predicted}<br>confidence ${formatAccuracy(w.confidence)}</figcaption></figure>`;
   })
   .join('\n')}
 </div>`;

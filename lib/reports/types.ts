@@ -17,16 +17,33 @@ export interface ConfusionMatrix {
   matrix: number[][];
 }
 
-export interface WrongPrediction {
+/** A validation image in a report gallery: the most confidently right or wrong. */
+export interface GalleryPrediction {
   /** path of the source image as read (file path, or `archive.zip:PetImages/Cat/1.jpg`). */
   source: string;
   key: string;
   trueClass: string;
   predictedClass: string;
-  /** probability the model gave to its (wrong) predicted class. */
+  /** probability the model gave to its predicted class. */
   confidence: number;
   /** small JPEG thumbnail, base64, so the report stays self-contained. */
   thumbnailBase64?: string;
+  /** PNG, base64: the thumbnail under the Grad-CAM heat map of the predicted class (convolutional models). */
+  gradCamBase64?: string;
+}
+
+export type WrongPrediction = GalleryPrediction;
+
+/** ROC and precision-recall curves of a binary task, the positive class being class 1. */
+export interface BinaryCurves {
+  positives: number;
+  negatives: number;
+  roc: { fpr: number; tpr: number }[];
+  /** area under the ROC curve, trapezoid rule. */
+  rocAuc: number;
+  pr: { recall: number; precision: number }[];
+  /** scikit-learn's average_precision_score: sum of (R_n - R_n-1) * P_n. */
+  averagePrecision: number;
 }
 
 export interface ModelRunSummary {
@@ -55,6 +72,10 @@ export interface ModelRunSummary {
   summaryText: string;
   confusion?: ConfusionMatrix;
   mostConfidentlyWrong?: WrongPrediction[];
+  /** the validation images the checkpoint got right with the most confidence. */
+  mostConfidentlyCorrect?: GalleryPrediction[];
+  /** binary tasks: ROC and precision-recall curves of the checkpoint on the whole validation split. */
+  curves?: BinaryCurves;
   /** set when this model's training failed; the other model's results still stand. */
   error?: string;
 }

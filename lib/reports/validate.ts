@@ -57,6 +57,12 @@ export function parseRunSummary(value: unknown, source = 'summary'): RunSummary 
       }
       for (const key of ['best', 'final', 'params']) need(isObject(m[key]), `${at}.${key} must be an object`);
       need(Array.isArray(m.epochSeconds) && m.epochSeconds.every(isNumberish), `${at}.epochSeconds must be an array of numbers`);
+      for (const key of ['mostConfidentlyWrong', 'mostConfidentlyCorrect'])
+        need(
+          m[key] === undefined || (Array.isArray(m[key]) && m[key].every(isObject)),
+          `${at}.${key} must be an array of objects when present`,
+        );
+      if (m.curves !== undefined) checkCurves(m.curves, `${at}.curves`, need);
     });
   }
   if (problems.length > 0) throw new InvalidSummaryError(source, problems);
@@ -68,6 +74,18 @@ export function parseRunSummary(value: unknown, source = 'summary'): RunSummary 
     return restored;
   });
   return { ...s, models } as unknown as RunSummary;
+}
+
+/** The binary curves the report charts: both curves as arrays of numeric points, both areas numbers. */
+function checkCurves(curves: unknown, at: string, need: (ok: boolean, what: string) => boolean): void {
+  if (!need(isObject(curves), `${at} must be an object when present`)) return;
+  const c = curves as Obj;
+  const points = (v: unknown, keys: string[]) =>
+    Array.isArray(v) && v.every((p) => isObject(p) && keys.every((k) => typeof p[k] === 'number'));
+  need(points(c.roc, ['fpr', 'tpr']), `${at}.roc must be an array of {fpr, tpr} numbers`);
+  need(points(c.pr, ['recall', 'precision']), `${at}.pr must be an array of {recall, precision} numbers`);
+  for (const key of ['rocAuc', 'averagePrecision', 'positives', 'negatives'])
+    need(typeof c[key] === 'number', `${at}.${key} must be a number`);
 }
 
 /** Restores the NaN that JSON turned into null, in the purely numeric parts of a model's record. */
