@@ -159,11 +159,12 @@ export async function benchVgg16Features(sizes: BenchSizes, opts: { bf16: boolea
   const out: Record<string, unknown> = { fp32ImgPerSec: b / median(tf.each), fp32BatchSeconds: tf.each, batch: b, inputs: source, weights };
   if (opts.bf16) {
     let bf16: Float32Array | undefined;
+    model.setDtypePolicy('mixed_bfloat16');
     const tb = await timeIt(
       sizes.vggWarmup,
       sizes.vggBatches,
       async () => {
-        bf16 = (await model.predict(x, shape, { bf16: true })).output;
+        bf16 = (await model.predict(x, shape)).output;
       },
       `vgg16 bf16 predict (batch ${b})`,
     );

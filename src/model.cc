@@ -1,11 +1,10 @@
 #include "model.h"
 
-#include <ATen/autocast_mode.h>
-
 #include <cmath>
 #include <functional>
 #include <stdexcept>
 
+#include "precision.h"
 #include "tensors.h"
 #include "threads.h"
 
@@ -91,7 +90,8 @@ Optimizer parseOptimizer(const std::string& name) {
 Napi::Function Model::Init(Napi::Env env) {
   return DefineClass(env, "NativeModel",
                      {InstanceMethod("getWeights", &Model::GetWeights), InstanceMethod("setWeights", &Model::SetWeights),
-                      InstanceMethod("setTrainable", &Model::SetTrainable), InstanceMethod("compile", &Model::Compile),
+                      InstanceMethod("setTrainable", &Model::SetTrainable),
+                      InstanceMethod("setDtypePolicy", &Model::SetDtypePolicy), InstanceMethod("compile", &Model::Compile),
                       InstanceMethod("trainStep", &Model::TrainStep), InstanceMethod("evaluate", &Model::Evaluate),
                       InstanceMethod("predict", &Model::Predict),
                       InstanceMethod("getOptimizerState", &Model::GetOptimizerState),
@@ -181,6 +181,17 @@ void Model::SetTrainable(const Napi::CallbackInfo& info) {
   applyTrainable(layers_[i]);
 }
 
+void Model::SetDtypePolicy(const Napi::CallbackInfo& info) {
+  ensureIdle(info.Env(), "setDtypePolicy");
+  size_t i = layerIndex(info, 0);
+  if (i == layers_.size()) throw Napi::RangeError::New(info.Env(), "no layer at index " + std::to_string(i));
+  try {
+    layers_[i].mixedBf16 = parseDtypePolicy(info[1].ToString().Utf8Value(), layers_[i].name);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), describe(e));
+  }
+}
+
 void Model::Compile(const Napi::CallbackInfo& info) {
   ensureIdle(info.Env(), "compile");
   Napi::Object options = info[0].As<Napi::Object>();
@@ -210,24 +221,27 @@ void Model::Compile(const Napi::CallbackInfo& info) {
 
 torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to, bool training, bool logits) {
   torch::Tensor x = input;
+  AutocastScope autocast;  // each layer runs under its own dtype policy (src/precision.cc)
+  const size_t output = layers_.size() - 1;
   for (size_t i = from; i < to; ++i) {
     const Layer& layer = layers_[i];
     try {
       // relu(maxpool(x)) == maxpool(relu(x)), and after the pool the ReLU and its backward touch a
       // quarter of the memory: a Conv2D(relu) + MaxPooling2D pair applies its ReLU after the pool.
       if (layer.kind == Kind::Conv2D && layer.activation == Act::Relu && i + 1 < to && layers_[i + 1].kind == Kind::MaxPool) {
-        x = forwardLayer(layer, x, training, /*skipActivation=*/true);
+        x = forwardWithPolicy(layer, x, training, /*skipActivation=*/true, false);
         ++i;
-        x = forwardLayer(layers_[i], x, training, false).relu_();
+        x = forwardWithPolicy(layers_[i], x, training, false, i == output).relu_();
         continue;
       }
-      x = forwardLayer(layer, x, training, logits && i + 1 == to);
+      x = forwardWithPolicy(layer, x, training, logits && i + 1 == to, i == output);
     } catch (const std::exception& e) {
       throw std::runtime_error("layer '" + layer.name + "' (" + layer.className + ") on input " + shapeString(x.sizes()) + ": " +
                                describe(e));
     }
   }
-  return x;
+  // outputs leave the engine (and enter the loss) in float32, whatever the last layer computed in
+  return x.scalar_type() == at::kBFloat16 ? x.to(at::kFloat) : x;
 }
 
 bool Model::outputIsLogitsFor(Loss loss) const {
@@ -390,23 +404,9 @@ StepResult Model::evaluate(const torch::Tensor& x, const torch::Tensor& y, size_
   return result;
 }
 
-torch::Tensor Model::predict(const torch::Tensor& x, size_t from, size_t to, bool bf16) {
+torch::Tensor Model::predict(const torch::Tensor& x, size_t from, size_t to) {
   c10::InferenceMode guard;
-  if (!bf16) return toKerasOutput(forward(x, from, to, false, false));
-  // bf16 autocast for inference (feature extraction): convolutions and matmuls in bfloat16 where
-  // the CPU has native support, everything returned as float32.
-  at::autocast::set_cpu_enabled(true);
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  try {
-    torch::Tensor out = toKerasOutput(forward(x, from, to, false, false));
-    at::autocast::set_cpu_enabled(false);
-    at::autocast::clear_cache();
-    return out;
-  } catch (...) {
-    at::autocast::set_cpu_enabled(false);
-    at::autocast::clear_cache();
-    throw;
-  }
+  return toKerasOutput(forward(x, from, to, false, false));
 }
 
 namespace {
@@ -518,12 +518,11 @@ Napi::Value Model::StartPredict(const Napi::CallbackInfo& info) {
   size_t from = layerIndex(info, 2);
   size_t to = layerIndex(info, 3);
   checkInputShape(info.Env(), layers_, from, args.x);
-  bool bf16 = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
   if (to < from) throw Napi::RangeError::New(info.Env(), "predict: `to` layer comes before `from`");
   acquire(info.Env());
   auto* worker = new PromiseWorker<torch::Tensor>(
       info.Env(), this, args.keepAlive,
-      [this, x = args.x, from, to, bf16]() { return predict(toModelInput(x), from, to, bf16); },
+      [this, x = args.x, from, to]() { return predict(toModelInput(x), from, to); },
       [](Napi::Env env, torch::Tensor& out) -> Napi::Value {
         Napi::Object result = Napi::Object::New(env);
         result.Set("output", toFloat32Array(env, out));

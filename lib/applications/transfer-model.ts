@@ -1,4 +1,5 @@
 import type { LayerConfig, Shape } from '../keras-format/config.js';
+import type { DtypePolicyName } from '../models/mixed-precision.js';
 import type { Preprocessing } from '../models/preprocessing.js';
 import { Sequential } from '../models/sequential.js';
 import type { Backbone } from './backbone.js';
@@ -16,6 +17,8 @@ export interface TransferModelOptions {
   preprocessing?: Preprocessing;
   name?: string;
   seed?: number;
+  /** dtype policy of the model, the base included (default: the global policy). */
+  dtype?: DtypePolicyName;
 }
 
 /**
@@ -28,11 +31,16 @@ export class TransferModel extends Sequential {
 
   constructor(options: TransferModelOptions) {
     const trainable = options.trainableBase ?? false;
-    const baseConfigs = options.base.layers.map((l) => ({ class_name: l.class_name, config: { ...l.config, trainable } }));
+    // the base follows the model's policy: the 'float32' its file records is Keras's default, not a choice
+    const baseConfigs = options.base.layers.map((l) => ({
+      class_name: l.class_name,
+      config: { ...l.config, trainable, dtype: undefined },
+    }));
     super([...baseConfigs, ...options.head], {
       name: options.name ?? 'transfer',
       inputShape: options.inputShape ?? options.base.inputShape,
       seed: options.seed,
+      dtype: options.dtype,
       preprocessing: options.preprocessing ?? options.base.nativePreprocessing,
     });
     this.base = options.base;

@@ -2,6 +2,8 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { OptimizerState } from '../engine/native.js';
 import { readTfjsLayersModel, writeTfjsLayersModel } from '../io/tfjs-model.js';
+import type { LayerConfig } from '../keras-format/config.js';
+import { configPolicy, type DtypePolicyName, policyConfig } from '../models/mixed-precision.js';
 import { type Preprocessing, parsePreprocessing } from '../models/preprocessing.js';
 import { type CompileOptions, Sequential } from '../models/sequential.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
@@ -26,6 +28,10 @@ export interface ModelMetadata {
   compile?: CompileOptions;
   /** layers before this index are a frozen pretrained base. */
   baseLayers?: number;
+  /** the model's dtype policy (absent in saves from before policies: float32). */
+  dtypePolicy?: DtypePolicyName;
+  /** layers that chose their own policy; model.json says float32 for them, so TF.js reads it. */
+  layerDtypePolicies?: Record<string, DtypePolicyName>;
   extra?: Record<string, unknown>;
 }
 
@@ -87,6 +93,18 @@ async function readMetadata(dir: string): Promise<ModelMetadata | undefined> {
   return existsSync(file) ? (JSON.parse(await fs.readFile(file, 'utf8')) as ModelMetadata) : undefined;
 }
 
+/** Layer configs as TF.js and Keras read them (weights are float32 whatever the policy), and the policies taken out. */
+function withoutPolicies(configs: LayerConfig[]): { layers: LayerConfig[]; layerDtypePolicies: Record<string, DtypePolicyName> } {
+  const layerDtypePolicies: Record<string, DtypePolicyName> = {};
+  const layers = configs.map((l) => {
+    const policy = configPolicy(l.config.dtype, `layer '${l.config.name}'`);
+    if (!policy) return l;
+    layerDtypePolicies[l.config.name] = policy;
+    return { class_name: l.class_name, config: { ...l.config, dtype: 'float32' } };
+  });
+  return { layers, layerDtypePolicies };
+}
+
 export async function saveModel(model: Sequential, dir: string, options: SaveOptions = {}): Promise<void> {
   const target = path.resolve(dir);
   const staging = `${target}.saving-${process.pid}`;
@@ -95,10 +113,10 @@ export async function saveModel(model: Sequential, dir: string, options: SaveOpt
   const stale = existsSync(parent) ? (await fs.readdir(parent)).filter((n) => n.startsWith(`${path.basename(target)}.saving-`)) : [];
   for (const name of stale) await fs.rm(path.join(parent, name), { recursive: true, force: true });
   await fs.mkdir(staging, { recursive: true });
-  const config = model.toConfig();
+  const { layers, layerDtypePolicies } = withoutPolicies(model.toConfig().config.layers);
   await writeTfjsLayersModel(staging, {
     name: model.name,
-    layers: config.config.layers,
+    layers,
     inputShape: model.inputShape,
     weights: model.getWeights(),
   });
@@ -111,6 +129,8 @@ export async function saveModel(model: Sequential, dir: string, options: SaveOpt
     classNames: options.classNames,
     compile: model.compiled,
     baseLayers: options.baseLayers,
+    dtypePolicy: model.dtypePolicy.name,
+    layerDtypePolicies,
     extra: options.extra,
   };
   await writeJsonAtomic(path.join(staging, METADATA_FILE), metadata);
@@ -153,11 +173,16 @@ export async function loadModel(dir: string, options: { preprocessing?: Preproce
   const metadata = await readMetadata(root);
   const stored = await readTfjsLayersModel(modelJson);
   const preprocessing = options.preprocessing ?? (metadata ? parsePreprocessing(metadata.preprocessing) : 'none');
-  const model = new Sequential(stored.layers, {
+  const own = metadata?.layerDtypePolicies ?? {};
+  const layers = stored.layers.map((l) =>
+    Object.hasOwn(own, l.config.name) ? { class_name: l.class_name, config: { ...l.config, dtype: policyConfig(own[l.config.name]) } } : l,
+  );
+  const model = new Sequential(layers, {
     name: metadata?.name ?? stored.name,
     inputShape: stored.inputShape,
     preprocessing,
     seed: metadata?.seed,
+    dtype: metadata?.dtypePolicy ?? 'float32',
   });
   model.setWeights(stored.weights);
   if (metadata?.compile) {

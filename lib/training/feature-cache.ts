@@ -16,6 +16,7 @@ export interface FeatureKey {
   outputLayer: string;
   inputShape: number[];
   preprocessing: string;
+  /** the base computed in bfloat16 (its dtype policy is 'mixed_bfloat16'). */
   bf16: boolean;
   /** identity of the images: source, size, file list (see datasetIdentity). */
   data: string;
@@ -86,7 +87,7 @@ async function* featureSteps(model: Sequential, data: Dataset, options: ExtractO
     const n = batch.shape[0];
     const skip = Math.max(0, from - seen);
     if (skip < n) {
-      const out = await model.predict(batch.x, batch.shape, { toLayer: options.baseLayers, bf16: options.key.bf16 });
+      const out = await model.predict(batch.x, batch.shape, { toLayer: options.baseLayers });
       const perExample = out.output.length / n;
       const keys = Array.from({ length: n - skip }, (_, i) => batch.keys?.[skip + i] ?? String(seen + skip + i));
       yield { records: { data: out.output.subarray(skip * perExample), keys, labels: Array.from(batch.y.subarray(skip)) } };

@@ -5,6 +5,7 @@ import { defaultRunDir, readRunConfig, runCompare } from '../../experiment/compa
 import { type CompareConfig, DEFAULT_CONFIG, type ModelKind } from '../../experiment/config.js';
 import { PreflightError } from '../../experiment/preflight.js';
 import { applyResumeFlags, epochsDone, ResumeFlagError } from '../../experiment/resume-flags.js';
+import { mixedPrecisionFlag } from '../../models/mixed-precision.js';
 import { parsePreprocessing } from '../../models/preprocessing.js';
 import { OptionError } from '../../util/option-error.js';
 
@@ -36,6 +37,10 @@ Training:
   --seed N               seed for initial weights and shuffling (default: 42)
   --shuffle              shuffle the training split every epoch (the experiment does not)
   --threads N            CPU threads for the engine (default: all cores)
+  --mixed-precision bf16|fp32  bf16: Keras's 'mixed_bfloat16' policy (weights and updates float32,
+                         convolutions and matrix products bfloat16) for training, evaluation and feature
+                         extraction; float32 with a message where the CPU lacks bf16 (default: fp32)
+  --bf16                 the same as --mixed-precision bf16
   --faithful             the original's schedule: steps_per_epoch = int(n*0.8)//batch+1 and
                          validation_steps = int(n_val*0.2)//batch+1 over repeating streams (233/15 on the
                          full dataset); by default each epoch is one pass and validation uses the whole split
@@ -49,7 +54,6 @@ Transfer model:
   --head-units LIST      hidden Dense layers of the head (default: 64)
   --no-feature-cache     run the frozen base on every batch of every epoch, as the original does
                          (default: compute its features once and train the head on them; same results)
-  --bf16                 extract features in bfloat16 where the CPU supports it (faster, slightly different)
   --fine-tune-epochs N   after the head, unfreeze the top of the base and train N more epochs (default: 0)
   --fine-tune-layers N   how many base layers to unfreeze (default: 4, VGG16's block 5)
   --fine-tune-learning-rate X  (default: 1e-5)
@@ -124,6 +128,7 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
       preprocess: { type: 'string' },
       'head-units': { type: 'string' },
       'no-feature-cache': { type: 'boolean' },
+      'mixed-precision': { type: 'string' },
       bf16: { type: 'boolean' },
       'fine-tune-epochs': { type: 'string' },
       'fine-tune-layers': { type: 'string' },
@@ -168,7 +173,7 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
       ? values['head-units'].split(',').map((u) => positiveInt('head-units', u, 0))
       : DEFAULT_CONFIG.headUnits,
     featureCache: !values['no-feature-cache'],
-    bf16: values.bf16 ?? false,
+    mixedPrecision: mixedPrecisionFlag(values['mixed-precision'], values.bf16),
     fineTuneEpochs: nonNegativeInt('fine-tune-epochs', values['fine-tune-epochs'], DEFAULT_CONFIG.fineTuneEpochs),
     fineTuneLayers: positiveInt('fine-tune-layers', values['fine-tune-layers'], DEFAULT_CONFIG.fineTuneLayers),
     fineTuneLearningRate: positiveNumber('fine-tune-learning-rate', values['fine-tune-learning-rate'], DEFAULT_CONFIG.fineTuneLearningRate),
