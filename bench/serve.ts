@@ -25,19 +25,17 @@ function setup(cmd: ServeCommand): Record<string, unknown> {
   const batch = cmd.batch ?? 64;
   const shape = [batch, size, size, 3];
   const x = syntheticPixels(batch * size * size * 3);
-  const bf16 = cmd.precision === 'bf16';
+  // Keras's mixed precision policy: float32 weights, bfloat16 convolutions and matrix products
+  const dtype = cmd.precision === 'bf16' ? 'mixed_bfloat16' : 'float32';
   native().setThreads(cmd.threads ?? 0);
   if (cmd.workload === 'cnn') {
-    // Our bf16 training is one call here once the Keras dtype policy exists (issue 13 item 1):
-    // mixedPrecision.setGlobalPolicy('mixed_bfloat16') before the model is built.
-    if (bf16) throw new Error('bf16 training is not in this engine yet: the Keras mixed_bfloat16 dtype policy has not landed');
-    const model = experimentCnn([size, size, 3], { seed: 1 });
+    const model = experimentCnn([size, size, 3], { seed: 1, dtype });
     model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
     const y = Float32Array.from({ length: batch }, (_, i) => i % 2);
     step = () => model.engine.trainStep(x, shape, y, 0);
   } else if (cmd.workload === 'vgg16') {
-    const model = new Sequential(vgg16Layers([size, size, 3]), { name: 'vgg16', preprocessing: 'scale01', seed: 1 });
-    step = () => model.predict(x, shape, { bf16 });
+    const model = new Sequential(vgg16Layers([size, size, 3]), { name: 'vgg16', preprocessing: 'scale01', seed: 1, dtype });
+    step = () => model.predict(x, shape);
   } else throw new Error(`unknown workload '${String(cmd.workload)}': use cnn or vgg16`);
   return { ok: true };
 }

@@ -15,6 +15,7 @@ export { runCompare } from './experiment/compare.js';
 export { type CompareConfig, DEFAULT_CONFIG } from './experiment/config.js';
 export type { LayerConfig, LayerWeights, SequentialConfig, Shape, WeightTensor } from './keras-format/config.js';
 export { layers } from './models/layers.js';
+export { type Bf16Support, type DtypePolicy, type DtypePolicyName, mixedPrecision } from './models/mixed-precision.js';
 export { type AdamOptions, type OptimizerSpec, optimizers, type RmspropOptions, type SgdOptions } from './models/optimizers.js';
 export type { Preprocessing } from './models/preprocessing.js';
 export { type CompileOptions, Sequential, type SequentialOptions, sequential } from './models/sequential.js';

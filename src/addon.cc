@@ -11,6 +11,7 @@
 #include "allocator.h"
 #include "layer-timing.h"
 #include "model.h"
+#include "precision.h"
 #include "threads.h"
 
 namespace tl {
@@ -51,6 +52,9 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("parallelInfo", at::get_parallel_info());
   out.Set("mkldnn", at::hasMKLDNN());
   out.Set("cuda", torch::cuda::is_available());
+  std::string bf16Reason;
+  out.Set("bf16Supported", cpuHasBf16(bf16Reason));
+  out.Set("bf16Reason", bf16Reason);
   AllocatorStats stats = allocatorStats();
   out.Set("allocatorCachedBytes", static_cast<double>(stats.cachedBytes));
   out.Set("allocatorHits", static_cast<double>(stats.hits));

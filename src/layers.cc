@@ -1,4 +1,5 @@
 #include "layers.h"
+#include "precision.h"
 
 #include <cmath>
 #include <sstream>
@@ -60,13 +61,15 @@ Kind parseKind(const std::string& kind, const std::string& layer) {
   throw std::invalid_argument("layer '" + layer + "': unknown engine layer kind '" + kind + "'");
 }
 
+}  // namespace
+
 torch::Tensor activate(const torch::Tensor& x, Act act, double alpha) {
   // ReLU in place: its input is a fresh conv/addmm output, and its backward needs only its own
   // result. Saves an allocation and a memory pass per layer.
   switch (act) {
     case Act::Linear: return x;
     case Act::Relu: return x.relu_();
-    case Act::Relu6: return torch::hardtanh(x, 0.0, 6.0);
+    case Act::Relu6: return kerasRelu6(x);
     case Act::Sigmoid: return torch::sigmoid(x);
     case Act::Softmax: return torch::softmax(x, x.dim() == 4 ? 1 : -1);  // Keras: the channel (last) axis
     case Act::Tanh: return torch::tanh(x);
@@ -75,6 +78,8 @@ torch::Tensor activate(const torch::Tensor& x, Act act, double alpha) {
   }
   return x;
 }
+
+namespace {
 
 torch::Tensor padIfNeeded(const torch::Tensor& x, const std::vector<int64_t>& pad, double value) {
   if (pad[0] == 0 && pad[1] == 0 && pad[2] == 0 && pad[3] == 0) return x;
@@ -127,6 +132,7 @@ Layer parseLayer(const Napi::Object& spec) {
   layer.rescale = number(spec, "scale", 1.0);
   layer.flipChannels = boolean(spec, "flipChannels", false);
   layer.trainable = boolean(spec, "trainable", true);
+  layer.mixedBf16 = parseDtypePolicy(string(spec, "dtype", "float32"), layer.name);
   if (spec.Has("offset") && spec.Get("offset").IsArray()) {
     Napi::Array arr = spec.Get("offset").As<Napi::Array>();
     for (uint32_t i = 0; i < arr.Length(); ++i) layer.offset.push_back(arr.Get(i).As<Napi::Number>().DoubleValue());
@@ -258,7 +264,7 @@ torch::Tensor forwardLayer(const Layer& L, const torch::Tensor& x, bool training
     case Kind::Activation:
       if (act == Act::Relu || act == Act::Relu6) {
         // the input may be needed by an earlier layer's backward (e.g. batch norm): not in place
-        return act == Act::Relu ? torch::relu(x) : torch::hardtanh(x, 0.0, 6.0);
+        return act == Act::Relu ? torch::relu(x) : kerasRelu6(x);
       }
       return activate(x, act, L.alpha);
     case Kind::BatchNorm: {

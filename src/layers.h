@@ -44,6 +44,7 @@ struct Layer {
   bool flipChannels = false;
 
   bool trainable = true;
+  bool mixedBf16 = false;                // Keras dtype policy 'mixed_bfloat16' (src/precision.cc)
   std::vector<int64_t> inputShape;       // Keras shape (no batch axis) this layer accepts, when known
   std::vector<torch::Tensor> params;     // engine layout (conv OIHW; dense [in, out])
   std::vector<bool> paramIsVariable;     // false for BatchNorm moving statistics
@@ -57,7 +58,8 @@ Layer parseLayer(const Napi::Object& spec);
 void initParams(Layer& layer);  // Keras initialisers: glorot_uniform kernels, zero biases
 void applyTrainable(Layer& layer);
 torch::Tensor forwardLayer(const Layer& layer, const torch::Tensor& x, bool training, bool skipActivation);
-bool endsWith(const Layer& layer, Act act);  // the layer's output goes through `act` last
+bool endsWith(const Layer& layer, Act act);
+torch::Tensor activate(const torch::Tensor& x, Act act, double alpha);  // the layer's output goes through `act` last
 
 torch::Tensor toKeras(const Layer& layer, size_t i, const torch::Tensor& engineParam);
 torch::Tensor fromKeras(const Layer& layer, size_t i, const torch::Tensor& kerasParam);

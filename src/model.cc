@@ -1,12 +1,11 @@
 #include "model.h"
 
-#include <ATen/autocast_mode.h>
-
 #include <cmath>
 #include <functional>
 #include <stdexcept>
 
 #include "layer-timing.h"
+#include "precision.h"
 #include "tensors.h"
 #include "threads.h"
 
@@ -92,7 +91,8 @@ Optimizer parseOptimizer(const std::string& name) {
 Napi::Function Model::Init(Napi::Env env) {
   return DefineClass(env, "NativeModel",
                      {InstanceMethod("getWeights", &Model::GetWeights), InstanceMethod("setWeights", &Model::SetWeights),
-                      InstanceMethod("setTrainable", &Model::SetTrainable), InstanceMethod("compile", &Model::Compile),
+                      InstanceMethod("setTrainable", &Model::SetTrainable),
+                      InstanceMethod("setDtypePolicy", &Model::SetDtypePolicy), InstanceMethod("compile", &Model::Compile),
                       InstanceMethod("trainStep", &Model::TrainStep), InstanceMethod("evaluate", &Model::Evaluate),
                       InstanceMethod("predict", &Model::Predict),
                       InstanceMethod("getOptimizerState", &Model::GetOptimizerState),
@@ -183,6 +183,17 @@ void Model::SetTrainable(const Napi::CallbackInfo& info) {
   applyTrainable(layers_[i]);
 }
 
+void Model::SetDtypePolicy(const Napi::CallbackInfo& info) {
+  ensureIdle(info.Env(), "setDtypePolicy");
+  size_t i = layerIndex(info, 0);
+  if (i == layers_.size()) throw Napi::RangeError::New(info.Env(), "no layer at index " + std::to_string(i));
+  try {
+    layers_[i].mixedBf16 = parseDtypePolicy(info[1].ToString().Utf8Value(), layers_[i].name);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(info.Env(), describe(e));
+  }
+}
+
 void Model::Compile(const Napi::CallbackInfo& info) {
   ensureIdle(info.Env(), "compile");
   Napi::Object options = info[0].As<Napi::Object>();
@@ -212,6 +223,8 @@ void Model::Compile(const Napi::CallbackInfo& info) {
 
 torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to, bool training, bool logits, bool augment) {
   torch::Tensor x = input;
+  AutocastScope autocast;  // each layer runs under its own dtype policy (src/precision.cc)
+  const size_t output = layers_.size() - 1;
   for (size_t i = from; i < to; ++i) {
     const Layer& layer = layers_[i];
     try {
@@ -221,21 +234,21 @@ torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to,
       const bool timed = timing::enabled();
       double start = timed ? timing::now() : 0;
       if (layer.kind == Kind::Conv2D && layer.activation == Act::Relu && i + 1 < to && layers_[i + 1].kind == Kind::MaxPool) {
-        x = forwardLayer(layer, x, training, /*skipActivation=*/true);
+        x = forwardWithPolicy(layer, x, training, /*skipActivation=*/true, false);
         if (timed) {
           timing::forward(layer.name, start);
           timing::markOutput(x, layer.name);
           start = timing::now();
         }
         ++i;
-        x = forwardLayer(layers_[i], x, training, false).relu_();
+        x = forwardWithPolicy(layers_[i], x, training, false, i == output).relu_();
         if (timed) {
           timing::forward(layers_[i].name, start);
           timing::markOutput(x, layers_[i].name);
         }
         continue;
       }
-      x = forwardLayer(layer, x, training || (augment && layer.kind == Kind::Augment), logits && i + 1 == to);
+      x = forwardWithPolicy(layer, x, training || (augment && layer.kind == Kind::Augment), logits && i + 1 == to, i == output);
       if (timed) {
         timing::forward(layer.name, start);
         timing::markOutput(x, layer.name);
@@ -245,7 +258,8 @@ torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to,
                                describe(e));
     }
   }
-  return x;
+  // outputs leave the engine (and enter the loss) in float32, whatever the last layer computed in
+  return x.scalar_type() == at::kBFloat16 ? x.to(at::kFloat) : x;
 }
 
 bool Model::outputIsLogitsFor(Loss loss) const {
@@ -414,23 +428,9 @@ StepResult Model::evaluate(const torch::Tensor& x, const torch::Tensor& y, size_
   return result;
 }
 
-torch::Tensor Model::predict(const torch::Tensor& x, size_t from, size_t to, bool bf16, bool augment) {
+torch::Tensor Model::predict(const torch::Tensor& x, size_t from, size_t to, bool augment) {
   c10::InferenceMode guard;
-  if (!bf16) return toKerasOutput(forward(x, from, to, false, false, augment));
-  // bf16 autocast for inference (feature extraction): convolutions and matmuls in bfloat16 where
-  // the CPU has native support, everything returned as float32.
-  at::autocast::set_cpu_enabled(true);
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  try {
-    torch::Tensor out = toKerasOutput(forward(x, from, to, false, false, augment));
-    at::autocast::set_cpu_enabled(false);
-    at::autocast::clear_cache();
-    return out;
-  } catch (...) {
-    at::autocast::set_cpu_enabled(false);
-    at::autocast::clear_cache();
-    throw;
-  }
+  return toKerasOutput(forward(x, from, to, false, false, augment));
 }
 
 namespace {
@@ -542,13 +542,12 @@ Napi::Value Model::StartPredict(const Napi::CallbackInfo& info) {
   size_t from = layerIndex(info, 2);
   size_t to = layerIndex(info, 3);
   checkInputShape(info.Env(), layers_, from, args.x);
-  bool bf16 = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
-  bool augment = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();  // augmentation layers draw (feature caches of augmented passes)
+  bool augment = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();  // augmentation layers draw (feature caches of augmented passes)
   if (to < from) throw Napi::RangeError::New(info.Env(), "predict: `to` layer comes before `from`");
   acquire(info.Env());
   auto* worker = new PromiseWorker<torch::Tensor>(
       info.Env(), this, args.keepAlive,
-      [this, x = args.x, from, to, bf16, augment]() { return predict(toModelInput(x), from, to, bf16, augment); },
+      [this, x = args.x, from, to, augment]() { return predict(toModelInput(x), from, to, augment); },
       [](Napi::Env env, torch::Tensor& out) -> Napi::Value {
         Napi::Object result = Napi::Object::New(env);
         result.Set("output", toFloat32Array(env, out));

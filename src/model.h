@@ -43,7 +43,7 @@ class Model : public Napi::ObjectWrap<Model> {
   // Called from worker threads while busy_ is held.
   StepResult trainStep(const torch::Tensor& x, const torch::Tensor& y, size_t from);
   StepResult evaluate(const torch::Tensor& x, const torch::Tensor& y, size_t from);
-  torch::Tensor predict(const torch::Tensor& x, size_t from, size_t to, bool bf16, bool augment = false);
+  torch::Tensor predict(const torch::Tensor& x, size_t from, size_t to, bool augment = false);
 
   void release() { busy_.store(false); }
 
@@ -51,6 +51,7 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value GetWeights(const Napi::CallbackInfo& info);
   void SetWeights(const Napi::CallbackInfo& info);
   void SetTrainable(const Napi::CallbackInfo& info);
+  void SetDtypePolicy(const Napi::CallbackInfo& info);
   void Compile(const Napi::CallbackInfo& info);
   Napi::Value TrainStep(const Napi::CallbackInfo& info);
   Napi::Value Evaluate(const Napi::CallbackInfo& info);

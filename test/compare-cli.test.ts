@@ -55,6 +55,7 @@ const FLAGS = [
   'preprocess',
   'head-units',
   'no-feature-cache',
+  'mixed-precision',
   'bf16',
   'fine-tune-epochs',
   'fine-tune-layers',
@@ -78,6 +79,7 @@ const DEFAULTS: Record<string, RegExp> = {
   backbone: new RegExp(`default: ${DEFAULT_CONFIG.backbone}\\b`),
   preprocess: /default: scale01 for vgg16/,
   'head-units': new RegExp(`default: ${DEFAULT_CONFIG.headUnits.join(',')}\\b`),
+  'mixed-precision': new RegExp(`default: ${DEFAULT_CONFIG.mixedPrecision}\\b`),
   'fine-tune-epochs': new RegExp(`default: ${DEFAULT_CONFIG.fineTuneEpochs}\\b`),
   'fine-tune-layers': new RegExp(`default: ${DEFAULT_CONFIG.fineTuneLayers}\\b`),
   'fine-tune-learning-rate': /default: 1e-5\b/,
@@ -123,6 +125,8 @@ test('bad compare flags exit 2 with a message naming the flag, before any work',
       { args: [...data, '--limit', '0'], names: ['--limit'] },
       { args: [...data, '--epoch', '3'], names: ['--epoch'] },
       { args: [...data, '--preprocess', 'imagenet'], names: ['imagenet'] },
+      { args: [...data, '--mixed-precision', 'fp16'], names: ['--mixed-precision', 'fp16'] },
+      { args: [...data, '--bf16', '--mixed-precision', 'fp32'], names: ['--bf16', '--mixed-precision'] },
     ];
     for (const c of cases) {
       const r = await runCli(['compare', ...c.args], { cacheDir });

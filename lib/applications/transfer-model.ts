@@ -1,4 +1,5 @@
 import type { LayerConfig, Shape } from '../keras-format/config.js';
+import type { DtypePolicyName } from '../models/mixed-precision.js';
 import type { Preprocessing } from '../models/preprocessing.js';
 import { Sequential } from '../models/sequential.js';
 import type { Backbone } from './backbone.js';
@@ -18,6 +19,8 @@ export interface TransferModelOptions {
   seed?: number;
   /** augmentation layers before the base (RandomFlip, ...); they count as part of the base. */
   augmentation?: LayerConfig[];
+  /** dtype policy of the model, the base included (default: the global policy). */
+  dtype?: DtypePolicyName;
 }
 
 /**
@@ -31,12 +34,17 @@ export class TransferModel extends Sequential {
 
   constructor(options: TransferModelOptions) {
     const trainable = options.trainableBase ?? false;
-    const baseConfigs = options.base.layers.map((l) => ({ class_name: l.class_name, config: { ...l.config, trainable } }));
+    // the base follows the model's policy: the 'float32' its file records is Keras's default, not a choice
+    const baseConfigs = options.base.layers.map((l) => ({
+      class_name: l.class_name,
+      config: { ...l.config, trainable, dtype: undefined },
+    }));
     const augmentation = options.augmentation ?? [];
     super([...augmentation, ...baseConfigs, ...options.head], {
       name: options.name ?? 'transfer',
       inputShape: options.inputShape ?? options.base.inputShape,
       seed: options.seed,
+      dtype: options.dtype,
       preprocessing: options.preprocessing ?? options.base.nativePreprocessing,
     });
     this.base = options.base;

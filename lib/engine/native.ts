@@ -23,6 +23,8 @@ export interface EngineLayerSpec {
   name: string;
   className: string;
   trainable?: boolean;
+  /** Keras dtype policy the layer computes under (default float32). */
+  dtype?: 'float32' | 'mixed_bfloat16';
   /** Keras shape (without the batch axis) the layer accepts; the engine checks inputs against it. */
   inputShape?: number[];
   activation?: string;
@@ -89,6 +91,7 @@ export interface NativeModel {
   getWeights(layer: number): Float32Array[];
   setWeights(layer: number, weights: Float32Array[]): void;
   setTrainable(layer: number, trainable: boolean): void;
+  setDtypePolicy(layer: number, policy: 'float32' | 'mixed_bfloat16'): void;
   compile(options: { loss: string; optimizer?: string } & Record<string, number | boolean | string>): void;
   trainStep(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<StepOutput>;
   evaluate(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<Required<StepOutput>>;
@@ -97,7 +100,6 @@ export interface NativeModel {
     shape: number[],
     fromLayer: number,
     toLayer: number,
-    bf16: boolean,
     /** augmentation layers draw as in training (the rest infers): features of augmented images */
     augment?: boolean,
   ): Promise<{ output: Float32Array; shape: number[] }>;
@@ -128,6 +130,9 @@ export interface NativeBinding {
     allocatorCachedBytes: number;
     allocatorHits: number;
     allocatorMisses: number;
+    /** whether the CPU computes bfloat16 natively (avx512_bf16 / amx_bf16), and what it has or lacks */
+    bf16Supported: boolean;
+    bf16Reason: string;
   };
   /** Intra-op threads (0 = all cores); more than the machine's cores are capped, with a process warning. */
   setThreads(threads: number): void;

@@ -2,6 +2,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DatasetInfo } from '../data/open-splits.js';
 import { native } from '../engine/native.js';
+import { bf16Support, type DtypePolicyName, FLAG_POLICY } from '../models/mixed-precision.js';
 import { formatResultsTable } from '../reports/terminal.js';
 import type { ModelRunSummary, RunSummary } from '../reports/types.js';
 import { parseRunSummary } from '../reports/validate.js';
@@ -34,7 +35,18 @@ export function defaultRunDir(now = new Date()): string {
 export async function readRunConfig(runDir: string): Promise<CompareConfig> {
   const file = path.join(runDir, 'config.json');
   if (!existsSync(file)) throw new Error(`${runDir} is not a run folder: it has no config.json`);
-  return JSON.parse(await fs.readFile(file, 'utf8')) as CompareConfig;
+  const { bf16: _featuresOnly, ...config } = JSON.parse(await fs.readFile(file, 'utf8')) as CompareConfig & { bf16?: boolean };
+  // runs from before --mixed-precision computed in float32 (their `bf16` applied to features only)
+  return { ...config, mixedPrecision: config.mixedPrecision ?? 'fp32' };
+}
+
+/** The policy this machine runs the config's `mixedPrecision` with, saying why when it cannot. */
+export function runPolicy(config: CompareConfig, log: (line: string) => void): DtypePolicyName {
+  if (config.mixedPrecision !== 'bf16') return 'float32';
+  const support = bf16Support();
+  if (support.supported) return FLAG_POLICY.bf16;
+  log(`--mixed-precision bf16: ${support.reason}; this run computes in float32 instead.`);
+  return 'float32';
 }
 
 /**
@@ -75,7 +87,8 @@ export async function runCompare(
 
     await fs.mkdir(runDir, { recursive: true });
     await writeJsonAtomic(path.join(runDir, 'config.json'), config);
-    const environment = describeEnvironment({ threads: config.threads, bf16: config.bf16 });
+    const dtypePolicy = runPolicy(config, log);
+    const environment = describeEnvironment({ threads: config.threads, dtypePolicy });
     await writeJsonAtomic(path.join(runDir, 'environment.json'), environment);
     await writeJsonAtomic(path.join(runDir, 'dataset.json'), info);
     log(
@@ -88,7 +101,17 @@ export async function runCompare(
       if (interrupted) break;
       log(`\n== ${MODEL_LABELS[kind]} ==`);
       try {
-        const model = await trainModel({ runDir, config, data, kind, resume, dataSeconds, interrupted: () => interrupted, log });
+        const model = await trainModel({
+          runDir,
+          config,
+          data,
+          kind,
+          resume,
+          dataSeconds,
+          dtypePolicy,
+          interrupted: () => interrupted,
+          log,
+        });
         const problem = trainingProblem(model);
         if (problem) log(`${MODEL_LABELS[kind]} failed: ${problem}`);
         models.push(problem ? { ...model, error: problem } : model);

@@ -1,4 +1,5 @@
 import { DEFAULT_SEED } from '../config/defaults.js';
+import type { MixedPrecisionFlag } from '../models/mixed-precision.js';
 import type { Preprocessing } from '../models/preprocessing.js';
 
 /** One `--resume` that changed settings: `changed[flag] = [old, new]`. */
@@ -36,7 +37,8 @@ export interface CompareConfig {
   augment?: string;
   /** with augment, cache the frozen base's features of this many augmented passes and cycle through them */
   augmentCacheEpochs?: number;
-  bf16: boolean;
+  /** bf16: the Keras policy 'mixed_bfloat16' for training, evaluation and feature extraction (float32 where the CPU lacks bf16) */
+  mixedPrecision: MixedPrecisionFlag;
   fineTuneEpochs: number;
   fineTuneLayers: number;
   fineTuneLearningRate: number;
@@ -63,7 +65,7 @@ export const DEFAULT_CONFIG: Omit<CompareConfig, 'out'> = {
   backbone: 'vgg16',
   headUnits: [64],
   featureCache: true,
-  bf16: false,
+  mixedPrecision: 'fp32',
   fineTuneEpochs: 0,
   fineTuneLayers: 4,
   fineTuneLearningRate: 1e-5,

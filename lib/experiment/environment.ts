@@ -1,8 +1,9 @@
 import os from 'node:os';
 import { native } from '../engine/native.js';
+import type { DtypePolicyName } from '../models/mixed-precision.js';
 
 /** Where a run happened: CPU, threads, libtorch, precision. */
-export function describeEnvironment(options: { threads: number; bf16: boolean }): Record<string, unknown> {
+export function describeEnvironment(options: { threads: number; dtypePolicy: DtypePolicyName }): Record<string, unknown> {
   const info = native().info();
   return {
     cpu: os.cpus()[0]?.model ?? 'unknown',
@@ -12,7 +13,8 @@ export function describeEnvironment(options: { threads: number; bf16: boolean })
     requestedThreads: options.threads || 'all',
     torchVersion: info.torchVersion,
     mkldnn: info.mkldnn,
-    precision: options.bf16 ? 'float32 training, bfloat16 feature extraction' : 'float32',
+    dtypePolicy: options.dtypePolicy,
+    bf16: info.bf16Reason,
     node: process.version,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
   };

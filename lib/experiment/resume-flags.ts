@@ -41,9 +41,10 @@ const FLAG_KEYS: Record<string, (keyof CompareConfig)[]> = {
   preprocess: ['preprocess'],
   'head-units': ['headUnits'],
   'no-feature-cache': ['featureCache'],
-  bf16: ['bf16'],
   augment: ['augment'],
   'augment-cache-epochs': ['augmentCacheEpochs'],
+  'mixed-precision': ['mixedPrecision'],
+  bf16: ['mixedPrecision'],
   'fine-tune-epochs': ['fineTuneEpochs'],
   'fine-tune-layers': ['fineTuneLayers'],
   'fine-tune-learning-rate': ['fineTuneLearningRate'],
@@ -53,7 +54,7 @@ const FLAG_KEYS: Record<string, (keyof CompareConfig)[]> = {
 /** Where files moved to, or how fast to run: never changes a result (the data itself is checked against dataset.json). */
 const ALWAYS_SAFE = new Set(['data-dir', 'archive', 'image-folder', 'no-download', 'cache-dir', 'threads', 'weights']);
 /** Settings of the transfer model alone: free until it has trained an epoch. */
-const TRANSFER_ONLY = new Set(['backbone', 'backbone-output', 'preprocess', 'head-units', 'no-feature-cache', 'bf16']);
+const TRANSFER_ONLY = new Set(['backbone', 'backbone-output', 'preprocess', 'head-units', 'no-feature-cache']);
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 

@@ -5,6 +5,7 @@ import { transferModel } from '../applications/transfer-model.js';
 import type { OpenedDatasets } from '../data/index.js';
 import type { Dataset } from '../data/types.js';
 import { lastConvolutionalLayer } from '../models/grad-cam.js';
+import type { DtypePolicyName } from '../models/mixed-precision.js';
 import type { Sequential } from '../models/sequential.js';
 import { cnnForClasses, defaultHeadLayers } from '../models/zoo.js';
 import type { ModelRunSummary } from '../reports/types.js';
@@ -40,10 +41,10 @@ interface Built {
   backbone?: Backbone;
 }
 
-async function buildModel(kind: ModelKind, config: CompareConfig, classes: number): Promise<Built> {
+async function buildModel(kind: ModelKind, config: CompareConfig, classes: number, dtype: DtypePolicyName): Promise<Built> {
   const inputShape = [...config.imageSize, 3];
   const augmentation = config.augment ? augmentationLayers(config.augment) : [];
-  if (kind === 'cnn') return { model: cnnForClasses(inputShape, classes, { seed: config.seed, augmentation }), baseLayers: 0 };
+  if (kind === 'cnn') return { model: cnnForClasses(inputShape, classes, { seed: config.seed, dtype, augmentation }), baseLayers: 0 };
   const backbone = await loadBackbone(config, inputShape);
   // the experiment feeds x / 255 to VGG16 too (its Keras original did), unless its config names a preprocessing
   const preprocessing = config.preprocess ?? (config.backbone === 'vgg16' ? 'scale01' : backbone.nativePreprocessing);
@@ -55,6 +56,7 @@ async function buildModel(kind: ModelKind, config: CompareConfig, classes: numbe
     preprocessing,
     seed: config.seed,
     augmentation,
+    dtype,
   });
   return { model, baseLayers: model.baseLayers, backbone };
 }
@@ -94,6 +96,8 @@ export interface TrainModelContext {
   resume: boolean;
   /** wall time this session spent listing and decoding the data, which every model needs. */
   dataSeconds: number;
+  /** the policy this machine runs `config.mixedPrecision` with (runPolicy). */
+  dtypePolicy: DtypePolicyName;
   interrupted: () => boolean;
   log: (line: string) => void;
 }
@@ -106,7 +110,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const { config, data, kind } = ctx;
   const dir = path.join(ctx.runDir, kind);
   const classNames = data.train.classNames;
-  const { model, baseLayers, backbone } = await buildModel(kind, config, classNames.length);
+  const { model, baseLayers, backbone } = await buildModel(kind, config, classNames.length, ctx.dtypePolicy);
   const loss = classNames.length > 2 ? 'sparseCategoricalCrossentropy' : 'binaryCrossentropy';
   model.compile({ optimizer: { adam: { learningRate: config.learningRate } }, loss, metrics: ['accuracy'] });
   const summaryText = model.summary(false);
@@ -162,7 +166,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
       outputLayer: model.layers[baseLayers - 1].config.config.name,
       inputShape: model.inputShape,
       preprocessing: model.preprocessing,
-      bf16: config.bf16,
+      bf16: model.dtypePolicy.computeDtype === 'bfloat16',
       data: await datasetIdentity(d),
     });
     const cacheDir = resolveCacheDir(config.cacheDir);

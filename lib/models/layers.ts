@@ -1,4 +1,5 @@
 import type { LayerConfig, Shape } from '../keras-format/config.js';
+import { type DtypePolicyName, policyConfig } from './mixed-precision.js';
 
 /**
  * Layer factories with TF.js-style camelCase options, producing Keras layer configs
@@ -14,6 +15,8 @@ interface Common {
   trainable?: boolean;
   /** [height, width, channels] of the model input; only on the first layer. */
   inputShape?: Shape;
+  /** the layer's own dtype policy, e.g. 'float32' for the output layer of a mixed model (Keras `dtype=`). */
+  dtype?: DtypePolicyName;
 }
 
 const pair = (v: Pair): [number, number] => (Array.isArray(v) ? v : [v, v]);
@@ -21,6 +24,7 @@ const pair = (v: Pair): [number, number] => (Array.isArray(v) ? v : [v, v]);
 function base(className: string, options: Common, config: Record<string, unknown>): LayerConfig {
   const c: LayerConfig['config'] = { name: options.name ?? '', trainable: options.trainable ?? true, ...config };
   if (options.inputShape) c.batch_input_shape = [null, ...options.inputShape];
+  if (options.dtype) c.dtype = policyConfig(options.dtype);
   return { class_name: className, config: c };
 }
 

@@ -4,6 +4,15 @@ import type { LayerConfig, LayerWeights, SequentialConfig, Shape, WeightTensor }
 import { type EvaluateResult, evaluate, type FitOptions, fit } from '../training/fit.js';
 import type { History } from '../training/history.js';
 import { nameLayers } from './layers.js';
+import {
+  checkPolicyName,
+  configPolicy,
+  type DtypePolicy,
+  type DtypePolicyName,
+  dtypePolicy,
+  mixedPrecision,
+  runnablePolicy,
+} from './mixed-precision.js';
 import { type OptimizerSpec, resolveOptimizer } from './optimizers.js';
 import { type Preprocessing, preprocessingSpec } from './preprocessing.js';
 import { LayerConfigError, type ResolvedLayer, resolveChain } from './resolve.js';
@@ -33,6 +42,8 @@ export interface SequentialOptions {
   seed?: number;
   /** Input shape when no layer carries `inputShape` / `batch_input_shape`. */
   inputShape?: Shape;
+  /** Dtype policy of the layers that choose none themselves (default: the global policy). */
+  dtype?: DtypePolicyName;
 }
 
 const SNAKE_LOSS: Record<LossName, string> = {
@@ -56,6 +67,7 @@ export class Sequential {
   /** set by callbacks (EarlyStopping) to end `fit` after the current epoch, as in Keras. */
   stopTraining = false;
   private resolved: ResolvedLayer[];
+  private policy: DtypePolicyName;
   private engineModel?: NativeModel;
   private compileOptions?: CompileOptions;
 
@@ -79,6 +91,31 @@ export class Sequential {
       layers[0] = { class_name: layers[0].class_name, config: { ...layers[0].config, batch_input_shape: [null, ...this.inputShape] } };
     }
     this.resolved = resolveChain(layers, this.inputShape);
+    this.policy = options.dtype ? checkPolicyName(options.dtype, `model '${this.name}'`) : mixedPrecision.globalPolicy().name;
+    this.layerDtypePolicies(); // an unknown policy in a layer config fails here, not at the first step
+  }
+
+  /** The model's dtype policy: its layers' unless they choose their own (Keras `dtype_policy`). */
+  get dtypePolicy(): DtypePolicy {
+    return dtypePolicy(this.policy);
+  }
+
+  /** Changes the policy of the layers that choose none themselves, for the next step or prediction. */
+  setDtypePolicy(name: DtypePolicyName): void {
+    const policy = checkPolicyName(name, `model '${this.name}'`);
+    if (this.engineModel) {
+      const layers = this.layerDtypePolicies(policy);
+      const runnable = runnablePolicy(policy);
+      this.resolved.forEach((r, i) => {
+        if (r.spec) this.engineModel?.setDtypePolicy(this.engineIndex(i), layers[i] === policy ? runnable : runnablePolicy(layers[i]));
+      });
+    }
+    this.policy = policy;
+  }
+
+  /** Each layer's policy: its config's own choice, else the model's. */
+  layerDtypePolicies(modelPolicy = this.policy): DtypePolicyName[] {
+    return this.resolved.map((r) => configPolicy(r.config.config.dtype, `layer '${r.config.config.name}'`) ?? modelPolicy);
   }
 
   get layers(): readonly ResolvedLayer[] {
@@ -103,7 +140,7 @@ export class Sequential {
 
   /** Keras-style summary table; printed unless `print` is false. */
   summary(print: ((line: string) => void) | false = console.log): string {
-    const text = formatSummary(this.name, this.resolved);
+    const text = formatSummary(this.name, this.resolved, this.policy, this.layerDtypePolicies());
     if (print) print(text);
     return text;
   }
@@ -150,19 +187,12 @@ export class Sequential {
   async predict(
     x: Uint8Array | Float32Array,
     shape: Shape,
-    options: { fromLayer?: number; toLayer?: number; bf16?: boolean; augment?: boolean } = {},
+    options: { fromLayer?: number; toLayer?: number; augment?: boolean } = {},
   ): Promise<{ output: Float32Array; shape: Shape }> {
     const from = options.fromLayer ?? 0;
     const to = options.toLayer ?? this.resolved.length;
     this.checkInput(shape, from);
-    return this.engine.predict(
-      x,
-      shape,
-      this.engineIndex(from, true),
-      this.engineIndex(to, true),
-      options.bf16 ?? false,
-      options.augment ?? false,
-    );
+    return this.engine.predict(x, shape, this.engineIndex(from, true), this.engineIndex(to, true), options.augment ?? false);
   }
 
   /** Throws a clear error when a batch does not fit the layer it enters at. */
@@ -221,7 +251,10 @@ export class Sequential {
   /** The native model (created on first use). */
   get engine(): NativeModel {
     if (!this.engineModel) {
-      const specs: EngineLayerSpec[] = this.resolved.flatMap((r, i) => (r.spec ? [this.seeded(r.spec, i)] : []));
+      const policies = this.layerDtypePolicies();
+      const specs: EngineLayerSpec[] = this.resolved.flatMap((r, i) =>
+        r.spec ? [{ ...this.seeded(r.spec, i), dtype: runnablePolicy(policies[i]) }] : [],
+      );
       const pre = preprocessingSpec(this.preprocessing);
       // leading augmentation layers see raw pixels, as Keras's augmentation before Rescaling does
       if (pre) specs.splice(this.leadingAugmentation, 0, { ...pre, inputShape: this.inputShape });

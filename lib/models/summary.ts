@@ -1,3 +1,4 @@
+import type { DtypePolicyName } from './mixed-precision.js';
 import type { ResolvedLayer } from './resolve.js';
 
 export interface ParamCounts {
@@ -24,10 +25,20 @@ export function countParams(layers: ResolvedLayer[]): ParamCounts {
 
 const thousands = (n: number): string => n.toLocaleString('en-US');
 
-/** Keras's `model.summary()` table: layer (type), output shape, parameter count, then totals. */
-export function formatSummary(modelName: string, layers: ResolvedLayer[]): string {
+/**
+ * Keras's `model.summary()` table: layer (type), output shape, parameter count, then totals and the
+ * dtype policy; a layer whose policy differs from the model's shows its own after its type.
+ */
+export function formatSummary(
+  modelName: string,
+  layers: ResolvedLayer[],
+  policy: DtypePolicyName,
+  layerPolicies: DtypePolicyName[],
+): string {
   // Keras's 65-column layout, with the first columns widened (not wrapped) for long names.
-  const names = layers.map((l) => `${l.config.config.name} (${l.config.class_name})`);
+  const names = layers.map(
+    (l, i) => `${l.config.config.name} (${l.config.class_name})${layerPolicies[i] === policy ? '' : ` [${layerPolicies[i]}]`}`,
+  );
   const shapes = layers.map((l) => `(None, ${l.outputShape.join(', ')})`);
   const width = [Math.max(29, ...names.map((n) => n.length + 2)), Math.max(26, ...shapes.map((t) => t.length + 2)), 10];
   const cell = (text: string, w: number) => text.padEnd(w);
@@ -50,6 +61,7 @@ export function formatSummary(modelName: string, layers: ResolvedLayer[]): strin
     `Total params: ${thousands(totals.total)}`,
     `Trainable params: ${thousands(totals.trainable)}`,
     `Non-trainable params: ${thousands(totals.nonTrainable)}`,
+    `Dtype policy: ${policy}`,
     rule('_'),
   );
   return lines.join('\n');

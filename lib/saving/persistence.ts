@@ -4,6 +4,7 @@ import type { OptimizerState } from '../engine/native.js';
 import { readTfjsLayersModel, writeTfjsLayersModel } from '../io/tfjs-model.js';
 import type { LayerConfig } from '../keras-format/config.js';
 import { isAugmentation } from '../models/augmentation.js';
+import { configPolicy, type DtypePolicyName, policyConfig } from '../models/mixed-precision.js';
 import { type Preprocessing, parsePreprocessing } from '../models/preprocessing.js';
 import { type CompileOptions, Sequential } from '../models/sequential.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
@@ -30,6 +31,10 @@ export interface ModelMetadata {
   baseLayers?: number;
   /** augmentation layers model.json leaves out (TF.js has none), with their positions: loadModel puts them back. */
   augmentation?: { note: string; layers: { index: number; config: LayerConfig }[] };
+  /** the model's dtype policy (absent in saves from before policies: float32). */
+  dtypePolicy?: DtypePolicyName;
+  /** layers that chose their own policy; model.json says float32 for them, so TF.js reads it. */
+  layerDtypePolicies?: Record<string, DtypePolicyName>;
   extra?: Record<string, unknown>;
 }
 
@@ -92,6 +97,17 @@ async function readMetadata(dir: string): Promise<ModelMetadata | undefined> {
 }
 
 const warnedAugmentation = new WeakSet<Sequential>();
+/** Layer configs as TF.js and Keras read them (weights are float32 whatever the policy), and the policies taken out. */
+function withoutPolicies(configs: LayerConfig[]): { layers: LayerConfig[]; layerDtypePolicies: Record<string, DtypePolicyName> } {
+  const layerDtypePolicies: Record<string, DtypePolicyName> = {};
+  const layers = configs.map((l) => {
+    const policy = configPolicy(l.config.dtype, `layer '${l.config.name}'`);
+    if (!policy) return l;
+    layerDtypePolicies[l.config.name] = policy;
+    return { class_name: l.class_name, config: { ...l.config, dtype: 'float32' } };
+  });
+  return { layers, layerDtypePolicies };
+}
 
 export async function saveModel(model: Sequential, dir: string, options: SaveOptions = {}): Promise<void> {
   const target = path.resolve(dir);
@@ -108,9 +124,10 @@ export async function saveModel(model: Sequential, dir: string, options: SaveOpt
     warnedAugmentation.add(model); // once per model, not at every checkpoint
     process.emitWarning(`model '${model.name}': ${note}; transferlab.json records them`, { code: 'TRANSFERLAB_AUGMENTATION_NOT_EXPORTED' });
   }
+  const { layers, layerDtypePolicies } = withoutPolicies(config.config.layers.filter((c) => !isAugmentation(c.class_name)));
   await writeTfjsLayersModel(staging, {
     name: model.name,
-    layers: config.config.layers.filter((c) => !isAugmentation(c.class_name)),
+    layers,
     inputShape: model.inputShape,
     weights: model.getWeights(),
   });
@@ -124,6 +141,8 @@ export async function saveModel(model: Sequential, dir: string, options: SaveOpt
     compile: model.compiled,
     baseLayers: options.baseLayers,
     ...(leftOut.length > 0 ? { augmentation: { note, layers: leftOut } } : {}),
+    dtypePolicy: model.dtypePolicy.name,
+    layerDtypePolicies,
     extra: options.extra,
   };
   await writeJsonAtomic(path.join(staging, METADATA_FILE), metadata);
@@ -166,14 +185,18 @@ export async function loadModel(dir: string, options: { preprocessing?: Preproce
   const metadata = await readMetadata(root);
   const stored = await readTfjsLayersModel(modelJson);
   const preprocessing = options.preprocessing ?? (metadata ? parsePreprocessing(metadata.preprocessing) : 'none');
+  const own = metadata?.layerDtypePolicies ?? {};
+  const layers = stored.layers.map((l) =>
+    Object.hasOwn(own, l.config.name) ? { class_name: l.class_name, config: { ...l.config, dtype: policyConfig(own[l.config.name]) } } : l,
+  );
   // augmentation layers back in place: engine indices (optimizer state, baseLayers) count them
-  const layers = [...stored.layers];
   for (const l of metadata?.augmentation?.layers ?? []) layers.splice(l.index, 0, l.config);
   const model = new Sequential(layers, {
     name: metadata?.name ?? stored.name,
     inputShape: stored.inputShape,
     preprocessing,
     seed: metadata?.seed,
+    dtype: metadata?.dtypePolicy ?? 'float32',
   });
   model.setWeights(stored.weights);
   if (metadata?.compile) {

@@ -17,6 +17,7 @@ export interface FeatureKey {
   outputLayer: string;
   inputShape: number[];
   preprocessing: string;
+  /** the base computed in bfloat16 (its dtype policy is 'mixed_bfloat16'). */
   bf16: boolean;
   /** identity of the images: source, size, file list (see datasetIdentity). */
   data: string;
@@ -103,7 +104,6 @@ async function* featureSteps(model: Sequential, data: Dataset, options: ExtractO
     if (skip < n) {
       const out = await model.predict(batch.x, batch.shape, {
         toLayer: options.baseLayers,
-        bf16: options.key.bf16,
         augment: options.key.augmentation !== undefined,
       });
       const perExample = out.output.length / n;

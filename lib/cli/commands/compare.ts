@@ -6,6 +6,7 @@ import { defaultRunDir, readRunConfig, runCompare } from '../../experiment/compa
 import { type CompareConfig, DEFAULT_CONFIG, type ModelKind } from '../../experiment/config.js';
 import { PreflightError } from '../../experiment/preflight.js';
 import { applyResumeFlags, epochsDone, ResumeFlagError } from '../../experiment/resume-flags.js';
+import { mixedPrecisionFlag } from '../../models/mixed-precision.js';
 import { parsePreprocessing } from '../../models/preprocessing.js';
 import { OptionError } from '../../util/option-error.js';
 
@@ -37,6 +38,10 @@ Training:
   --seed N               seed for initial weights and shuffling (default: 42)
   --shuffle              shuffle the training split every epoch (the experiment does not)
   --threads N            CPU threads for the engine (default: all cores)
+  --mixed-precision bf16|fp32  bf16: Keras's 'mixed_bfloat16' policy (weights and updates float32,
+                         convolutions and matrix products bfloat16) for training, evaluation and feature
+                         extraction; float32 with a message where the CPU lacks bf16 (default: fp32)
+  --bf16                 the same as --mixed-precision bf16
   --faithful             the original's schedule: steps_per_epoch = int(n*0.8)//batch+1 and
                          validation_steps = int(n_val*0.2)//batch+1 over repeating streams (233/15 on the
                          full dataset); by default each epoch is one pass and validation uses the whole split
@@ -57,7 +62,6 @@ Transfer model:
                          runs on every augmented batch (no feature cache; slower by a base pass per epoch)
   --augment-cache-epochs K  with --augment: cache the base's features of K augmented passes and cycle
                          through them (K feature passes in all; epochs reuse draws)
-  --bf16                 extract features in bfloat16 where the CPU supports it (faster, slightly different)
   --fine-tune-epochs N   after the head, unfreeze the top of the base and train N more epochs (default: 0)
   --fine-tune-layers N   how many base layers to unfreeze (default: 4, VGG16's block 5)
   --fine-tune-learning-rate X  (default: 1e-5)
@@ -134,6 +138,7 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
       preprocess: { type: 'string' },
       'head-units': { type: 'string' },
       'no-feature-cache': { type: 'boolean' },
+      'mixed-precision': { type: 'string' },
       bf16: { type: 'boolean' },
       augment: { type: 'string' },
       'augment-cache-epochs': { type: 'string' },
@@ -184,7 +189,7 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
       ? values['head-units'].split(',').map((u) => positiveInt('head-units', u, 0))
       : DEFAULT_CONFIG.headUnits,
     featureCache: !values['no-feature-cache'],
-    bf16: values.bf16 ?? false,
+    mixedPrecision: mixedPrecisionFlag(values['mixed-precision'], values.bf16),
     augment: values.augment,
     augmentCacheEpochs:
       values['augment-cache-epochs'] === undefined ? undefined : positiveInt('augment-cache-epochs', values['augment-cache-epochs'], 1),

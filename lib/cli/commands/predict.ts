@@ -5,6 +5,8 @@ import { parseArgs } from 'node:util';
 import { expandImagePaths } from '../../data/image-paths.js';
 import { decodeImageFile } from '../../data/index.js';
 import { mapPool } from '../../data/pool.js';
+import { classify } from '../../experiment/evaluation.js';
+import { bf16Support, FLAG_POLICY, type MixedPrecisionFlag, mixedPrecisionFlag } from '../../models/mixed-precision.js';
 import { type Preprocessing, parsePreprocessing } from '../../models/preprocessing.js';
 import type { Sequential } from '../../models/sequential.js';
 import { loadModel, METADATA_FILE } from '../../saving/persistence.js';
@@ -31,6 +33,9 @@ Usage: transferlab predict --model RUN_DIR/<model> IMAGE|FOLDER|PATTERN...
                      tsv (image, class, probability tab-separated, no header; the default otherwise)
   --json             the same as --format json
   --batch-size N     images per engine call (default 32)
+  --mixed-precision bf16|fp32  bf16: compute in bfloat16 (Keras's 'mixed_bfloat16'; float32 with a
+                     message where the CPU lacks bf16) (default: fp32)
+  --bf16             the same as --mixed-precision bf16
   -h, --help         this help
 
 Images are resized to the model's input size exactly as in training (bilinear, aspect ratio not kept).
@@ -55,6 +60,8 @@ export async function predictCommand(argv: string[]): Promise<number> {
         'top-k': { type: 'string' },
         format: { type: 'string' },
         'batch-size': { type: 'string' },
+        'mixed-precision': { type: 'string' },
+        bf16: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -89,7 +96,18 @@ export async function predictCommand(argv: string[]): Promise<number> {
     );
     return 2;
   }
+  let flag: MixedPrecisionFlag;
+  try {
+    flag = mixedPrecisionFlag(values['mixed-precision'], values.bf16);
+  } catch (error) {
+    console.error(`transferlab predict: ${(error as Error).message}`);
+    return 2;
+  }
   const { model, metadata } = await loadModel(dir, { preprocessing: given });
+  const support = flag === 'bf16' ? bf16Support() : undefined;
+  if (support && !support.supported)
+    console.error(`transferlab predict: --mixed-precision bf16: ${support.reason}; computing in float32 instead.`);
+  model.setDtypePolicy(support?.supported ? FLAG_POLICY.bf16 : 'float32');
   if (metadata && given && given !== metadata.preprocessing) {
     console.error(
       `transferlab predict: --preprocess ${given} contradicts the model, which was trained with '${metadata.preprocessing}' (${path.join(dir, METADATA_FILE)}); leave --preprocess out.`,

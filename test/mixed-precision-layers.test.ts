@@ -1,0 +1,215 @@
+/**
+ * The 'mixed_bfloat16' policy, layer kind by layer kind: the engine's forward pass and gradients
+ * against float64 naive code, within bfloat16's precision (8 significant bits: relative error
+ * about 4e-3 per rounding). Every case runs a Conv2D first, so gradients flow back through the
+ * layer under test into weights, then Flatten and Dense(1, sigmoid) with binary crossentropy.
+ */
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { LayerConfig } from '../lib/keras-format/config.js';
+import { layers } from '../lib/models/layers.js';
+import { bf16Support } from '../lib/models/mixed-precision.js';
+import type { Preprocessing } from '../lib/models/preprocessing.js';
+import { Sequential } from '../lib/models/sequential.js';
+import * as naive from './helpers/naive.js';
+import { numericGradient, prod, Rng, type T, tensor } from './helpers/naive.js';
+
+const support = bf16Support();
+const skip = support.supported ? false : `bfloat16 is emulated here (${support.reason})`;
+
+const INPUT: [number, number, number] = [6, 6, 3];
+const BATCH = 4;
+/**
+ * Relative L2 error allowed: bfloat16 rounds to 8 significant bits (4e-3) at each layer's inputs,
+ * weights and outputs, and two layers compute in bfloat16 before any output is compared (measured:
+ * 0.3-0.8% for gradients, up to 1.7% for a depthwise convolution's output). Float32 gives 1e-7.
+ */
+const TOLERANCE = 2e-2;
+const CONV = { filters: 3, kernel: [3, 3, 3, 3] as [number, number, number, number] };
+
+interface Case {
+  name: string;
+  /** the layer under test, after the Conv2D */
+  layer: LayerConfig;
+  /** its weights (Keras layout), set on the model and given to `forward` */
+  weights?: (rng: Rng) => Float32Array[];
+  /** how many of them are trained (BatchNormalization's moving statistics are not); default all */
+  variables?: number;
+  /** the layer takes a flat input: a Flatten comes between the Conv2D and it */
+  flatInput?: boolean;
+  /** float64 reference of the layer on the conv's output */
+  forward: (x: T, w: Float64Array[]) => T;
+  preprocessing?: Preprocessing;
+}
+
+/** Keras BatchNormalization while training: the batch's mean and (biased) variance per channel. */
+function batchNormTraining(x: T, gamma: ArrayLike<number>, beta: ArrayLike<number>, eps: number): T {
+  const c = x.shape[x.shape.length - 1];
+  const n = x.data.length / c;
+  const mean = new Float64Array(c);
+  const variance = new Float64Array(c);
+  for (let i = 0; i < x.data.length; i++) mean[i % c] += x.data[i] / n;
+  for (let i = 0; i < x.data.length; i++) variance[i % c] += (x.data[i] - mean[i % c]) ** 2 / n;
+  return naive.batchNorm(x, gamma, beta, mean, variance, eps);
+}
+
+const CASES: Case[] = [
+  { name: 'Conv2D + Activation relu', layer: layers.activation({ activation: 'relu' }), forward: (x) => naive.activation(x, 'relu') },
+  {
+    name: 'Conv2D same, strided',
+    layer: layers.conv2d({ filters: 2, kernelSize: 2, strides: 2, padding: 'same', activation: 'tanh' }),
+    weights: (r) => [r.floats(2 * 2 * 3 * 2, -0.5, 0.5), r.floats(2, -0.1, 0.1)],
+    forward: (x, w) => naive.activation(naive.conv2d(x, w[0], [2, 2, 3, 2], w[1], { strides: [2, 2], padding: 'same' }), 'tanh'),
+  },
+  {
+    name: 'DepthwiseConv2D',
+    layer: layers.depthwiseConv2d({ kernelSize: 2, depthMultiplier: 2, activation: 'relu6' }),
+    weights: (r) => [r.floats(2 * 2 * 3 * 2, -0.5, 0.5), r.floats(6, -0.1, 0.1)],
+    forward: (x, w) => naive.activation(naive.depthwiseConv2d(x, w[0], [2, 2, 3, 2], w[1]), 'relu6'),
+  },
+  { name: 'MaxPooling2D', layer: layers.maxPooling2d({ poolSize: 2 }), forward: (x) => naive.pool2d(x, 'max', [2, 2], [2, 2], 'valid') },
+  {
+    name: 'AveragePooling2D same',
+    layer: layers.averagePooling2d({ poolSize: 3, strides: 2, padding: 'same' }),
+    forward: (x) => naive.pool2d(x, 'avg', [3, 3], [2, 2], 'same'),
+  },
+  { name: 'GlobalAveragePooling2D', layer: layers.globalAveragePooling2d(), forward: (x) => naive.globalAvgPool(x) },
+  {
+    name: 'ZeroPadding2D',
+    layer: layers.zeroPadding2d({
+      padding: [
+        [1, 0],
+        [0, 2],
+      ],
+    }),
+    forward: (x) => naive.zeroPad(x, 1, 0, 0, 2),
+  },
+  {
+    name: 'BatchNormalization',
+    layer: layers.batchNormalization({ epsilon: 1e-3 }),
+    weights: (r) => [r.floats(3, 0.5, 1.5), r.floats(3, -0.2, 0.2), new Float32Array(3), new Float32Array(3).fill(1)],
+    variables: 2,
+    forward: (x, w) => batchNormTraining(x, w[0], w[1], 1e-3),
+  },
+  {
+    name: 'Dense (elu)',
+    layer: layers.dense({ units: 5, activation: 'elu' }),
+    weights: (r) => [r.floats(4 * 4 * 3 * 5, -0.3, 0.3), r.floats(5, -0.1, 0.1)],
+    flatInput: true,
+    forward: (x, w) => naive.activation(naive.dense(naive.flatten(x), w[0], 5, w[1]), 'elu'),
+  },
+  { name: 'Activation sigmoid', layer: layers.activation({ activation: 'sigmoid' }), forward: (x) => naive.activation(x, 'sigmoid') },
+  { name: 'Flatten', layer: layers.flatten(), forward: (x) => naive.flatten(x) },
+  { name: 'Reshape', layer: layers.reshape({ targetShape: [8, 6] }), forward: (x) => ({ data: x.data, shape: [x.shape[0], 8, 6] }) },
+  { name: 'Dropout (rate 0: the identity, also in training)', layer: layers.dropout({ rate: 0 }), forward: (x) => x },
+  {
+    name: 'preprocessing tf (x / 127.5 - 1)',
+    layer: layers.activation({ activation: 'linear' }),
+    forward: (x) => x,
+    preprocessing: 'tf',
+  },
+];
+
+/** ||a - e|| / ||e|| */
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  assert.equal(actual.length, expected.length);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < actual.length; i++) {
+    num += (actual[i] - expected[i]) ** 2;
+    den += expected[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+function buildCase(c: Case, seed: number) {
+  const rng = new Rng(seed);
+  const at = c.flatInput ? 2 : 1; // index of the layer under test
+  const flatOutput = c.flatInput || c.name.startsWith('Global') || c.name === 'Flatten';
+  const model = new Sequential(
+    [
+      layers.conv2d({ filters: CONV.filters, kernelSize: 3, inputShape: INPUT }),
+      ...(c.flatInput ? [layers.flatten()] : []),
+      c.layer,
+      ...(flatOutput ? [] : [layers.flatten()]),
+      layers.dense({ units: 1, activation: 'sigmoid' }),
+    ],
+    { seed, preprocessing: c.preprocessing ?? 'none', dtype: 'mixed_bfloat16' },
+  );
+  const convW = [rng.floats(prod(CONV.kernel), -0.5, 0.5), rng.floats(3, -0.1, 0.1)];
+  model.setLayerWeights(0, convW);
+  const layerW = c.weights?.(rng) ?? [];
+  if (layerW.length) model.setLayerWeights(at, layerW);
+  const head = model.layers.length - 1;
+  const headW = [rng.floats(prod(model.layers[head].inputShape), -0.5, 0.5), rng.floats(1, -0.1, 0.1)];
+  model.setLayerWeights(head, headW);
+  const tf = c.preprocessing === 'tf';
+  const xf = tf ? rng.floats(BATCH * prod(INPUT), 0, 255) : rng.floats(BATCH * prod(INPUT), -1, 1);
+  const x = tensor(
+    xf.map((v) => (tf ? v / 127.5 - 1 : v)),
+    [BATCH, ...INPUT],
+  );
+  // the trained weights, in order: conv kernel and bias, the layer's variables, head kernel and bias
+  const nVar = c.variables ?? layerW.length;
+  const trained = (): Float64Array[] =>
+    [...model.getLayerWeights(0), ...model.getLayerWeights(at).slice(0, nVar), ...model.getLayerWeights(head)].map((w) =>
+      Float64Array.from(w.data),
+    );
+  const params = trained();
+  const fixed = layerW.slice(nVar).map((w) => Float64Array.from(w));
+  const layerOut = (p: Float64Array[]) => c.forward(naive.conv2d(x, p[0], CONV.kernel, p[1]), [...p.slice(2, 2 + nVar), ...fixed]);
+  const logits = (p: Float64Array[]) => naive.dense(naive.flatten(layerOut(p)), p[2 + nVar], 1, p[3 + nVar]).data;
+  return { model, xf, params, layerOut, logits, trained, at };
+}
+
+for (const c of CASES) {
+  test(`mixed_bfloat16 ${c.name}: forward and gradients match float64 within bfloat16 precision`, { skip }, async () => {
+    const { model, xf, params, layerOut, logits, trained, at } = buildCase(c, 7);
+    const shape = [BATCH, ...INPUT];
+
+    // forward, the layer under test's output (predict runs in inference: Dropout and BatchNorm use
+    // their inference form there, so those two are checked through the training step below)
+    if (!c.name.startsWith('BatchNorm')) {
+      const out = await model.predict(xf, shape, { toLayer: at + 1 });
+      const expected = layerOut(params).data;
+      const err = relativeError(out.output, expected);
+      assert.ok(err < TOLERANCE, `${c.name} forward: relative error ${err} is beyond bfloat16's`);
+      assert.ok(err > 1e-5, `${c.name} forward: relative error ${err} is float32's: the layer did not compute in bfloat16`);
+    }
+
+    // gradients: one SGD step with learning rate 1 moves every weight by minus its gradient
+    const y = Float32Array.from([0, 1, 1, 0]);
+    model.compile({ optimizer: { sgd: { learningRate: 1 } }, loss: 'binaryCrossentropy' });
+    const step = await model.engine.trainStep(xf, shape, y, 0);
+    const expectedLoss = naive.bceFromLogits(logits(params), y);
+    assert.ok(Math.abs(step.loss - expectedLoss) < 1e-2 * Math.abs(expectedLoss), `loss ${step.loss} vs float64 ${expectedLoss}`);
+    const after = trained();
+    const grads = numericGradient(() => naive.bceFromLogits(logits(params), y), params);
+    // per layer (kernel and bias together): a bias right before BatchNormalization has a zero gradient
+    const nVar = params.length - 4;
+    const groups = [[0, 1], nVar ? Array.from({ length: nVar }, (_, i) => 2 + i) : [], [2 + nVar, 3 + nVar]].filter((g) => g.length);
+    for (const group of groups) {
+      const engine = group.flatMap((k) => Array.from(params[k], (b, i) => b - after[k][i]));
+      const err = relativeError(
+        engine,
+        group.flatMap((k) => Array.from(grads[k])),
+      );
+      assert.ok(err < TOLERANCE, `${c.name} gradient of weights ${group}: relative error ${err} is beyond bfloat16's`);
+    }
+  });
+}
+
+test('mixed_bfloat16: the output layer activates in float32 (Keras: a float32 output for a stable loss)', { skip }, async () => {
+  const rng = new Rng(3);
+  const model = new Sequential([layers.dense({ units: 1, activation: 'sigmoid', inputShape: [8] })], {
+    preprocessing: 'none',
+    dtype: 'mixed_bfloat16',
+  });
+  model.setLayerWeights(0, [rng.floats(8, 0.2, 0.8), rng.floats(1, 0, 0.1)]);
+  const x = rng.floats(64 * 8, 0, 1.5);
+  const { output } = await model.predict(x, [64, 8]);
+  // sigmoid in bfloat16 would give probabilities on bfloat16's grid: multiples of 2^-8 in [0.5, 1)
+  const offGrid = Array.from(output).filter((p) => p > 0.5 && p < 1 && (p * 256) % 1 !== 0).length;
+  assert.ok(offGrid > 32, `only ${offGrid} of 64 probabilities lie off bfloat16's grid: the sigmoid ran in bfloat16`);
+});
