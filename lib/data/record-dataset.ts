@@ -1,5 +1,5 @@
 import { promises as fs } from 'node:fs';
-import { readExactly } from '../util/read-exactly.js';
+import { native } from '../engine/native.js';
 import { passOrder } from './prng.js';
 import { type RecordDtype, type RecordManifest, recordBytes } from './record-cache.js';
 import type { Batch, BatchOptions, Dataset } from './types.js';
@@ -9,7 +9,7 @@ export interface RecordDatasetOptions {
   classNames: string[];
   /** shuffle each pass with (seed, pass number); undefined keeps the input order (as the experiment). */
   shuffleSeed?: number;
-  /** batches read ahead while the consumer works on the current one; default 2. */
+  /** batches read ahead while the consumer works on the current one; default 2, 0 reads on demand. */
   prefetch?: number;
 }
 
@@ -46,7 +46,7 @@ export class RecordDataset implements Dataset {
     this.labels = manifest.labels;
     this.dtype = manifest.dtype;
     this.elementBytes = recordBytes(manifest.dtype, manifest.shape);
-    this.prefetch = Math.max(1, opts.prefetch ?? 2);
+    this.prefetch = Math.max(0, opts.prefetch ?? 2);
     this.shuffleSeed = opts.shuffleSeed;
   }
 
@@ -59,8 +59,8 @@ export class RecordDataset implements Dataset {
     const handle = await fs.open(this.file, 'r');
     const inFlight: Promise<Batch>[] = [];
     let nextStart = 0;
-    const launch = (): void => {
-      while (inFlight.length < this.prefetch && nextStart < this.size) {
+    const launch = (depth: number): void => {
+      while (inFlight.length < depth && nextStart < this.size) {
         const start = nextStart;
         nextStart = Math.min(this.size, start + this.batchSize);
         const p = this.readBatch(handle, start, nextStart, order);
@@ -69,10 +69,12 @@ export class RecordDataset implements Dataset {
       }
     };
     try {
-      launch();
-      while (inFlight.length > 0) {
-        const batch = await inFlight.shift()!;
-        launch();
+      for (;;) {
+        launch(1); // the batch asked for
+        const next = inFlight.shift();
+        if (!next) break;
+        const batch = await next;
+        launch(this.prefetch); // read ahead while the consumer works on this one
         yield batch;
       }
     } finally {
@@ -85,11 +87,15 @@ export class RecordDataset implements Dataset {
     const n = end - start;
     const per = this.elementBytes;
     const x = this.dtype === 'float32' ? new Float32Array((n * per) / 4) : new Uint8Array(n * per);
-    const bytes = new Uint8Array(x.buffer);
     const indices = Array.from({ length: n }, (_, i) => (order ? order[start + i]! : start + i));
-    const what = `cache file ${this.file}`;
-    if (order) await Promise.all(indices.map((index, i) => readExactly(handle, bytes, i * per, per, index * per, what)));
-    else await readExactly(handle, bytes, 0, bytes.length, start * per, what);
+    // one native call gathers the whole batch off the JS thread (runs of adjacent records in one read)
+    const offsets = Float64Array.from(indices, (i) => i * per);
+    try {
+      await native().gatherRecords(handle.fd, offsets, per, x);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`cache file ${this.file} ${reason}; delete it to rebuild it`, { cause: error });
+    }
     return {
       x,
       shape: [n, ...this.elementShape],
