@@ -4,6 +4,9 @@ import { passOrder } from './prng.js';
 import { type RecordDtype, type RecordManifest, recordBytes } from './record-cache.js';
 import type { Batch, BatchOptions, Dataset } from './types.js';
 
+/** native reads per batch: parallel enough to copy at the pool's speed, few enough to leave the engine's step a thread. */
+const GATHER_PARTS = 2;
+
 export interface RecordDatasetOptions {
   batchSize: number;
   classNames: string[];
@@ -88,10 +91,18 @@ export class RecordDataset implements Dataset {
     const per = this.elementBytes;
     const x = this.dtype === 'float32' ? new Float32Array((n * per) / 4) : new Uint8Array(n * per);
     const indices = Array.from({ length: n }, (_, i) => (order ? order[start + i]! : start + i));
-    // one native call gathers the whole batch off the JS thread (runs of adjacent records in one read)
+    // a few native calls gather the batch off the JS thread (runs of adjacent records in one read);
+    // parts read in parallel, since one pool thread alone copies slower than the pool does
     const offsets = Float64Array.from(indices, (i) => i * per);
+    const partSize = Math.ceil(n / Math.min(n, GATHER_PARTS));
+    const parts: Promise<void>[] = [];
+    for (let from = 0; from < n; from += partSize) {
+      const to = Math.min(n, from + partSize);
+      const part = x.subarray((from * per) / x.BYTES_PER_ELEMENT, (to * per) / x.BYTES_PER_ELEMENT);
+      parts.push(native().gatherRecords(handle.fd, offsets.subarray(from, to), per, part));
+    }
     try {
-      await native().gatherRecords(handle.fd, offsets, per, x);
+      await Promise.all(parts);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new Error(`cache file ${this.file} ${reason}; delete it to rebuild it`, { cause: error });
