@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "allocator.h"
+#include "gather.h"
 #include "layer-timing.h"
 #include "model.h"
 #include "precision.h"
@@ -81,6 +82,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
   timing::addExports(env, exports);  // setLayerTiming, takeLayerTimes (bench)
+  gather::addExports(env, exports);  // gatherRecords (record datasets)
   return exports;
 }
 

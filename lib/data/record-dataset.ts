@@ -1,15 +1,18 @@
 import { promises as fs } from 'node:fs';
-import { readExactly } from '../util/read-exactly.js';
+import { native } from '../engine/native.js';
 import { passOrder } from './prng.js';
 import { type RecordDtype, type RecordManifest, recordBytes } from './record-cache.js';
 import type { Batch, BatchOptions, Dataset } from './types.js';
+
+/** native reads per batch: parallel enough to copy at the pool's speed, few enough to leave the engine's step a thread. */
+const GATHER_PARTS = 2;
 
 export interface RecordDatasetOptions {
   batchSize: number;
   classNames: string[];
   /** shuffle each pass with (seed, pass number); undefined keeps the input order (as the experiment). */
   shuffleSeed?: number;
-  /** batches read ahead while the consumer works on the current one; default 2. */
+  /** batches read ahead while the consumer works on the current one; default 2, 0 reads on demand. */
   prefetch?: number;
 }
 
@@ -46,7 +49,7 @@ export class RecordDataset implements Dataset {
     this.labels = manifest.labels;
     this.dtype = manifest.dtype;
     this.elementBytes = recordBytes(manifest.dtype, manifest.shape);
-    this.prefetch = Math.max(1, opts.prefetch ?? 2);
+    this.prefetch = Math.max(0, opts.prefetch ?? 2);
     this.shuffleSeed = opts.shuffleSeed;
   }
 
@@ -59,8 +62,8 @@ export class RecordDataset implements Dataset {
     const handle = await fs.open(this.file, 'r');
     const inFlight: Promise<Batch>[] = [];
     let nextStart = 0;
-    const launch = (): void => {
-      while (inFlight.length < this.prefetch && nextStart < this.size) {
+    const launch = (depth: number): void => {
+      while (inFlight.length < depth && nextStart < this.size) {
         const start = nextStart;
         nextStart = Math.min(this.size, start + this.batchSize);
         const p = this.readBatch(handle, start, nextStart, order);
@@ -69,10 +72,12 @@ export class RecordDataset implements Dataset {
       }
     };
     try {
-      launch();
-      while (inFlight.length > 0) {
-        const batch = await inFlight.shift()!;
-        launch();
+      for (;;) {
+        launch(1); // the batch asked for
+        const next = inFlight.shift();
+        if (!next) break;
+        const batch = await next;
+        launch(this.prefetch); // read ahead while the consumer works on this one
         yield batch;
       }
     } finally {
@@ -85,11 +90,23 @@ export class RecordDataset implements Dataset {
     const n = end - start;
     const per = this.elementBytes;
     const x = this.dtype === 'float32' ? new Float32Array((n * per) / 4) : new Uint8Array(n * per);
-    const bytes = new Uint8Array(x.buffer);
     const indices = Array.from({ length: n }, (_, i) => (order ? order[start + i]! : start + i));
-    const what = `cache file ${this.file}`;
-    if (order) await Promise.all(indices.map((index, i) => readExactly(handle, bytes, i * per, per, index * per, what)));
-    else await readExactly(handle, bytes, 0, bytes.length, start * per, what);
+    // a few native calls gather the batch off the JS thread (runs of adjacent records in one read);
+    // parts read in parallel, since one pool thread alone copies slower than the pool does
+    const offsets = Float64Array.from(indices, (i) => i * per);
+    const partSize = Math.ceil(n / Math.min(n, GATHER_PARTS));
+    const parts: Promise<void>[] = [];
+    for (let from = 0; from < n; from += partSize) {
+      const to = Math.min(n, from + partSize);
+      const part = x.subarray((from * per) / x.BYTES_PER_ELEMENT, (to * per) / x.BYTES_PER_ELEMENT);
+      parts.push(native().gatherRecords(handle.fd, offsets.subarray(from, to), per, part));
+    }
+    try {
+      await Promise.all(parts);
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new Error(`cache file ${this.file} ${reason}; delete it to rebuild it`, { cause: error });
+    }
     return {
       x,
       shape: [n, ...this.elementShape],

@@ -141,6 +141,11 @@ export interface NativeBinding {
   setLayerTiming(enabled: boolean): void;
   /** The times recorded since the last call, in model order, then cleared. */
   takeLayerTimes(): { layer: string; forwardSeconds: number; backwardSeconds: number; forwardCalls: number; backwardCalls: number }[];
+  /**
+   * Reads record i (`recordBytes` bytes at byte `offsets[i]` of open file `fd`) into record slot i of
+   * `out`, all on one libuv worker; rejects with "ended early (at byte N)" or the read error.
+   */
+  gatherRecords(fd: number, offsets: Float64Array, recordBytes: number, out: Uint8Array | Float32Array): Promise<void>;
 }
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -197,6 +202,7 @@ export function native(): NativeBinding {
     setThreads,
     setLayerTiming: loaded.setLayerTiming,
     takeLayerTimes: loaded.takeLayerTimes,
+    gatherRecords: loaded.gatherRecords,
   };
   return binding;
 }

@@ -5,7 +5,6 @@ import { parseArgs } from 'node:util';
 import { expandImagePaths } from '../../data/image-paths.js';
 import { decodeImageFile } from '../../data/index.js';
 import { mapPool } from '../../data/pool.js';
-import { classify } from '../../experiment/evaluation.js';
 import { bf16Support, FLAG_POLICY, type MixedPrecisionFlag, mixedPrecisionFlag } from '../../models/mixed-precision.js';
 import { type Preprocessing, parsePreprocessing } from '../../models/preprocessing.js';
 import type { Sequential } from '../../models/sequential.js';
