@@ -95,7 +95,9 @@ Napi::Function Model::Init(Napi::Env env) {
                       InstanceMethod("trainStep", &Model::TrainStep), InstanceMethod("evaluate", &Model::Evaluate),
                       InstanceMethod("predict", &Model::Predict),
                       InstanceMethod("getOptimizerState", &Model::GetOptimizerState),
-                      InstanceMethod("setOptimizerState", &Model::SetOptimizerState)});
+                      InstanceMethod("setOptimizerState", &Model::SetOptimizerState),
+                      // learning-rate hook (src/learning-rate.cc)
+                      InstanceMethod("setLearningRate", &Model::SetLearningRate), InstanceMethod("iterations", &Model::GetIterations)});
 }
 
 Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {

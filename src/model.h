@@ -61,6 +61,9 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value orReject(const Napi::CallbackInfo& info, Napi::Value (Model::*start)(const Napi::CallbackInfo&));
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info);
   void SetOptimizerState(const Napi::CallbackInfo& info);
+  // learning-rate hook (src/learning-rate.cc)
+  void SetLearningRate(const Napi::CallbackInfo& info);
+  Napi::Value GetIterations(const Napi::CallbackInfo& info);
 
   void acquire(Napi::Env env);
   void ensureIdle(Napi::Env env, const char* what) const;

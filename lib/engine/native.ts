@@ -79,6 +79,10 @@ export interface NativeModel {
   ): Promise<{ output: Float32Array; shape: number[] }>;
   getOptimizerState(): OptimizerState;
   setOptimizerState(state: OptimizerState): void;
+  /** the optimizer's rate for the next steps (schedules and ReduceLROnPlateau set it). */
+  setLearningRate(rate: number): void;
+  /** the optimizer's update count (Keras `optimizer.iterations`), which schedules are evaluated at. */
+  iterations(): number;
 }
 
 export interface NativeBinding {

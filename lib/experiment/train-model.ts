@@ -12,11 +12,13 @@ import { BackupAndRestore, type BackupState } from '../training/backup-and-resto
 import { type Callback, ModelCheckpoint } from '../training/callbacks.js';
 import { cachedFeatures, datasetIdentity } from '../training/feature-cache.js';
 import type { Logs } from '../training/history.js';
+import { ReduceLROnPlateau } from '../training/reduce-lr-on-plateau.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
 import { loadBackbone } from './backbone.js';
 import { type CompareConfig, faithfulSchedule, MODEL_LABELS, type ModelKind } from './config.js';
 import { confusionMatrix, mostConfidentlyWrong } from './evaluation.js';
+import { parseLrSchedule, parsePlateau } from './learning-rate-options.js';
 import { historyProblem } from './verdict.js';
 
 /** The experiment's records that a model's `last/` backup keeps besides epochs and history. */
@@ -55,7 +57,7 @@ async function buildModel(kind: ModelKind, config: CompareConfig, classes: numbe
 }
 
 function historyCsv(history: Record<string, number[]>): string {
-  const keys = ['loss', 'accuracy', 'val_loss', 'val_accuracy'].filter((k) => history[k]);
+  const keys = ['loss', 'accuracy', 'val_loss', 'val_accuracy', 'learning_rate'].filter((k) => history[k]);
   const rows = (history[keys[0]] ?? []).map((_, i) => [i + 1, ...keys.map((k) => history[k][i])].join(','));
   return `${[`epoch,${keys.join(',')}`, ...rows].join('\n')}\n`;
 }
@@ -103,7 +105,8 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const classNames = data.train.classNames;
   const { model, baseLayers, backbone } = await buildModel(kind, config, classNames.length);
   const loss = classNames.length > 2 ? 'sparseCategoricalCrossentropy' : 'binaryCrossentropy';
-  model.compile({ optimizer: { adam: { learningRate: config.learningRate } }, loss, metrics: ['accuracy'] });
+  const learningRate = config.lrSchedule ? parseLrSchedule(config.lrSchedule, config.learningRate) : config.learningRate;
+  model.compile({ optimizer: { adam: { learningRate } }, loss, metrics: ['accuracy'] });
   const summaryText = model.summary(false);
   ctx.log(summaryText);
   await writeFileAtomic(path.join(dir, 'summary.txt'), `${summaryText}\n`);
@@ -185,7 +188,8 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
     },
   };
   // the backup after the best checkpoint, so it records the new best
-  const callbacks = [monitor, checkpoint, backup, records];
+  const callbacks: Callback[] = [monitor, checkpoint, backup, records];
+  if (config.reduceLrOnPlateau !== undefined) callbacks.push(new ReduceLROnPlateau(parsePlateau(config.reduceLrOnPlateau)));
   const epochs = config.epochs;
   // Always run: with training already past it, fit only restores last/ and trains no epoch.
   await model.fit(train, {
@@ -273,7 +277,13 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   return {
     name: kind,
     label: MODEL_LABELS[kind],
-    history: { loss: history.loss ?? [], accuracy: history.accuracy ?? [], val_loss: valLoss, val_accuracy: valAccuracy },
+    history: {
+      loss: history.loss ?? [],
+      accuracy: history.accuracy ?? [],
+      val_loss: valLoss,
+      val_accuracy: valAccuracy,
+      ...(history.learning_rate ? { learning_rate: history.learning_rate } : {}),
+    },
     best: { epoch: bestIndex + 1, val_loss: valLoss[bestIndex], val_accuracy: valAccuracy[bestIndex] },
     bestAccuracy: { epoch: bestAccuracyIndex + 1, val_accuracy: valAccuracy[bestAccuracyIndex] },
     final: { val_loss: valLoss[valLoss.length - 1], val_accuracy: valAccuracy[valAccuracy.length - 1] },

@@ -27,9 +27,12 @@ export function formatBar(current: number, target: number, width = 30): string {
 }
 
 export function formatLogs(logs: Logs): string {
-  return Object.entries(logs)
-    .map(([k, v]) => ` - ${k}: ${v.toFixed(4)}`)
-    .join('');
+  return (
+    Object.entries(logs)
+      // Keras's rule: 4 decimals, or 4 significant digits below 1e-3 (a learning rate of 1e-5 stays readable)
+      .map(([k, v]) => ` - ${k}: ${Math.abs(v) > 1e-3 || v === 0 ? v.toFixed(4) : v.toExponential(4)}`)
+      .join('')
+  );
 }
 
 /**
