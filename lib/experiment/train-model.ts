@@ -32,14 +32,14 @@ interface RunState {
 
 export class InterruptedError extends Error {}
 
-interface Built {
+export interface Built {
   model: Sequential;
   /** layers [0, baseLayers) are the frozen pretrained base (0 for the CNN). */
   baseLayers: number;
   backbone?: Backbone;
 }
 
-async function buildModel(kind: ModelKind, config: CompareConfig, classes: number): Promise<Built> {
+export async function buildModel(kind: ModelKind, config: CompareConfig, classes: number): Promise<Built> {
   const inputShape = [...config.imageSize, 3];
   if (kind === 'cnn') return { model: cnnForClasses(inputShape, classes, { seed: config.seed }), baseLayers: 0 };
   const backbone = await loadBackbone(config, inputShape);
