@@ -5,12 +5,16 @@
  */
 
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { parseLrSchedule, parsePlateau } from '../lib/experiment/learning-rate-options.js';
 import { layers } from '../lib/models/layers.js';
 import { CosineDecay, ExponentialDecay, PiecewiseConstantDecay, scheduleFromConfig } from '../lib/models/learning-rate-schedules.js';
 import { optimizers } from '../lib/models/optimizers.js';
 import { Sequential } from '../lib/models/sequential.js';
+import { loadModel, saveModel } from '../lib/saving/persistence.js';
 import type { FitModel } from '../lib/training/fit-model.js';
 import { ReduceLROnPlateau } from '../lib/training/reduce-lr-on-plateau.js';
 import { ArrayDataset, Rng } from './helpers/naive.js';
@@ -220,4 +224,23 @@ test('History logs learning_rate per epoch: a schedule at the epoch-end iteratio
   });
   assert.deepEqual(h.history.learning_rate, [0.01, 0.01, 0.005, 0.0025]);
   assert.equal(plateau.learningRate, 0.00125);
+});
+
+test('a saved model keeps its schedule and, with the optimizer state, its place in it', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'transferlab-lr-save-'));
+  try {
+    const model = tinyModel();
+    model.compile({
+      optimizer: optimizers.sgd({ learningRate: new ExponentialDecay({ initialLearningRate: 0.1, decaySteps: 2, decayRate: 0.5 }) }),
+      loss: 'binaryCrossentropy',
+    });
+    await model.fit(tinyData(12, 4), { epochs: 1, verbose: 0 });
+    await saveModel(model, path.join(dir, 'm'), { includeOptimizer: true });
+    const { model: loaded } = await loadModel(path.join(dir, 'm'));
+    assert.ok(loaded.learningRateSchedule instanceof ExponentialDecay);
+    assert.equal(loaded.engine.iterations(), 3);
+    close(loaded.learningRate, 0.1 * 0.5 ** 1.5, 'the rate of step 3');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
