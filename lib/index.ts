@@ -40,5 +40,6 @@ export { type Callback, EarlyStopping, ModelCheckpoint } from './training/callba
 export { cachedFeatures, FeatureDataset } from './training/feature-cache.js';
 export { type EvaluateResult, type FitOptions, NaNLossError } from './training/fit.js';
 export { History } from './training/history.js';
+export { type LrFindOptions, type LrFindResult, lrFind } from './training/lr-finder.js';
 export { ReduceLROnPlateau, type ReduceLROnPlateauOptions } from './training/reduce-lr-on-plateau.js';
 export { OptionError } from './util/option-error.js';
