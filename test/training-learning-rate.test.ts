@@ -226,7 +226,7 @@ test('History logs learning_rate per epoch: a schedule at the epoch-end iteratio
   assert.equal(plateau.learningRate, 0.00125);
 });
 
-test('a saved model keeps its schedule and, with the optimizer state, its place in it', async () => {
+test('a saved model keeps its schedule and, with the optimizer state, its place in it or its lowered rate', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'transferlab-lr-save-'));
   try {
     const model = tinyModel();
@@ -240,6 +240,15 @@ test('a saved model keeps its schedule and, with the optimizer state, its place 
     assert.ok(loaded.learningRateSchedule instanceof ExponentialDecay);
     assert.equal(loaded.engine.iterations(), 3);
     close(loaded.learningRate, 0.1 * 0.5 ** 1.5, 'the rate of step 3');
+
+    // a fixed rate lowered by ReduceLROnPlateau comes back with the optimizer state, as Keras's optimizer variable
+    const lowered = tinyModel();
+    lowered.compile({ optimizer: optimizers.adam({ learningRate: 0.01 }), loss: 'binaryCrossentropy' });
+    lowered.learningRate = 0.0025;
+    await saveModel(lowered, path.join(dir, 'fixed'), { includeOptimizer: true });
+    assert.equal((await loadModel(path.join(dir, 'fixed'))).model.learningRate, 0.0025);
+    await saveModel(lowered, path.join(dir, 'fixed-no-optimizer'));
+    assert.equal((await loadModel(path.join(dir, 'fixed-no-optimizer'))).model.learningRate, 0.01, 'without it: the compiled rate');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
