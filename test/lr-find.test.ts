@@ -18,7 +18,7 @@ import { renderLrFind } from '../lib/reports/lr-find-chart.js';
 import { lrFind, suggestLearningRate } from '../lib/training/lr-finder.js';
 import { ArrayDataset, Rng } from './helpers/naive.js';
 import { makePetImages } from './helpers/pet-images.js';
-import { describeRun, runCli } from './helpers/transfer-helpers.js';
+import { describeRun, generatedCompareInputs, runCli } from './helpers/transfer-helpers.js';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -144,6 +144,25 @@ test('transferlab lr-find on a small image folder: suggestion printed, plot and 
     const bad = await runCli(['lr-find', '--data-dir', dir, '--model', 'vgg', '--out', out], { cacheDir });
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--model takes cnn or transfer \(got 'vgg'\)/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('transferlab lr-find --model transfer sweeps the head on cached features of the frozen base', { timeout: 300_000 }, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'transferlab-lr-find-transfer-'));
+  try {
+    const inputs = await generatedCompareInputs();
+    const cacheDir = path.join(dir, 'cache');
+    const args = ['lr-find', '--model', 'transfer', '--data-dir', inputs.dataDir, ...inputs.backboneArgs, '--image-size', '96'];
+    const r = await runCli([...args, '--batch-size', '16', '--limit', '80', '--num-it', '30', '--out', dir, '--cache-dir', cacheDir], {
+      cacheDir,
+    });
+    assert.equal(r.code, 0, describeRun(r));
+    assert.match(r.stdout, /TRANSFER: learning-rate range test on \d+ training examples/);
+    assert.ok(existsSync(path.join(dir, 'lr-find-transfer.png')));
+    const rows = (await readFile(path.join(dir, 'lr-find-transfer.csv'), 'utf8')).trim().split('\n').length - 1;
+    assert.ok(rows >= 8 && rows <= 30, `${rows} iterations`);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
