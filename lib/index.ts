@@ -15,8 +15,22 @@ export { runCompare } from './experiment/compare.js';
 export { type CompareConfig, DEFAULT_CONFIG } from './experiment/config.js';
 export type { LayerConfig, LayerWeights, SequentialConfig, Shape, WeightTensor } from './keras-format/config.js';
 export { layers } from './models/layers.js';
+export {
+  CosineDecay,
+  ExponentialDecay,
+  LearningRateSchedule,
+  PiecewiseConstantDecay,
+  schedules,
+} from './models/learning-rate-schedules.js';
 export { type Bf16Support, type DtypePolicy, type DtypePolicyName, mixedPrecision } from './models/mixed-precision.js';
-export { type AdamOptions, type OptimizerSpec, optimizers, type RmspropOptions, type SgdOptions } from './models/optimizers.js';
+export {
+  type AdamOptions,
+  type LearningRate,
+  type OptimizerSpec,
+  optimizers,
+  type RmspropOptions,
+  type SgdOptions,
+} from './models/optimizers.js';
 export type { Preprocessing } from './models/preprocessing.js';
 export { type CompileOptions, Sequential, type SequentialOptions, sequential } from './models/sequential.js';
 export { defaultHeadLayers, experimentCnn, experimentCnnLayers } from './models/zoo.js';
@@ -27,4 +41,6 @@ export { type Callback, EarlyStopping, ModelCheckpoint } from './training/callba
 export { cachedFeatures, FeatureDataset } from './training/feature-cache.js';
 export { type EvaluateResult, type FitOptions, NaNLossError } from './training/fit.js';
 export { History } from './training/history.js';
+export { type LrFindOptions, type LrFindResult, lrFind } from './training/lr-finder.js';
+export { ReduceLROnPlateau, type ReduceLROnPlateauOptions } from './training/reduce-lr-on-plateau.js';
 export { OptionError } from './util/option-error.js';

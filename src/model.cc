@@ -97,7 +97,10 @@ Napi::Function Model::Init(Napi::Env env) {
                       InstanceMethod("predict", &Model::Predict),
                       InstanceMethod("getOptimizerState", &Model::GetOptimizerState),
                       InstanceMethod("setOptimizerState", &Model::SetOptimizerState),
-                      InstanceMethod("gradCam", &Model::GradCam)});  // gradcam.cc
+                      InstanceMethod("gradCam", &Model::GradCam),  // gradcam.cc
+
+                      // learning-rate hook (src/learning-rate.cc)
+                      InstanceMethod("setLearningRate", &Model::SetLearningRate), InstanceMethod("iterations", &Model::GetIterations)});
 }
 
 Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {

@@ -63,6 +63,9 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value GetOptimizerState(const Napi::CallbackInfo& info);
   void SetOptimizerState(const Napi::CallbackInfo& info);
   Napi::Value GradCam(const Napi::CallbackInfo& info);  // gradcam.cc
+  // learning-rate hook (src/learning-rate.cc)
+  void SetLearningRate(const Napi::CallbackInfo& info);
+  Napi::Value GetIterations(const Napi::CallbackInfo& info);
 
   void acquire(Napi::Env env);
   void ensureIdle(Napi::Env env, const char* what) const;

@@ -21,7 +21,9 @@ import {
   withTempDir,
 } from './helpers/transfer-helpers.js';
 
-const EPOCH_LINE = /\d+\/\d+ \[=+\] - \d+s \d+m?s\/step - loss: [\d.]+ - accuracy: [\d.]+ - val_loss: [\d.]+ - val_accuracy: [\d.]+/;
+// values at or below 1e-3 print as Keras prints them, e.g. 9.4206e-04; fit logs learning_rate last
+const EPOCH_LINE =
+  /\d+\/\d+ \[=+\] - \d+s \d+m?s\/step - loss: [\d.e+-]+ - accuracy: [\d.]+ - val_loss: [\d.e+-]+ - val_accuracy: [\d.]+ - learning_rate: [\d.e+-]+/;
 const HISTORY_KEYS = ['loss', 'accuracy', 'val_loss', 'val_accuracy'] as const;
 
 describe('compare with a MobileNet-like base on 110 generated photos', { timeout: 900_000 }, () => {
@@ -130,7 +132,7 @@ describe('compare with a MobileNet-like base on 110 generated photos', { timeout
       for (const k of HISTORY_KEYS) assert.deepEqual(history[k], m.history[k], `${name}/history.json ${k} = summary`);
       const csv = (await readFile(path.join(folder, 'history.csv'), 'utf8')).trim().split('\n');
       assert.equal(csv.length, 4, `${name}/history.csv: header + 3 rows`);
-      assert.equal(csv[0], 'epoch,loss,accuracy,val_loss,val_accuracy');
+      assert.equal(csv[0], 'epoch,loss,accuracy,val_loss,val_accuracy,learning_rate');
       csv.slice(1).forEach((row, i) => {
         const cells = row.split(',').map(Number);
         assert.equal(cells[0], i + 1);

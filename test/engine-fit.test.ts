@@ -57,7 +57,7 @@ test('a small CNN learns the squares task: loss falls, val accuracy >= 0.9; eval
   const before = await m.evaluate(valid);
   const history = await m.fit(train, { epochs: 5, validationData: valid, verbose: 0 });
   assert.deepEqual(history.epoch, [0, 1, 2, 3, 4]);
-  assert.deepEqual(Object.keys(history.history).sort(), ['accuracy', 'loss', 'val_accuracy', 'val_loss']);
+  assert.deepEqual(Object.keys(history.history).sort(), ['accuracy', 'learning_rate', 'loss', 'val_accuracy', 'val_loss']);
   const loss = history.history.loss;
   assert.ok(loss[4] < loss[0] * 0.5, `training loss falls: ${loss.map((v) => v.toFixed(3)).join(' ')}`);
   const valAcc = history.history.val_accuracy;

@@ -2,6 +2,7 @@
 import { cacheCommand } from './commands/cache.js';
 import { compareCommand } from './commands/compare.js';
 import { dataCommand } from './commands/data.js';
+import { lrFindCommand } from './commands/lr-find.js';
 import { predictCommand } from './commands/predict.js';
 import { reportCommand } from './commands/report.js';
 import { weightsCommand } from './commands/weights.js';
@@ -14,6 +15,7 @@ Commands:
   compare    train a CNN from scratch and a pretrained-base transfer model, compare them (the main job)
   data       dataset figures: transferlab data info --data-dir PATH
   weights    pretrained weights: transferlab weights fetch vgg16
+  lr-find    learning-rate range test (fastai's) for the CNN or transfer head: suggested rate and plot
   predict    classify images with a trained model: transferlab predict --model RUN/transfer IMAGE...
   report     regenerate plots and report.html of a run: transferlab report RUN_DIR
   cache      see and clear the cache: transferlab cache list, transferlab cache clear --stale
@@ -26,6 +28,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   data: dataCommand,
   weights: weightsCommand,
   predict: predictCommand,
+  'lr-find': lrFindCommand,
   report: reportCommand,
   cache: cacheCommand,
 };

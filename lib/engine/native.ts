@@ -116,6 +116,10 @@ export interface NativeModel {
     toLayer: number,
     classes: number[],
   ): { featureMap: Float32Array; gradient: Float32Array; shape: number[] };
+  /** the optimizer's rate for the next steps (schedules and ReduceLROnPlateau set it). */
+  setLearningRate(rate: number): void;
+  /** the optimizer's update count (Keras `optimizer.iterations`), which schedules are evaluated at. */
+  iterations(): number;
 }
 
 export interface NativeBinding {

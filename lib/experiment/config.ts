@@ -43,6 +43,10 @@ export interface CompareConfig {
   fineTuneLayers: number;
   fineTuneLearningRate: number;
   learningRate: number;
+  /** `--lr-schedule` as given, e.g. `exponential:decay_steps=1000,decay_rate=0.9` (parsed by learning-rate-options) */
+  lrSchedule?: string;
+  /** `--reduce-lr-on-plateau` settings as given ('' for Keras's defaults) */
+  reduceLrOnPlateau?: string;
   seed: number;
   threads: number;
   shuffleSeed?: number;

@@ -30,6 +30,8 @@ const FLAG_KEYS: Record<string, (keyof CompareConfig)[]> = {
   'batch-size': ['batchSize'],
   epochs: ['epochs'],
   'learning-rate': ['learningRate'],
+  'lr-schedule': ['lrSchedule'],
+  'reduce-lr-on-plateau': ['reduceLrOnPlateau'],
   models: ['models'],
   seed: ['seed'],
   shuffle: ['shuffleSeed'],

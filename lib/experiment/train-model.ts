@@ -14,6 +14,7 @@ import { BackupAndRestore, type BackupState } from '../training/backup-and-resto
 import { type Callback, ModelCheckpoint } from '../training/callbacks.js';
 import { CyclingDataset, cachedFeatures, datasetIdentity } from '../training/feature-cache.js';
 import type { Logs } from '../training/history.js';
+import { ReduceLROnPlateau } from '../training/reduce-lr-on-plateau.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
 import { augmentationLayers } from './augment-policy.js';
@@ -21,6 +22,7 @@ import { loadBackbone } from './backbone.js';
 import { type CompareConfig, faithfulSchedule, MODEL_LABELS, type ModelKind } from './config.js';
 import { confusionMatrix, mostConfident, validationCurves } from './evaluation.js';
 import { gradCamOverlays } from './grad-cam-images.js';
+import { parseLrSchedule, parsePlateau } from './learning-rate-options.js';
 import { historyProblem } from './verdict.js';
 
 /** The experiment's records that a model's `last/` backup keeps besides epochs and history. */
@@ -34,14 +36,26 @@ interface RunState {
 
 export class InterruptedError extends Error {}
 
-interface Built {
+export interface Built {
   model: Sequential;
   /** layers [0, baseLayers) are the frozen pretrained base (0 for the CNN). */
   baseLayers: number;
   backbone?: Backbone;
 }
 
-async function buildModel(kind: ModelKind, config: CompareConfig, classes: number, dtype: DtypePolicyName): Promise<Built> {
+/** The feature-cache key of a frozen base's output: what makes cached features valid for this model and data. */
+export async function featureCacheKey(model: Sequential, baseLayers: number, backbone: Backbone, data: Dataset) {
+  return {
+    weightsId: backbone.weightsId,
+    outputLayer: model.layers[baseLayers - 1].config.config.name,
+    inputShape: model.inputShape,
+    preprocessing: model.preprocessing,
+    bf16: model.dtypePolicy.computeDtype === 'bfloat16',
+    data: await datasetIdentity(data),
+  };
+}
+
+export async function buildModel(kind: ModelKind, config: CompareConfig, classes: number, dtype: DtypePolicyName): Promise<Built> {
   const inputShape = [...config.imageSize, 3];
   const augmentation = config.augment ? augmentationLayers(config.augment) : [];
   if (kind === 'cnn') return { model: cnnForClasses(inputShape, classes, { seed: config.seed, dtype, augmentation }), baseLayers: 0 };
@@ -62,7 +76,7 @@ async function buildModel(kind: ModelKind, config: CompareConfig, classes: numbe
 }
 
 function historyCsv(history: Record<string, number[]>): string {
-  const keys = ['loss', 'accuracy', 'val_loss', 'val_accuracy'].filter((k) => history[k]);
+  const keys = ['loss', 'accuracy', 'val_loss', 'val_accuracy', 'learning_rate'].filter((k) => history[k]);
   const rows = (history[keys[0]] ?? []).map((_, i) => [i + 1, ...keys.map((k) => history[k][i])].join(','));
   return `${[`epoch,${keys.join(',')}`, ...rows].join('\n')}\n`;
 }
@@ -112,7 +126,8 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const classNames = data.train.classNames;
   const { model, baseLayers, backbone } = await buildModel(kind, config, classNames.length, ctx.dtypePolicy);
   const loss = classNames.length > 2 ? 'sparseCategoricalCrossentropy' : 'binaryCrossentropy';
-  model.compile({ optimizer: { adam: { learningRate: config.learningRate } }, loss, metrics: ['accuracy'] });
+  const learningRate = config.lrSchedule ? parseLrSchedule(config.lrSchedule, config.learningRate) : config.learningRate;
+  model.compile({ optimizer: { adam: { learningRate } }, loss, metrics: ['accuracy'] });
   const summaryText = model.summary(false);
   ctx.log(summaryText);
   await writeFileAtomic(path.join(dir, 'summary.txt'), `${summaryText}\n`);
@@ -161,14 +176,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   }
   if (backbone && config.featureCache && (!config.augment || augmentCache) && state.completedEpochs < config.epochs) {
     // the base is frozen until fine-tuning, so its weights are the backbone's as loaded
-    const keyFor = async (d: Dataset) => ({
-      weightsId: backbone.weightsId,
-      outputLayer: model.layers[baseLayers - 1].config.config.name,
-      inputShape: model.inputShape,
-      preprocessing: model.preprocessing,
-      bf16: model.dtypePolicy.computeDtype === 'bfloat16',
-      data: await datasetIdentity(d),
-    });
+    const keyFor = (d: Dataset) => featureCacheKey(model, baseLayers, backbone, d);
     const cacheDir = resolveCacheDir(config.cacheDir);
     const featuresStart = performance.now();
     const trainPasses: Dataset[] = [];
@@ -214,7 +222,8 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
     },
   };
   // the backup after the best checkpoint, so it records the new best
-  const callbacks = [monitor, checkpoint, backup, records];
+  const callbacks: Callback[] = [monitor, checkpoint, backup, records];
+  if (config.reduceLrOnPlateau !== undefined) callbacks.push(new ReduceLROnPlateau(parsePlateau(config.reduceLrOnPlateau)));
   const epochs = config.epochs;
   // Always run: with training already past it, fit only restores last/ and trains no epoch.
   await model.fit(train, {
@@ -315,7 +324,13 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   return {
     name: kind,
     label: MODEL_LABELS[kind],
-    history: { loss: history.loss ?? [], accuracy: history.accuracy ?? [], val_loss: valLoss, val_accuracy: valAccuracy },
+    history: {
+      loss: history.loss ?? [],
+      accuracy: history.accuracy ?? [],
+      val_loss: valLoss,
+      val_accuracy: valAccuracy,
+      ...(history.learning_rate ? { learning_rate: history.learning_rate } : {}),
+    },
     best: { epoch: bestIndex + 1, val_loss: valLoss[bestIndex], val_accuracy: valAccuracy[bestIndex] },
     bestAccuracy: { epoch: bestAccuracyIndex + 1, val_accuracy: valAccuracy[bestAccuracyIndex] },
     final: { val_loss: valLoss[valLoss.length - 1], val_accuracy: valAccuracy[valAccuracy.length - 1] },

@@ -1,22 +1,28 @@
 /**
  * Keras optimizers by name or with settings: `'sgd'`, `{ sgd: { momentum: 0.9 } }`, or
  * `optimizers.sgd({ momentum: 0.9 })`. Defaults are Keras's; the engine applies Keras's update rules.
+ * `learningRate` is a number or a Keras schedule (`new ExponentialDecay({...})`), evaluated per step.
  */
+import { LearningRateSchedule, type ScheduleConfig, scheduleFromConfig } from './learning-rate-schedules.js';
+
+/** A fixed rate, a schedule, or a schedule as saved (`{ class_name, config }`). */
+export type LearningRate = number | LearningRateSchedule | ScheduleConfig;
+
 export interface AdamOptions {
-  learningRate?: number;
+  learningRate?: LearningRate;
   beta1?: number;
   beta2?: number;
   epsilon?: number;
 }
 
 export interface SgdOptions {
-  learningRate?: number;
+  learningRate?: LearningRate;
   momentum?: number;
   nesterov?: boolean;
 }
 
 export interface RmspropOptions {
-  learningRate?: number;
+  learningRate?: LearningRate;
   rho?: number;
   momentum?: number;
   epsilon?: number;
@@ -68,6 +74,19 @@ function checkValue(name: OptimizerName, key: string, value: unknown, fallback: 
   return value;
 }
 
+/** The schedule a `learningRate` names, or undefined for a fixed rate. */
+function asSchedule(value: unknown): LearningRateSchedule | undefined {
+  if (value instanceof LearningRateSchedule) return value;
+  if (value && typeof value === 'object' && 'class_name' in value) return scheduleFromConfig(value as ScheduleConfig);
+  return undefined;
+}
+
+/** The optimizer's learning-rate schedule, or undefined when its rate is fixed. */
+export function learningRateSchedule(spec: OptimizerSpec): LearningRateSchedule | undefined {
+  if (typeof spec !== 'object' || spec === null) return undefined;
+  return asSchedule((Object.values(spec)[0] as { learningRate?: unknown } | undefined)?.learningRate);
+}
+
 /** Checks an optimizer spec and returns the engine's settings; unknown names and options are errors listing what exists. */
 export function resolveOptimizer(spec: OptimizerSpec): EngineOptimizer {
   let name: string;
@@ -92,7 +111,10 @@ export function resolveOptimizer(spec: OptimizerSpec): EngineOptimizer {
     );
   const settings: EngineOptimizer = { optimizer: name as OptimizerName };
   for (const [key, fallback] of Object.entries(defaults)) {
-    settings[key] = options[key] === undefined ? fallback : checkValue(name as OptimizerName, key, options[key], fallback);
+    const schedule = key === 'learningRate' ? asSchedule(options[key]) : undefined;
+    // under a schedule the engine starts at its step-0 rate; fit sets the rate before every step
+    if (schedule) settings[key] = schedule.call(0);
+    else settings[key] = options[key] === undefined ? fallback : checkValue(name as OptimizerName, key, options[key], fallback);
   }
   return settings;
 }

@@ -4,6 +4,7 @@ import type { LayerConfig, LayerWeights, SequentialConfig, Shape, WeightTensor }
 import { type EvaluateResult, evaluate, type FitOptions, fit } from '../training/fit.js';
 import type { History } from '../training/history.js';
 import { nameLayers } from './layers.js';
+import type { LearningRateSchedule } from './learning-rate-schedules.js';
 import {
   checkPolicyName,
   configPolicy,
@@ -13,7 +14,7 @@ import {
   mixedPrecision,
   runnablePolicy,
 } from './mixed-precision.js';
-import { type OptimizerSpec, resolveOptimizer } from './optimizers.js';
+import { learningRateSchedule, type OptimizerSpec, resolveOptimizer } from './optimizers.js';
 import { type Preprocessing, preprocessingSpec } from './preprocessing.js';
 import { LayerConfigError, type ResolvedLayer, resolveChain } from './resolve.js';
 import { countParams, formatSummary, type ParamCounts } from './summary.js';
@@ -70,6 +71,8 @@ export class Sequential {
   private policy: DtypePolicyName;
   private engineModel?: NativeModel;
   private compileOptions?: CompileOptions;
+  private schedule?: LearningRateSchedule;
+  private fixedRate = 0;
 
   constructor(configs: LayerConfig[], options: SequentialOptions = {}) {
     this.name = options.name ?? 'sequential';
@@ -165,6 +168,29 @@ export class Sequential {
     if (options.metrics?.some((m) => m !== 'accuracy')) throw new Error(`only the 'accuracy' metric is supported`);
     this.engine.compile({ loss, ...optimizer });
     this.compileOptions = options;
+    this.schedule = learningRateSchedule(options.optimizer);
+    this.fixedRate = optimizer.learningRate as number;
+  }
+
+  get learningRateSchedule(): LearningRateSchedule | undefined {
+    return this.schedule;
+  }
+
+  get learningRate(): number {
+    if (!this.compileOptions) throw new Error(`compile() model '${this.name}' before reading its learning rate`);
+    return this.schedule ? this.schedule.call(this.engine.iterations()) : this.fixedRate;
+  }
+
+  set learningRate(rate: number) {
+    if (!this.compileOptions) throw new Error(`compile() model '${this.name}' before setting its learning rate`);
+    // as Keras: a rate set by hand would be overwritten by the schedule at the next step
+    if (this.schedule)
+      throw new Error(
+        `model '${this.name}' was compiled with a learning-rate schedule (${this.schedule.constructor.name}): its rate cannot be set; use a fixed learningRate`,
+      );
+    if (!Number.isFinite(rate) || rate < 0) throw new Error(`learning rate must be a finite number >= 0, got ${rate}`);
+    this.engine.setLearningRate(rate);
+    this.fixedRate = rate;
   }
 
   get compiled(): CompileOptions | undefined {

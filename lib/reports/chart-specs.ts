@@ -19,7 +19,7 @@ const MODEL_COLORS = ['#1f77b4', '#e6550d', '#2ca02c', '#9467bd', '#8c564b', '#e
 const SPLIT_COLORS = ['#7f8fa6', '#d62728'];
 const SPLITS = ['Training', 'Validation'] as const;
 
-const CHART_CONFIG: Config = {
+export const CHART_CONFIG: Config = {
   font: CHART_FONT_STACK,
   background: 'white',
   padding: 12,

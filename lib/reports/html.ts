@@ -14,6 +14,7 @@ import {
   sum,
 } from './format.js';
 import { REPORT_CSS } from './html-style.js';
+import { describeLearningRates } from './learning-rate.js';
 import { perClassMetrics } from './metrics.js';
 import type {
   ConfusionMatrix,
@@ -204,6 +205,12 @@ function chartFigure(chart: ReportChart | undefined, what: string): string {
 // ---------------------------------------------------------------------------------------------
 // Per model
 
+/** The optimizer's rate per epoch (Keras 3's `learning_rate` log), when the run recorded it. */
+function learningRateLine(m: ModelRunSummary): string {
+  const text = describeLearningRates(m.history?.learning_rate ?? []);
+  return text ? `<p class="learning-rate">Learning rate: ${e(text)}.</p>` : '';
+}
+
 function modelSection(
   m: ModelRunSummary,
   label: string,
@@ -221,6 +228,7 @@ function modelSection(
 <h2>${e(label)} <span class="muted">(${e(m.name)})</span> ${m.error ? '<span class="badge failed">failed</span>' : ''}</h2>
 ${m.error ? `<p><strong>Training failed.</strong> The other models' results still stand.</p><div class="error">${e(m.error)}</div>` : ''}
 ${chart ? `<div class="charts">${chartFigure(chart, `${label} training vs validation`)}</div>${scope ? `<p class="muted">Validation per epoch: ${e(scope)}.</p>` : ''}` : '<p class="muted">No training history was recorded.</p>'}
+${learningRateLine(m)}
 ${m.timings ? `<h3>Wall time</h3>${timingFacts(m.timings)}` : ''}
 <h3>Model summary</h3>
 <dl class="facts"><dt>Total parameters</dt><dd>${formatInteger(p.total)}</dd><dt>Trainable</dt><dd>${formatInteger(p.trainable)}</dd><dt>Non-trainable</dt><dd>${formatInteger(p.nonTrainable)}</dd></dl>

@@ -10,6 +10,11 @@ export interface EpochHistory {
   val_accuracy: number[];
 }
 
+/** A model's history with the optimizer's rate at the end of each epoch (Keras 3's `learning_rate`; absent in older runs). */
+export interface RunHistory extends EpochHistory {
+  learning_rate?: number[];
+}
+
 export interface ConfusionMatrix {
   /** classNames[i] labels row i (true class) and column i (predicted class). */
   classNames: string[];
@@ -51,7 +56,7 @@ export interface ModelRunSummary {
   name: string;
   /** label shown in charts and tables, e.g. `CNN`, `TRANSFER`. */
   label: string;
-  history: EpochHistory;
+  history: RunHistory;
   /**
    * The lowest per-epoch val_loss and its (1-based) epoch: the epoch ModelCheckpoint saved as
    * `best/`. val_accuracy is that same epoch's, not the highest (see bestAccuracy).

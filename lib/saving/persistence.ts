@@ -52,10 +52,12 @@ interface OptimizerHeader {
   /** slots per weight (Adam: m, v); absent means Adam's 2. */
   slots?: number;
   entries: { layer: number; param: number; length: number }[];
+  /** the fixed rate when saved, which ReduceLROnPlateau may have lowered (Keras saves it as an optimizer variable). */
+  learningRate?: number;
 }
 
 // optimizer.bin: for each entry, its slots one after the other (Adam: m then v), float32.
-async function writeOptimizerState(dir: string, state: OptimizerState): Promise<void> {
+async function writeOptimizerState(dir: string, state: OptimizerState, learningRate: number | undefined): Promise<void> {
   const slots = state.moments[0]?.slots.length ?? 0;
   const entries = state.moments.map((e) => ({ layer: e.layer, param: e.param, length: e.slots[0]?.length ?? 0 }));
   const data = new Float32Array(entries.reduce((a, e) => a + slots * e.length, 0));
@@ -67,11 +69,11 @@ async function writeOptimizerState(dir: string, state: OptimizerState): Promise<
     }
   }
   await writeFileAtomic(path.join(dir, OPTIMIZER_BIN), new Uint8Array(data.buffer));
-  const header: OptimizerHeader = { optimizer: state.optimizer, iterations: state.iterations, slots, entries };
+  const header: OptimizerHeader = { optimizer: state.optimizer, iterations: state.iterations, slots, entries, learningRate };
   await writeJsonAtomic(path.join(dir, OPTIMIZER_JSON), header);
 }
 
-async function readOptimizerState(dir: string): Promise<OptimizerState | undefined> {
+async function readOptimizerState(dir: string): Promise<(OptimizerState & { learningRate?: number }) | undefined> {
   const jsonPath = path.join(dir, OPTIMIZER_JSON);
   if (!existsSync(jsonPath)) return undefined;
   const header = JSON.parse(await fs.readFile(jsonPath, 'utf8')) as OptimizerHeader;
@@ -87,7 +89,15 @@ async function readOptimizerState(dir: string): Promise<OptimizerState | undefin
     for (let s = 0; s < slots; s++, offset += e.length) values.push(floats.slice(offset, offset + e.length));
     return { layer: e.layer, param: e.param, slots: values };
   });
-  return { optimizer: header.optimizer ?? 'adam', iterations: header.iterations, moments };
+  return { optimizer: header.optimizer ?? 'adam', iterations: header.iterations, moments, learningRate: header.learningRate };
+}
+
+/** Puts a saved optimizer state, and the fixed rate it was saved at, into the compiled model. */
+async function restoreOptimizer(model: Sequential, dir: string): Promise<void> {
+  const state = await readOptimizerState(dir);
+  if (!state) return;
+  model.engine.setOptimizerState(state);
+  if (state.learningRate !== undefined && !model.learningRateSchedule) model.learningRate = state.learningRate;
 }
 
 /** `transferlab.json` of a saved model; undefined for a plain TF.js model. */
@@ -146,7 +156,9 @@ export async function saveModel(model: Sequential, dir: string, options: SaveOpt
     extra: options.extra,
   };
   await writeJsonAtomic(path.join(staging, METADATA_FILE), metadata);
-  if (options.includeOptimizer && model.compiled) await writeOptimizerState(staging, model.engine.getOptimizerState());
+  if (options.includeOptimizer && model.compiled)
+    // a schedule's rate follows from the iterations; a fixed one is saved as it is now
+    await writeOptimizerState(staging, model.engine.getOptimizerState(), model.learningRateSchedule ? undefined : model.learningRate);
   // Swap directories: the old save stays complete until the new one is.
   const previous = `${target}.previous-${process.pid}`;
   const hadPrevious = existsSync(target);
@@ -201,8 +213,7 @@ export async function loadModel(dir: string, options: { preprocessing?: Preproce
   model.setWeights(stored.weights);
   if (metadata?.compile) {
     model.compile(metadata.compile);
-    const state = await readOptimizerState(root);
-    if (state) model.engine.setOptimizerState(state);
+    await restoreOptimizer(model, root);
   }
   return { model, metadata };
 }
@@ -215,9 +226,6 @@ export async function restoreCheckpoint(model: Sequential, dir: string): Promise
   const stored = await readTfjsLayersModel(path.join(dir, 'model.json'));
   model.setWeights(stored.weights);
   const metadata = await readMetadata(dir);
-  if (model.compiled) {
-    const state = await readOptimizerState(dir);
-    if (state) model.engine.setOptimizerState(state);
-  }
+  if (model.compiled) await restoreOptimizer(model, dir);
   return metadata;
 }

@@ -21,14 +21,14 @@ export interface Callback {
   onTrainEnd?(logs: Logs): void | Promise<void>;
 }
 
-type Mode = 'min' | 'max' | 'auto';
+export type Mode = 'min' | 'max' | 'auto';
 
-function isBetter(mode: Mode, monitor: string, value: number, best: number, minDelta = 0): boolean {
+export function isBetter(mode: Mode, monitor: string, value: number, best: number, minDelta = 0): boolean {
   const direction = mode === 'auto' ? (/acc/.test(monitor) ? 'max' : 'min') : mode;
   return direction === 'min' ? value < best - minDelta : value > best + minDelta;
 }
 
-function initialBest(mode: Mode, monitor: string): number {
+export function initialBest(mode: Mode, monitor: string): number {
   const direction = mode === 'auto' ? (/acc/.test(monitor) ? 'max' : 'min') : mode;
   return direction === 'min' ? Infinity : -Infinity;
 }

@@ -11,6 +11,10 @@ export interface FitModel {
   readonly outputShape: readonly number[];
   /** set by callbacks (EarlyStopping) to end `fit` after the current epoch, as in Keras. */
   stopTraining: boolean;
+  /** the compiled optimizer's schedule (Keras LearningRateSchedule), which fit applies before every step. */
+  readonly learningRateSchedule: { call(step: number): number } | undefined;
+  /** Keras `optimizer.learning_rate`: the rate of the next step; setting it (ReduceLROnPlateau) needs a fixed rate. */
+  learningRate: number;
   readonly engine: NativeModel;
   engineIndex(layer: number, atBoundary?: boolean): number;
   checkInput(shape: number[], fromLayer?: number): void;

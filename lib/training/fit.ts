@@ -164,6 +164,8 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
       for await (const batch of takeBatches(data, trainStream, options.stepsPerEpoch, epoch)) {
         model.checkInput(batch.shape, fromLayer);
         checkLabels(model, batch.y, batchSize(batch), `training batch ${step + 1} of epoch ${epoch + 1}`);
+        // Keras evaluates a schedule at the optimizer's iteration count before each update
+        if (model.learningRateSchedule) model.engine.setLearningRate(model.learningRateSchedule.call(model.engine.iterations()));
         const r = await model.engine.trainStep(batch.x, batch.shape, batch.y, entry);
         if (!Number.isFinite(r.loss)) {
           throw new NaNLossError(
@@ -189,6 +191,8 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
         logs.val_loss = v.loss;
         logs.val_accuracy = v.accuracy;
       }
+      // Keras 3 logs the optimizer's current rate (under a schedule, the next step's)
+      logs.learning_rate = model.learningRate;
       history.record(epoch, logs);
       for (const cb of callbacks) await cb.onEpochEnd?.(epoch, logs);
     }

@@ -26,9 +26,15 @@ export function formatBar(current: number, target: number, width = 30): string {
   return `[${bar}]`;
 }
 
+/** A log value as Keras's progress bar prints it: `0.1235`, or `9.4206e-04` at or below 1e-3 (a small learning rate stays readable). */
+function formatValue(v: number): string {
+  if (Math.abs(v) > 1e-3 || v === 0 || !Number.isFinite(v)) return v.toFixed(4);
+  return v.toExponential(4).replace(/e([+-])(\d)$/, 'e$10$2'); // Python's two-digit exponent
+}
+
 export function formatLogs(logs: Logs): string {
   return Object.entries(logs)
-    .map(([k, v]) => ` - ${k}: ${v.toFixed(4)}`)
+    .map(([k, v]) => ` - ${k}: ${formatValue(v)}`)
     .join('');
 }
 

@@ -4,11 +4,14 @@ import { capThreads } from '../../engine/threads.js';
 import { augmentationLayers } from '../../experiment/augment-policy.js';
 import { defaultRunDir, readRunConfig, runCompare } from '../../experiment/compare.js';
 import { type CompareConfig, DEFAULT_CONFIG, type ModelKind } from '../../experiment/config.js';
+import { parseLrSchedule, parsePlateau } from '../../experiment/learning-rate-options.js';
 import { PreflightError } from '../../experiment/preflight.js';
 import { applyResumeFlags, epochsDone, ResumeFlagError } from '../../experiment/resume-flags.js';
 import { mixedPrecisionFlag } from '../../models/mixed-precision.js';
 import { parsePreprocessing } from '../../models/preprocessing.js';
+import { ReduceLROnPlateau } from '../../training/reduce-lr-on-plateau.js';
 import { OptionError } from '../../util/option-error.js';
+import { bareOption } from '../bare-option.js';
 
 const HELP = `transferlab compare: train a CNN from scratch and a transfer model on the same data, and compare them
 
@@ -33,7 +36,15 @@ Training:
   --image-size N|HxW     input size (default: 300)
   --batch-size N         (default: 64)
   --epochs N             (default: 20)
-  --learning-rate X      Adam learning rate (default: 0.001, Keras's)
+  --learning-rate X      Adam learning rate (default: 0.001, Keras's); a schedule starts from it
+  --lr-schedule KIND:SETTINGS  a Keras schedule, evaluated at every optimizer step:
+                           exponential:decay_steps=N,decay_rate=R[,staircase]
+                           cosine:decay_steps=N[,alpha=A][,warmup_target=LR,warmup_steps=N]
+                             (Keras 3: linear warmup from --learning-rate to warmup_target, then cosine decay)
+                           piecewise:boundaries=B1/B2,values=V1/V2/V3  (the rates; '/' separates list items)
+  --reduce-lr-on-plateau [SETTINGS]  Keras ReduceLROnPlateau on val_loss, defaults factor=0.1,patience=10,
+                         min_delta=1e-4,cooldown=0,min_lr=0; e.g. --reduce-lr-on-plateau patience=2,factor=0.5
+                         (also monitor=NAME, mode=auto|min|max; not with --lr-schedule)
   --models LIST          which models to train: cnn,transfer (default: both)
   --seed N               seed for initial weights and shuffling (default: 42)
   --shuffle              shuffle the training split every epoch (the experiment does not)
@@ -111,8 +122,8 @@ function positiveNumber(name: string, text: string | undefined, fallback: number
 }
 
 export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resume?: string; passed?: string[]; help?: boolean } {
-  // a bare --augment (last, or followed by another flag) means the default policy
-  const args = argv.flatMap((a, i) => (a === '--augment' && (i + 1 === argv.length || argv[i + 1].startsWith('-')) ? [a, 'default'] : [a]));
+  // a bare --augment means the default policy; a bare --reduce-lr-on-plateau, Keras's defaults
+  const args = bareOption(bareOption(argv, '--augment', 'default'), '--reduce-lr-on-plateau', '');
   const { values } = parseArgs({
     args,
     options: {
@@ -127,6 +138,8 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
       'batch-size': { type: 'string' },
       epochs: { type: 'string' },
       'learning-rate': { type: 'string' },
+      'lr-schedule': { type: 'string' },
+      'reduce-lr-on-plateau': { type: 'string' },
       models: { type: 'string' },
       seed: { type: 'string' },
       shuffle: { type: 'boolean' },
@@ -163,6 +176,12 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
   if (values['augment-cache-epochs'] !== undefined && values.augment === undefined) {
     throw new Error('--augment-cache-epochs needs --augment (it caches features of augmented passes)');
   }
+  const learningRate = positiveNumber('learning-rate', values['learning-rate'], DEFAULT_CONFIG.learningRate);
+  // checked now, so a typo fails before any data is read; config.json keeps the text
+  if (values['lr-schedule'] !== undefined) parseLrSchedule(values['lr-schedule'], learningRate);
+  if (values['reduce-lr-on-plateau'] !== undefined) new ReduceLROnPlateau(parsePlateau(values['reduce-lr-on-plateau']));
+  if (values['lr-schedule'] !== undefined && values['reduce-lr-on-plateau'] !== undefined)
+    throw new Error('--reduce-lr-on-plateau sets the rate that --lr-schedule computes: use one of them');
   const config: CompareConfig = {
     ...DEFAULT_CONFIG,
     dataDir: values['data-dir'],
@@ -175,7 +194,9 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
     imageSize: values['image-size'] ? parseSize(values['image-size']) : DEFAULT_CONFIG.imageSize,
     batchSize: positiveInt('batch-size', values['batch-size'], DEFAULT_CONFIG.batchSize),
     epochs: positiveInt('epochs', values.epochs, DEFAULT_CONFIG.epochs),
-    learningRate: positiveNumber('learning-rate', values['learning-rate'], DEFAULT_CONFIG.learningRate),
+    learningRate,
+    lrSchedule: values['lr-schedule'],
+    reduceLrOnPlateau: values['reduce-lr-on-plateau'],
     models: [...new Set(models)] as ModelKind[],
     seed,
     shuffleSeed: values.shuffle ? seed : undefined,
