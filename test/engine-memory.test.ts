@@ -1,5 +1,5 @@
 // The engine keeps large freed blocks for the next step instead of returning them to the kernel
-// (DESIGN.md: the biggest CPU lever). After a warm-up step, a training step must be served
+// (docs/architecture.md: the biggest CPU lever). After a warm-up step, a training step must be served
 // entirely from the cache: no new large allocations, no page faults for them.
 
 import assert from 'node:assert/strict';

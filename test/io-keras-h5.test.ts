@@ -133,7 +133,7 @@ test('official VGG16 no-top layout at full size matches the model shapes (14,714
     const layers = vgg16NoTopLayers({ naming: 'official' });
     const file = path.join(dir, 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5');
     await writeKeras2H5(file, layers);
-    // Expected shapes derived from the architecture alone (FACTS: filters 64/128/256/512/512).
+    // Expected shapes derived from the architecture alone (docs/experiment.md: filters 64/128/256/512/512).
     const expected: { layerName: string; shapes: number[][] }[] = [{ layerName: 'input_1', shapes: [] }];
     let channels = 3;
     VGG16_FILTERS.forEach((filters, block) => {

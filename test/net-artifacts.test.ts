@@ -98,7 +98,7 @@ function fakeTable(urls: string[]): ArtifactTable {
 
 // ---- the table ----------------------------------------------------------------------------------
 
-test('the built-in table carries the values from FACTS.md', () => {
+test('the built-in table carries the published URLs, sizes and checksums (docs/experiment.md)', () => {
   const vgg = getArtifact('vgg16');
   assert.equal(vgg.id, 'vgg16-notop');
   assert.equal(vgg.fileName, FILE);
