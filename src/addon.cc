@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "allocator.h"
+#include "distributed.h"
 #include "model.h"
 #include "threads.h"
 
@@ -75,6 +76,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
+  exports.Set("distributed", dist::Init(env));
   return exports;
 }
 

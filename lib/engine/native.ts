@@ -68,7 +68,8 @@ export interface NativeModel {
   setWeights(layer: number, weights: Float32Array[]): void;
   setTrainable(layer: number, trainable: boolean): void;
   compile(options: { loss: string; optimizer?: string } & Record<string, number | boolean | string>): void;
-  trainStep(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<StepOutput>;
+  /** dataParallel: average the step over the process group (loss and correct count come back global). */
+  trainStep(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number, dataParallel?: boolean): Promise<StepOutput>;
   evaluate(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<Required<StepOutput>>;
   predict(
     x: Uint8Array | Float32Array,
@@ -97,6 +98,19 @@ export interface NativeBinding {
   /** Intra-op threads (0 = all cores); more than the machine's cores are capped, with a process warning. */
   setThreads(threads: number): void;
   manualSeed(seed: number): void;
+  /** torch.distributed's c10d: one Gloo process group per process (lib/distributed wraps it). */
+  distributed: NativeDistributed;
+}
+
+export interface NativeDistributed {
+  /** rendezvous on the TCPStore at host:port (rank 0 serves it), then connects the Gloo group. */
+  init(options: { rank: number; worldSize: number; host: string; port: number; timeoutMs: number }): Promise<void>;
+  destroy(): void;
+  /** element-wise sums over all ranks */
+  allreduceSum(values: Float64Array): Promise<Float64Array>;
+  barrier(): Promise<void>;
+  /** every weight of the model (moving statistics too) from rank 0 */
+  broadcastModel(model: NativeModel): Promise<void>;
 }
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -146,6 +160,12 @@ export function native(): NativeBinding {
     if (capped.warning) process.emitWarning(capped.warning, { code: 'TRANSFERLAB_THREADS' });
     loaded.setThreads(capped.threads);
   };
-  binding = { NativeModel: loaded.NativeModel, info: loaded.info, manualSeed: loaded.manualSeed, setThreads };
+  binding = {
+    NativeModel: loaded.NativeModel,
+    info: loaded.info,
+    manualSeed: loaded.manualSeed,
+    setThreads,
+    distributed: loaded.distributed,
+  };
   return binding;
 }
