@@ -65,6 +65,7 @@ constexpr int64_t kBucketBytes = 25 * 1024 * 1024;  // DDP's default bucket_cap_
 // before any is waited for, so Gloo pipelines them), and copies the results back.
 void bucketed(const Group& g, const std::string& what, std::vector<torch::Tensor>& tensors,
               const std::function<c10::intrusive_ptr<c10d::Work>(std::vector<at::Tensor>&)>& collective) {
+  torch::NoGradGuard noGrad;  // weights and gradients are moved as data, outside autograd
   std::vector<std::vector<size_t>> buckets;
   int64_t bytes = kBucketBytes;
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -90,7 +91,6 @@ void bucketed(const Group& g, const std::string& what, std::vector<torch::Tensor
     rethrowNamed(g, what, e);
   }
   waitAll(g, what, works);
-  torch::NoGradGuard noGrad;
   for (size_t b = 0; b < buckets.size(); ++b) {
     int64_t offset = 0;
     for (size_t i : buckets[b]) {

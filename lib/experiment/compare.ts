@@ -1,6 +1,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DatasetInfo } from '../data/open-splits.js';
+import { isChief } from '../distributed/index.js';
 import { native } from '../engine/native.js';
 import { formatResultsTable } from '../reports/terminal.js';
 import type { ModelRunSummary, RunSummary } from '../reports/types.js';
@@ -73,11 +74,14 @@ export async function runCompare(
       return { runDir, interrupted };
     }
 
-    await fs.mkdir(runDir, { recursive: true });
-    await writeJsonAtomic(path.join(runDir, 'config.json'), config);
     const environment = describeEnvironment({ threads: config.threads, bf16: config.bf16 });
-    await writeJsonAtomic(path.join(runDir, 'environment.json'), environment);
-    await writeJsonAtomic(path.join(runDir, 'dataset.json'), info);
+    // in a data-parallel run, only rank 0 writes the run folder
+    if (isChief()) {
+      await fs.mkdir(runDir, { recursive: true });
+      await writeJsonAtomic(path.join(runDir, 'config.json'), config);
+      await writeJsonAtomic(path.join(runDir, 'environment.json'), environment);
+      await writeJsonAtomic(path.join(runDir, 'dataset.json'), info);
+    }
     log(
       `${data.datasetName}: ${info.examples} examples, train ${data.train.size} / validation ${data.validation.size}` +
         (info.decodeFailures.length ? `, ${info.decodeFailures.length} could not be decoded` : ''),
@@ -122,7 +126,7 @@ export async function runCompare(
       models,
     };
     if (!interrupted) {
-      await writeSummaryAndReport(runDir, summary);
+      if (isChief()) await writeSummaryAndReport(runDir, summary);
       log(`\n${formatResultsTable(summary)}`);
       log(`\nRun folder: ${runDir} (report.html, val_loss.png, val_accuracy.png, summary.json)`);
     } else {

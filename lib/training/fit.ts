@@ -164,9 +164,9 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
   const validData = options.validationData;
   const validStream = validData && options.validationSteps !== undefined ? new RepeatingStream(validData) : undefined;
   model.stopTraining = false;
-  // every rank has restored (this waits for all of them) and starts from rank 0's weights
-  if (parallel) await parallel.broadcastWeights(model.engine);
   try {
+    // every rank has restored (this waits for all of them) and starts from rank 0's weights
+    if (parallel) await parallel.broadcastWeights(model.engine);
     if (initialEpoch > 0 && initialEpoch < epochs)
       await advanceStreams(trainStream, options.stepsPerEpoch, validData, validStream, options.validationSteps, initialEpoch);
     for (const cb of callbacks) await cb.onTrainBegin?.({ epochs, initialEpoch });
