@@ -16,6 +16,8 @@ interface RankResult {
   history: Record<string, number[]>;
   /** extract: the training features the head read from the cache */
   features: number[];
+  /** the epochs this process trained */
+  ran: number[];
 }
 
 async function freePort(): Promise<number> {
@@ -145,6 +147,28 @@ test('frozen-base features extracted by three ranks form the cache one process w
   const [alone, ...ranks] = await compareWorldSizes('extract', 3);
   assert.equal(alone!.features.length, 37 * 3 * 3 * 4);
   for (const r of ranks) assertWeightsClose([[r.features]], [[alone!.features]], 1e-6, 'cached features');
+});
+
+test('a run backed up by two ranks resumes on one (and one on three) as if never stopped', { timeout: 300_000 }, async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tl-dp-'));
+  try {
+    const [whole] = await runRanks('head', 1, path.join(dir, 'whole'));
+    for (const [before, after] of [
+      [2, 1],
+      [1, 3],
+    ] as const) {
+      const backup = path.join(dir, `backup-${before}-${after}`);
+      await runRanks('head', before, path.join(dir, `first-${before}`), { DP_BACKUP: backup, DP_EPOCHS: '1' });
+      const resumed = await runRanks('head', after, path.join(dir, `resumed-${after}`), { DP_BACKUP: backup, DP_EPOCHS: '2' });
+      for (const r of resumed) {
+        assert.deepEqual(r.ran, [1], 'the resumed run trains only the epoch the backup lacks');
+        assertWeightsClose(r.final, whole!.final, 1e-5, `${before} ranks, resumed on ${after}`);
+        assertHistoryClose(r.history, whole!.history, `${before} ranks, resumed on ${after}`);
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('a rank whose rank 0 never comes stops within the timeout, naming its rank and the address', { timeout: 120_000 }, async () => {

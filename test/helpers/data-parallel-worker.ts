@@ -11,6 +11,8 @@ import type { LayerConfig } from '../../lib/keras-format/config.js';
 import { layers } from '../../lib/models/layers.js';
 import { Sequential } from '../../lib/models/sequential.js';
 import { experimentCnnLayers } from '../../lib/models/zoo.js';
+import { BackupAndRestore } from '../../lib/training/backup-and-restore.js';
+import type { Callback } from '../../lib/training/callbacks.js';
 import { cachedFeatures } from '../../lib/training/feature-cache.js';
 import { ArrayDataset } from './naive.js';
 
@@ -112,9 +114,14 @@ const { model, train, valid, fromLayer, features } = run;
 const optimizer = which === 'cnn' ? { sgd: { learningRate: 0.01 } } : { adam: { learningRate: 0.01 } };
 model.compile({ optimizer, loss: 'binaryCrossentropy', metrics: ['accuracy'] });
 const initial = 'initial' in run ? run.initial : weightsOf(model);
-const history = await model.fit(train, { epochs: 2, validationData: valid, verbose: 0, fromLayer });
+// DP_EPOCHS and DP_BACKUP: train to that epoch, keeping a BackupAndRestore backup to resume from
+const ran: number[] = []; // the epochs this process trained (a resumed run skips the backed-up ones)
+const callbacks: Callback[] = [{ onEpochBegin: (epoch: number) => void ran.push(epoch) }];
+if (process.env.DP_BACKUP) callbacks.push(new BackupAndRestore(process.env.DP_BACKUP, { deleteCheckpoint: false }));
+const epochs = Number(process.env.DP_EPOCHS ?? 2);
+const history = await model.fit(train, { epochs, validationData: valid, verbose: 0, fromLayer, callbacks });
 writeFileSync(
   `${process.env.DP_OUT}.rank${rank}.json`,
-  JSON.stringify({ initial, final: weightsOf(model), history: history.history, features }),
+  JSON.stringify({ initial, final: weightsOf(model), history: history.history, features, ran }),
 );
 destroyDistributed();
