@@ -193,3 +193,34 @@ test('a rank whose rank 0 never comes stops within the timeout, naming its rank 
   assert.notEqual(code, 0);
   assert.match(output, new RegExp(`rank 1 of 2: the rendezvous at 127\\.0\\.0\\.1:${port} failed`));
 });
+
+test('a rank that dies mid-training stops the other with an error naming its rank and the address', { timeout: 120_000 }, async () => {
+  const port = await freePort();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tl-dp-'));
+  try {
+    const env = {
+      ...process.env,
+      DP_CASE: 'head',
+      DP_OUT: path.join(dir, 'out'),
+      WORLD_SIZE: '2',
+      MASTER_ADDR: '127.0.0.1',
+      MASTER_PORT: String(port),
+    };
+    const ranks = [0, 1].map((rank) => {
+      const extra = rank === 1 ? { DP_DIE_AT_EPOCH: '1' } : {};
+      const child = spawn(process.execPath, [WORKER], {
+        env: { ...env, ...extra, RANK: String(rank), LOCAL_RANK: String(rank) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stderr.on('data', (d) => (output += d));
+      return new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
+    });
+    const [survivor, dead] = await Promise.all(ranks);
+    assert.equal(dead!.code, 3);
+    assert.notEqual(survivor!.code, 0);
+    assert.match(survivor!.output, new RegExp(`rank 0 of 2 \\(process group at 127\\.0\\.0\\.1:${port}\\): all-reduce of [a-z]+ failed`));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

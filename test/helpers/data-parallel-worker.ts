@@ -116,7 +116,15 @@ model.compile({ optimizer, loss: 'binaryCrossentropy', metrics: ['accuracy'] });
 const initial = 'initial' in run ? run.initial : weightsOf(model);
 // DP_EPOCHS and DP_BACKUP: train to that epoch, keeping a BackupAndRestore backup to resume from
 const ran: number[] = []; // the epochs this process trained (a resumed run skips the backed-up ones)
-const callbacks: Callback[] = [{ onEpochBegin: (epoch: number) => void ran.push(epoch) }];
+const dieAt = process.env.DP_DIE_AT_EPOCH; // this rank exits there, as a crashed worker would
+const callbacks: Callback[] = [
+  {
+    onEpochBegin: (epoch: number) => {
+      if (dieAt !== undefined && epoch === Number(dieAt)) process.exit(3);
+      ran.push(epoch);
+    },
+  },
+];
 if (process.env.DP_BACKUP) callbacks.push(new BackupAndRestore(process.env.DP_BACKUP, { deleteCheckpoint: false }));
 const epochs = Number(process.env.DP_EPOCHS ?? 2);
 const history = await model.fit(train, { epochs, validationData: valid, verbose: 0, fromLayer, callbacks });
