@@ -37,7 +37,12 @@ std::shared_ptr<Group> current() {
   return gGroup;
 }
 
-std::string firstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+// the first line, without a final period: the messages built from it go on after it
+std::string firstLine(const std::string& s) {
+  std::string line = s.substr(0, s.find('\n'));
+  while (!line.empty() && (line.back() == '.' || line.back() == ' ')) line.pop_back();
+  return line;
+}
 
 std::string errorText(const std::exception& e) {
   if (auto* c10error = dynamic_cast<const c10::Error*>(&e)) return firstLine(c10error->what_without_backtrace());

@@ -1,7 +1,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DatasetInfo } from '../data/open-splits.js';
-import { isChief } from '../distributed/index.js';
+import { barrier, isChief } from '../distributed/index.js';
 import { native } from '../engine/native.js';
 import { formatResultsTable } from '../reports/terminal.js';
 import type { ModelRunSummary, RunSummary } from '../reports/types.js';
@@ -65,7 +65,11 @@ export async function runCompare(
     const checked = await preflight(config, { resume, log });
     if (resume) await checkResumedData(runDir, config, checked.data.info);
     const dataStart = performance.now();
+    // ranks decode one after the other (rank 0 first) so the others read the cache rank 0 filled
+    // and every rank sees the same decoded files (their identity keys the features cache)
+    if (!isChief()) await barrier();
     const data = await decodeExperimentData(checked.data, config);
+    if (isChief()) await barrier();
     const dataSeconds = (performance.now() - dataStart) / 1000;
     checkDecoded(data);
     const info = data.info;

@@ -98,8 +98,19 @@ async function extractAcrossRanks(
   request: (key: unknown, total: number, produce: RecordCacheRequest<never>['produce']) => RecordCacheRequest<never>,
   group: ProcessGroupInfo,
 ): Promise<number> {
-  // decided together, so no rank extracts while another already reads the finished entry
-  const [ready] = await allreduceSum([existsSync(path.join(whole.dir, 'manifest.json')) ? 1 : 0]);
+  // decided together, so no rank extracts while another already reads the finished entry; the
+  // key's hash (three 20-bit parts, exact in float64 sums) shows whether all ranks share the entry
+  const hash = createHash('sha256').update(JSON.stringify(options.key)).digest();
+  const parts = [0, 3, 6].map((o) => hash.readUIntBE(o, 3) & 0xfffff);
+  const [ready, ...sums] = await allreduceSum([existsSync(path.join(whole.dir, 'manifest.json')) ? 1 : 0, ...parts]);
+  if (sums.some((sum, i) => sum !== parts[i]! * group.worldSize)) {
+    process.emitWarning(
+      `features cache: the ranks' keys for ${options.label ?? 'the features'} differ (other data, weights or settings on some rank), ` +
+        'so each rank extracts all features itself. Give every rank the same data and options to split the extraction.',
+      { code: 'TRANSFERLAB_DISTRIBUTED_CACHE' },
+    );
+    return 0;
+  }
   if (ready === group.worldSize) return 0;
   // the base's weights as rank 0 has them, whatever each rank loaded or initialised
   await new DataParallel(group).broadcastWeights(model.engine);
