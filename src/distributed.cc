@@ -4,6 +4,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -22,6 +23,7 @@ struct Group {
   int rank = 0;
   int worldSize = 1;
   std::string address;
+  int64_t bucketBytes = 25 * 1024 * 1024;  // DDP's default bucket_cap_mb
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
 };
@@ -64,18 +66,16 @@ void waitAll(const Group& g, const std::string& what, std::vector<c10::intrusive
   }
 }
 
-constexpr int64_t kBucketBytes = 25 * 1024 * 1024;  // DDP's default bucket_cap_mb
-
-// Flattens `tensors` into buckets of about kBucketBytes, runs `collective` on each (all started
+// Flattens `tensors` into buckets of about g.bucketBytes, runs `collective` on each (all started
 // before any is waited for, so Gloo pipelines them), and copies the results back.
 void bucketed(const Group& g, const std::string& what, std::vector<torch::Tensor>& tensors,
               const std::function<c10::intrusive_ptr<c10d::Work>(std::vector<at::Tensor>&)>& collective) {
   torch::NoGradGuard noGrad;  // weights and gradients are moved as data, outside autograd
   std::vector<std::vector<size_t>> buckets;
-  int64_t bytes = kBucketBytes;
+  int64_t bytes = g.bucketBytes;
   for (size_t i = 0; i < tensors.size(); ++i) {
     int64_t size = tensors[i].numel() * static_cast<int64_t>(tensors[i].element_size());
-    if (buckets.empty() || bytes + size > kBucketBytes) {
+    if (buckets.empty() || bytes + size > g.bucketBytes) {
       buckets.emplace_back();
       bytes = 0;
     }
@@ -123,28 +123,107 @@ std::vector<double> allreduceSum(const Group& g, const std::vector<double>& valu
 
 }  // namespace
 
-void reduceStep(std::vector<Layer>& layers, size_t from, int64_t examples, double& loss, int64_t& correct) {
-  auto g = current();
-  std::vector<double> sums = allreduceSum(*g, {examples > 0 ? loss * static_cast<double>(examples) : 0.0, static_cast<double>(correct),
-                                               static_cast<double>(examples)});
+struct StepReducer::Impl {
+  std::shared_ptr<Group> g;
+  std::vector<torch::Tensor> params;         // trainable weights from `from` on, last layer first
+  std::vector<std::vector<size_t>> buckets;  // indices into params
+  std::vector<size_t> bucketOf;
+  std::vector<torch::Tensor> ready;          // scaled gradients received from autograd
+  std::vector<size_t> missing;               // per bucket: gradients still to come
+  std::vector<torch::Tensor> flat;           // per launched bucket
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  std::vector<std::pair<size_t, unsigned>> hooks;  // (param, hook id)
+  double weight = 0;
+  bool active = false;
+
+  // Starts buckets in order while the next one is complete (all ranks issue them identically).
+  void launchReady(bool all) {
+    while (works.size() < buckets.size() && (all || missing[works.size()] == 0)) {
+      const auto& bucket = buckets[works.size()];
+      std::vector<torch::Tensor> parts;
+      for (size_t i : bucket) parts.push_back(ready[i].defined() ? ready[i].reshape({-1}) : torch::zeros({params[i].numel()}));
+      std::vector<at::Tensor> one{torch::cat(parts)};
+      try {
+        works.push_back(g->pg->allreduce(one));
+      } catch (const std::exception& e) {
+        rethrowNamed(*g, "all-reduce of gradients", e);
+      }
+      flat.push_back(one[0]);
+    }
+  }
+};
+
+StepReducer::StepReducer(std::vector<Layer>& layers, size_t from, int64_t examples, double& loss, int64_t& correct)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& r = *impl_;
+  r.g = current();
+  std::vector<double> sums = allreduceSum(*r.g, {examples > 0 ? loss * static_cast<double>(examples) : 0.0, static_cast<double>(correct),
+                                                 static_cast<double>(examples)});
   const double total = sums[2];
   if (total <= 0) throw std::invalid_argument("data-parallel train step with no examples on any rank");
   loss = sums[0] / total;
   correct = static_cast<int64_t>(sums[1]);
-  // Every rank reduces the same list of gradients in the same order: a rank with an empty shard
-  // (or a weight its shard did not reach) contributes zeros.
-  torch::NoGradGuard noGrad;
-  std::vector<torch::Tensor> grads;
-  const double weight = static_cast<double>(examples) / total;
-  for (size_t li = from; li < layers.size(); ++li) {
-    for (auto& p : layers[li].params) {
-      if (!p.requires_grad()) continue;
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      p.mutable_grad().mul_(weight);
-      grads.push_back(p.grad());
+  // A non-finite loss is the same on every rank: no rank all-reduces, every rank skips the update.
+  r.active = std::isfinite(loss);
+  if (!r.active) return;
+  r.weight = static_cast<double>(examples) / total;
+  // last layer first: backward produces those gradients first
+  for (size_t li = layers.size(); li-- > from;) {
+    for (size_t k = layers[li].params.size(); k-- > 0;) {
+      if (layers[li].params[k].requires_grad()) r.params.push_back(layers[li].params[k]);
     }
   }
-  bucketed(*g, "all-reduce of gradients", grads, [&](std::vector<at::Tensor>& t) { return g->pg->allreduce(t); });
+  int64_t bytes = r.g->bucketBytes;
+  for (size_t i = 0; i < r.params.size(); ++i) {
+    int64_t size = r.params[i].numel() * static_cast<int64_t>(r.params[i].element_size());
+    if (r.buckets.empty() || bytes + size > r.g->bucketBytes) {
+      r.buckets.emplace_back();
+      r.missing.push_back(0);
+      bytes = 0;
+    }
+    r.buckets.back().push_back(i);
+    r.bucketOf.push_back(r.buckets.size() - 1);
+    ++r.missing.back();
+    bytes += size;
+  }
+  r.ready.resize(r.params.size());
+  if (examples == 0) return;  // no backward on this rank: finish() sends zeros
+  Impl* self = &r;
+  for (size_t i = 0; i < r.params.size(); ++i) {
+    unsigned id = r.params[i].register_hook([self, i](const torch::Tensor& grad) {
+      torch::NoGradGuard noGrad;
+      if (self->ready[i].defined()) {
+        self->ready[i].add_(grad, self->weight);
+        return;
+      }
+      self->ready[i] = grad.mul(self->weight);
+      --self->missing[self->bucketOf[i]];
+      self->launchReady(false);
+    });
+    r.hooks.emplace_back(i, id);
+  }
+}
+
+StepReducer::~StepReducer() {
+  for (auto [i, id] : impl_->hooks) impl_->params[i].remove_hook(id);
+}
+
+void StepReducer::finish() {
+  Impl& r = *impl_;
+  if (!r.active) return;
+  torch::NoGradGuard noGrad;
+  r.launchReady(true);
+  waitAll(*r.g, "all-reduce of gradients", r.works);
+  for (size_t b = 0; b < r.buckets.size(); ++b) {
+    int64_t offset = 0;
+    for (size_t i : r.buckets[b]) {
+      torch::Tensor& p = r.params[i];
+      int64_t n = p.numel();
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      p.mutable_grad().copy_(r.flat[b].narrow(0, offset, n).view(p.sizes()));
+      offset += n;
+    }
+  }
 }
 
 namespace {
@@ -195,7 +274,7 @@ std::shared_ptr<::gloo::transport::Device> glooDevice(const std::string& host) {
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
-// init({rank, worldSize, host, port, timeoutMs}) -> Promise<void>: rank 0 serves the TCPStore.
+// init({rank, worldSize, host, port, timeoutMs, bucketBytes}) -> Promise<void>: rank 0 serves the TCPStore.
 Napi::Value InitGroup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = info[0].As<Napi::Object>();
@@ -212,6 +291,7 @@ Napi::Value InitGroup(const Napi::CallbackInfo& info) {
   g->rank = rank;
   g->worldSize = worldSize;
   g->address = host + ":" + std::to_string(port);
+  if (o.Has("bucketBytes") && o.Get("bucketBytes").IsNumber()) g->bucketBytes = o.Get("bucketBytes").As<Napi::Number>().Int64Value();
   auto work = [g, host, port, timeout]() {
     try {
       c10d::TCPStoreOptions opts;

@@ -362,17 +362,25 @@ void Model::applyGradients() {
 StepResult Model::trainStep(const torch::Tensor& x, const torch::Tensor& y, size_t from, bool dataParallel) {
   if (loss_ == Loss::None) throw std::logic_error("compile() the model before fit/trainStep");
   StepResult result;
+  torch::Tensor loss;
   // --- data parallel hook: a rank's shard of a small last batch may be empty; it still takes part
   if (!(dataParallel && x.size(0) == 0)) {
     bool logits = outputIsLogitsFor(loss_);
     torch::Tensor out = forward(x, from, layers_.size(), true, logits);
-    auto [loss, correct] = lossAndCorrect(out, y, logits);
-    if (!loss.requires_grad()) throw std::logic_error("no trainable weights after layer " + std::to_string(from) + ": nothing to train");
-    loss.backward();
+    auto [batchLoss, correct] = lossAndCorrect(out, y, logits);
+    if (!batchLoss.requires_grad()) throw std::logic_error("no trainable weights after layer " + std::to_string(from) + ": nothing to train");
+    loss = batchLoss;
     result.loss = loss.item<double>();
     result.correct = correct;
   }
-  if (dataParallel) dist::reduceStep(layers_, from, x.size(0), result.loss, result.correct);
+  if (dataParallel) {
+    // result becomes the global batch's; gradients are summed over the ranks while backward runs
+    dist::StepReducer reducer(layers_, from, x.size(0), result.loss, result.correct);
+    if (loss.defined() && std::isfinite(result.loss)) loss.backward();
+    reducer.finish();
+  } else {
+    loss.backward();
+  }
   // --- end of the data parallel hook
   // A NaN loss must not poison the weights: the caller stops and keeps the last good checkpoint.
   if (std::isfinite(result.loss)) applyGradients();

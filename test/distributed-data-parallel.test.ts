@@ -82,11 +82,11 @@ function assertHistoryClose(actual: Record<string, number[]>, expected: Record<s
   }
 }
 
-async function compareWorldSizes(which: string, worldSize: number): Promise<RankResult[]> {
+async function compareWorldSizes(which: string, worldSize: number, env: Record<string, string> = {}): Promise<RankResult[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tl-dp-'));
   try {
     const [alone] = await runRanks(which, 1, path.join(dir, 'one'), { DP_CACHE: path.join(dir, 'cache-one') });
-    const ranks = await runRanks(which, worldSize, path.join(dir, 'many'), { DP_CACHE: path.join(dir, 'cache-many') });
+    const ranks = await runRanks(which, worldSize, path.join(dir, 'many'), { ...env, DP_CACHE: path.join(dir, 'cache-many') });
     // training moved the weights, so agreement below is not the initial values agreeing
     assert.ok(
       alone!.final.flat(2).some((v, i) => v !== alone!.initial.flat(2)[i]),
@@ -139,6 +139,8 @@ test('a transfer head on cached features: two and three ranks (empty shards) giv
 }, async () => {
   await compareWorldSizes('head', 2);
   await compareWorldSizes('head', 3);
+  // 1 KB buckets: each of the head's four weights all-reduced on its own, started during backward
+  await compareWorldSizes('head', 2, { DP_BUCKET_MB: String(1 / 1024) });
 });
 
 test('frozen-base features extracted by three ranks form the cache one process writes; the head trains on all of them', {

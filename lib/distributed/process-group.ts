@@ -14,6 +14,8 @@ export interface InitDistributedOptions {
   timeoutMs?: number;
   /** 'gloo' (CPU, the default); 'nccl' needs an engine built against a CUDA libtorch. */
   backend?: 'gloo' | 'nccl';
+  /** gradients are all-reduced in buckets of about this many MB, each started once backward has filled it (default 25, as DDP's bucket_cap_mb). */
+  bucketCapMb?: number;
 }
 
 export const DEFAULT_TIMEOUT_MS = 5 * 60 * 1000;
@@ -66,7 +68,17 @@ export async function initDistributed(options: InitDistributedOptions = {}): Pro
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!(Number.isInteger(timeoutMs) && timeoutMs > 0))
     throw new Error(`initDistributed: timeoutMs must be a positive integer, got ${timeoutMs}`);
-  await native().distributed.init({ rank: env.rank, worldSize: env.worldSize, host: env.masterAddr, port: env.masterPort, timeoutMs });
+  const bucketCapMb = options.bucketCapMb ?? 25;
+  if (!(bucketCapMb > 0)) throw new Error(`initDistributed: bucketCapMb must be a positive number of MB, got ${bucketCapMb}`);
+  const bucketBytes = Math.max(1, Math.round(bucketCapMb * 1024 * 1024));
+  await native().distributed.init({
+    rank: env.rank,
+    worldSize: env.worldSize,
+    host: env.masterAddr,
+    port: env.masterPort,
+    timeoutMs,
+    bucketBytes,
+  });
   group = { rank: env.rank, worldSize: env.worldSize, localRank: env.localRank, backend };
   return group;
 }

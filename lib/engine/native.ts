@@ -104,7 +104,7 @@ export interface NativeBinding {
 
 export interface NativeDistributed {
   /** rendezvous on the TCPStore at host:port (rank 0 serves it), then connects the Gloo group. */
-  init(options: { rank: number; worldSize: number; host: string; port: number; timeoutMs: number }): Promise<void>;
+  init(options: { rank: number; worldSize: number; host: string; port: number; timeoutMs: number; bucketBytes: number }): Promise<void>;
   destroy(): void;
   /** element-wise sums over all ranks */
   allreduceSum(values: Float64Array): Promise<Float64Array>;

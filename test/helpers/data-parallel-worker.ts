@@ -102,7 +102,8 @@ const weightsOf = (m: Sequential) => m.getWeights().map((l) => l.weights.map((w)
 
 const which = process.env.DP_CASE ?? 'cnn';
 native().setThreads(1); // ranks share the test machine's cores
-await initDistributed({ timeoutMs: Number(process.env.DP_TIMEOUT_MS ?? 60_000) });
+// DP_BUCKET_MB: small buckets, so several are started during backward
+await initDistributed({ timeoutMs: Number(process.env.DP_TIMEOUT_MS ?? 60_000), bucketCapMb: Number(process.env.DP_BUCKET_MB ?? 25) });
 const rank = distributedInfo()?.rank ?? 0;
 // seeds differ per rank on purpose: only the broadcast from rank 0 makes the weights start equal
 const run = which === 'extract' ? await extracted(rank) : { ...setup(which, rank), features: [] };
