@@ -66,22 +66,28 @@ void waitAll(const Group& g, const std::string& what, std::vector<c10::intrusive
   }
 }
 
-// Flattens `tensors` into buckets of about g.bucketBytes, runs `collective` on each (all started
-// before any is waited for, so Gloo pipelines them), and copies the results back.
-void bucketed(const Group& g, const std::string& what, std::vector<torch::Tensor>& tensors,
-              const std::function<c10::intrusive_ptr<c10d::Work>(std::vector<at::Tensor>&)>& collective) {
-  torch::NoGradGuard noGrad;  // weights and gradients are moved as data, outside autograd
+// Consecutive runs of `tensors` of about `cap` bytes (a larger tensor gets a bucket of its own).
+std::vector<std::vector<size_t>> makeBuckets(const std::vector<torch::Tensor>& tensors, int64_t cap) {
   std::vector<std::vector<size_t>> buckets;
-  int64_t bytes = g.bucketBytes;
+  int64_t bytes = cap;
   for (size_t i = 0; i < tensors.size(); ++i) {
     int64_t size = tensors[i].numel() * static_cast<int64_t>(tensors[i].element_size());
-    if (buckets.empty() || bytes + size > g.bucketBytes) {
+    if (buckets.empty() || bytes + size > cap) {
       buckets.emplace_back();
       bytes = 0;
     }
     buckets.back().push_back(i);
     bytes += size;
   }
+  return buckets;
+}
+
+// Flattens `tensors` into buckets of about g.bucketBytes, runs `collective` on each (all started
+// before any is waited for, so Gloo pipelines them), and copies the results back.
+void bucketed(const Group& g, const std::string& what, std::vector<torch::Tensor>& tensors,
+              const std::function<c10::intrusive_ptr<c10d::Work>(std::vector<at::Tensor>&)>& collective) {
+  torch::NoGradGuard noGrad;  // weights are moved as data, outside autograd
+  const std::vector<std::vector<size_t>> buckets = makeBuckets(tensors, g.bucketBytes);
   std::vector<torch::Tensor> flat;
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   try {
@@ -173,18 +179,11 @@ StepReducer::StepReducer(std::vector<Layer>& layers, size_t from, int64_t exampl
       if (layers[li].params[k].requires_grad()) r.params.push_back(layers[li].params[k]);
     }
   }
-  int64_t bytes = r.g->bucketBytes;
-  for (size_t i = 0; i < r.params.size(); ++i) {
-    int64_t size = r.params[i].numel() * static_cast<int64_t>(r.params[i].element_size());
-    if (r.buckets.empty() || bytes + size > r.g->bucketBytes) {
-      r.buckets.emplace_back();
-      r.missing.push_back(0);
-      bytes = 0;
-    }
-    r.buckets.back().push_back(i);
-    r.bucketOf.push_back(r.buckets.size() - 1);
-    ++r.missing.back();
-    bytes += size;
+  r.buckets = makeBuckets(r.params, r.g->bucketBytes);
+  r.bucketOf.resize(r.params.size());
+  for (size_t b = 0; b < r.buckets.size(); ++b) {
+    r.missing.push_back(r.buckets[b].size());
+    for (size_t i : r.buckets[b]) r.bucketOf[i] = b;
   }
   r.ready.resize(r.params.size());
   if (examples == 0) return;  // no backward on this rank: finish() sends zeros
