@@ -10,6 +10,16 @@ export { type FromTfjsOptions, featureLayerCandidates, fromTfjs } from './applic
 export { TransferModel, type TransferModelOptions, transferModel } from './applications/transfer-model.js';
 export { MissingWeightsError, VGG16_PREPROCESSING, type Vgg16Options, vgg16, vgg16Layers } from './applications/vgg16.js';
 export * from './data/index.js';
+export {
+  barrier,
+  DataParallel,
+  destroyDistributed,
+  distributedInfo,
+  type InitDistributedOptions,
+  initDistributed,
+  isChief,
+  type ProcessGroupInfo,
+} from './distributed/index.js';
 export { native } from './engine/native.js';
 export { runCompare } from './experiment/compare.js';
 export { type CompareConfig, DEFAULT_CONFIG } from './experiment/config.js';

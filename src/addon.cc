@@ -11,6 +11,7 @@
 #include "allocator.h"
 #include "gather.h"
 #include "layer-timing.h"
+#include "distributed.h"
 #include "model.h"
 #include "precision.h"
 #include "threads.h"
@@ -83,6 +84,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
   timing::addExports(env, exports);  // setLayerTiming, takeLayerTimes (bench)
   gather::addExports(env, exports);  // gatherRecords (record datasets)
+  exports.Set("distributed", dist::Init(env));
   return exports;
 }
 

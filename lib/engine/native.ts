@@ -93,7 +93,8 @@ export interface NativeModel {
   setTrainable(layer: number, trainable: boolean): void;
   setDtypePolicy(layer: number, policy: 'float32' | 'mixed_bfloat16'): void;
   compile(options: { loss: string; optimizer?: string } & Record<string, number | boolean | string>): void;
-  trainStep(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<StepOutput>;
+  /** dataParallel: average the step over the process group (loss and correct count come back global). */
+  trainStep(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number, dataParallel?: boolean): Promise<StepOutput>;
   evaluate(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<Required<StepOutput>>;
   predict(
     x: Uint8Array | Float32Array,
@@ -150,6 +151,19 @@ export interface NativeBinding {
    * `out`, all on one libuv worker; rejects with "ended early (at byte N)" or the read error.
    */
   gatherRecords(fd: number, offsets: Float64Array, recordBytes: number, out: Uint8Array | Float32Array): Promise<void>;
+  /** torch.distributed's c10d: one Gloo process group per process (lib/distributed wraps it). */
+  distributed: NativeDistributed;
+}
+
+export interface NativeDistributed {
+  /** rendezvous on the TCPStore at host:port (rank 0 serves it), then connects the Gloo group. */
+  init(options: { rank: number; worldSize: number; host: string; port: number; timeoutMs: number; bucketBytes: number }): Promise<void>;
+  destroy(): void;
+  /** element-wise sums over all ranks */
+  allreduceSum(values: Float64Array): Promise<Float64Array>;
+  barrier(): Promise<void>;
+  /** every weight of the model (moving statistics too) from rank 0 */
+  broadcastModel(model: NativeModel): Promise<void>;
 }
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -207,6 +221,7 @@ export function native(): NativeBinding {
     setLayerTiming: loaded.setLayerTiming,
     takeLayerTimes: loaded.takeLayerTimes,
     gatherRecords: loaded.gatherRecords,
+    distributed: loaded.distributed,
   };
   return binding;
 }

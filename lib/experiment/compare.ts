@@ -1,6 +1,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DatasetInfo } from '../data/open-splits.js';
+import { barrier, isChief } from '../distributed/index.js';
 import { native } from '../engine/native.js';
 import { bf16Support, type DtypePolicyName, FLAG_POLICY } from '../models/mixed-precision.js';
 import { formatResultsTable } from '../reports/terminal.js';
@@ -76,7 +77,11 @@ export async function runCompare(
     const checked = await preflight(config, { resume, log });
     if (resume) await checkResumedData(runDir, config, checked.data.info);
     const dataStart = performance.now();
+    // ranks decode one after the other (rank 0 first) so the others read the cache rank 0 filled
+    // and every rank sees the same decoded files (their identity keys the features cache)
+    if (!isChief()) await barrier();
     const data = await decodeExperimentData(checked.data, config);
+    if (isChief()) await barrier();
     const dataSeconds = (performance.now() - dataStart) / 1000;
     checkDecoded(data);
     const info = data.info;
@@ -85,12 +90,15 @@ export async function runCompare(
       return { runDir, interrupted };
     }
 
-    await fs.mkdir(runDir, { recursive: true });
-    await writeJsonAtomic(path.join(runDir, 'config.json'), config);
     const dtypePolicy = runPolicy(config, log);
     const environment = describeEnvironment({ threads: config.threads, dtypePolicy });
-    await writeJsonAtomic(path.join(runDir, 'environment.json'), environment);
-    await writeJsonAtomic(path.join(runDir, 'dataset.json'), info);
+    // in a data-parallel run, only rank 0 writes the run folder
+    if (isChief()) {
+      await fs.mkdir(runDir, { recursive: true });
+      await writeJsonAtomic(path.join(runDir, 'config.json'), config);
+      await writeJsonAtomic(path.join(runDir, 'environment.json'), environment);
+      await writeJsonAtomic(path.join(runDir, 'dataset.json'), info);
+    }
     log(
       `${data.datasetName}: ${info.examples} examples, train ${data.train.size} / validation ${data.validation.size}` +
         (info.decodeFailures.length ? `, ${info.decodeFailures.length} could not be decoded` : ''),
@@ -145,7 +153,7 @@ export async function runCompare(
       models,
     };
     if (!interrupted) {
-      await writeSummaryAndReport(runDir, summary);
+      if (isChief()) await writeSummaryAndReport(runDir, summary);
       log(`\n${formatResultsTable(summary)}`);
       log(`\nRun folder: ${runDir} (report.html, val_loss.png, val_accuracy.png, summary.json)`);
     } else {

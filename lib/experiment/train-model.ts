@@ -4,6 +4,7 @@ import type { Backbone } from '../applications/backbone.js';
 import { transferModel } from '../applications/transfer-model.js';
 import type { OpenedDatasets } from '../data/index.js';
 import type { Dataset } from '../data/types.js';
+import { barrier, isChief } from '../distributed/index.js';
 import { lastConvolutionalLayer } from '../models/grad-cam.js';
 import type { DtypePolicyName } from '../models/mixed-precision.js';
 import type { Sequential } from '../models/sequential.js';
@@ -130,7 +131,8 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   model.compile({ optimizer: { adam: { learningRate } }, loss, metrics: ['accuracy'] });
   const summaryText = model.summary(false);
   ctx.log(summaryText);
-  await writeFileAtomic(path.join(dir, 'summary.txt'), `${summaryText}\n`);
+  // in a data-parallel run, only rank 0 writes the run folder
+  if (isChief()) await writeFileAtomic(path.join(dir, 'summary.txt'), `${summaryText}\n`);
 
   // last/ is a BackupAndRestore backup that outlives fit: --resume continues from it, and the
   // fine-tuning fit continues the first fit's records.
@@ -217,6 +219,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const records: Callback = {
     onEpochEnd: async (_epoch: number, logs: Logs) => {
       for (const [k, v] of Object.entries(logs)) (history[k] ??= []).push(v);
+      if (!isChief()) return;
       await writeJsonAtomic(path.join(dir, 'history.json'), history);
       await writeFileAtomic(path.join(dir, 'history.csv'), historyCsv(history));
     },
@@ -265,6 +268,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   // evaluated on the whole validation split for the confusion matrix and the gallery.
   const evaluationStart = performance.now();
   const bestDir = path.join(dir, 'best');
+  await barrier(); // every rank reads best/ once rank 0 has written it
   // Without best/ (val_loss never finite) there are no weights to evaluate: the history is still reported.
   const noCheckpoint = existsSync(path.join(bestDir, 'model.json'))
     ? undefined
@@ -283,7 +287,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
       val_accuracy: evaluated.accuracy,
       examples: evaluated.examples,
     };
-    await writeJsonAtomic(path.join(dir, 'evaluation.json'), { checkpoint: checkpointEvaluation, confusion });
+    if (isChief()) await writeJsonAtomic(path.join(dir, 'evaluation.json'), { checkpoint: checkpointEvaluation, confusion });
     const sourceRef = (key: string) => data.validation.sourceRef(key);
     // Grad-CAM runs the whole model (a frozen base and its head as one) on the gallery's images.
     const camLayer = lastConvolutionalLayer(model);
@@ -315,7 +319,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
     evaluationSeconds,
     totalSeconds: phaseSeconds.data + phaseSeconds.features + trainingSeconds + evaluationSeconds,
   };
-  await writeJsonAtomic(path.join(dir, 'timings.json'), { ...timings, epochSeconds, meanStepSeconds });
+  if (isChief()) await writeJsonAtomic(path.join(dir, 'timings.json'), { ...timings, epochSeconds, meanStepSeconds });
 
   const valLoss = history.val_loss ?? [];
   const valAccuracy = history.val_accuracy ?? [];

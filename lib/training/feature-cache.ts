@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import { type CacheOrigin, entryDir, type FillStep, openRecordCache } from '../data/record-cache.js';
+import { type CacheOrigin, entryDir, type FillStep, openRecordCache, type RecordCacheRequest } from '../data/record-cache.js';
 import { RecordDataset } from '../data/record-dataset.js';
 import type { Batch, BatchOptions, Dataset } from '../data/types.js';
+import { allreduceSum, barrier, DataParallel, distributedInfo, isChief, type ProcessGroupInfo, shardRange } from '../distributed/index.js';
 import type { Sequential } from '../models/sequential.js';
 
 /**
@@ -62,25 +63,29 @@ export async function cachedFeatures(
   data: Dataset,
   options: ExtractOptions,
 ): Promise<{ dataset: RecordDataset; computed: number }> {
-  const opened = await openRecordCache<never>({
-    dir: entryDir(options.cacheDir, 'features', options.key),
+  const request = (key: unknown, total: number, produce: RecordCacheRequest<never>['produce']): RecordCacheRequest<never> => ({
+    dir: entryDir(options.cacheDir, 'features', key),
     fileName: 'features.f32',
-    key: options.key,
+    key,
     dtype: 'float32',
     shape: model.layers[options.baseLayers - 1].outputShape,
-    total: data.size,
-    produce: (from) => featureSteps(model, data, options, from),
+    total,
+    produce,
     label: options.label ?? 'features',
     itemName: 'images',
-    progress: options.progress,
+    progress: isChief() ? options.progress : false,
     origin: () => featureOrigin(data, options.key),
   });
+  const whole = request(options.key, data.size, (from) => featureSteps(model, data, options, from, data.size));
+  const group = distributedInfo();
+  const computed = group ? await extractAcrossRanks(model, data, options, whole, request, group) : 0;
+  const opened = await openRecordCache<never>(whole);
   const dataset = new RecordDataset(opened.file, opened.manifest, {
     batchSize: data.batchSize,
     classNames: data.classNames,
     shuffleSeed: options.shuffleSeed,
   });
-  return { dataset, computed: opened.computed };
+  return { dataset, computed: computed + opened.computed };
 }
 
 /** Features come from decoded images: stale once that decoded entry changed or was cleared. */
@@ -94,22 +99,98 @@ async function featureOrigin(data: Dataset & { pixelsPath?: string }, key: Featu
   };
 }
 
-/** The base's output for the examples from `from` on, a batch at a time, in split order. */
-async function* featureSteps(model: Sequential, data: Dataset, options: ExtractOptions, from: number): AsyncGenerator<FillStep<never>> {
+/**
+ * Data-parallel extraction: rank r of W computes the examples [r*n/W, (r+1)*n/W) into a cache entry
+ * of its own (no communication, resumable like any entry); once all are done, rank 0 concatenates
+ * them into the entry one process would have written, which every rank then reads. Returns the
+ * examples this rank computed.
+ */
+async function extractAcrossRanks(
+  model: Sequential,
+  data: Dataset,
+  options: ExtractOptions,
+  whole: RecordCacheRequest<never>,
+  request: (key: unknown, total: number, produce: RecordCacheRequest<never>['produce']) => RecordCacheRequest<never>,
+  group: ProcessGroupInfo,
+): Promise<number> {
+  // decided together, so no rank extracts while another already reads the finished entry; the
+  // key's hash (three 20-bit parts, exact in float64 sums) shows whether all ranks share the entry
+  const hash = createHash('sha256').update(JSON.stringify(options.key)).digest();
+  const parts = [0, 3, 6].map((o) => hash.readUIntBE(o, 3) & 0xfffff);
+  const [ready, ...sums] = await allreduceSum([existsSync(path.join(whole.dir, 'manifest.json')) ? 1 : 0, ...parts]);
+  if (sums.some((sum, i) => sum !== parts[i]! * group.worldSize)) {
+    process.emitWarning(
+      `features cache: the ranks' keys for ${options.label ?? 'the features'} differ (other data, weights or settings on some rank), ` +
+        'so each rank extracts all features itself. Give every rank the same data and options to split the extraction.',
+      { code: 'TRANSFERLAB_DISTRIBUTED_CACHE' },
+    );
+    return 0;
+  }
+  if (ready === group.worldSize) return 0;
+  // the base's weights as rank 0 has them, whatever each rank loaded or initialised
+  await new DataParallel(group).broadcastWeights(model.engine);
+  const partOf = (rank: number) => {
+    const [start, end] = shardRange(data.size, rank, group.worldSize);
+    const part = request({ ...options.key, part: [rank, group.worldSize] }, end - start, (from) =>
+      featureSteps(model, data, options, start + from, end),
+    );
+    return { part, start, end };
+  };
+  const mine = await openRecordCache<never>(partOf(group.rank).part);
+  await barrier();
+  if (isChief()) {
+    const parts = Array.from({ length: group.worldSize }, (_, r) => partOf(r).part);
+    await openRecordCache<never>({ ...whole, produce: (from) => concatenated(parts, from) });
+    for (const part of parts) await fs.rm(part.dir, { recursive: true, force: true });
+  }
+  await barrier();
+  return mine.computed;
+}
+
+/** The records of the (complete) part entries in order, from record `from` of the whole on. */
+async function* concatenated(parts: RecordCacheRequest<never>[], from: number): AsyncGenerator<FillStep<never>> {
+  let seen = 0;
+  for (const part of parts) {
+    const opened = await openRecordCache<never>(part);
+    const records = new RecordDataset(opened.file, opened.manifest, { batchSize: 256, classNames: [] });
+    for await (const batch of records.batches({ ordered: true })) {
+      const n = batch.shape[0]!;
+      const skip = Math.max(0, from - seen);
+      seen += n;
+      if (skip >= n) continue;
+      const perExample = batch.x.length / n;
+      yield {
+        records: { data: batch.x.subarray(skip * perExample), keys: batch.keys!.slice(skip), labels: Array.from(batch.y.subarray(skip)) },
+      };
+    }
+  }
+}
+
+/** The base's output for the examples [from, end), a batch at a time, in split order. */
+async function* featureSteps(
+  model: Sequential,
+  data: Dataset,
+  options: ExtractOptions,
+  from: number,
+  end: number,
+): AsyncGenerator<FillStep<never>> {
   let seen = 0;
   let computed = 0;
   for await (const batch of data.batches({ ordered: true })) {
+    if (seen >= end) break;
     const n = batch.shape[0];
     const skip = Math.max(0, from - seen);
-    if (skip < n) {
-      const out = await model.predict(batch.x, batch.shape, {
+    const take = Math.min(n, end - seen);
+    if (skip < take) {
+      const shape = [take - skip, ...batch.shape.slice(1)];
+      const perInput = batch.x.length / n;
+      const out = await model.predict(batch.x.subarray(skip * perInput, take * perInput), shape, {
         toLayer: options.baseLayers,
         augment: options.key.augmentation !== undefined,
       });
-      const perExample = out.output.length / n;
-      const keys = Array.from({ length: n - skip }, (_, i) => batch.keys?.[skip + i] ?? String(seen + skip + i));
-      yield { records: { data: out.output.subarray(skip * perExample), keys, labels: Array.from(batch.y.subarray(skip)) } };
-      computed += n - skip;
+      const keys = Array.from({ length: take - skip }, (_, i) => batch.keys?.[skip + i] ?? String(seen + skip + i));
+      yield { records: { data: out.output, keys, labels: Array.from(batch.y.subarray(skip, take)) } };
+      computed += take - skip;
       if (options.stopAfter !== undefined && computed >= options.stopAfter)
         throw new Error(`feature extraction stopped after ${computed} examples (stopAfter)`);
     }

@@ -1,0 +1,228 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { shardRange } from '../lib/distributed/index.js';
+
+const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers/data-parallel-worker.js');
+
+interface RankResult {
+  initial: number[][][];
+  final: number[][][];
+  history: Record<string, number[]>;
+  /** extract: the training features the head read from the cache */
+  features: number[];
+  /** the epochs this process trained */
+  ran: number[];
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Runs the worker as `worldSize` ranks on loopback (alone, without torchrun variables, for 1). */
+async function runRanks(which: string, worldSize: number, out: string, extraEnv: Record<string, string> = {}): Promise<RankResult[]> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, DP_CASE: which, DP_OUT: out, ...extraEnv };
+  for (const k of ['RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT']) delete env[k];
+  const runs = Array.from({ length: worldSize }, (_, rank) => {
+    const rankEnv =
+      worldSize === 1
+        ? env
+        : {
+            ...env,
+            RANK: String(rank),
+            LOCAL_RANK: String(rank),
+            WORLD_SIZE: String(worldSize),
+            MASTER_ADDR: '127.0.0.1',
+            MASTER_PORT: String(port),
+          };
+    const child = spawn(process.execPath, [WORKER], { env: rankEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    return new Promise<void>((resolve, reject) =>
+      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`rank ${rank} exited with ${code}:\n${output}`)))),
+    );
+  });
+  await Promise.all(runs);
+  return Promise.all(
+    Array.from({ length: worldSize }, async (_, r) => JSON.parse(await readFile(`${out}.rank${r}.json`, 'utf8')) as RankResult),
+  );
+}
+
+/** max |a - b| over each layer's weights, relative to the layer's largest weight (biases start at 0) */
+function assertWeightsClose(actual: number[][][], expected: number[][][], rel: number, what: string): void {
+  assert.equal(actual.length, expected.length);
+  actual.forEach((layer, l) => {
+    const scale = Math.max(...expected[l]!.flat().map(Math.abs));
+    layer.forEach((a, k) => {
+      const e = expected[l]![k]!;
+      const diff = Math.max(...a.map((v, i) => Math.abs(v - e[i]!)));
+      assert.ok(diff <= rel * scale, `${what}: layer ${l} weight ${k} differs by ${diff} (largest weight of the layer ${scale})`);
+    });
+  });
+}
+
+function assertHistoryClose(actual: Record<string, number[]>, expected: Record<string, number[]>, what: string): void {
+  assert.deepEqual(Object.keys(actual).sort(), Object.keys(expected).sort());
+  for (const [key, values] of Object.entries(expected)) {
+    values.forEach((v, i) => {
+      const a = actual[key]![i]!;
+      assert.ok(Math.abs(a - v) <= 1e-5 * Math.abs(v) + 1e-7, `${what}: ${key}[${i}] is ${a}, one process gave ${v}`);
+    });
+  }
+}
+
+async function compareWorldSizes(which: string, worldSize: number, env: Record<string, string> = {}): Promise<RankResult[]> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tl-dp-'));
+  try {
+    const [alone] = await runRanks(which, 1, path.join(dir, 'one'), { DP_CACHE: path.join(dir, 'cache-one') });
+    const ranks = await runRanks(which, worldSize, path.join(dir, 'many'), { ...env, DP_CACHE: path.join(dir, 'cache-many') });
+    // training moved the weights, so agreement below is not the initial values agreeing
+    assert.ok(
+      alone!.final.flat(2).some((v, i) => v !== alone!.initial.flat(2)[i]),
+      'training changed the weights',
+    );
+    for (const [r, result] of ranks.entries()) {
+      // rank r > 0 was initialised with another seed: only the broadcast from rank 0 can make it agree
+      if (r === 0) assert.deepEqual(result.initial, alone!.initial);
+      else assert.notDeepEqual(result.initial, alone!.initial, `rank ${r} was initialised differently`);
+      assert.deepEqual(result.final, ranks[0]!.final, `rank ${r} ends with rank 0's weights`);
+      assert.deepEqual(result.history, ranks[0]!.history, `rank ${r} reports rank 0's numbers`);
+    }
+    assertWeightsClose(ranks[0]!.final, alone!.final, 1e-5, `${worldSize} ranks vs one`);
+    assertHistoryClose(ranks[0]!.history, alone!.history, `${worldSize} ranks vs one`);
+    if (which === 'extract') {
+      // the per-rank parts were merged into one entry per dataset and removed
+      assert.equal((await readdir(path.join(dir, 'cache-many', 'features'))).length, 2);
+    }
+    return [alone!, ...ranks];
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+test('shards split every global batch in rank order, remainders one example at a time', () => {
+  assert.deepEqual(
+    [0, 1, 2].map((r) => shardRange(32, r, 3)),
+    [
+      [0, 10],
+      [10, 21],
+      [21, 32],
+    ],
+  );
+  assert.deepEqual(
+    [0, 1, 2].map((r) => shardRange(1, r, 3)),
+    [
+      [0, 0],
+      [0, 0],
+      [0, 1],
+    ],
+  );
+});
+
+test('the CNN: two ranks with a global batch of 32 give the weights and history of one process', { timeout: 600_000 }, async () => {
+  await compareWorldSizes('cnn', 2);
+});
+
+test('a transfer head on cached features: two and three ranks (empty shards) give the results of one process', {
+  timeout: 300_000,
+}, async () => {
+  await compareWorldSizes('head', 2);
+  await compareWorldSizes('head', 3);
+  // 1 KB buckets: each of the head's four weights all-reduced on its own, started during backward
+  await compareWorldSizes('head', 2, { DP_BUCKET_MB: String(1 / 1024) });
+});
+
+test('frozen-base features extracted by three ranks form the cache one process writes; the head trains on all of them', {
+  timeout: 300_000,
+}, async () => {
+  const [alone, ...ranks] = await compareWorldSizes('extract', 3);
+  assert.equal(alone!.features.length, 37 * 3 * 3 * 4);
+  for (const r of ranks) assertWeightsClose([[r.features]], [[alone!.features]], 1e-6, 'cached features');
+});
+
+test('a run backed up by two ranks resumes on one (and one on three) as if never stopped', { timeout: 300_000 }, async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tl-dp-'));
+  try {
+    const [whole] = await runRanks('head', 1, path.join(dir, 'whole'));
+    for (const [before, after] of [
+      [2, 1],
+      [1, 3],
+    ] as const) {
+      const backup = path.join(dir, `backup-${before}-${after}`);
+      await runRanks('head', before, path.join(dir, `first-${before}`), { DP_BACKUP: backup, DP_EPOCHS: '1' });
+      const resumed = await runRanks('head', after, path.join(dir, `resumed-${after}`), { DP_BACKUP: backup, DP_EPOCHS: '2' });
+      for (const r of resumed) {
+        assert.deepEqual(r.ran, [1], 'the resumed run trains only the epoch the backup lacks');
+        assertWeightsClose(r.final, whole!.final, 1e-5, `${before} ranks, resumed on ${after}`);
+        assertHistoryClose(r.history, whole!.history, `${before} ranks, resumed on ${after}`);
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a rank whose rank 0 never comes stops within the timeout, naming its rank and the address', { timeout: 120_000 }, async () => {
+  const port = await freePort();
+  const child = spawn(process.execPath, [WORKER], {
+    env: {
+      ...process.env,
+      DP_CASE: 'head',
+      DP_OUT: '/nonexistent',
+      DP_TIMEOUT_MS: '2000',
+      RANK: '1',
+      LOCAL_RANK: '1',
+      WORLD_SIZE: '2',
+      MASTER_ADDR: '127.0.0.1',
+      MASTER_PORT: String(port),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stderr.on('data', (d) => (output += d));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.notEqual(code, 0);
+  assert.match(output, new RegExp(`rank 1 of 2: the rendezvous at 127\\.0\\.0\\.1:${port} failed`));
+});
+
+test('a rank that dies mid-training stops the other with an error naming its rank and the address', { timeout: 120_000 }, async () => {
+  const port = await freePort();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tl-dp-'));
+  try {
+    const env = {
+      ...process.env,
+      DP_CASE: 'head',
+      DP_OUT: path.join(dir, 'out'),
+      WORLD_SIZE: '2',
+      MASTER_ADDR: '127.0.0.1',
+      MASTER_PORT: String(port),
+    };
+    const ranks = [0, 1].map((rank) => {
+      const extra = rank === 1 ? { DP_DIE_AT_EPOCH: '1' } : {};
+      const child = spawn(process.execPath, [WORKER], {
+        env: { ...env, ...extra, RANK: String(rank), LOCAL_RANK: String(rank) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stderr.on('data', (d) => (output += d));
+      return new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
+    });
+    const [survivor, dead] = await Promise.all(ranks);
+    assert.equal(dead!.code, 3);
+    assert.notEqual(survivor!.code, 0);
+    assert.match(survivor!.output, new RegExp(`rank 0 of 2 \\(process group at 127\\.0\\.0\\.1:${port}\\): all-reduce of [a-z]+ failed`));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
