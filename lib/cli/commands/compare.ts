@@ -1,12 +1,19 @@
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MissingWeightsError } from '../../applications/vgg16.js';
+import { threadsPerWorker, workerDevice } from '../../distributed/launch-env.js';
+import { native } from '../../engine/native.js';
 import { capThreads } from '../../engine/threads.js';
 import { defaultRunDir, readRunConfig, runCompare } from '../../experiment/compare.js';
 import { type CompareConfig, DEFAULT_CONFIG, type ModelKind } from '../../experiment/config.js';
 import { PreflightError } from '../../experiment/preflight.js';
 import { applyResumeFlags, epochsDone, ResumeFlagError } from '../../experiment/resume-flags.js';
 import { parsePreprocessing } from '../../models/preprocessing.js';
+import type { DeviceName } from '../../models/sequential.js';
 import { OptionError } from '../../util/option-error.js';
+import { LaunchError, launch } from '../launcher.js';
 
 const HELP = `transferlab compare: train a CNN from scratch and a transfer model on the same data, and compare them
 
@@ -35,7 +42,10 @@ Training:
   --models LIST          which models to train: cnn,transfer (default: both)
   --seed N               seed for initial weights and shuffling (default: 42)
   --shuffle              shuffle the training split every epoch (the experiment does not)
-  --threads N            CPU threads for the engine (default: all cores)
+  --threads N            CPU threads for the engine (default: all cores, shared evenly between the
+                         workers of one machine when distributed)
+  --device NAME          cpu, cuda (with several workers: each its own GPU, cuda:LOCAL_RANK), cuda:N,
+                         or auto (cuda when this engine and machine have it) (default: cpu)
   --faithful             the original's schedule: steps_per_epoch = int(n*0.8)//batch+1 and
                          validation_steps = int(n_val*0.2)//batch+1 over repeating streams (233/15 on the
                          full dataset); by default each epoch is one pass and validation uses the whole split
@@ -53,6 +63,13 @@ Transfer model:
   --fine-tune-epochs N   after the head, unfreeze the top of the base and train N more epochs (default: 0)
   --fine-tune-layers N   how many base layers to unfreeze (default: 4, VGG16's block 5)
   --fine-tune-learning-rate X  (default: 1e-5)
+
+Distributed (docs/distributed.md; also works under torchrun --no-python):
+  --nproc-per-node N     start N workers on this machine (127.0.0.1), data-parallel over the global
+                         batch; rank 0 shows progress and writes the run folder, other ranks only errors
+  --master-port N        port of rank 0's rendezvous store (default: a free one)
+  --dist-timeout SECONDS how long a rank waits for the others (a dead or unreachable rank) before
+                         stopping with an error (default: 300)
 
 Output:
   --out DIR              run folder (default: runs/<date_time>)
@@ -98,7 +115,20 @@ function positiveNumber(name: string, text: string | undefined, fallback: number
   return n;
 }
 
-export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resume?: string; passed?: string[]; help?: boolean } {
+export interface ParsedCompareArgs {
+  config?: CompareConfig;
+  resume?: string;
+  passed?: string[];
+  help?: boolean;
+  /** --nproc-per-node: this process launches the workers instead of training */
+  launch?: { nproc: number; masterPort?: number };
+  distTimeoutSeconds?: number;
+}
+
+const DEVICE = /^(cpu|auto|cuda(:\d+)?)$/;
+export const DEFAULT_DIST_TIMEOUT_SECONDS = 300;
+
+export function parseCompareArgs(argv: string[]): ParsedCompareArgs {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -117,6 +147,10 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
       seed: { type: 'string' },
       shuffle: { type: 'boolean' },
       threads: { type: 'string' },
+      device: { type: 'string' },
+      'nproc-per-node': { type: 'string' },
+      'master-port': { type: 'string' },
+      'dist-timeout': { type: 'string' },
       faithful: { type: 'boolean' },
       backbone: { type: 'string' },
       'backbone-output': { type: 'string' },
@@ -142,6 +176,14 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
   const splits = values.splits ? values.splits.split(',') : DEFAULT_CONFIG.splits;
   if (splits.length !== 2) throw new Error(`--splits takes two splits separated by a comma, e.g. train[:80%],train[-20%:]`);
   const seed = nonNegativeInt('seed', values.seed, DEFAULT_CONFIG.seed);
+  if (values.device !== undefined && !DEVICE.test(values.device)) {
+    throw new Error(`--device takes cpu, cuda, cuda:N (a GPU index) or auto (got '${values.device}')`);
+  }
+  const masterPort = values['master-port'] === undefined ? undefined : positiveInt('master-port', values['master-port'], 0);
+  if (masterPort !== undefined && masterPort > 65535) throw new Error(`--master-port must be a port number, 1-65535 (got '${masterPort}')`);
+  if (masterPort !== undefined && values['nproc-per-node'] === undefined) {
+    throw new Error('--master-port is for the built-in launcher: give --nproc-per-node too (under torchrun, use its --master-port)');
+  }
   const config: CompareConfig = {
     ...DEFAULT_CONFIG,
     dataDir: values['data-dir'],
@@ -159,6 +201,7 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
     seed,
     shuffleSeed: values.shuffle ? seed : undefined,
     threads: nonNegativeInt('threads', values.threads, DEFAULT_CONFIG.threads),
+    device: (values.device as DeviceName | undefined) ?? DEFAULT_CONFIG.device,
     faithful: values.faithful ?? false,
     backbone: values.backbone ?? DEFAULT_CONFIG.backbone,
     backboneOutput: values['backbone-output'],
@@ -176,7 +219,16 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
   };
   // the flags given (parseArgs sets no defaults), so --resume applies only what the user asked for
   const passed = Object.keys(values).filter((k) => k !== 'resume' && k !== 'help');
-  return { config, resume: values.resume, passed };
+  return {
+    config,
+    resume: values.resume,
+    passed,
+    launch:
+      values['nproc-per-node'] === undefined
+        ? undefined
+        : { nproc: positiveInt('nproc-per-node', values['nproc-per-node'], 0), masterPort },
+    distTimeoutSeconds: positiveNumber('dist-timeout', values['dist-timeout'], DEFAULT_DIST_TIMEOUT_SECONDS),
+  };
 }
 
 /** The library option each flag sets, for errors that name the option. */
@@ -200,6 +252,40 @@ function withFlags(error: Error): string {
   return error.message;
 }
 
+/** The arguments without the given flags, written `--flag value` or `--flag=value`. */
+function withoutFlags(argv: string[], flags: string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const flag = flags.find((f) => arg === `--${f}` || arg.startsWith(`--${f}=`));
+    if (!flag) kept.push(arg);
+    else if (arg === `--${flag}`) i++;
+  }
+  return kept;
+}
+
+/** `--nproc-per-node N`: this process only starts the workers (this same command without the launcher's flags). */
+async function launchWorkers(argv: string[], parsed: ParsedCompareArgs): Promise<number> {
+  const { nproc, masterPort } = parsed.launch!;
+  const args = withoutFlags(argv, ['nproc-per-node', 'master-port']);
+  const out = parsed.resume ?? parsed.config!.out;
+  // one run folder for every rank: each would otherwise pick its own default name
+  if (!parsed.resume && !parsed.passed!.includes('out')) args.push('--out', out);
+  const command = [process.execPath, ...process.execArgv, process.argv[1]!, 'compare', ...args];
+  let result;
+  try {
+    result = await launch({ nproc, masterPort, command });
+  } catch (error) {
+    if (!(error instanceof LaunchError)) throw error;
+    console.error(`transferlab compare: ${error.message}`);
+    return 2;
+  }
+  if (result.failed && existsSync(path.join(out, 'config.json'))) {
+    console.error(`transferlab compare: ${out} stays resumable: transferlab compare --resume ${out} --nproc-per-node ${nproc}`);
+  }
+  return result.exitCode;
+}
+
 export async function compareCommand(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -212,6 +298,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
+  if (parsed.launch) return launchWorkers(argv, parsed);
   let config = parsed.config!;
   if (parsed.resume) {
     try {
@@ -229,6 +316,17 @@ export async function compareCommand(argv: string[]): Promise<number> {
       console.error(`transferlab compare: ${error.message}`);
       return 2;
     }
+  }
+  // workers of one machine (launcher or torchrun) share its cores unless --threads says otherwise
+  const localWorkers = Number(process.env.LOCAL_WORLD_SIZE ?? 1);
+  if (localWorkers > 1 && !parsed.passed!.includes('threads')) {
+    config = { ...config, threads: threadsPerWorker(os.availableParallelism(), localWorkers) };
+  }
+  try {
+    native().resolveDevice(workerDevice(config.device ?? 'cpu'));
+  } catch (error) {
+    console.error(`transferlab compare: --device: ${(error as Error).message}`);
+    return 2;
   }
   const threads = capThreads(config.threads);
   if (threads.warning) console.error(`transferlab compare: --threads: ${threads.warning}`);
