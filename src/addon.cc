@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "allocator.h"
+#include "device.h"
 #include "model.h"
 #include "threads.h"
 
@@ -75,6 +76,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
+  exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfo));  // device
+  exports.Set("resolveDevice", Napi::Function::New(env, ResolveDevice));  // device
   return exports;
 }
 

@@ -1,6 +1,6 @@
 import type { LayerConfig, Shape } from '../keras-format/config.js';
 import type { Preprocessing } from '../models/preprocessing.js';
-import { Sequential } from '../models/sequential.js';
+import { type DeviceName, Sequential } from '../models/sequential.js';
 import type { Backbone } from './backbone.js';
 
 export interface TransferModelOptions {
@@ -16,6 +16,8 @@ export interface TransferModelOptions {
   preprocessing?: Preprocessing;
   name?: string;
   seed?: number;
+  /** where the model runs (default cpu); see SequentialOptions.device */
+  device?: DeviceName;
 }
 
 /**
@@ -33,6 +35,7 @@ export class TransferModel extends Sequential {
       name: options.name ?? 'transfer',
       inputShape: options.inputShape ?? options.base.inputShape,
       seed: options.seed,
+      device: options.device,
       preprocessing: options.preprocessing ?? options.base.nativePreprocessing,
     });
     this.base = options.base;

@@ -49,6 +49,9 @@ export interface EngineLayerSpec {
   flipChannels?: boolean;
 }
 
+/** Where a model's tensors live: 'auto' is cuda when this build and machine have it, else cpu. */
+export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}` | 'auto';
+
 export interface StepOutput {
   loss: number;
   correct: number;
@@ -82,7 +85,11 @@ export interface NativeModel {
 }
 
 export interface NativeBinding {
-  NativeModel: new (layers: EngineLayerSpec[], options: { seed?: number }) => NativeModel;
+  /** `device`: 'cpu', 'cuda', 'cuda:N' or 'auto' (src/device.cc); weights are initialised on the CPU, then moved. */
+  NativeModel: new (
+    layers: EngineLayerSpec[],
+    options: { seed?: number; device?: string },
+  ) => NativeModel;
   info(): {
     torchVersion: string;
     threads: number;
@@ -97,6 +104,10 @@ export interface NativeBinding {
   /** Intra-op threads (0 = all cores); more than the machine's cores are capped, with a process warning. */
   setThreads(threads: number): void;
   manualSeed(seed: number): void;
+  /** Whether this build links CUDA and sees GPUs: what `device: 'auto'` picks from. */
+  deviceInfo(): { cudaBuilt: boolean; cudaAvailable: boolean; cudaDevices: number };
+  /** 'cpu' or 'cuda:N' for a device name; throws an error that says what to do when it cannot be used. */
+  resolveDevice(name: string): string;
 }
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -146,6 +157,13 @@ export function native(): NativeBinding {
     if (capped.warning) process.emitWarning(capped.warning, { code: 'TRANSFERLAB_THREADS' });
     loaded.setThreads(capped.threads);
   };
-  binding = { NativeModel: loaded.NativeModel, info: loaded.info, manualSeed: loaded.manualSeed, setThreads };
+  binding = {
+    NativeModel: loaded.NativeModel,
+    info: loaded.info,
+    manualSeed: loaded.manualSeed,
+    setThreads,
+    deviceInfo: loaded.deviceInfo,
+    resolveDevice: loaded.resolveDevice,
+  };
   return binding;
 }

@@ -1,6 +1,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DatasetInfo } from '../data/open-splits.js';
+import { workerDevice } from '../distributed/launch-env.js';
 import { native } from '../engine/native.js';
 import { formatResultsTable } from '../reports/terminal.js';
 import type { ModelRunSummary, RunSummary } from '../reports/types.js';
@@ -75,7 +76,7 @@ export async function runCompare(
 
     await fs.mkdir(runDir, { recursive: true });
     await writeJsonAtomic(path.join(runDir, 'config.json'), config);
-    const environment = describeEnvironment({ threads: config.threads, bf16: config.bf16 });
+    const environment = describeEnvironment({ threads: config.threads, bf16: config.bf16, device: workerDevice(config.device ?? 'cpu') });
     await writeJsonAtomic(path.join(runDir, 'environment.json'), environment);
     await writeJsonAtomic(path.join(runDir, 'dataset.json'), info);
     log(

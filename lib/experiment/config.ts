@@ -1,5 +1,6 @@
 import { DEFAULT_SEED } from '../config/defaults.js';
 import type { Preprocessing } from '../models/preprocessing.js';
+import type { DeviceName } from '../models/sequential.js';
 
 /** One `--resume` that changed settings: `changed[flag] = [old, new]`. */
 export interface ConfigChange {
@@ -39,6 +40,8 @@ export interface CompareConfig {
   learningRate: number;
   seed: number;
   threads: number;
+  /** cpu, cuda (each worker's own GPU), cuda:N or auto; absent in runs from before devices (cpu) */
+  device?: DeviceName;
   shuffleSeed?: number;
   faithful: boolean;
   cacheDir?: string;
@@ -66,6 +69,7 @@ export const DEFAULT_CONFIG: Omit<CompareConfig, 'out'> = {
   learningRate: 1e-3,
   seed: DEFAULT_SEED,
   threads: 0,
+  device: 'cpu',
   faithful: false,
 };
 

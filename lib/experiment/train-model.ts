@@ -4,6 +4,7 @@ import type { Backbone } from '../applications/backbone.js';
 import { transferModel } from '../applications/transfer-model.js';
 import type { OpenedDatasets } from '../data/index.js';
 import type { Dataset } from '../data/types.js';
+import { workerDevice } from '../distributed/launch-env.js';
 import type { Sequential } from '../models/sequential.js';
 import { cnnForClasses, defaultHeadLayers } from '../models/zoo.js';
 import type { ModelRunSummary } from '../reports/types.js';
@@ -39,7 +40,11 @@ interface Built {
 
 async function buildModel(kind: ModelKind, config: CompareConfig, classes: number): Promise<Built> {
   const inputShape = [...config.imageSize, 3];
-  if (kind === 'cnn') return { model: cnnForClasses(inputShape, classes, { seed: config.seed }), baseLayers: 0 };
+  if (kind === 'cnn')
+    return {
+      model: cnnForClasses(inputShape, classes, { seed: config.seed, device: workerDevice(config.device ?? 'cpu') }),
+      baseLayers: 0,
+    };
   const backbone = await loadBackbone(config, inputShape);
   // the experiment feeds x / 255 to VGG16 too (its Keras original did), unless its config names a preprocessing
   const preprocessing = config.preprocess ?? (config.backbone === 'vgg16' ? 'scale01' : backbone.nativePreprocessing);
@@ -50,6 +55,7 @@ async function buildModel(kind: ModelKind, config: CompareConfig, classes: numbe
     inputShape,
     preprocessing,
     seed: config.seed,
+    device: workerDevice(config.device ?? 'cpu'),
   });
   return { model, baseLayers: model.baseLayers, backbone };
 }

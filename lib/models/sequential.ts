@@ -1,5 +1,5 @@
 import type { Dataset } from '../data/types.js';
-import { type EngineLayerSpec, type NativeModel, native } from '../engine/native.js';
+import { type DeviceName, type EngineLayerSpec, type NativeModel, native } from '../engine/native.js';
 import type { LayerConfig, LayerWeights, SequentialConfig, Shape, WeightTensor } from '../keras-format/config.js';
 import { type EvaluateResult, evaluate, type FitOptions, fit } from '../training/fit.js';
 import type { History } from '../training/history.js';
@@ -8,6 +8,8 @@ import { type OptimizerSpec, resolveOptimizer } from './optimizers.js';
 import { type Preprocessing, preprocessingSpec } from './preprocessing.js';
 import { LayerConfigError, type ResolvedLayer, resolveChain } from './resolve.js';
 import { countParams, formatSummary, type ParamCounts } from './summary.js';
+
+export type { DeviceName };
 
 /** Keras losses: categorical takes one-hot label rows, sparse categorical integer class indices. */
 export type LossName =
@@ -33,6 +35,8 @@ export interface SequentialOptions {
   seed?: number;
   /** Input shape when no layer carries `inputShape` / `batch_input_shape`. */
   inputShape?: Shape;
+  /** Where the engine keeps the weights and runs batches: 'cpu' (default), 'cuda', 'cuda:N' or 'auto' (cuda when available). */
+  device?: DeviceName;
 }
 
 const SNAKE_LOSS: Record<LossName, string> = {
@@ -53,6 +57,7 @@ export class Sequential {
   readonly inputShape: Shape;
   readonly preprocessing: Preprocessing;
   readonly seed: number;
+  readonly device: DeviceName;
   /** set by callbacks (EarlyStopping) to end `fit` after the current epoch, as in Keras. */
   stopTraining = false;
   private resolved: ResolvedLayer[];
@@ -63,6 +68,7 @@ export class Sequential {
     this.name = options.name ?? 'sequential';
     this.preprocessing = options.preprocessing ?? 'scale01';
     this.seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+    this.device = options.device ?? 'cpu';
     if (configs.length === 0) throw new LayerConfigError('a Sequential model needs at least one layer');
     const named = nameLayers(configs);
     const declared = named[0].config.batch_input_shape as (number | null)[] | undefined;
@@ -217,7 +223,7 @@ export class Sequential {
       const pre = preprocessingSpec(this.preprocessing);
       if (pre) specs.push({ ...pre, inputShape: this.inputShape });
       for (const r of this.resolved) if (r.spec) specs.push(r.spec);
-      this.engineModel = new (native().NativeModel)(specs, { seed: this.seed });
+      this.engineModel = new (native().NativeModel)(specs, { seed: this.seed, device: this.device });
     }
     return this.engineModel;
   }
