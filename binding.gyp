@@ -2,12 +2,12 @@
   "targets": [
     {
       "target_name": "transferlab",
-      "sources": ["src/addon.cc", "src/model.cc", "src/layers.cc", "src/tensors.cc", "src/allocator.cc", "src/device.cc"],
+      "sources": ["src/addon.cc", "src/model.cc", "src/layers.cc", "src/tensors.cc", "src/allocator.cc", "src/distributed.cc", "src/device.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node scripts/find-libtorch.mjs include)"
       ],
-      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "<!@(node scripts/find-libtorch.mjs defines)"],
+      "defines": ["NAPI_VERSION=8", "USE_C10D_GLOO", "USE_DISTRIBUTED", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "<!@(node scripts/find-libtorch.mjs defines)"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
       "libraries": [

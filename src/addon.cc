@@ -10,6 +10,7 @@
 
 #include "allocator.h"
 #include "device.h"
+#include "distributed.h"
 #include "model.h"
 #include "threads.h"
 
@@ -78,6 +79,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
   exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfo));  // device
   exports.Set("resolveDevice", Napi::Function::New(env, ResolveDevice));  // device
+  exports.Set("distributed", dist::Init(env));
   return exports;
 }
 

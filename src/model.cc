@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "device.h"
+#include "distributed.h"
 #include "tensors.h"
 #include "threads.h"
 
@@ -364,16 +365,21 @@ void Model::applyGradients() {
   }
 }
 
-StepResult Model::trainStep(const torch::Tensor& x, const torch::Tensor& y, size_t from) {
+StepResult Model::trainStep(const torch::Tensor& x, const torch::Tensor& y, size_t from, bool dataParallel) {
   if (loss_ == Loss::None) throw std::logic_error("compile() the model before fit/trainStep");
-  bool logits = outputIsLogitsFor(loss_);
-  torch::Tensor out = forward(x, from, layers_.size(), true, logits);
-  auto [loss, correct] = lossAndCorrect(out, y, logits);
-  if (!loss.requires_grad()) throw std::logic_error("no trainable weights after layer " + std::to_string(from) + ": nothing to train");
-  loss.backward();
   StepResult result;
-  result.loss = loss.item<double>();
-  result.correct = correct;
+  // --- data parallel hook: a rank's shard of a small last batch may be empty; it still takes part
+  if (!(dataParallel && x.size(0) == 0)) {
+    bool logits = outputIsLogitsFor(loss_);
+    torch::Tensor out = forward(x, from, layers_.size(), true, logits);
+    auto [loss, correct] = lossAndCorrect(out, y, logits);
+    if (!loss.requires_grad()) throw std::logic_error("no trainable weights after layer " + std::to_string(from) + ": nothing to train");
+    loss.backward();
+    result.loss = loss.item<double>();
+    result.correct = correct;
+  }
+  if (dataParallel) dist::reduceStep(layers_, from, x.size(0), result.loss, result.correct);
+  // --- end of the data parallel hook
   // A NaN loss must not poison the weights: the caller stops and keeps the last good checkpoint.
   if (std::isfinite(result.loss)) applyGradients();
   else {
@@ -423,7 +429,7 @@ struct CallArgs {
   Napi::Object keepAlive;
 };
 
-CallArgs readCall(const Napi::CallbackInfo& info, bool withLabels) {
+CallArgs readCall(const Napi::CallbackInfo& info, bool withLabels, bool allowEmpty = false) {
   Napi::Env env = info.Env();
   if (!info[0].IsTypedArray()) throw Napi::TypeError::New(env, "x must be a Uint8Array or Float32Array");
   CallArgs args;
@@ -439,7 +445,9 @@ CallArgs readCall(const Napi::CallbackInfo& info, bool withLabels) {
       auto y = info[2].As<Napi::Float32Array>();
       // one label per example, or one row per example (one-hot): the loss checks which it needs
       const int64_t count = static_cast<int64_t>(y.ElementLength());
-      if (count == 0 || count % args.x.size(0) != 0) {
+      const int64_t n = args.x.size(0);
+      const bool empty = allowEmpty && n == 0 && count == 0;  // a data-parallel rank's empty shard
+      if (!empty && (count == 0 || count % n != 0)) {
         throw std::invalid_argument("x has " + std::to_string(args.x.size(0)) + " examples but y has " + std::to_string(count) + " values");
       }
       args.y = torch::from_blob(y.Data(), {static_cast<int64_t>(y.ElementLength())}, torch::kFloat32);
@@ -494,13 +502,14 @@ Napi::Value Model::orReject(const Napi::CallbackInfo& info, Napi::Value (Model::
 }
 
 Napi::Value Model::StartTrainStep(const Napi::CallbackInfo& info) {
-  CallArgs args = readCall(info, true);
+  const bool dataParallel = info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value();
+  CallArgs args = readCall(info, true, dataParallel);
   size_t from = layerIndex(info, 3);
   checkInputShape(info.Env(), layers_, from, args.x);
   acquire(info.Env());
   auto* worker = new PromiseWorker<StepResult>(
       info.Env(), this, args.keepAlive,
-      [this, x = args.x, y = args.y, from]() { return trainStep(toModelInput(x.to(device_)), y.to(device_), from); },
+      [this, x = args.x, y = args.y, from, dataParallel]() { return trainStep(toModelInput(x.to(device_)), y.to(device_), from, dataParallel); },
       [](Napi::Env env, StepResult& r) -> Napi::Value { return stepToJs(env, r); });
   worker->Queue();
   return worker->promise();

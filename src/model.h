@@ -41,11 +41,14 @@ class Model : public Napi::ObjectWrap<Model> {
   explicit Model(const Napi::CallbackInfo& info);
 
   // Called from worker threads while busy_ is held.
-  StepResult trainStep(const torch::Tensor& x, const torch::Tensor& y, size_t from);
+  // dataParallel: average the step over the process group (distributed.cc) before the update.
+  StepResult trainStep(const torch::Tensor& x, const torch::Tensor& y, size_t from, bool dataParallel = false);
   StepResult evaluate(const torch::Tensor& x, const torch::Tensor& y, size_t from);
   torch::Tensor predict(const torch::Tensor& x, size_t from, size_t to, bool bf16);
 
   void release() { busy_.store(false); }
+  // distributed.cc: the weights to broadcast from rank 0
+  std::vector<Layer>& layers() { return layers_; }
 
  private:
   Napi::Value GetWeights(const Napi::CallbackInfo& info);

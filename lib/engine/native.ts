@@ -71,7 +71,8 @@ export interface NativeModel {
   setWeights(layer: number, weights: Float32Array[]): void;
   setTrainable(layer: number, trainable: boolean): void;
   compile(options: { loss: string; optimizer?: string } & Record<string, number | boolean | string>): void;
-  trainStep(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<StepOutput>;
+  /** dataParallel: average the step over the process group (loss and correct count come back global). */
+  trainStep(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number, dataParallel?: boolean): Promise<StepOutput>;
   evaluate(x: Uint8Array | Float32Array, shape: number[], y: Float32Array, fromLayer: number): Promise<Required<StepOutput>>;
   predict(
     x: Uint8Array | Float32Array,
@@ -108,6 +109,19 @@ export interface NativeBinding {
   deviceInfo(): { cudaBuilt: boolean; cudaAvailable: boolean; cudaDevices: number };
   /** 'cpu' or 'cuda:N' for a device name; throws an error that says what to do when it cannot be used. */
   resolveDevice(name: string): string;
+  /** torch.distributed's c10d: one Gloo process group per process (lib/distributed wraps it). */
+  distributed: NativeDistributed;
+}
+
+export interface NativeDistributed {
+  /** rendezvous on the TCPStore at host:port (rank 0 serves it), then connects the Gloo group. */
+  init(options: { rank: number; worldSize: number; host: string; port: number; timeoutMs: number }): Promise<void>;
+  destroy(): void;
+  /** element-wise sums over all ranks */
+  allreduceSum(values: Float64Array): Promise<Float64Array>;
+  barrier(): Promise<void>;
+  /** every weight of the model (moving statistics too) from rank 0 */
+  broadcastModel(model: NativeModel): Promise<void>;
 }
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -164,6 +178,7 @@ export function native(): NativeBinding {
     setThreads,
     deviceInfo: loaded.deviceInfo,
     resolveDevice: loaded.resolveDevice,
+    distributed: loaded.distributed,
   };
   return binding;
 }

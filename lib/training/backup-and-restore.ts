@@ -1,5 +1,6 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { barrier, isChief } from '../distributed/index.js';
 import type { Sequential } from '../models/sequential.js';
 import { recoverInterruptedSave, restoreCheckpoint, type SaveOptions, saveModel } from '../saving/persistence.js';
 import type { Callback, Restored } from './callbacks.js';
@@ -49,7 +50,8 @@ export class BackupAndRestore implements Callback {
 
   /** The saved state, without touching the model; undefined when there is no backup. */
   async saved(): Promise<BackupState | undefined> {
-    await recoverInterruptedSave(this.backupDir);
+    // only rank 0 of a data-parallel run writes the backup (and so finishes an interrupted save)
+    if (isChief()) await recoverInterruptedSave(this.backupDir);
     const file = path.join(this.backupDir, 'transferlab.json');
     if (!existsSync(path.join(this.backupDir, 'model.json')) || !existsSync(file)) return undefined;
     const metadata = JSON.parse(await fs.readFile(file, 'utf8')) as { extra?: { resume?: BackupState } };
@@ -63,6 +65,8 @@ export class BackupAndRestore implements Callback {
   }
 
   async restore(initialEpoch: number): Promise<Restored | undefined> {
+    if (isChief()) await recoverInterruptedSave(this.backupDir);
+    await barrier(); // the other ranks read the backup once rank 0 has recovered it
     const state = await this.saved();
     // an earlier fit's backup: its history continues in ours, its weights are already the model's
     this.history = structuredClone(state?.history ?? {});
@@ -74,10 +78,11 @@ export class BackupAndRestore implements Callback {
   async onEpochEnd(epoch: number, logs: Logs): Promise<void> {
     for (const [k, v] of Object.entries(logs)) (this.history[k] ??= []).push(v);
     const resume: BackupState = { ...this.options.state?.(), completedEpochs: epoch + 1, history: this.history };
+    if (!isChief()) return;
     await saveModel(this.model!, this.backupDir, { ...this.options.saveOptions, includeOptimizer: true, extra: { resume } });
   }
 
   async onTrainEnd(): Promise<void> {
-    if (this.options.deleteCheckpoint ?? true) await fs.rm(this.backupDir, { recursive: true, force: true });
+    if (isChief() && (this.options.deleteCheckpoint ?? true)) await fs.rm(this.backupDir, { recursive: true, force: true });
   }
 }

@@ -1,3 +1,4 @@
+import { isChief } from '../distributed/index.js';
 import type { FitModel } from './fit-model.js';
 import type { Logs } from './history.js';
 
@@ -73,7 +74,7 @@ export class ModelCheckpoint<M extends FitModel = FitModel> implements Callback 
     const value = logs[this.monitor];
     const target = typeof this.filepath === 'function' ? this.filepath(epoch) : this.filepath;
     if (!this.saveBestOnly) {
-      await this.save(this.model!, target, epoch);
+      if (isChief()) await this.save(this.model!, target, epoch);
       return;
     }
     if (value === undefined)
@@ -81,7 +82,8 @@ export class ModelCheckpoint<M extends FitModel = FitModel> implements Callback 
     if (Number.isFinite(value) && isBetter(this.mode, this.monitor, value, this.best)) {
       this.best = value;
       this.bestEpoch = epoch;
-      await this.save(this.model!, target, epoch);
+      // every rank tracks the best epoch; only rank 0 of a data-parallel run writes
+      if (isChief()) await this.save(this.model!, target, epoch);
     }
   }
 }

@@ -1,4 +1,5 @@
 import type { Batch, Dataset } from '../data/types.js';
+import { DataParallel, isChief } from '../distributed/index.js';
 import type { Callback } from './callbacks.js';
 import type { FitModel } from './fit-model.js';
 import { History, type Logs } from './history.js';
@@ -50,6 +51,10 @@ class Meter {
   get accuracy(): number {
     return this.count ? this.correct / this.count : NaN;
   }
+  /** Sums over every rank's examples, so all ranks report the same numbers. */
+  async reduce(parallel: DataParallel): Promise<void> {
+    [this.lossSum, this.correct, this.count] = await parallel.reduceSums(this.lossSum, this.correct, this.count);
+  }
 }
 
 function batchSize(batch: Batch): number {
@@ -62,6 +67,7 @@ async function evaluateBatches(
   fromLayer: number,
   keepOutputs: boolean,
   what: string,
+  parallel?: DataParallel,
 ): Promise<EvaluateResult> {
   const meter = new Meter();
   const outputs: Float32Array[] = [];
@@ -72,8 +78,10 @@ async function evaluateBatches(
   for await (const batch of batches) {
     model.checkInput(batch.shape, fromLayer);
     checkLabels(model, batch.y, batchSize(batch), `${what} batch ${++step}`);
-    const r = await model.engine.evaluate(batch.x, batch.shape, batch.y, entry);
-    meter.add(r.loss, r.correct, batchSize(batch));
+    const part = parallel ? parallel.shard(batch) : batch;
+    if (batchSize(part) === 0) continue;
+    const r = await model.engine.evaluate(part.x, part.shape, part.y, entry);
+    meter.add(r.loss, r.correct, batchSize(part));
     if (keepOutputs) {
       outputs.push(r.output);
       labels.push(batch.y);
@@ -89,6 +97,7 @@ async function evaluateBatches(
     }
     return out;
   };
+  if (parallel) await meter.reduce(parallel);
   return { loss: meter.loss, accuracy: meter.accuracy, examples: meter.count, outputs: concat(outputs), labels: concat(labels), keys };
 }
 
@@ -136,8 +145,10 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
   const entry = model.engineIndex(fromLayer, true);
   const verbose = options.verbose ?? 1;
   const stepsPerPass = Math.ceil(data.size / data.batchSize);
+  // a process group makes this a data-parallel fit; only rank 0 shows progress
+  const parallel = DataParallel.current();
   const callbacks: Callback[] = [];
-  if (verbose > 0) callbacks.push(new ProgressLogger(process.stdout, () => options.stepsPerEpoch ?? stepsPerPass));
+  if (verbose > 0 && isChief()) callbacks.push(new ProgressLogger(process.stdout, () => options.stepsPerEpoch ?? stepsPerPass));
   callbacks.push(...(options.callbacks ?? []));
   let history = new History();
   for (const cb of callbacks) cb.setModel?.(model);
@@ -153,6 +164,8 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
   const validData = options.validationData;
   const validStream = validData && options.validationSteps !== undefined ? new RepeatingStream(validData) : undefined;
   model.stopTraining = false;
+  // every rank has restored (this waits for all of them) and starts from rank 0's weights
+  if (parallel) await parallel.broadcastWeights(model.engine);
   try {
     if (initialEpoch > 0 && initialEpoch < epochs)
       await advanceStreams(trainStream, options.stepsPerEpoch, validData, validStream, options.validationSteps, initialEpoch);
@@ -164,7 +177,9 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
       for await (const batch of takeBatches(data, trainStream, options.stepsPerEpoch, epoch)) {
         model.checkInput(batch.shape, fromLayer);
         checkLabels(model, batch.y, batchSize(batch), `training batch ${step + 1} of epoch ${epoch + 1}`);
-        const r = await model.engine.trainStep(batch.x, batch.shape, batch.y, entry);
+        const r = parallel
+          ? await parallel.trainStep(model.engine, batch, entry)
+          : await model.engine.trainStep(batch.x, batch.shape, batch.y, entry);
         if (!Number.isFinite(r.loss)) {
           throw new NaNLossError(
             `training of '${model.name}' stopped: the loss became ${r.loss} at epoch ${epoch + 1}, step ${step + 1}. ` +
@@ -185,6 +200,7 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
           fromLayer,
           false,
           `validation of epoch ${epoch + 1},`,
+          parallel,
         );
         logs.val_loss = v.loss;
         logs.val_accuracy = v.accuracy;

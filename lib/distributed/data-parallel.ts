@@ -1,0 +1,40 @@
+import type { Batch } from '../data/types.js';
+import { type NativeModel, native } from '../engine/native.js';
+import { allreduceSum, distributedInfo, type ProcessGroupInfo } from './process-group.js';
+import { shardBatch } from './shard.js';
+
+/**
+ * What `fit` consults when a process group exists: each rank trains on its shard of every global
+ * batch, the engine averages gradients (weighted by examples) and metrics over all ranks before
+ * the update, so every rank holds the weights and numbers one process would on the whole batch.
+ */
+export class DataParallel {
+  constructor(readonly group: ProcessGroupInfo) {}
+
+  /** The strategy for this process's group; undefined when it runs alone. */
+  static current(): DataParallel | undefined {
+    const group = distributedInfo();
+    return group ? new DataParallel(group) : undefined;
+  }
+
+  shard(batch: Batch): Batch {
+    return shardBatch(batch, this.group.rank, this.group.worldSize);
+  }
+
+  /** Identical starting weights: rank 0's, broadcast to all. */
+  async broadcastWeights(engine: NativeModel): Promise<void> {
+    await native().distributed.broadcastModel(engine);
+  }
+
+  /** One step on this rank's shard of `batch`; loss and correct count are the global batch's. */
+  async trainStep(engine: NativeModel, batch: Batch, entry: number): Promise<{ loss: number; correct: number }> {
+    const part = this.shard(batch);
+    return engine.trainStep(part.x, part.shape, part.y, entry, true);
+  }
+
+  /** Sums of (loss * examples, correct, examples) over all ranks. */
+  async reduceSums(lossSum: number, correct: number, count: number): Promise<[number, number, number]> {
+    const [l, c, n] = await allreduceSum([lossSum, correct, count]);
+    return [l!, c!, n!];
+  }
+}

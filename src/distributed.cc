@@ -1,0 +1,300 @@
+#include "distributed.h"
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "model.h"
+#include "threads.h"
+
+namespace tl::dist {
+
+namespace {
+
+struct Group {
+  int rank = 0;
+  int worldSize = 1;
+  std::string address;
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+};
+
+// One group per process, as torch.distributed's default group; the mutex guards init/destroy
+// against a collective running on a worker thread.
+std::mutex gMutex;
+std::shared_ptr<Group> gGroup;
+
+std::shared_ptr<Group> current() {
+  std::lock_guard<std::mutex> lock(gMutex);
+  if (!gGroup) throw std::logic_error("no process group: call initDistributed() first");
+  return gGroup;
+}
+
+std::string firstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+std::string errorText(const std::exception& e) {
+  if (auto* c10error = dynamic_cast<const c10::Error*>(&e)) return firstLine(c10error->what_without_backtrace());
+  return firstLine(e.what());
+}
+
+// c10d's errors say what failed but not where: name this rank and the rendezvous address.
+[[noreturn]] void rethrowNamed(const Group& g, const std::string& what, const std::exception& e) {
+  throw std::runtime_error("rank " + std::to_string(g.rank) + " of " + std::to_string(g.worldSize) + " (process group at " + g.address +
+                           "): " + what + " failed: " + errorText(e) +
+                           ". Another rank probably stopped or cannot reach this one; check every rank's output.");
+}
+
+void waitAll(const Group& g, const std::string& what, std::vector<c10::intrusive_ptr<c10d::Work>>& works) {
+  try {
+    for (auto& w : works) w->wait();
+  } catch (const std::exception& e) {
+    rethrowNamed(g, what, e);
+  }
+}
+
+constexpr int64_t kBucketBytes = 25 * 1024 * 1024;  // DDP's default bucket_cap_mb
+
+// Flattens `tensors` into buckets of about kBucketBytes, runs `collective` on each (all started
+// before any is waited for, so Gloo pipelines them), and copies the results back.
+void bucketed(const Group& g, const std::string& what, std::vector<torch::Tensor>& tensors,
+              const std::function<c10::intrusive_ptr<c10d::Work>(std::vector<at::Tensor>&)>& collective) {
+  std::vector<std::vector<size_t>> buckets;
+  int64_t bytes = kBucketBytes;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    int64_t size = tensors[i].numel() * static_cast<int64_t>(tensors[i].element_size());
+    if (buckets.empty() || bytes + size > kBucketBytes) {
+      buckets.emplace_back();
+      bytes = 0;
+    }
+    buckets.back().push_back(i);
+    bytes += size;
+  }
+  std::vector<torch::Tensor> flat;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  try {
+    for (const auto& bucket : buckets) {
+      std::vector<torch::Tensor> parts;
+      for (size_t i : bucket) parts.push_back(tensors[i].reshape({-1}));
+      std::vector<at::Tensor> one{torch::cat(parts)};
+      works.push_back(collective(one));
+      flat.push_back(one[0]);
+    }
+  } catch (const std::exception& e) {
+    rethrowNamed(g, what, e);
+  }
+  waitAll(g, what, works);
+  torch::NoGradGuard noGrad;
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    int64_t offset = 0;
+    for (size_t i : buckets[b]) {
+      int64_t n = tensors[i].numel();
+      tensors[i].copy_(flat[b].narrow(0, offset, n).view(tensors[i].sizes()));
+      offset += n;
+    }
+  }
+}
+
+std::vector<double> allreduceSum(const Group& g, const std::vector<double>& values) {
+  std::vector<at::Tensor> t{torch::tensor(values, torch::kFloat64)};
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  try {
+    works.push_back(g.pg->allreduce(t));
+  } catch (const std::exception& e) {
+    rethrowNamed(g, "all-reduce of metrics", e);
+  }
+  waitAll(g, "all-reduce of metrics", works);
+  auto a = t[0].accessor<double, 1>();
+  std::vector<double> out(values.size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = a[i];
+  return out;
+}
+
+}  // namespace
+
+void reduceStep(std::vector<Layer>& layers, size_t from, int64_t examples, double& loss, int64_t& correct) {
+  auto g = current();
+  std::vector<double> sums = allreduceSum(*g, {examples > 0 ? loss * static_cast<double>(examples) : 0.0, static_cast<double>(correct),
+                                               static_cast<double>(examples)});
+  const double total = sums[2];
+  if (total <= 0) throw std::invalid_argument("data-parallel train step with no examples on any rank");
+  loss = sums[0] / total;
+  correct = static_cast<int64_t>(sums[1]);
+  // Every rank reduces the same list of gradients in the same order: a rank with an empty shard
+  // (or a weight its shard did not reach) contributes zeros.
+  torch::NoGradGuard noGrad;
+  std::vector<torch::Tensor> grads;
+  const double weight = static_cast<double>(examples) / total;
+  for (size_t li = from; li < layers.size(); ++li) {
+    for (auto& p : layers[li].params) {
+      if (!p.requires_grad()) continue;
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      p.mutable_grad().mul_(weight);
+      grads.push_back(p.grad());
+    }
+  }
+  bucketed(*g, "all-reduce of gradients", grads, [&](std::vector<at::Tensor>& t) { return g->pg->allreduce(t); });
+}
+
+namespace {
+
+// Runs `work` on libuv's threadpool (collectives block until every rank arrives) and settles a
+// promise with `done(result)` on the JS thread.
+class Task : public Napi::AsyncWorker {
+ public:
+  using Done = std::function<Napi::Value(Napi::Env)>;
+  Task(Napi::Env env, std::function<void()> work, Done done, Napi::Value keepAlive = Napi::Value())
+      : Napi::AsyncWorker(env, "transferlab-distributed"), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
+        done_(std::move(done)) {
+    if (keepAlive.IsObject()) keepAlive_ = Napi::Persistent(keepAlive.As<Napi::Object>());
+  }
+  Napi::Promise start() {
+    auto promise = deferred_.Promise();
+    Queue();
+    return promise;
+  }
+  void Execute() override {
+    try {
+      configureWorkerThreads();
+      work_();
+    } catch (const std::exception& e) {
+      SetError(errorText(e));
+    }
+  }
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    deferred_.Resolve(done_ ? done_(Env()) : Env().Undefined());
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<void()> work_;
+  Done done_;
+  Napi::ObjectReference keepAlive_;
+};
+
+std::shared_ptr<::gloo::transport::Device> glooDevice(const std::string& host) {
+  // As torch.distributed: GLOO_SOCKET_IFNAME picks the interface; a loopback rendezvous binds
+  // loopback; otherwise the address this machine's hostname resolves to.
+  if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname) {
+    return c10d::ProcessGroupGloo::createDeviceForInterface(ifname);
+  }
+  if (host == "127.0.0.1" || host == "localhost" || host == "::1") return c10d::ProcessGroupGloo::createDeviceForHostname(host);
+  return c10d::ProcessGroupGloo::createDefaultDevice();
+}
+
+// init({rank, worldSize, host, port, timeoutMs}) -> Promise<void>: rank 0 serves the TCPStore.
+Napi::Value InitGroup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = info[0].As<Napi::Object>();
+  int rank = o.Get("rank").As<Napi::Number>().Int32Value();
+  int worldSize = o.Get("worldSize").As<Napi::Number>().Int32Value();
+  std::string host = o.Get("host").ToString().Utf8Value();
+  int port = o.Get("port").As<Napi::Number>().Int32Value();
+  auto timeout = std::chrono::milliseconds(o.Get("timeoutMs").As<Napi::Number>().Int64Value());
+  {
+    std::lock_guard<std::mutex> lock(gMutex);
+    if (gGroup) throw Napi::Error::New(env, "a process group already exists: call destroyDistributed() before initDistributed() again");
+  }
+  auto g = std::make_shared<Group>();
+  g->rank = rank;
+  g->worldSize = worldSize;
+  g->address = host + ":" + std::to_string(port);
+  auto work = [g, host, port, timeout]() {
+    try {
+      c10d::TCPStoreOptions opts;
+      opts.port = static_cast<std::uint16_t>(port);
+      opts.isServer = g->rank == 0;
+      opts.numWorkers = g->worldSize;
+      opts.waitWorkers = true;
+      opts.timeout = timeout;
+      g->store = c10::make_intrusive<c10d::TCPStore>(host, opts);
+    } catch (const std::exception& e) {
+      std::string hint = g->rank == 0 ? "is the port free? (another run may hold it; pick another MASTER_PORT)"
+                                      : "is rank 0 running and reachable at that address?";
+      throw std::runtime_error("rank " + std::to_string(g->rank) + " of " + std::to_string(g->worldSize) + ": the rendezvous at " +
+                               g->address + " failed: " + errorText(e) + ". " + hint);
+    }
+    try {
+      auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+      options->devices.push_back(glooDevice(host));
+      g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, g->rank, g->worldSize, options);
+    } catch (const std::exception& e) {
+      rethrowNamed(*g, "connecting the Gloo process group", e);
+    }
+    std::lock_guard<std::mutex> lock(gMutex);
+    gGroup = g;
+  };
+  return (new Task(env, work, nullptr))->start();
+}
+
+void DestroyGroup(const Napi::CallbackInfo&) {
+  std::lock_guard<std::mutex> lock(gMutex);
+  gGroup.reset();
+}
+
+// allreduceSum(Float64Array) -> Promise<Float64Array>: element-wise sums over all ranks.
+Napi::Value AllreduceSum(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
+    throw Napi::TypeError::New(env, "allreduceSum needs a Float64Array");
+  }
+  auto in = info[0].As<Napi::Float64Array>();
+  auto values = std::make_shared<std::vector<double>>(in.Data(), in.Data() + in.ElementLength());
+  auto work = [values]() { *values = allreduceSum(*current(), *values); };
+  auto done = [values](Napi::Env env) -> Napi::Value {
+    auto out = Napi::Float64Array::New(env, values->size());
+    std::copy(values->begin(), values->end(), out.Data());
+    return out;
+  };
+  return (new Task(env, work, done))->start();
+}
+
+Napi::Value Barrier(const Napi::CallbackInfo& info) {
+  auto work = []() {
+    auto g = current();
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    try {
+      works.push_back(g->pg->barrier());
+    } catch (const std::exception& e) {
+      rethrowNamed(*g, "barrier", e);
+    }
+    waitAll(*g, "barrier", works);
+  };
+  return (new Task(info.Env(), work, nullptr))->start();
+}
+
+// broadcastModel(nativeModel) -> Promise<void>: every weight (moving statistics too) from rank 0.
+Napi::Value BroadcastModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "broadcastModel needs a NativeModel");
+  Model* model = Napi::ObjectWrap<Model>::Unwrap(info[0].As<Napi::Object>());
+  auto work = [model]() {
+    auto g = current();
+    std::vector<torch::Tensor> params;
+    for (auto& layer : model->layers()) for (auto& p : layer.params) params.push_back(p);
+    bucketed(*g, "broadcast of the weights from rank 0", params, [&](std::vector<at::Tensor>& t) { return g->pg->broadcast(t); });
+  };
+  return (new Task(env, work, nullptr, info[0]))->start();
+}
+
+}  // namespace
+
+Napi::Object Init(Napi::Env env) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("init", Napi::Function::New(env, InitGroup));
+  out.Set("destroy", Napi::Function::New(env, DestroyGroup));
+  out.Set("allreduceSum", Napi::Function::New(env, AllreduceSum));
+  out.Set("barrier", Napi::Function::New(env, Barrier));
+  out.Set("broadcastModel", Napi::Function::New(env, BroadcastModel));
+  return out;
+}
+
+}  // namespace tl::dist
