@@ -111,6 +111,22 @@ test(
   },
 );
 
+test('Ctrl-C reaches every worker once; workers that stop for it end the launch with 130, not as a failure', HANG_GUARD, async () => {
+  await withTempDir('tl-launch-int-', async (dir) => {
+    const script = envWorker(`
+      process.on('SIGINT', () => { fs.writeFileSync(require('path').join(process.argv[1], 'sigint-' + process.env.RANK), ''); process.exit(130); });
+      setInterval(() => {}, 1000);`);
+    const started = launch({ nproc: 2, command: worker(script, dir), report: () => {} });
+    while (!['rank-0.json', 'rank-1.json'].every((f) => existsSync(path.join(dir, f)))) await new Promise((r) => setTimeout(r, 20));
+    process.kill(process.pid, 'SIGINT'); // as a terminal's Ctrl-C reaches the launcher
+    const result = await started;
+    assert.equal(result.exitCode, 130);
+    assert.equal(result.failed, undefined);
+    assert.ok(existsSync(path.join(dir, 'sigint-0')) && existsSync(path.join(dir, 'sigint-1')), 'both workers got SIGINT');
+    assert.equal(process.listenerCount('SIGINT'), 0, 'the launcher removed its handler');
+  });
+});
+
 test('a master port in use is refused before any worker starts, naming the port and the flag', HANG_GUARD, async () => {
   await withTempDir('tl-launch-port-', async (dir) => {
     await withBusyPort(async (port) => {

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MissingWeightsError } from '../../applications/vgg16.js';
+import { destroyDistributed, initDistributed } from '../../distributed/index.js';
 import { threadsPerWorker, workerDevice } from '../../distributed/launch-env.js';
 import { native } from '../../engine/native.js';
 import { capThreads } from '../../engine/threads.js';
@@ -322,8 +323,9 @@ export async function compareCommand(argv: string[]): Promise<number> {
   if (localWorkers > 1 && !parsed.passed!.includes('threads')) {
     config = { ...config, threads: threadsPerWorker(os.availableParallelism(), localWorkers) };
   }
+  const engine = native(); // a missing engine is not a --device problem
   try {
-    native().resolveDevice(workerDevice(config.device ?? 'cpu'));
+    engine.resolveDevice(workerDevice(config.device ?? 'cpu'));
   } catch (error) {
     console.error(`transferlab compare: --device: ${(error as Error).message}`);
     return 2;
@@ -331,6 +333,8 @@ export async function compareCommand(argv: string[]): Promise<number> {
   const threads = capThreads(config.threads);
   if (threads.warning) console.error(`transferlab compare: --threads: ${threads.warning}`);
   config = { ...config, threads: threads.threads };
+  // a worker of a distributed run (built-in launcher or torchrun): join the group its environment describes
+  await initDistributed({ timeoutMs: Math.round(parsed.distTimeoutSeconds! * 1000) });
   let result;
   try {
     result = await runCompare(config, { resume: Boolean(parsed.resume) });
@@ -339,6 +343,8 @@ export async function compareCommand(argv: string[]): Promise<number> {
     const left = parsed.resume ? `${config.out} is unchanged` : 'no run folder was created';
     console.error(`transferlab compare: cannot start: ${withFlags(error)}\nNothing was trained; ${left}.`);
     return 1;
+  } finally {
+    destroyDistributed();
   }
   if (result.interrupted) return 130;
   return result.summary!.models.some((m) => m.error) ? 1 : 0;
