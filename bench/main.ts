@@ -7,6 +7,7 @@
  */
 
 import { checkPython, runPython, runWorker } from './children.js';
+import { benchDistributed } from './distributed.js';
 import { type BenchOptions, parseArgs } from './options.js';
 import { bytesText, fmt, formatTable, type Row, ratioText } from './report.js';
 import { cpuInfo } from './system.js';
@@ -96,6 +97,9 @@ async function main(): Promise<void> {
     : null;
   const transfer = await step('transfer training cost, uncached vs cached, engine', 'transferCost', worker('transfer-cost'));
   const decode = await step('decode, cold and cached', 'decode', worker('decode'));
+  const distributed = await step('distributed step overhead (2 ranks, Gloo on loopback)', 'distributedStepOverhead', () =>
+    benchDistributed(s),
+  );
 
   const r = (w: WorkerReply | null, key: string) => num(w?.result[key]);
   const cnnImg = r(cnn, 'imgPerSec');
@@ -137,6 +141,7 @@ async function main(): Promise<void> {
     transferEpochCostRatioUncachedToCached: cacheRatio,
     decodeColdImgPerSec: coldImg,
     decodeCachedImgPerSec: cachedImg,
+    distributedStepOverhead: distributed,
     threads,
     cpuModel: cpu.model,
     cores: cpu.cores,
@@ -272,6 +277,12 @@ async function main(): Promise<void> {
   out.push(
     `total ${((performance.now() - started) / 1000).toFixed(0)} s. Figures vary with machine load; targets are reported, not asserted.`,
   );
+  if (distributed) {
+    out.push(
+      `distributed (CNN, Gloo on loopback): data-parallel step overhead ${fmt(num(distributed.stepOverheadMs))} ms for ${String(distributed.gradients)} gradients; ` +
+        `2 ranks x 1 thread ${fmt(num(distributed.twoRanksOneThreadImgPerSec))} img/s vs 1 rank x 2 threads ${fmt(num(distributed.oneRankTwoThreadsImgPerSec))} img/s`,
+    );
+  }
   for (const [k, v] of Object.entries(errors)) out.push(`error in ${k}: ${v}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
