@@ -113,8 +113,9 @@ export async function launch(options: LaunchOptions): Promise<LaunchResult> {
           child.emit('exit', 127, null);
         });
         child.once('exit', (code, signal) => {
-          const ok = code === 0 || (interrupted && code === 130);
-          if (!ok && !failed) {
+          // 130: the worker stopped for Ctrl-C (sent to it alone, or to all); the others stop at the same batch
+          if (code === 130) interrupted = true;
+          if (code !== 0 && code !== 130 && !failed) {
             failed = { rank, pid: child.pid ?? -1, code, signal };
             const others = live().length;
             report(

@@ -4,6 +4,7 @@ import type { Backbone } from '../applications/backbone.js';
 import { transferModel } from '../applications/transfer-model.js';
 import type { OpenedDatasets } from '../data/index.js';
 import type { Dataset } from '../data/types.js';
+import { allreduceSum, distributedInfo } from '../distributed/index.js';
 import { workerDevice } from '../distributed/launch-env.js';
 import type { Sequential } from '../models/sequential.js';
 import { cnnForClasses, defaultHeadLayers } from '../models/zoo.js';
@@ -76,11 +77,14 @@ class RunMonitor implements Callback {
   onEpochBegin(): void {
     this.epochStart = this.stepStart = performance.now();
   }
-  onBatchEnd(): void {
+  async onBatchEnd(): Promise<void> {
     const now = performance.now();
     this.stepSeconds.push((now - this.stepStart) / 1000);
     this.stepStart = now;
-    if (this.interrupted()) throw new InterruptedError('interrupted');
+    // ranks get Ctrl-C at slightly different batches: they stop together when any of them got it,
+    // or the others would wait in the next step's all-reduce until the timeout
+    const interrupted = distributedInfo() ? (await allreduceSum([this.interrupted() ? 1 : 0]))[0]! > 0 : this.interrupted();
+    if (interrupted) throw new InterruptedError('interrupted');
   }
   onEpochEnd(): void {
     this.epochSeconds.push((performance.now() - this.epochStart) / 1000);
