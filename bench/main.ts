@@ -11,6 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchAugmentation } from './augment.js';
 import { checkPython, KEEP_ALLOCATIONS_ENV, runWorker } from './children.js';
+import { benchDistributed } from './distributed.js';
 import { seedExperimentSeconds } from './estimate.js';
 import { type Interleaved, interleave } from './interleave.js';
 import { type BenchOptions, parseArgs } from './options.js';
@@ -173,6 +174,9 @@ async function main(): Promise<void> {
   const real = await step('real runs from real caches (decode, CNN epoch, feature cache, head epochs)', 'realRuns', () =>
     runWorker('real-runs', { sizes: s, threads: opts.threads, bf16: cpu.bf16Supported }),
   );
+  const distributed = await step('distributed step overhead (2 ranks, Gloo on loopback)', 'distributedStepOverhead', () =>
+    benchDistributed(s),
+  );
 
   const rr = (key: string) => num(real?.result[key]);
   const cnnImg = num(cnn?.oursImgPerSec);
@@ -247,6 +251,7 @@ async function main(): Promise<void> {
     decodeCachedImgPerSec: rr('decodeCachedImgPerSec'),
     seedExperimentEstimateSeconds: estimate,
     seedExperimentEstimateSecondsBf16: estimateBf16,
+    distributedStepOverhead: distributed,
     threads,
     cpuModel: cpu.model,
     cores: cpu.cores,
@@ -375,6 +380,12 @@ async function main(): Promise<void> {
   out.push(
     `total ${((performance.now() - started) / 1000).toFixed(0)} s. Figures vary with machine load; targets are reported, not asserted.`,
   );
+  if (distributed) {
+    out.push(
+      `distributed (CNN, Gloo on loopback): data-parallel step overhead ${fmt(num(distributed.stepOverheadMs))} ms for ${String(distributed.gradients)} gradients; ` +
+        `2 ranks x 1 thread ${fmt(num(distributed.twoRanksOneThreadImgPerSec))} img/s vs 1 rank x 2 threads ${fmt(num(distributed.oneRankTwoThreadsImgPerSec))} img/s`,
+    );
+  }
   for (const [k, v] of Object.entries(errors)) out.push(`error in ${k}: ${v}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }

@@ -42,7 +42,7 @@ export {
   type SgdOptions,
 } from './models/optimizers.js';
 export type { Preprocessing } from './models/preprocessing.js';
-export { type CompileOptions, Sequential, type SequentialOptions, sequential } from './models/sequential.js';
+export { type CompileOptions, type DeviceName, Sequential, type SequentialOptions, sequential } from './models/sequential.js';
 export { defaultHeadLayers, experimentCnn, experimentCnnLayers } from './models/zoo.js';
 export { fetchArtifact, locateArtifact } from './net/artifacts.js';
 export { writeRunReport } from './reports/write-report.js';

@@ -2,7 +2,8 @@
 import { execFileSync } from 'node:child_process';
 // Finds libtorch for the native build, in the order tch-rs uses: LIBTORCH (an official libtorch
 // download, CPU or CUDA), then LIBTORCH_USE_PYTORCH=1 (the active Python's torch), then the system
-// (Debian/Ubuntu `libtorch-dev`). Prints `include` dirs, `lib` dir or `libs` as node-gyp asks;
+// (Debian/Ubuntu `libtorch-dev`). Prints `include` dirs, `lib` dir, `cuda-libs` or `defines` (CUDA
+// builds only) as node-gyp asks;
 // `--explain` prints what was tried. Exits non-zero with instructions when nothing is found.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -14,7 +15,9 @@ function layout(root, includeRoot, libDir) {
   const include = [includeRoot, path.join(includeRoot, 'torch/csrc/api/include')];
   const ok = existsSync(path.join(includeRoot, HEADER)) && existsSync(path.join(libDir, 'libtorch_cpu.so'));
   tried.push(`${root}: ${ok ? 'found' : `no ${HEADER} under ${includeRoot} or no libtorch_cpu.so in ${libDir}`}`);
-  return ok ? { root, include, libDir } : undefined;
+  // a CUDA libtorch (official download or pip torch) also has libtorch_cuda.so: the addon links it then
+  const cuda = ok && existsSync(path.join(libDir, 'libtorch_cuda.so'));
+  return ok ? { root, include, libDir, cuda } : undefined;
 }
 
 function find() {
@@ -54,5 +57,8 @@ if (!found) {
 }
 if (what === 'include') console.log(found.include.join(' '));
 else if (what === 'lib') console.log(found.libDir);
-else if (what === '--explain') console.log(`${found.root}\n${tried.join('\n')}`);
+// --no-as-needed: nothing references torch_cuda directly, but loading it registers the CUDA kernels
+else if (what === 'cuda-libs') console.log(found.cuda ? '-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed' : '');
+else if (what === 'defines') console.log(found.cuda ? 'TL_WITH_CUDA=1' : '');
+else if (what === '--explain') console.log(`${found.root} (${found.cuda ? 'with CUDA' : 'CPU only'})\n${tried.join('\n')}`);
 else console.log(JSON.stringify(found));

@@ -11,6 +11,7 @@
 #include "allocator.h"
 #include "gather.h"
 #include "layer-timing.h"
+#include "device.h"
 #include "distributed.h"
 #include "model.h"
 #include "precision.h"
@@ -84,6 +85,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
   timing::addExports(env, exports);  // setLayerTiming, takeLayerTimes (bench)
   gather::addExports(env, exports);  // gatherRecords (record datasets)
+  exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfo));  // device
+  exports.Set("resolveDevice", Napi::Function::New(env, ResolveDevice));  // device
   exports.Set("distributed", dist::Init(env));
   return exports;
 }

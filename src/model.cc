@@ -6,6 +6,7 @@
 
 #include "layer-timing.h"
 #include "precision.h"
+#include "device.h"
 #include "distributed.h"
 #include "tensors.h"
 #include "threads.h"
@@ -118,6 +119,11 @@ Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
     for (uint32_t i = 0; i < specs.Length(); ++i) {
       layers_.push_back(parseLayer(specs.Get(i).As<Napi::Object>()));
       initParams(layers_.back());
+    }
+    // device: weights are initialised on the CPU (same values on every device), then moved
+    if (info[1].IsObject() && info[1].As<Napi::Object>().Get("device").IsString()) {
+      device_ = resolveDevice(info[1].As<Napi::Object>().Get("device").ToString().Utf8Value());
+      moveLayers(layers_, device_);
     }
   } catch (const std::exception& e) {
     throw Napi::Error::New(env, describe(e));
@@ -540,7 +546,7 @@ Napi::Value Model::StartTrainStep(const Napi::CallbackInfo& info) {
   acquire(info.Env());
   auto* worker = new PromiseWorker<StepResult>(
       info.Env(), this, args.keepAlive,
-      [this, x = args.x, y = args.y, from, dataParallel]() { return trainStep(toModelInput(x), y, from, dataParallel); },
+      [this, x = args.x, y = args.y, from, dataParallel]() { return trainStep(toModelInput(x.to(device_)), y.to(device_), from, dataParallel); },
       [](Napi::Env env, StepResult& r) -> Napi::Value { return stepToJs(env, r); });
   worker->Queue();
   return worker->promise();
@@ -553,7 +559,7 @@ Napi::Value Model::StartEvaluate(const Napi::CallbackInfo& info) {
   acquire(info.Env());
   auto* worker = new PromiseWorker<StepResult>(
       info.Env(), this, args.keepAlive,
-      [this, x = args.x, y = args.y, from]() { return evaluate(toModelInput(x), y, from); },
+      [this, x = args.x, y = args.y, from]() { return evaluate(toModelInput(x.to(device_)), y.to(device_), from); },
       [](Napi::Env env, StepResult& r) -> Napi::Value { return stepToJs(env, r); });
   worker->Queue();
   return worker->promise();
@@ -569,7 +575,7 @@ Napi::Value Model::StartPredict(const Napi::CallbackInfo& info) {
   acquire(info.Env());
   auto* worker = new PromiseWorker<torch::Tensor>(
       info.Env(), this, args.keepAlive,
-      [this, x = args.x, from, to, augment]() { return predict(toModelInput(x), from, to, augment); },
+      [this, x = args.x, from, to, augment]() { return predict(toModelInput(x.to(device_)), from, to, augment); },
       [](Napi::Env env, torch::Tensor& out) -> Napi::Value {
         Napi::Object result = Napi::Object::New(env);
         result.Set("output", toFloat32Array(env, out));
@@ -626,7 +632,7 @@ void Model::SetOptimizerState(const Napi::CallbackInfo& info) {
                                     ": compile with the settings it was saved with");
       }
       std::vector<torch::Tensor> tensors;
-      for (uint32_t s = 0; s < slots.Length(); ++s) tensors.push_back(fromFloat32Array(slots.Get(s), shape, what));
+      for (uint32_t s = 0; s < slots.Length(); ++s) tensors.push_back(fromFloat32Array(slots.Get(s), shape, what).to(device_));
       restored[{li, k}] = std::move(tensors);
     }
     iterations_ = state.Get("iterations").As<Napi::Number>().Int64Value();

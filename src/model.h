@@ -88,6 +88,8 @@ class Model : public Napi::ObjectWrap<Model> {
   // RMSprop (mean square[, mean gradient if centered][, momentum if momentum > 0]).
   std::map<std::pair<size_t, size_t>, std::vector<torch::Tensor>> slots_;
   std::atomic<bool> busy_{false};
+  // device: where the tensors live (src/device.cc); inputs move here, results back to the CPU
+  torch::Device device_ = torch::kCPU;
 };
 
 }  // namespace tl

@@ -41,7 +41,7 @@ torch::Tensor toKerasOutput(const torch::Tensor& out) {
 }
 
 Napi::Float32Array toFloat32Array(Napi::Env env, const torch::Tensor& t) {
-  torch::Tensor c = t.to(torch::kFloat32).contiguous();
+  torch::Tensor c = t.to(torch::kCPU, torch::kFloat32).contiguous();  // device: results come back to the CPU
   auto result = Napi::Float32Array::New(env, static_cast<size_t>(c.numel()));
   std::memcpy(result.Data(), c.data_ptr<float>(), sizeof(float) * static_cast<size_t>(c.numel()));
   return result;

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
+import { DEFAULT_DIST_TIMEOUT_SECONDS } from '../lib/cli/commands/compare.js';
 import { DEFAULT_CONFIG } from '../lib/experiment/config.js';
 import { sharedPetImages } from './helpers/pet-images.js';
 import { writeTinyBackbone } from './helpers/tiny-backbone.js';
@@ -48,6 +49,10 @@ const FLAGS = [
   'seed',
   'shuffle',
   'threads',
+  'device',
+  'nproc-per-node',
+  'master-port',
+  'dist-timeout',
   'faithful',
   'backbone',
   'backbone-output',
@@ -76,6 +81,8 @@ const DEFAULTS: Record<string, RegExp> = {
   models: /default: both|default: cnn,transfer/,
   seed: new RegExp(`default: ${DEFAULT_CONFIG.seed}\\b`),
   threads: /default: all cores/,
+  device: new RegExp(`default: ${DEFAULT_CONFIG.device}\\b`),
+  'dist-timeout': new RegExp(`default: ${DEFAULT_DIST_TIMEOUT_SECONDS}\\b`),
   backbone: new RegExp(`default: ${DEFAULT_CONFIG.backbone}\\b`),
   preprocess: /default: scale01 for vgg16/,
   'head-units': new RegExp(`default: ${DEFAULT_CONFIG.headUnits.join(',')}\\b`),

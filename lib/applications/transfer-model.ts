@@ -1,7 +1,7 @@
 import type { LayerConfig, Shape } from '../keras-format/config.js';
 import type { DtypePolicyName } from '../models/mixed-precision.js';
 import type { Preprocessing } from '../models/preprocessing.js';
-import { Sequential } from '../models/sequential.js';
+import { type DeviceName, Sequential } from '../models/sequential.js';
 import type { Backbone } from './backbone.js';
 
 export interface TransferModelOptions {
@@ -21,6 +21,8 @@ export interface TransferModelOptions {
   augmentation?: LayerConfig[];
   /** dtype policy of the model, the base included (default: the global policy). */
   dtype?: DtypePolicyName;
+  /** where the model runs (default cpu); see SequentialOptions.device */
+  device?: DeviceName;
 }
 
 /**
@@ -45,6 +47,7 @@ export class TransferModel extends Sequential {
       inputShape: options.inputShape ?? options.base.inputShape,
       seed: options.seed,
       dtype: options.dtype,
+      device: options.device,
       preprocessing: options.preprocessing ?? options.base.nativePreprocessing,
     });
     this.base = options.base;

@@ -73,6 +73,9 @@ export interface AugmentEngineSpec {
   seed: number;
 }
 
+/** Where a model's tensors live: 'auto' is cuda when this build and machine have it, else cpu. */
+export type DeviceName = 'cpu' | 'cuda' | `cuda:${number}` | 'auto';
+
 export interface StepOutput {
   loss: number;
   correct: number;
@@ -124,7 +127,11 @@ export interface NativeModel {
 }
 
 export interface NativeBinding {
-  NativeModel: new (layers: EngineLayerSpec[], options: { seed?: number }) => NativeModel;
+  /** `device`: 'cpu', 'cuda', 'cuda:N' or 'auto' (src/device.cc); weights are initialised on the CPU, then moved. */
+  NativeModel: new (
+    layers: EngineLayerSpec[],
+    options: { seed?: number; device?: string },
+  ) => NativeModel;
   info(): {
     torchVersion: string;
     threads: number;
@@ -151,6 +158,10 @@ export interface NativeBinding {
    * `out`, all on one libuv worker; rejects with "ended early (at byte N)" or the read error.
    */
   gatherRecords(fd: number, offsets: Float64Array, recordBytes: number, out: Uint8Array | Float32Array): Promise<void>;
+  /** Whether this build links CUDA and sees GPUs: what `device: 'auto'` picks from. */
+  deviceInfo(): { cudaBuilt: boolean; cudaAvailable: boolean; cudaDevices: number };
+  /** 'cpu' or 'cuda:N' for a device name; throws an error that says what to do when it cannot be used. */
+  resolveDevice(name: string): string;
   /** torch.distributed's c10d: one Gloo process group per process (lib/distributed wraps it). */
   distributed: NativeDistributed;
 }
@@ -221,6 +232,8 @@ export function native(): NativeBinding {
     setLayerTiming: loaded.setLayerTiming,
     takeLayerTimes: loaded.takeLayerTimes,
     gatherRecords: loaded.gatherRecords,
+    deviceInfo: loaded.deviceInfo,
+    resolveDevice: loaded.resolveDevice,
     distributed: loaded.distributed,
   };
   return binding;

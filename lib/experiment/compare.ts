@@ -2,6 +2,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { DatasetInfo } from '../data/open-splits.js';
 import { barrier, isChief } from '../distributed/index.js';
+import { workerDevice } from '../distributed/launch-env.js';
 import { native } from '../engine/native.js';
 import { bf16Support, type DtypePolicyName, FLAG_POLICY } from '../models/mixed-precision.js';
 import { formatResultsTable } from '../reports/terminal.js';
@@ -91,7 +92,7 @@ export async function runCompare(
     }
 
     const dtypePolicy = runPolicy(config, log);
-    const environment = describeEnvironment({ threads: config.threads, dtypePolicy });
+    const environment = describeEnvironment({ threads: config.threads, dtypePolicy, device: workerDevice(config.device ?? 'cpu') });
     // in a data-parallel run, only rank 0 writes the run folder
     if (isChief()) {
       await fs.mkdir(runDir, { recursive: true });

@@ -1,6 +1,7 @@
 import { DEFAULT_SEED } from '../config/defaults.js';
 import type { MixedPrecisionFlag } from '../models/mixed-precision.js';
 import type { Preprocessing } from '../models/preprocessing.js';
+import type { DeviceName } from '../models/sequential.js';
 
 /** One `--resume` that changed settings: `changed[flag] = [old, new]`. */
 export interface ConfigChange {
@@ -49,6 +50,8 @@ export interface CompareConfig {
   reduceLrOnPlateau?: string;
   seed: number;
   threads: number;
+  /** cpu, cuda (each worker's own GPU), cuda:N or auto; absent in runs from before devices (cpu) */
+  device?: DeviceName;
   shuffleSeed?: number;
   faithful: boolean;
   cacheDir?: string;
@@ -76,6 +79,7 @@ export const DEFAULT_CONFIG: Omit<CompareConfig, 'out'> = {
   learningRate: 1e-3,
   seed: DEFAULT_SEED,
   threads: 0,
+  device: 'cpu',
   faithful: false,
 };
 

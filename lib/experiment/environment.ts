@@ -2,8 +2,8 @@ import os from 'node:os';
 import { native } from '../engine/native.js';
 import type { DtypePolicyName } from '../models/mixed-precision.js';
 
-/** Where a run happened: CPU, threads, libtorch, precision. */
-export function describeEnvironment(options: { threads: number; dtypePolicy: DtypePolicyName }): Record<string, unknown> {
+/** Where a run happened: CPU, threads, libtorch, precision, device (rank 0's). */
+export function describeEnvironment(options: { threads: number; dtypePolicy: DtypePolicyName; device?: string }): Record<string, unknown> {
   const info = native().info();
   return {
     cpu: os.cpus()[0]?.model ?? 'unknown',
@@ -15,6 +15,7 @@ export function describeEnvironment(options: { threads: number; dtypePolicy: Dty
     mkldnn: info.mkldnn,
     dtypePolicy: options.dtypePolicy,
     bf16: info.bf16Reason,
+    device: native().resolveDevice(options.device ?? 'cpu'),
     node: process.version,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
   };

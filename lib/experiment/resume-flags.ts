@@ -36,6 +36,7 @@ const FLAG_KEYS: Record<string, (keyof CompareConfig)[]> = {
   seed: ['seed'],
   shuffle: ['shuffleSeed'],
   threads: ['threads'],
+  device: ['device'],
   faithful: ['faithful'],
   backbone: ['backbone'],
   'backbone-output': ['backboneOutput'],
@@ -54,7 +55,7 @@ const FLAG_KEYS: Record<string, (keyof CompareConfig)[]> = {
 };
 
 /** Where files moved to, or how fast to run: never changes a result (the data itself is checked against dataset.json). */
-const ALWAYS_SAFE = new Set(['data-dir', 'archive', 'image-folder', 'no-download', 'cache-dir', 'threads', 'weights']);
+const ALWAYS_SAFE = new Set(['data-dir', 'archive', 'image-folder', 'no-download', 'cache-dir', 'threads', 'device', 'weights']);
 /** Settings of the transfer model alone: free until it has trained an epoch. */
 const TRANSFER_ONLY = new Set(['backbone', 'backbone-output', 'preprocess', 'head-units', 'no-feature-cache']);
 

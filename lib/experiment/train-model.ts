@@ -4,7 +4,8 @@ import type { Backbone } from '../applications/backbone.js';
 import { transferModel } from '../applications/transfer-model.js';
 import type { OpenedDatasets } from '../data/index.js';
 import type { Dataset } from '../data/types.js';
-import { barrier, isChief } from '../distributed/index.js';
+import { allreduceSum, barrier, distributedInfo, isChief } from '../distributed/index.js';
+import { workerDevice } from '../distributed/launch-env.js';
 import { lastConvolutionalLayer } from '../models/grad-cam.js';
 import type { DtypePolicyName } from '../models/mixed-precision.js';
 import type { Sequential } from '../models/sequential.js';
@@ -59,7 +60,11 @@ export async function featureCacheKey(model: Sequential, baseLayers: number, bac
 export async function buildModel(kind: ModelKind, config: CompareConfig, classes: number, dtype: DtypePolicyName): Promise<Built> {
   const inputShape = [...config.imageSize, 3];
   const augmentation = config.augment ? augmentationLayers(config.augment) : [];
-  if (kind === 'cnn') return { model: cnnForClasses(inputShape, classes, { seed: config.seed, dtype, augmentation }), baseLayers: 0 };
+  if (kind === 'cnn')
+    return {
+      model: cnnForClasses(inputShape, classes, { seed: config.seed, dtype, augmentation, device: workerDevice(config.device ?? 'cpu') }),
+      baseLayers: 0,
+    };
   const backbone = await loadBackbone(config, inputShape);
   // the experiment feeds x / 255 to VGG16 too (its Keras original did), unless its config names a preprocessing
   const preprocessing = config.preprocess ?? (config.backbone === 'vgg16' ? 'scale01' : backbone.nativePreprocessing);
@@ -72,6 +77,7 @@ export async function buildModel(kind: ModelKind, config: CompareConfig, classes
     seed: config.seed,
     augmentation,
     dtype,
+    device: workerDevice(config.device ?? 'cpu'),
   });
   return { model, baseLayers: model.baseLayers, backbone };
 }
@@ -92,11 +98,14 @@ class RunMonitor implements Callback {
   onEpochBegin(): void {
     this.epochStart = this.stepStart = performance.now();
   }
-  onBatchEnd(): void {
+  async onBatchEnd(): Promise<void> {
     const now = performance.now();
     this.stepSeconds.push((now - this.stepStart) / 1000);
     this.stepStart = now;
-    if (this.interrupted()) throw new InterruptedError('interrupted');
+    // ranks get Ctrl-C at slightly different batches: they stop together when any of them got it,
+    // or the others would wait in the next step's all-reduce until the timeout
+    const interrupted = distributedInfo() ? (await allreduceSum([this.interrupted() ? 1 : 0]))[0]! > 0 : this.interrupted();
+    if (interrupted) throw new InterruptedError('interrupted');
   }
   onEpochEnd(): void {
     this.epochSeconds.push((performance.now() - this.epochStart) / 1000);

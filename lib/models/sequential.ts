@@ -1,5 +1,5 @@
 import type { Dataset } from '../data/types.js';
-import { type EngineLayerSpec, type NativeModel, native } from '../engine/native.js';
+import { type DeviceName, type EngineLayerSpec, type NativeModel, native } from '../engine/native.js';
 import type { LayerConfig, LayerWeights, SequentialConfig, Shape, WeightTensor } from '../keras-format/config.js';
 import { type EvaluateResult, evaluate, type FitOptions, fit } from '../training/fit.js';
 import type { History } from '../training/history.js';
@@ -18,6 +18,8 @@ import { learningRateSchedule, type OptimizerSpec, resolveOptimizer } from './op
 import { type Preprocessing, preprocessingSpec } from './preprocessing.js';
 import { LayerConfigError, type ResolvedLayer, resolveChain } from './resolve.js';
 import { countParams, formatSummary, type ParamCounts } from './summary.js';
+
+export type { DeviceName };
 
 /** Keras losses: categorical takes one-hot label rows, sparse categorical integer class indices. */
 export type LossName =
@@ -45,6 +47,8 @@ export interface SequentialOptions {
   inputShape?: Shape;
   /** Dtype policy of the layers that choose none themselves (default: the global policy). */
   dtype?: DtypePolicyName;
+  /** Where the engine keeps the weights and runs batches: 'cpu' (default), 'cuda', 'cuda:N' or 'auto' (cuda when available). */
+  device?: DeviceName;
 }
 
 const SNAKE_LOSS: Record<LossName, string> = {
@@ -65,6 +69,7 @@ export class Sequential {
   readonly inputShape: Shape;
   readonly preprocessing: Preprocessing;
   readonly seed: number;
+  readonly device: DeviceName;
   /** set by callbacks (EarlyStopping) to end `fit` after the current epoch, as in Keras. */
   stopTraining = false;
   private resolved: ResolvedLayer[];
@@ -78,6 +83,7 @@ export class Sequential {
     this.name = options.name ?? 'sequential';
     this.preprocessing = options.preprocessing ?? 'scale01';
     this.seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
+    this.device = options.device ?? 'cpu';
     if (configs.length === 0) throw new LayerConfigError('a Sequential model needs at least one layer');
     const named = nameLayers(configs);
     const declared = named[0].config.batch_input_shape as (number | null)[] | undefined;
@@ -284,7 +290,7 @@ export class Sequential {
       const pre = preprocessingSpec(this.preprocessing);
       // leading augmentation layers see raw pixels, as Keras's augmentation before Rescaling does
       if (pre) specs.splice(this.leadingAugmentation, 0, { ...pre, inputShape: this.inputShape });
-      this.engineModel = new (native().NativeModel)(specs, { seed: this.seed });
+      this.engineModel = new (native().NativeModel)(specs, { seed: this.seed, device: this.device });
     }
     return this.engineModel;
   }

@@ -1,5 +1,11 @@
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MissingWeightsError } from '../../applications/vgg16.js';
+import { destroyDistributed, initDistributed } from '../../distributed/index.js';
+import { threadsPerWorker, workerDevice } from '../../distributed/launch-env.js';
+import { native } from '../../engine/native.js';
 import { capThreads } from '../../engine/threads.js';
 import { augmentationLayers } from '../../experiment/augment-policy.js';
 import { defaultRunDir, readRunConfig, runCompare } from '../../experiment/compare.js';
@@ -9,9 +15,11 @@ import { PreflightError } from '../../experiment/preflight.js';
 import { applyResumeFlags, epochsDone, ResumeFlagError } from '../../experiment/resume-flags.js';
 import { mixedPrecisionFlag } from '../../models/mixed-precision.js';
 import { parsePreprocessing } from '../../models/preprocessing.js';
+import type { DeviceName } from '../../models/sequential.js';
 import { ReduceLROnPlateau } from '../../training/reduce-lr-on-plateau.js';
 import { OptionError } from '../../util/option-error.js';
 import { bareOption } from '../bare-option.js';
+import { LaunchError, launch } from '../launcher.js';
 
 const HELP = `transferlab compare: train a CNN from scratch and a transfer model on the same data, and compare them
 
@@ -48,7 +56,10 @@ Training:
   --models LIST          which models to train: cnn,transfer (default: both)
   --seed N               seed for initial weights and shuffling (default: 42)
   --shuffle              shuffle the training split every epoch (the experiment does not)
-  --threads N            CPU threads for the engine (default: all cores)
+  --threads N            CPU threads for the engine (default: all cores, shared evenly between the
+                         workers of one machine when distributed)
+  --device NAME          cpu, cuda (with several workers: each its own GPU, cuda:LOCAL_RANK), cuda:N,
+                         or auto (cuda when this engine and machine have it) (default: cpu)
   --mixed-precision bf16|fp32  bf16: Keras's 'mixed_bfloat16' policy (weights and updates float32,
                          convolutions and matrix products bfloat16) for training, evaluation and feature
                          extraction; float32 with a message where the CPU lacks bf16 (default: fp32)
@@ -76,6 +87,13 @@ Transfer model:
   --fine-tune-epochs N   after the head, unfreeze the top of the base and train N more epochs (default: 0)
   --fine-tune-layers N   how many base layers to unfreeze (default: 4, VGG16's block 5)
   --fine-tune-learning-rate X  (default: 1e-5)
+
+Distributed (docs/distributed.md; also works under torchrun --no-python):
+  --nproc-per-node N     start N workers on this machine (127.0.0.1), data-parallel over the global
+                         batch; rank 0 shows progress and writes the run folder, other ranks only errors
+  --master-port N        port of rank 0's rendezvous store (default: a free one)
+  --dist-timeout SECONDS how long a rank waits for the others (a dead or unreachable rank) before
+                         stopping with an error (default: 300)
 
 Output:
   --out DIR              run folder (default: runs/<date_time>)
@@ -121,7 +139,20 @@ function positiveNumber(name: string, text: string | undefined, fallback: number
   return n;
 }
 
-export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resume?: string; passed?: string[]; help?: boolean } {
+export interface ParsedCompareArgs {
+  config?: CompareConfig;
+  resume?: string;
+  passed?: string[];
+  help?: boolean;
+  /** --nproc-per-node: this process launches the workers instead of training */
+  launch?: { nproc: number; masterPort?: number };
+  distTimeoutSeconds?: number;
+}
+
+const DEVICE = /^(cpu|auto|cuda(:\d+)?)$/;
+export const DEFAULT_DIST_TIMEOUT_SECONDS = 300;
+
+export function parseCompareArgs(argv: string[]): ParsedCompareArgs {
   // a bare --augment means the default policy; a bare --reduce-lr-on-plateau, Keras's defaults
   const args = bareOption(bareOption(argv, '--augment', 'default'), '--reduce-lr-on-plateau', '');
   const { values } = parseArgs({
@@ -144,6 +175,10 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
       seed: { type: 'string' },
       shuffle: { type: 'boolean' },
       threads: { type: 'string' },
+      device: { type: 'string' },
+      'nproc-per-node': { type: 'string' },
+      'master-port': { type: 'string' },
+      'dist-timeout': { type: 'string' },
       faithful: { type: 'boolean' },
       backbone: { type: 'string' },
       'backbone-output': { type: 'string' },
@@ -182,6 +217,14 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
   if (values['reduce-lr-on-plateau'] !== undefined) new ReduceLROnPlateau(parsePlateau(values['reduce-lr-on-plateau']));
   if (values['lr-schedule'] !== undefined && values['reduce-lr-on-plateau'] !== undefined)
     throw new Error('--reduce-lr-on-plateau sets the rate that --lr-schedule computes: use one of them');
+  if (values.device !== undefined && !DEVICE.test(values.device)) {
+    throw new Error(`--device takes cpu, cuda, cuda:N (a GPU index) or auto (got '${values.device}')`);
+  }
+  const masterPort = values['master-port'] === undefined ? undefined : positiveInt('master-port', values['master-port'], 0);
+  if (masterPort !== undefined && masterPort > 65535) throw new Error(`--master-port must be a port number, 1-65535 (got '${masterPort}')`);
+  if (masterPort !== undefined && values['nproc-per-node'] === undefined) {
+    throw new Error('--master-port is for the built-in launcher: give --nproc-per-node too (under torchrun, use its --master-port)');
+  }
   const config: CompareConfig = {
     ...DEFAULT_CONFIG,
     dataDir: values['data-dir'],
@@ -201,6 +244,7 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
     seed,
     shuffleSeed: values.shuffle ? seed : undefined,
     threads: nonNegativeInt('threads', values.threads, DEFAULT_CONFIG.threads),
+    device: (values.device as DeviceName | undefined) ?? DEFAULT_CONFIG.device,
     faithful: values.faithful ?? false,
     backbone: values.backbone ?? DEFAULT_CONFIG.backbone,
     backboneOutput: values['backbone-output'],
@@ -221,7 +265,16 @@ export function parseCompareArgs(argv: string[]): { config?: CompareConfig; resu
   };
   // the flags given (parseArgs sets no defaults), so --resume applies only what the user asked for
   const passed = Object.keys(values).filter((k) => k !== 'resume' && k !== 'help');
-  return { config, resume: values.resume, passed };
+  return {
+    config,
+    resume: values.resume,
+    passed,
+    launch:
+      values['nproc-per-node'] === undefined
+        ? undefined
+        : { nproc: positiveInt('nproc-per-node', values['nproc-per-node'], 0), masterPort },
+    distTimeoutSeconds: positiveNumber('dist-timeout', values['dist-timeout'], DEFAULT_DIST_TIMEOUT_SECONDS),
+  };
 }
 
 /** The library option each flag sets, for errors that name the option. */
@@ -245,6 +298,40 @@ function withFlags(error: Error): string {
   return error.message;
 }
 
+/** The arguments without the given flags, written `--flag value` or `--flag=value`. */
+function withoutFlags(argv: string[], flags: string[]): string[] {
+  const kept: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const flag = flags.find((f) => arg === `--${f}` || arg.startsWith(`--${f}=`));
+    if (!flag) kept.push(arg);
+    else if (arg === `--${flag}`) i++;
+  }
+  return kept;
+}
+
+/** `--nproc-per-node N`: this process only starts the workers (this same command without the launcher's flags). */
+async function launchWorkers(argv: string[], parsed: ParsedCompareArgs): Promise<number> {
+  const { nproc, masterPort } = parsed.launch!;
+  const args = withoutFlags(argv, ['nproc-per-node', 'master-port']);
+  const out = parsed.resume ?? parsed.config!.out;
+  // one run folder for every rank: each would otherwise pick its own default name
+  if (!parsed.resume && !parsed.passed!.includes('out')) args.push('--out', out);
+  const command = [process.execPath, ...process.execArgv, process.argv[1]!, 'compare', ...args];
+  let result;
+  try {
+    result = await launch({ nproc, masterPort, command });
+  } catch (error) {
+    if (!(error instanceof LaunchError)) throw error;
+    console.error(`transferlab compare: ${error.message}`);
+    return 2;
+  }
+  if (result.failed && existsSync(path.join(out, 'config.json'))) {
+    console.error(`transferlab compare: ${out} stays resumable: transferlab compare --resume ${out} --nproc-per-node ${nproc}`);
+  }
+  return result.exitCode;
+}
+
 export async function compareCommand(argv: string[]): Promise<number> {
   let parsed;
   try {
@@ -257,6 +344,7 @@ export async function compareCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
+  if (parsed.launch) return launchWorkers(argv, parsed);
   let config = parsed.config!;
   if (parsed.resume) {
     try {
@@ -275,9 +363,23 @@ export async function compareCommand(argv: string[]): Promise<number> {
       return 2;
     }
   }
+  // workers of one machine (launcher or torchrun) share its cores unless --threads says otherwise
+  const localWorkers = Number(process.env.LOCAL_WORLD_SIZE ?? 1);
+  if (localWorkers > 1 && !parsed.passed!.includes('threads')) {
+    config = { ...config, threads: threadsPerWorker(os.availableParallelism(), localWorkers) };
+  }
+  const engine = native(); // a missing engine is not a --device problem
+  try {
+    engine.resolveDevice(workerDevice(config.device ?? 'cpu'));
+  } catch (error) {
+    console.error(`transferlab compare: --device: ${(error as Error).message}`);
+    return 2;
+  }
   const threads = capThreads(config.threads);
   if (threads.warning) console.error(`transferlab compare: --threads: ${threads.warning}`);
   config = { ...config, threads: threads.threads };
+  // a worker of a distributed run (built-in launcher or torchrun): join the group its environment describes
+  await initDistributed({ timeoutMs: Math.round(parsed.distTimeoutSeconds! * 1000) });
   let result;
   try {
     result = await runCompare(config, { resume: Boolean(parsed.resume) });
@@ -286,6 +388,8 @@ export async function compareCommand(argv: string[]): Promise<number> {
     const left = parsed.resume ? `${config.out} is unchanged` : 'no run folder was created';
     console.error(`transferlab compare: cannot start: ${withFlags(error)}\nNothing was trained; ${left}.`);
     return 1;
+  } finally {
+    destroyDistributed();
   }
   if (result.interrupted) return 130;
   return result.summary!.models.some((m) => m.error) ? 1 : 0;

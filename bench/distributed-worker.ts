@@ -1,0 +1,75 @@
+/**
+ * One rank of the distributed bench (bench/distributed.ts): `node dist/bench/distributed-worker.js <json>`.
+ * Trains the experiment's CNN on synthetic batches, data-parallel when torchrun's variables say so;
+ * rank 0 (or the only process) writes its figures to the request's `out` file, nothing to stdout.
+ */
+import { writeFileSync } from 'node:fs';
+import type { Batch } from '../lib/data/types.js';
+import { DataParallel, destroyDistributed, initDistributed } from '../lib/distributed/index.js';
+import { native } from '../lib/engine/native.js';
+import { experimentCnn } from '../lib/models/zoo.js';
+import { syntheticPixels } from './engine.js';
+
+export interface DistributedRequest {
+  threads: number;
+  batch: number;
+  warmup: number;
+  steps: number;
+  out: string;
+}
+
+const SIZE = 300;
+
+function batchOf(n: number): Batch {
+  return { x: syntheticPixels(n * SIZE * SIZE * 3), shape: [n, SIZE, SIZE, 3], y: Float32Array.from({ length: n }, (_, i) => i % 2) };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+async function seconds(warmup: number, steps: number, fn: () => Promise<unknown>): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const each: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t = performance.now();
+    await fn();
+    each.push((performance.now() - t) / 1000);
+  }
+  return each;
+}
+
+const req = JSON.parse(process.argv[2] ?? '{}') as DistributedRequest;
+native().setThreads(req.threads);
+const group = await initDistributed({ timeoutMs: 120_000 });
+const dp = group && new DataParallel(group);
+const model = experimentCnn([SIZE, SIZE, 3], { seed: 1 });
+model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
+if (dp) await dp.broadcastWeights(model.engine);
+const step = (b: Batch) => (dp ? dp.trainStep(model.engine, b, 0) : model.engine.trainStep(b.x, b.shape, b.y, 0));
+
+const full = batchOf(req.batch);
+const each = await seconds(req.warmup, req.steps, () => step(full));
+const result: Record<string, unknown> = {
+  ranks: group?.worldSize ?? 1,
+  threadsPerRank: native().info().threads,
+  batch: req.batch,
+  imgPerSec: req.batch / median(each),
+  stepSeconds: each,
+};
+if (dp) {
+  // one example per rank: the data-parallel step minus the same step alone is what the group adds,
+  // mostly the all-reduce of every gradient
+  const tiny = batchOf(group.worldSize);
+  const mine = dp.shard(tiny);
+  const together = await seconds(1, req.steps, () => step(tiny));
+  const alone = await seconds(1, req.steps, () => model.engine.trainStep(mine.x, mine.shape, mine.y, 0));
+  result.gradients = model.countParams().trainable;
+  result.stepOverheadMs = (median(together) - median(alone)) * 1000;
+  result.dataParallelStepMs = median(together) * 1000;
+  result.localStepMs = median(alone) * 1000;
+}
+if ((group?.rank ?? 0) === 0) writeFileSync(req.out, JSON.stringify(result));
+destroyDistributed();
