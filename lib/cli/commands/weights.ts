@@ -3,8 +3,9 @@
  * says where they are. Output meant for scripts (the path) goes to stdout, everything else to stderr.
  */
 import { parseArgs } from 'node:util';
+import { APPLICATION_WEIGHTS } from '../../applications/weights-registry.js';
 import {
-  ARTIFACTS,
+  type Artifact,
   ArtifactFetchError,
   type ArtifactTable,
   artifactPath,
@@ -27,11 +28,8 @@ export interface WeightsCommandDeps {
   download?: { retryDelayMs?: number; stallTimeoutMs?: number };
 }
 
-/** Weight files this command handles (datasets are fetched by the data commands). */
-const WEIGHT_IDS: Record<string, string> = { vgg16: 'vgg16-notop', 'vgg16-notop': 'vgg16-notop' };
-
 function helpText(table: ArtifactTable): string {
-  const vgg = table['vgg16-notop'] ?? ARTIFACTS['vgg16-notop']!;
+  const vgg = table['vgg16-notop'] ?? APPLICATION_WEIGHTS['vgg16-notop']!;
   return `Usage: transferlab weights <fetch|path> vgg16 [options]
 
 Pretrained weights for the transfer model: Keras VGG16 trained on ImageNet, without the
@@ -69,7 +67,7 @@ Examples:
 export async function weightsCommand(argv: string[], deps: WeightsCommandDeps = {}): Promise<number> {
   const stdout = deps.stdout ?? process.stdout;
   const stderr = deps.stderr ?? process.stderr;
-  const table = deps.artifacts ?? ARTIFACTS;
+  const table = deps.artifacts ?? APPLICATION_WEIGHTS;
 
   let parsed: ReturnType<typeof parse>;
   try {
@@ -96,8 +94,10 @@ export async function weightsCommand(argv: string[], deps: WeightsCommandDeps = 
     stderr.write(`transferlab weights ${action}: say which weights, e.g. "transferlab weights ${action} vgg16".\n`);
     return 2;
   }
-  const id = WEIGHT_IDS[name];
-  if (!id || !table[id]) {
+  let artifact: Artifact;
+  try {
+    artifact = getArtifact(name, table);
+  } catch {
     stderr.write(`transferlab weights ${action}: unknown weights "${name}"; available: vgg16.\n`);
     return 2;
   }
@@ -105,17 +105,16 @@ export async function weightsCommand(argv: string[], deps: WeightsCommandDeps = 
     stderr.write(`transferlab weights ${action}: unexpected argument "${extra[0]}" (see --help).\n`);
     return 2;
   }
-  const artifact = getArtifact(id, table);
   const cacheDir = values['cache-dir'];
-  const locate = { artifacts: table, alsoLookIn: deps.alsoLookIn };
+  const locate = { alsoLookIn: deps.alsoLookIn };
 
   if (action === 'path') {
-    const found = await locateArtifact(id, cacheDir, locate);
+    const found = await locateArtifact(artifact, cacheDir, locate);
     if (found) {
       stdout.write(`${found}\n`);
       return 0;
     }
-    const destination = artifactPath(id, cacheDir, table);
+    const destination = artifactPath(artifact, cacheDir);
     stderr.write(
       `No verified ${artifact.fileName} found.\n` +
         `Run "transferlab weights fetch vgg16${cacheDir ? ` --cache-dir ${cacheDir}` : ''}" to download it, or, offline, ` +
@@ -130,7 +129,7 @@ export async function weightsCommand(argv: string[], deps: WeightsCommandDeps = 
   const onSigint = (): void => controller.abort();
   process.once('SIGINT', onSigint);
   try {
-    const file = await fetchArtifact(id, {
+    const file = await fetchArtifact(artifact, {
       ...locate,
       cacheDir,
       quiet: values.quiet,
