@@ -49,8 +49,6 @@ export interface ExtractOptions {
   progress?: boolean;
   /** shuffle the features' passes like the images' dataset does (same seed, same order). */
   shuffleSeed?: number;
-  /** stop after this many examples (tests use it to simulate an interruption). */
-  stopAfter?: number;
 }
 
 /**
@@ -97,7 +95,6 @@ async function featureOrigin(data: Dataset & { pixelsPath?: string }, key: Featu
 /** The base's output for the examples from `from` on, a batch at a time, in split order. */
 async function* featureSteps(model: Sequential, data: Dataset, options: ExtractOptions, from: number): AsyncGenerator<FillStep<never>> {
   let seen = 0;
-  let computed = 0;
   for await (const batch of data.batches({ ordered: true })) {
     const n = batch.shape[0];
     const skip = Math.max(0, from - seen);
@@ -109,9 +106,6 @@ async function* featureSteps(model: Sequential, data: Dataset, options: ExtractO
       const perExample = out.output.length / n;
       const keys = Array.from({ length: n - skip }, (_, i) => batch.keys?.[skip + i] ?? String(seen + skip + i));
       yield { records: { data: out.output.subarray(skip * perExample), keys, labels: Array.from(batch.y.subarray(skip)) } };
-      computed += n - skip;
-      if (options.stopAfter !== undefined && computed >= options.stopAfter)
-        throw new Error(`feature extraction stopped after ${computed} examples (stopAfter)`);
     }
     seen += n;
   }
