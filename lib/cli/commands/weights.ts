@@ -16,6 +16,7 @@ import {
 } from '../../net/artifacts.js';
 import { DownloadError } from '../../net/download.js';
 import { formatBytes } from '../../util/progress-bar.js';
+import { OPTION_FLAGS } from '../option-flags.js';
 
 /** Seams for tests; the CLI dispatcher passes none. */
 export interface WeightsCommandDeps {
@@ -144,7 +145,8 @@ export async function weightsCommand(argv: string[], deps: WeightsCommandDeps = 
       return 130;
     }
     if (error instanceof ArtifactFetchError || error instanceof DownloadError) {
-      stderr.write(`${error.message}\nAlternatively, give the file to training directly with --weights PATH.\n`);
+      const folder = error instanceof DownloadError && error.kind === 'disk' ? `Choose another folder with ${OPTION_FLAGS.cacheDir}. ` : '';
+      stderr.write(`${error.message}\n${folder}Alternatively, give the file to training directly with --weights PATH.\n`);
       return 1;
     }
     throw error;
