@@ -69,7 +69,8 @@ export async function decodeImage(input: Buffer, height: number, width: number, 
   const h = meta.height ?? 0;
   if (w * h > LIMIT_INPUT_PIXELS) {
     throw new DecodeError(
-      `refused: ${w}x${h} (${Math.round((w * h) / 1e6)} Mpx) exceeds the ${Math.round(LIMIT_INPUT_PIXELS / 1e6)} Mpx limit (limitInputPixels); likely a decompression bomb`,
+      `refused: ${w}x${h} (${Math.round((w * h) / 1e6)} Mpx) exceeds the ${Math.round(LIMIT_INPUT_PIXELS / 1e6)} Mpx limit ` +
+        `(limitInputPixels); likely a decompression bomb`,
     );
   }
   const full = w * h <= FULL_DECODE_MAX_PIXELS;
