@@ -8,7 +8,15 @@ export type { Backbone } from './applications/backbone.js';
 export { preprocessInput } from './applications/preprocess-input.js';
 export { type FromTfjsOptions, featureLayerCandidates, fromTfjs } from './applications/tfjs.js';
 export { TransferModel, type TransferModelOptions, transferModel } from './applications/transfer-model.js';
-export { MissingWeightsError, VGG16_PREPROCESSING, type Vgg16Options, vgg16, vgg16Layers } from './applications/vgg16.js';
+export {
+  MissingWeightsError,
+  VGG16_PREPROCESSING,
+  VGG16_WEIGHTS_ARTIFACT,
+  type Vgg16Options,
+  vgg16,
+  vgg16Layers,
+} from './applications/vgg16.js';
+export { APPLICATION_WEIGHTS } from './applications/weights-registry.js';
 export * from './data/index.js';
 export {
   barrier,
@@ -44,7 +52,7 @@ export {
 export type { Preprocessing } from './models/preprocessing.js';
 export { type CompileOptions, type DeviceName, Sequential, type SequentialOptions, sequential } from './models/sequential.js';
 export { defaultHeadLayers, experimentCnn, experimentCnnLayers } from './models/zoo.js';
-export { fetchArtifact, locateArtifact } from './net/artifacts.js';
+export { type Artifact, fetchArtifact, locateArtifact } from './net/artifacts.js';
 export { writeRunReport } from './reports/write-report.js';
 export { loadModel, restoreCheckpoint, saveModel } from './saving/persistence.js';
 export { type Callback, EarlyStopping, ModelCheckpoint } from './training/callbacks.js';

@@ -95,6 +95,10 @@ test('models never import net or io (files are read and downloaded one level up)
   assert.deepEqual([...edges('models', 'net'), ...edges('models', 'io')], []);
 });
 
+test('net never imports applications (artifact descriptions come in as data)', () => {
+  assert.deepEqual(edges('net', 'applications'), []);
+});
+
 test('keras-format depends on nothing else in lib', () => {
   assert.ok(
     [...graph.keys()].some((id) => folder(id) === 'keras-format'),

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { inspectCatsVsDogs, openCatsVsDogs } from '../lib/data/cats-vs-dogs.js';
-import { decodeCount, decodeImageFile } from '../lib/data/decode.js';
+import { decodeImage, decodeImageFile } from '../lib/data/decode.js';
 import { openImageFolder } from '../lib/data/image-folder.js';
 import type { Batch } from '../lib/data/types.js';
 import { brokenFiles, sharedPetImages } from './helpers/pet-images.js';
@@ -52,7 +52,14 @@ const SIZE: [number, number] = [20, 24];
 test('decode once, reuse the cache, rebuild when the source or the cache changes', async () => {
   const dir = await petFixture();
   const cacheDir = path.join(dir, 'cache');
-  const opts = { dataDir: dir, imageSize: SIZE, batchSize: 4, cacheDir, progress: false };
+  // Counts the images decoded, to tell a cache hit from a rebuild.
+  let decodes = 0;
+  const decode = (input: Buffer, height: number, width: number) => {
+    decodes++;
+    return decodeImage(input, height, width);
+  };
+  const decodeCount = () => decodes;
+  const opts = { dataDir: dir, imageSize: SIZE, batchSize: 4, cacheDir, progress: false, decode };
   const rules = await inspectCatsVsDogs({ dataDir: dir });
   await rules.source.close();
   assert.equal(rules.info.examples, 12); // the PNG data fails the JFIF rule

@@ -220,7 +220,9 @@ test('find-libtorch finds the installed libtorch-dev (include dirs that exist)',
 /** Loads the engine in a child process with TRANSFERLAB_NATIVE set; returns the error message. */
 function loadWith(addon: string): { status: number | null; message: string } {
   const nativeJs = pathToFileURL(path.join(repoRoot, 'dist/lib/engine/native.js')).href;
-  const script = `import(${JSON.stringify(nativeJs)}).then((m) => { m.native(); console.log('LOADED'); }).catch((e) => { console.error(e.message); process.exit(3); });`;
+  const script =
+    `import(${JSON.stringify(nativeJs)}).then((m) => { m.native(); console.log('LOADED'); }).catch((e) => { console.error(e.message); ` +
+    `process.exit(3); });`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
     env: { ...process.env, TRANSFERLAB_NATIVE: addon },
     encoding: 'utf8',

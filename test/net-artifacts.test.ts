@@ -8,9 +8,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { VGG16_WEIGHTS_ARTIFACT } from '../lib/applications/vgg16.js';
+import { APPLICATION_WEIGHTS } from '../lib/applications/weights-registry.js';
 import { weightsCommand } from '../lib/cli/commands/weights.js';
+import { CATS_VS_DOGS_ARCHIVE } from '../lib/data/cats-vs-dogs-archive.js';
 import {
-  ARTIFACTS,
+  type Artifact,
   ArtifactFetchError,
   type ArtifactTable,
   artifactPath,
@@ -87,6 +90,7 @@ function fakeTable(urls: string[]): ArtifactTable {
   return {
     'vgg16-notop': {
       id: 'vgg16-notop',
+      aliases: ['vgg16'],
       description: 'test weights',
       fileName: FILE,
       urls,
@@ -96,26 +100,32 @@ function fakeTable(urls: string[]): ArtifactTable {
   };
 }
 
+function fakeArtifact(urls: string[]): Artifact {
+  return fakeTable(urls)['vgg16-notop']!;
+}
+
 // ---- the table ----------------------------------------------------------------------------------
 
-test('the built-in table carries the published URLs, sizes and checksums (docs/experiment.md)', () => {
-  const vgg = getArtifact('vgg16');
+test('the artifacts carry the published URLs, sizes and checksums (docs/experiment.md)', () => {
+  const vgg = getArtifact('vgg16', APPLICATION_WEIGHTS);
+  assert.equal(vgg, VGG16_WEIGHTS_ARTIFACT);
   assert.equal(vgg.id, 'vgg16-notop');
   assert.equal(vgg.fileName, FILE);
   assert.equal(vgg.size, 58_889_256);
   assert.equal(vgg.md5, '6d6bbae143d832006294945121d1f1fc');
   assert.match(vgg.urls[0]!, /^https:\/\/storage\.googleapis\.com\/.*notop\.h5$/);
   assert.match(vgg.urls[1]!, /^https:\/\/github\.com\/fchollet\/deep-learning-models\//);
-  const cats = ARTIFACTS.cats_vs_dogs!;
+  const cats = CATS_VS_DOGS_ARCHIVE;
+  assert.equal(cats.id, 'cats_vs_dogs');
   assert.equal(cats.fileName, 'kagglecatsanddogs_5340.zip');
   assert.equal(cats.size, 824_887_076);
   assert.equal(cats.sha256, 'b7974bd00a84a99921f36ee4403f089853777b5ae8d151c76a86e64900334af9');
   assert.equal(cats.unverifiedChecksum, true);
-  assert.throws(() => getArtifact('resnet'), /Unknown artifact "resnet".*vgg16-notop, cats_vs_dogs/);
+  assert.throws(() => getArtifact('resnet', APPLICATION_WEIGHTS), /Unknown artifact "resnet". Known artifacts: vgg16-notop, vgg16\./);
 });
 
 test('a mirror base URL is tried first, with or without a trailing slash', () => {
-  const vgg = getArtifact('vgg16');
+  const vgg = VGG16_WEIGHTS_ARTIFACT;
   assert.equal(sourceUrls(vgg, 'http://m.local/files')[0], `http://m.local/files/${FILE}`);
   assert.equal(sourceUrls(vgg, 'http://m.local/files/')[0], `http://m.local/files/${FILE}`);
   assert.equal(sourceUrls(vgg, 'http://m.local/files/').length, 3);
@@ -129,14 +139,14 @@ test('fetchArtifact downloads through the mirror override, then finds it without
   const cacheDir = await tempDir();
   const server = await startFileServer({ [`/m/${FILE}`]: WEIGHTS });
   try {
-    const table = fakeTable(['http://127.0.0.1:9/never-tried']);
-    const options = { cacheDir, artifacts: table, baseUrlOverride: `${server.base}/m`, alsoLookIn: [], quiet: true };
-    const file = await fetchArtifact('vgg16', options);
+    const artifact = fakeArtifact(['http://127.0.0.1:9/never-tried']);
+    const options = { cacheDir, baseUrlOverride: `${server.base}/m`, alsoLookIn: [], quiet: true };
+    const file = await fetchArtifact(artifact, options);
     assert.equal(file, path.join(cacheDir, 'downloads', FILE));
     assert.deepEqual(await fs.readFile(file), WEIGHTS);
-    assert.equal(await fetchArtifact('vgg16', options), file);
+    assert.equal(await fetchArtifact(artifact, options), file);
     assert.equal(server.requests.length, 1);
-    assert.equal(await locateArtifact('vgg16', cacheDir, options), file);
+    assert.equal(await locateArtifact(artifact, cacheDir, options), file);
   } finally {
     await server.close();
   }
@@ -148,7 +158,7 @@ test('fetchArtifact reads the mirror from TRANSFERLAB_MIRROR', async () => {
   const saved = process.env[MIRROR_ENV];
   process.env[MIRROR_ENV] = server.base;
   try {
-    const file = await fetchArtifact('vgg16-notop', { cacheDir, artifacts: fakeTable([]), alsoLookIn: [], quiet: true });
+    const file = await fetchArtifact(fakeArtifact([]), { cacheDir, alsoLookIn: [], quiet: true });
     assert.deepEqual(await fs.readFile(file), WEIGHTS);
     assert.deepEqual(
       server.requests.map((r) => r.url),
@@ -166,8 +176,8 @@ test('fetchArtifact moves on to the next URL when one fails', async () => {
   const server = await startFileServer({ '/good.h5': WEIGHTS });
   try {
     const warnings = sink();
-    const table = fakeTable([`${server.base}/gone.h5`, `${server.base}/good.h5`]);
-    const file = await fetchArtifact('vgg16', { cacheDir, artifacts: table, alsoLookIn: [], download: { progressStream: warnings } });
+    const artifact = fakeArtifact([`${server.base}/gone.h5`, `${server.base}/good.h5`]);
+    const file = await fetchArtifact(artifact, { cacheDir, alsoLookIn: [], download: { progressStream: warnings } });
     assert.deepEqual(await fs.readFile(file), WEIGHTS);
     assert.deepEqual(
       server.requests.map((r) => r.url),
@@ -182,11 +192,10 @@ test('fetchArtifact moves on to the next URL when one fails', async () => {
 test('when every source fails, the error lists them and names the exact path to fill by hand', async () => {
   const cacheDir = await tempDir();
   const port = await closedPort();
-  const table = fakeTable([`http://127.0.0.1:${port}/a.h5`, `http://127.0.0.1:${port}/b.h5`]);
+  const artifact = fakeArtifact([`http://127.0.0.1:${port}/a.h5`, `http://127.0.0.1:${port}/b.h5`]);
   await assert.rejects(
-    fetchArtifact('vgg16', {
+    fetchArtifact(artifact, {
       cacheDir,
-      artifacts: table,
       alsoLookIn: ['/nonexistent-keras-dir'],
       quiet: true,
       download: { retryDelayMs: 0 },
@@ -207,15 +216,15 @@ test('when every source fails, the error lists them and names the exact path to 
 test('locateArtifact accepts a verified copy in another folder (Keras cache) and rejects a bad one', async () => {
   const cacheDir = await tempDir();
   const keras = await tempDir();
-  const table = fakeTable([]);
-  assert.equal(await locateArtifact('vgg16', cacheDir, { artifacts: table, alsoLookIn: [keras] }), undefined);
+  const artifact = fakeArtifact([]);
+  assert.equal(await locateArtifact(artifact, cacheDir, { alsoLookIn: [keras] }), undefined);
   await fs.writeFile(path.join(keras, FILE), WEIGHTS.subarray(1).toString()); // wrong content
-  assert.equal(await locateArtifact('vgg16', cacheDir, { artifacts: table, alsoLookIn: [keras] }), undefined);
+  assert.equal(await locateArtifact(artifact, cacheDir, { alsoLookIn: [keras] }), undefined);
   await fs.writeFile(path.join(keras, FILE), WEIGHTS);
-  assert.equal(await locateArtifact('vgg16', cacheDir, { artifacts: table, alsoLookIn: [keras] }), path.join(keras, FILE));
+  assert.equal(await locateArtifact(artifact, cacheDir, { alsoLookIn: [keras] }), path.join(keras, FILE));
   // Found there, so fetching needs no network (the URL list is empty).
-  assert.equal(await fetchArtifact('vgg16', { cacheDir, artifacts: table, alsoLookIn: [keras] }), path.join(keras, FILE));
-  assert.equal(artifactPath('vgg16', cacheDir, table), path.join(cacheDir, 'downloads', FILE));
+  assert.equal(await fetchArtifact(artifact, { cacheDir, alsoLookIn: [keras] }), path.join(keras, FILE));
+  assert.equal(artifactPath(artifact, cacheDir), path.join(cacheDir, 'downloads', FILE));
 });
 
 // ---- the CLI ------------------------------------------------------------------------------------
@@ -302,7 +311,8 @@ test('Ctrl-C during `weights fetch` leaves only the .part, and the next fetch re
   const script = `
     const { weightsCommand } = await import(${JSON.stringify(moduleUrl)});
     const [url, md5, size, cacheDir] = process.argv.slice(1);
-    const table = { 'vgg16-notop': { id: 'vgg16-notop', description: 't', fileName: ${JSON.stringify(FILE)}, urls: [url], size: Number(size), md5 } };
+    const artifact = { id: 'vgg16-notop', aliases: ['vgg16'], description: 't', fileName: ${JSON.stringify(FILE)}, urls: [url] };
+    const table = { 'vgg16-notop': { ...artifact, size: Number(size), md5 } };
     process.exitCode = await weightsCommand(['fetch', 'vgg16', '--cache-dir', cacheDir], { artifacts: table, alsoLookIn: [] });
   `;
   try {

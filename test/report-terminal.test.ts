@@ -35,7 +35,8 @@ test('results table: aligned columns naming each figure, with the wall time and 
   assert.match(rule, /^-+( {2}-+){5}$/);
   assert.equal(
     note,
-    'Per-epoch figures on a window of 15 batches of 64 (960 images) per epoch; best/ (lowest val_loss, used by predict) on the whole validation split (4,652 images).',
+    'Per-epoch figures on a window of 15 batches of 64 (960 images) per epoch; best/ (lowest val_loss, used by predict) on the whole ' +
+      'validation split (4,652 images).',
   );
 });
 

@@ -158,6 +158,25 @@ test('the feature cache is reused, and a changed key recomputes', { timeout: 600
   });
 });
 
+/** `data`, whose batches break off with an error once `limit` examples were read: an interrupted extraction. */
+function interruptedAfter<T extends Dataset>(data: T, limit: number): T {
+  async function* batches(options?: Parameters<Dataset['batches']>[0]) {
+    let read = 0;
+    for await (const batch of data.batches(options)) {
+      if (read >= limit) throw new Error(`stopped after ${read} examples`);
+      yield batch;
+      read += batch.shape[0];
+    }
+  }
+  return new Proxy(data, {
+    get: (target, prop) => {
+      if (prop === 'batches') return batches;
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 test('an interrupted extraction resumes where it stopped and ends byte-identical to an uninterrupted one', {
   timeout: 600_000,
 }, async () => {
@@ -169,7 +188,7 @@ test('an interrupted extraction resumes where it stopped and ends byte-identical
     const key = await keyFor(backbone.weightsId, data.train);
 
     await assert.rejects(
-      cachedFeatures(model, data.train, { baseLayers, key, cacheDir: cacheA, progress: false, stopAfter: 40 }),
+      cachedFeatures(model, interruptedAfter(data.train, 40), { baseLayers, key, cacheDir: cacheA, progress: false }),
       /stopped after/,
     );
     const [entry] = await featureFile(cacheA);

@@ -3,6 +3,8 @@
  * with Keras's layer names, its ImageNet weight file, and its preprocessing (`caffe`).
  */
 
+import os from 'node:os';
+import path from 'node:path';
 import { readKerasH5 } from '../io/keras-h5.js';
 import { matchWeights } from '../io/weight-matching.js';
 import type { LayerConfig, Shape } from '../keras-format/config.js';
@@ -10,14 +12,30 @@ import { keras3LayerKeys } from '../keras-format/weight-names.js';
 import { layers } from '../models/layers.js';
 import type { Preprocessing } from '../models/preprocessing.js';
 import { resolveChain } from '../models/resolve.js';
-import { artifactPath, fetchArtifact, locateArtifact } from '../net/artifacts.js';
+import { type Artifact, artifactPath, fetchArtifact, locateArtifact } from '../net/artifacts.js';
 import { type Backbone, hashWeights, renameWeights } from './backbone.js';
 
 /** Keras `vgg16.preprocess_input`: RGB -> BGR, minus the ImageNet mean; the weights were trained so. */
 export const VGG16_PREPROCESSING: Preprocessing = 'caffe';
 
-/** The no-top ImageNet weights in the download table (URL, size and md5 in lib/net/artifacts.ts). */
-export const VGG16_WEIGHTS_ARTIFACT = 'vgg16-notop';
+const NOTOP_FILE = 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5';
+
+/** The no-top ImageNet weight file as Keras publishes it (values and sources in docs/experiment.md). */
+export const VGG16_WEIGHTS_ARTIFACT: Artifact = {
+  id: 'vgg16-notop',
+  aliases: ['vgg16'],
+  description: 'Keras VGG16 ImageNet weights without the classifier top (HDF5)',
+  fileName: NOTOP_FILE,
+  urls: [
+    `https://storage.googleapis.com/tensorflow/keras-applications/vgg16/${NOTOP_FILE}`,
+    // The older release mirror; same file.
+    `https://github.com/fchollet/deep-learning-models/releases/download/v0.1/${NOTOP_FILE}`,
+  ],
+  size: 58_889_256,
+  md5: '6d6bbae143d832006294945121d1f1fc',
+  // Keras caches this very file there; reuse it instead of downloading 59 MB again.
+  alsoLookIn: () => [path.join(os.homedir(), '.keras', 'models')],
+};
 
 /** Keras `VGG16(include_top=False)` layer configs: 3x3 same convs, 2x2 max pools, InputLayer first. */
 export function vgg16Layers(inputShape: Shape = [224, 224, 3]): LayerConfig[] {
@@ -46,7 +64,7 @@ export class MissingWeightsError extends Error {
   constructor(readonly expectedPath: string) {
     super(
       `the VGG16 ImageNet weights are not on this machine. Allow the download (download: true), or download ` +
-        `vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 elsewhere and put it at ${expectedPath}, or pass the path of ` +
+        `${NOTOP_FILE} elsewhere and put it at ${expectedPath}, or pass the path of ` +
         `a Keras HDF5 file as weights.`,
     );
   }

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { ARTIFACTS } from '../net/artifacts.js';
+import type { Artifact } from '../net/artifacts.js';
 import { partPath, stampPath } from '../net/download.js';
 import { FILL_LOCK, isBeingFilled, LAST_USED, type RecordManifest, removeEntry } from './record-cache.js';
 
@@ -27,10 +27,11 @@ export interface CacheEntry {
 /** A download's `.part` written to this recently counts as in progress. */
 const DOWNLOAD_ACTIVE_MS = 60_000;
 
-export async function listCache(root: string): Promise<CacheEntry[]> {
+/** `known`: the downloadable files, so that a download is listed with its source URL. */
+export async function listCache(root: string, known: readonly Artifact[] = []): Promise<CacheEntry[]> {
   const entries: CacheEntry[] = [];
   for (const kind of await subfolders(root)) {
-    if (kind === 'downloads') entries.push(...(await downloadEntries(path.join(root, kind))));
+    if (kind === 'downloads') entries.push(...(await downloadEntries(path.join(root, kind), known)));
     else entries.push(...(await recordEntries(path.join(root, kind), kind)));
   }
   return entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -99,7 +100,7 @@ async function staleReason(inputs: NonNullable<RecordManifest['origin']>['inputs
 }
 
 /** One entry per downloaded file, with its `.part` and verification stamp. */
-async function downloadEntries(dir: string): Promise<CacheEntry[]> {
+async function downloadEntries(dir: string, known: readonly Artifact[]): Promise<CacheEntry[]> {
   const names = ((await fs.readdir(dir).catch(() => [])) as string[]).filter((n) => !n.startsWith('.'));
   const bases = new Set(names.map((n) => n.replace(/\.part$/, '').replace(/\.verified\.json$/, '')));
   const out: CacheEntry[] = [];
@@ -107,7 +108,7 @@ async function downloadEntries(dir: string): Promise<CacheEntry[]> {
     const file = path.join(dir, base);
     const [main, part, stamp] = await Promise.all([file, partPath(file), stampPath(file)].map((f) => fs.stat(f).catch(() => undefined)));
     const present = [main, part, stamp].filter((st) => st !== undefined);
-    const artifact = Object.values(ARTIFACTS).find((a) => a.fileName === base);
+    const artifact = known.find((a) => a.fileName === base);
     out.push({
       kind: 'downloads',
       path: file,

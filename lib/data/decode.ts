@@ -22,12 +22,6 @@ export class DecodeError extends Error {
   }
 }
 
-let decodes = 0;
-/** Number of images decoded by this process (lets tests and benchmarks see whether a cache was used). */
-export function decodeCount(): number {
-  return decodes;
-}
-
 /** Options of one decode. */
 export interface DecodeOptions {
   /** libvips warnings (e.g. JPEG data it tolerated), as sharp reports them. */
@@ -49,9 +43,11 @@ export function vipsMessage(error: unknown): string {
 
 const TRUNCATED = /premature end of JPEG image|premature end of data segment|truncated|unexpected end/i;
 
+/** What fills a decoded cache: bytes in, packed RGB uint8 of `height` x `width` out. */
+export type ImageDecoder = (input: Buffer, height: number, width: number) => Promise<Uint8Array>;
+
 /** Decodes any supported image to packed RGB uint8 of exactly `height` x `width` (aspect ratio not kept). */
 export async function decodeImage(input: Buffer, height: number, width: number, options: DecodeOptions = {}): Promise<Uint8Array> {
-  decodes++;
   if (input.length === 0) throw new DecodeError('empty file (0 bytes)');
   if (isBmp(input)) {
     let raw;
@@ -73,7 +69,8 @@ export async function decodeImage(input: Buffer, height: number, width: number, 
   const h = meta.height ?? 0;
   if (w * h > LIMIT_INPUT_PIXELS) {
     throw new DecodeError(
-      `refused: ${w}x${h} (${Math.round((w * h) / 1e6)} Mpx) exceeds the ${Math.round(LIMIT_INPUT_PIXELS / 1e6)} Mpx limit (limitInputPixels); likely a decompression bomb`,
+      `refused: ${w}x${h} (${Math.round((w * h) / 1e6)} Mpx) exceeds the ${Math.round(LIMIT_INPUT_PIXELS / 1e6)} Mpx limit ` +
+        `(limitInputPixels); likely a decompression bomb`,
     );
   }
   const full = w * h <= FULL_DECODE_MAX_PIXELS;

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DecodeError, decodeImage } from './decode.js';
+import { DecodeError, decodeImage, type ImageDecoder } from './decode.js';
 import { mapPool } from './pool.js';
 import { type CacheInput, type CacheOrigin, entryDir, type FillStep, openRecordCache, type RecordManifest } from './record-cache.js';
 import { describeSourceRef, type ImageSource } from './source.js';
@@ -41,6 +41,8 @@ export interface CacheRequest {
   progress?: boolean;
   /** decodes in flight (sharp runs them on libuv's threadpool). */
   concurrency?: number;
+  /** default decodeImage. */
+  decode?: ImageDecoder;
 }
 
 export interface OpenedCache {
@@ -109,10 +111,11 @@ async function itemsDigest(req: CacheRequest): Promise<string> {
 /** Decodes run ahead in a window; results come strictly in split order. */
 async function* decodeSteps(req: CacheRequest, from: number): AsyncGenerator<FillStep<DecodeFailure>> {
   const concurrency = req.concurrency ?? Math.max(2, os.availableParallelism());
+  const decode = req.decode ?? decodeImage;
   const decodeOne = async (item: CacheItem): Promise<Uint8Array | DecodeFailure> => {
     try {
       const data = await req.source.readAll(item.name);
-      return await decodeImage(data, req.height, req.width);
+      return await decode(data, req.height, req.width);
     } catch (error) {
       const reason = error instanceof DecodeError ? error.reason : `cannot read: ${(error as Error).message}`;
       return { key: item.key, path: describeSourceRef(req.source.ref(item.name)), reason };

@@ -2,6 +2,7 @@
 
 export type { CatsVsDogsInfo, CatsVsDogsOptions, CatsVsDogsSourceOptions } from './cats-vs-dogs.js';
 export { CATS_VS_DOGS_ARCHIVE_NAME, inspectCatsVsDogs, openCatsVsDogs, openCatsVsDogsSource } from './cats-vs-dogs.js';
+export { CATS_VS_DOGS_ARCHIVE } from './cats-vs-dogs-archive.js';
 export { CATS_VS_DOGS_NAME_RE, scanCatsVsDogs } from './cats-vs-dogs-scan.js';
 export { DecodeError, decodeImage, decodeImageFile, LIMIT_INPUT_PIXELS, thumbnailJpeg } from './decode.js';
 export { DecodedDataset } from './decoded-dataset.js';

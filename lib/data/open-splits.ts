@@ -1,4 +1,5 @@
 import { resolveCacheDir } from '../util/cache-dir.js';
+import type { ImageDecoder } from './decode.js';
 import { type CacheItem, ensureDecodedCache } from './decoded-cache.js';
 import { DecodedDataset } from './decoded-dataset.js';
 import type { ImageSource, SourceRef } from './source.js';
@@ -24,6 +25,8 @@ export interface OpenCommonOptions {
   prefetch?: number;
   /** decodes in flight while building the cache; default max(2, CPU cores). */
   concurrency?: number;
+  /** the decoder that fills the cache (e.g. one that counts or logs); default decodeImage. */
+  decode?: ImageDecoder;
 }
 
 export const DEFAULT_SPLITS: [string, string] = ['train[:80%]', 'train[-20%:]'];
@@ -122,6 +125,7 @@ export async function openDecodedSplits(
       source,
       progress: opts.progress,
       concurrency: opts.concurrency,
+      decode: opts.decode,
     });
   const trainCache = await open(parts.train, info.splitSpecs[0]);
   const validationCache = await open(parts.validation, info.splitSpecs[1]);

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { CATS_VS_DOGS_ARCHIVE } from '../data/cats-vs-dogs-archive.js';
 import type { CacheItem } from '../data/decoded-cache.js';
 import { FolderSource } from '../data/folder-source.js';
 import { inspectCatsVsDogs, inspectImageFolder, type OpenedDatasets } from '../data/index.js';
@@ -49,16 +50,16 @@ export async function inspectExperimentData(config: CompareConfig): Promise<Insp
 
 /** The cached (or, when allowed, downloaded) cats_vs_dogs archive. */
 async function defaultArchive(config: CompareConfig): Promise<string> {
-  const found = await locateArtifact('cats_vs_dogs', config.cacheDir);
+  const found = await locateArtifact(CATS_VS_DOGS_ARCHIVE, config.cacheDir);
   if (found) return found;
   if (!config.download) {
     throw new Error(
       `no data source: pass --data-dir (an extracted PetImages folder), --archive (kagglecatsanddogs_5340.zip) or ` +
-        `--image-folder, or allow the download (the archive goes to ${artifactPath('cats_vs_dogs', config.cacheDir)}).`,
+        `--image-folder, or allow the download (the archive goes to ${artifactPath(CATS_VS_DOGS_ARCHIVE, config.cacheDir)}).`,
     );
   }
   try {
-    return await fetchArtifact('cats_vs_dogs', { cacheDir: config.cacheDir });
+    return await fetchArtifact(CATS_VS_DOGS_ARCHIVE, { cacheDir: config.cacheDir });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     throw new Error(

@@ -1,7 +1,7 @@
 import { existsSync, promises as fs, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
 import { checkDecode } from '../data/check-decode.js';
-import { unusableReason } from '../data/usable.js';
+import { unusableError } from '../data/usable.js';
 import { resolveChain } from '../models/resolve.js';
 import { experimentCnnLayers } from '../models/zoo.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
@@ -40,8 +40,8 @@ export async function preflight(
   });
   try {
     const { info } = data;
-    const unusable = unusableReason(info);
-    if (unusable) throw new PreflightError(`data: ${unusable}`);
+    const unusable = unusableError(info);
+    if (unusable) throw new PreflightError(`data: ${unusable.message}`, { cause: unusable });
     await checkDecodeSample(data, log);
     log(
       `data: ${info.examples} examples, train ${info.splits.train} / validation ${info.splits.validation}, classes ${info.classNames.join(', ')}`,

@@ -66,7 +66,8 @@ function validate(model: TfjsModelToWrite, where: string): void {
         problems.push(`layer "${layerName}" weight "${weight.name}" has invalid shape ${JSON.stringify(weight.shape)}`);
       else if (weight.data.length !== shapeSize(weight.shape)) {
         problems.push(
-          `layer "${layerName}" weight "${weight.name}": shape ${formatShape(weight.shape)} needs ${shapeSize(weight.shape)} values, the data has ${weight.data.length}`,
+          `layer "${layerName}" weight "${weight.name}": shape ${formatShape(weight.shape)} needs ${shapeSize(weight.shape)} values, the data has ` +
+            `${weight.data.length}`,
         );
       }
     }

@@ -85,7 +85,8 @@ export function matchWeights(
           );
         } else if (weight.data.length !== shapeSize(want)) {
           problems.push(
-            `layer "${layerName}" weight ${i} ("${weight.name}"): shape ${formatShape(want)} needs ${shapeSize(want)} values, the data has ${weight.data.length}`,
+            `layer "${layerName}" weight ${i} ("${weight.name}"): shape ${formatShape(want)} needs ${shapeSize(want)} values, the data has ` +
+              `${weight.data.length}`,
           );
         }
       });

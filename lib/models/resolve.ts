@@ -100,7 +100,8 @@ export function resolveLayer(config: LayerConfig, inputShape: Shape): ResolvedLa
     for (const d of outputShape) {
       if (!Number.isInteger(d) || d <= 0) {
         throw new LayerConfigError(
-          `layer '${name}' (${config.class_name}) would output (None, ${outputShape.join(', ')}) from input (None, ${inputShape.join(', ')}): the input is too small`,
+          `layer '${name}' (${config.class_name}) would output (None, ${outputShape.join(', ')}) from input (None, ` +
+            `${inputShape.join(', ')}): the input is too small`,
         );
       }
     }

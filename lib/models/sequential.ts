@@ -257,7 +257,8 @@ export class Sequential {
       const expected = r.weights[k].shape.reduce((a, b) => a * b, 1);
       if (v.length !== expected) {
         throw new Error(
-          `layer '${r.config.config.name}' weight '${r.weights[k].name}' needs shape [${r.weights[k].shape.join(', ')}] (${expected} values), got ${v.length} values`,
+          `layer '${r.config.config.name}' weight '${r.weights[k].name}' needs shape [${r.weights[k].shape.join(', ')}] (${expected} values), got ` +
+            `${v.length} values`,
         );
       }
     });

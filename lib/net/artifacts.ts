@@ -1,10 +1,10 @@
 /**
- * The files TransferLab downloads, with where to get them and how to check them (values and
- * sources in docs/experiment.md), plus fetching into `<cacheDir>/downloads/` and finding copies already on disk.
+ * Fetching downloadable files into `<cacheDir>/downloads/` and finding copies already on disk. The
+ * files themselves are described where they belong (VGG16's weights in lib/applications/vgg16.ts,
+ * the cats_vs_dogs archive in lib/data) and passed in as data.
  */
 
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { resolveCacheDir } from '../util/cache-dir.js';
 import { formatBytes } from '../util/progress-bar.js';
@@ -15,6 +15,8 @@ export interface Artifact {
   description: string;
   /** Name of the file on disk (also appended to a mirror's base URL). */
   fileName: string;
+  /** Other names accepted on the command line (e.g. `vgg16`). */
+  aliases?: string[];
   /** Tried in order. */
   urls: string[];
   size: number;
@@ -31,55 +33,22 @@ export type ArtifactTable = Readonly<Record<string, Artifact>>;
 /** Env var with a base URL; `<base>/<fileName>` is tried before the artifact's own URLs. */
 export const MIRROR_ENV = 'TRANSFERLAB_MIRROR';
 
-export const ARTIFACTS: ArtifactTable = {
-  'vgg16-notop': {
-    id: 'vgg16-notop',
-    description: 'Keras VGG16 ImageNet weights without the classifier top (HDF5)',
-    fileName: 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
-    urls: [
-      'https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
-      // The older release mirror; same file.
-      'https://github.com/fchollet/deep-learning-models/releases/download/v0.1/vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
-    ],
-    size: 58_889_256,
-    md5: '6d6bbae143d832006294945121d1f1fc',
-    // Keras caches this very file there; reuse it instead of downloading 59 MB again.
-    alsoLookIn: () => [path.join(os.homedir(), '.keras', 'models')],
-  },
-  cats_vs_dogs: {
-    id: 'cats_vs_dogs',
-    description: 'Microsoft Kaggle cats and dogs archive (PetImages), as used by tfds cats_vs_dogs',
-    fileName: 'kagglecatsanddogs_5340.zip',
-    urls: ['https://download.microsoft.com/download/3/E/1/3E1C3F21-ECDB-4869-8368-6DEBA77B919F/kagglecatsanddogs_5340.zip'],
-    size: 824_887_076,
-    // UNVERIFIED (docs/experiment.md): from two third-party sources that agree; tfds records only the older,
-    // now-404 kagglecatsanddogs_3367a.zip. Override with fetchArtifact's `expect` if it proves wrong.
-    sha256: 'b7974bd00a84a99921f36ee4403f089853777b5ae8d151c76a86e64900334af9',
-    unverifiedChecksum: true,
-  },
-};
-
-/** Short names accepted on the command line. */
-const ALIASES: Record<string, string> = { vgg16: 'vgg16-notop' };
-
-/** Looks an artifact up by id or alias; the error lists the known ids. */
-export function getArtifact(id: string, table: ArtifactTable = ARTIFACTS): Artifact {
-  const artifact = table[id] ?? table[ALIASES[id] ?? ''];
+/** Looks an artifact up by id or alias in `table`; the error lists the known ids. */
+export function getArtifact(id: string, table: ArtifactTable): Artifact {
+  const artifact = table[id] ?? Object.values(table).find((a) => a.aliases?.includes(id));
   if (!artifact) {
-    const known = Object.keys(table).join(', ');
-    throw new Error(`Unknown artifact "${id}". Known artifacts: ${known}${table === ARTIFACTS ? ' (or vgg16)' : ''}.`);
+    const known = Object.values(table).flatMap((a) => [a.id, ...(a.aliases ?? [])]);
+    throw new Error(`Unknown artifact "${id}". Known artifacts: ${known.join(', ')}.`);
   }
   return artifact;
 }
 
 /** Where fetchArtifact saves an artifact: `<cacheDir>/downloads/<fileName>`. */
-export function artifactPath(id: string, cacheDir?: string, table: ArtifactTable = ARTIFACTS): string {
-  return path.join(resolveCacheDir(cacheDir), 'downloads', getArtifact(id, table).fileName);
+export function artifactPath(artifact: Artifact, cacheDir?: string): string {
+  return path.join(resolveCacheDir(cacheDir), 'downloads', artifact.fileName);
 }
 
 export interface LocateOptions {
-  /** Replaces the built-in table (tests). */
-  artifacts?: ArtifactTable;
   /** Replaces the artifact's size/checksums. */
   expect?: Expectation;
   /** Replaces the artifact's extra folders (tests avoid the real ~/.keras this way). */
@@ -90,11 +59,9 @@ export interface LocateOptions {
  * The path of a verified copy already on disk (the cache's downloads folder first, then places
  * like `~/.keras/models/`), or undefined. Never touches the network.
  */
-export async function locateArtifact(id: string, cacheDir?: string, options: LocateOptions = {}): Promise<string | undefined> {
-  const table = options.artifacts ?? ARTIFACTS;
-  const artifact = getArtifact(id, table);
+export async function locateArtifact(artifact: Artifact, cacheDir?: string, options: LocateOptions = {}): Promise<string | undefined> {
   const expect = expectationOf(artifact, options.expect);
-  const own = artifactPath(artifact.id, cacheDir, table);
+  const own = artifactPath(artifact, cacheDir);
   if (await isFile(own)) {
     // Stamps are written only in our own cache; other folders are hashed each time.
     if ((await verifyFile(own, expect, { useStamp: true })).ok) return own;
@@ -135,13 +102,11 @@ export class ArtifactFetchError extends Error {
  * `<cacheDir>/downloads/` when no verified copy is found. Sources: the mirror override, then the
  * artifact's URLs in order; a failing source (offline, 404, bad bytes) moves on to the next.
  */
-export async function fetchArtifact(id: string, options: FetchArtifactOptions = {}): Promise<string> {
-  const table = options.artifacts ?? ARTIFACTS;
-  const artifact = getArtifact(id, table);
-  const found = await locateArtifact(artifact.id, options.cacheDir, options);
+export async function fetchArtifact(artifact: Artifact, options: FetchArtifactOptions = {}): Promise<string> {
+  const found = await locateArtifact(artifact, options.cacheDir, options);
   if (found) return found;
 
-  const destination = artifactPath(artifact.id, options.cacheDir, table);
+  const destination = artifactPath(artifact, options.cacheDir);
   const expect = expectationOf(artifact, options.expect);
   const urls = sourceUrls(artifact, options.baseUrlOverride ?? process.env[MIRROR_ENV]);
   const failures: DownloadError[] = [];

@@ -630,8 +630,8 @@ function diskError(error: unknown, opts: Normalised, part: string): DownloadErro
   const advice = space
     ? `Free some space in ${path.dirname(opts.destination)}` +
       (opts.expectedSize !== undefined ? ` (the whole file needs ${formatBytes(opts.expectedSize)})` : '') +
-      ` or choose another folder (--cache-dir), then run again.`
-    : `Check that ${path.dirname(opts.destination)} is writable, or choose another folder (--cache-dir), then run again.`;
+      ` or download to another folder, then run again.`
+    : `Check that ${path.dirname(opts.destination)} is writable, or download to another folder, then run again.`;
   return new DownloadError(
     `Could not save ${opts.url} to ${part}: ${reason}. ${advice} What was downloaded so far is kept in ${part} and the next run resumes it.`,
     'disk',

@@ -240,7 +240,9 @@ export function curvesSpec(model: ModelRunSummary, curves: BinaryCurves, label: 
     config: CHART_CONFIG,
     title: {
       text: `${label}: ROC and precision-recall`,
-      subtitle: `checkpoint best/ on the whole validation split; positive class: ${positive ?? 'class 1'} (${curves.positives} of ${curves.positives + curves.negatives})`,
+      subtitle:
+        `checkpoint best/ on the whole validation split; positive class: ${positive ?? 'class 1'} (${curves.positives} of ` +
+        `${curves.positives + curves.negatives})`,
     },
     hconcat: [
       {

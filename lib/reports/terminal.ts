@@ -33,7 +33,9 @@ function scopeNote(validation: ValidationSummary | undefined): string | undefine
   if (!validation) return undefined;
   const whole = `the whole validation split (${formatInteger(validation.examples)} images)`;
   const perEpoch = validation.window
-    ? `a window of ${formatInteger(validation.window.steps)} batches of ${formatInteger(validation.window.batchSize)} (${formatInteger(validation.window.steps * validation.window.batchSize)} images) per epoch`
+    ? `a window of ${formatInteger(validation.window.steps)} ` +
+      `batches of ${formatInteger(validation.window.batchSize)} (${formatInteger(validation.window.steps * validation.window.batchSize)} ` +
+      `images) per epoch`
     : whole;
   return `Per-epoch figures on ${perEpoch}; best/ (lowest val_loss, used by predict) on ${whole}.`;
 }

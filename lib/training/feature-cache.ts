@@ -50,8 +50,6 @@ export interface ExtractOptions {
   progress?: boolean;
   /** shuffle the features' passes like the images' dataset does (same seed, same order). */
   shuffleSeed?: number;
-  /** stop after this many examples (tests use it to simulate an interruption). */
-  stopAfter?: number;
 }
 
 /**
@@ -175,7 +173,6 @@ async function* featureSteps(
   end: number,
 ): AsyncGenerator<FillStep<never>> {
   let seen = 0;
-  let computed = 0;
   for await (const batch of data.batches({ ordered: true })) {
     if (seen >= end) break;
     const n = batch.shape[0];
@@ -190,9 +187,6 @@ async function* featureSteps(
       });
       const keys = Array.from({ length: take - skip }, (_, i) => batch.keys?.[skip + i] ?? String(seen + skip + i));
       yield { records: { data: out.output, keys, labels: Array.from(batch.y.subarray(skip, take)) } };
-      computed += take - skip;
-      if (options.stopAfter !== undefined && computed >= options.stopAfter)
-        throw new Error(`feature extraction stopped after ${computed} examples (stopAfter)`);
     }
     seen += n;
   }

@@ -89,7 +89,9 @@ export class ProgressLogger implements Callback {
 
   onEpochEnd(_epoch: number, logs: Logs): void {
     const seconds = (performance.now() - this.epochStart) / 1000;
-    const line = `${this.steps}/${this.steps} ${formatBar(1, 1)} - ${Math.round(seconds)}s ${formatTimePerStep(seconds / Math.max(this.steps, 1))}${formatLogs(logs)}`;
+    const line =
+      `${this.steps}/${this.steps} ${formatBar(1, 1)} - ${Math.round(seconds)}s ` +
+      `${formatTimePerStep(seconds / Math.max(this.steps, 1))}${formatLogs(logs)}`;
     this.out.write(`${(this.tty ? '\r' : '') + line + (this.tty ? '\x1b[K' : '')}\n`);
   }
 }

@@ -91,7 +91,11 @@ function model(
     params,
     epochSeconds,
     msPerStep: round4((secondsPerEpoch / 233) * 1000),
-    summaryText: `Model: "${name}"\n_________________________________________________________________\n Layer (type)                Output Shape              Param #\n=================================================================\n ...\n=================================================================\nTotal params: ${params.total.toLocaleString('en-US')}\nTrainable params: ${params.trainable.toLocaleString('en-US')}\nNon-trainable params: ${params.nonTrainable.toLocaleString('en-US')}\n_________________________________________________________________`,
+    summaryText:
+      `Model: "${name}"\n_________________________________________________________________\n Layer (type)                Output Shape      ` +
+      `        Param #\n=================================================================\n ` +
+      `...\n=================================================================\nTotal params: ${params.total.toLocaleString('en-US')}\nTrainable ` +
+      `params: ${params.trainable.toLocaleString('en-US')}\nNon-trainable params: ${params.nonTrainable.toLocaleString('en-US')}\n_________________________________________________________________`,
     confusion: {
       classNames: ['cat', 'dog'],
       matrix: [

@@ -412,7 +412,8 @@ export function assertClose(
   }
   if (worst >= 0) {
     assert.fail(
-      `${what}[${worst}]: got ${actual[worst]}, expected ${expected[worst]} (|diff| ${Math.abs(actual[worst] - expected[worst])} > ${atol} + ${rtol}·|expected|)`,
+      `${what}[${worst}]: got ${actual[worst]}, expected ${expected[worst]} (|diff| ${Math.abs(actual[worst] - expected[worst])} > ${atol} + ` +
+        `${rtol}·|expected|)`,
     );
   }
 }

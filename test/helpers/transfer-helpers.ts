@@ -105,7 +105,8 @@ export function assertClose(actual: readonly number[], expected: readonly number
     const scale = Math.max(Math.abs(a), Math.abs(b), 1e-12);
     if (!(Math.abs(a - b) <= rel * scale)) {
       throw new Error(
-        `${what}[${i}]: ${a} vs ${b} (relative difference ${Math.abs(a - b) / scale} > ${rel})\nactual:   ${JSON.stringify(actual)}\nexpected: ${JSON.stringify(expected)}`,
+        `${what}[${i}]: ${a} vs ${b} (relative difference ${Math.abs(a - b) / scale} > ${rel})\nactual:   ${JSON.stringify(actual)}\nexpected: ` +
+          `${JSON.stringify(expected)}`,
       );
     }
   });

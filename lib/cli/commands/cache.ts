@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
+import { APPLICATION_WEIGHTS } from '../../applications/weights-registry.js';
 import { type CacheEntry, listCache, removeCacheEntry } from '../../data/cache-inventory.js';
+import { CATS_VS_DOGS_ARCHIVE } from '../../data/cats-vs-dogs-archive.js';
 import { resolveCacheDir } from '../../util/cache-dir.js';
 import { formatBytes, formatDuration } from '../../util/progress-bar.js';
 
@@ -62,7 +64,7 @@ export async function cacheCommand(argv: string[]): Promise<number> {
   }
   const root = resolveCacheDir(values['cache-dir']);
   const now = Date.now();
-  const chosen = (await listCache(root)).filter(
+  const chosen = (await listCache(root, [...Object.values(APPLICATION_WEIGHTS), CATS_VS_DOGS_ARCHIVE])).filter(
     (e) => (!values.stale || e.stale !== undefined) && (olderThanMs === undefined || now - e.lastUsed.getTime() > olderThanMs),
   );
   if (action === 'list' && values.json) {

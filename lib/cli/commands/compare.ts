@@ -20,6 +20,7 @@ import { ReduceLROnPlateau } from '../../training/reduce-lr-on-plateau.js';
 import { OptionError } from '../../util/option-error.js';
 import { bareOption } from '../bare-option.js';
 import { LaunchError, launch } from '../launcher.js';
+import { OPTION_FLAGS, withOptionFlags } from '../option-flags.js';
 
 const HELP = `transferlab compare: train a CNN from scratch and a transfer model on the same data, and compare them
 
@@ -277,15 +278,10 @@ export function parseCompareArgs(argv: string[]): ParsedCompareArgs {
   };
 }
 
-/** The library option each flag sets, for errors that name the option. */
-const OPTION_FLAGS: Record<string, string> = { outputLayer: '--backbone-output' };
-
 /** An error's message with library option names turned into this command's flags and remedies. */
 function withFlags(error: Error): string {
   for (let cause: unknown = error.cause; cause instanceof Error; cause = cause.cause) {
-    if (cause instanceof OptionError && OPTION_FLAGS[cause.option]) {
-      return error.message.replace(cause.message, cause.messageFor(OPTION_FLAGS[cause.option]!));
-    }
+    if (cause instanceof OptionError && OPTION_FLAGS[cause.option]) return withOptionFlags(error);
     if (cause instanceof MissingWeightsError) {
       return error.message.replace(
         cause.message,

@@ -7,7 +7,8 @@ import { FolderSource } from '../../data/folder-source.js';
 import { describeIgnored, inspectImageFolder } from '../../data/image-folder.js';
 import type { DatasetInfo } from '../../data/open-splits.js';
 import type { ImageSource } from '../../data/source.js';
-import { unusableReason } from '../../data/usable.js';
+import { unusableError } from '../../data/usable.js';
+import { withOptionFlags } from '../option-flags.js';
 
 const HELP = `transferlab data info — what a dataset holds, before any training
 
@@ -126,7 +127,7 @@ export async function dataCommand(argv: string[], io: CommandIo = { stdout: proc
     await source?.close();
   }
   if (info.examples === 0) {
-    io.stderr.write(`data info: ${unusableReason(info)}\n`);
+    io.stderr.write(`data info: ${withOptionFlags(unusableError(info)!)}\n`);
     return 1;
   }
   if (values.json) {

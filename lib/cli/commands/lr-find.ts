@@ -97,7 +97,8 @@ export async function lrFindCommand(argv: string[]): Promise<number> {
   const { steep, minimum } = result.suggestion;
   const ran = result.learningRates.length;
   console.log(
-    `Swept ${ran} iterations from ${settings.startLr} to ${result.learningRates[ran - 1].toExponential(2)}${result.diverged ? ' (stopped: the loss diverged)' : ''}; the weights are as before.`,
+    `Swept ${ran} iterations from ${settings.startLr} to ` +
+      `${result.learningRates[ran - 1].toExponential(2)}${result.diverged ? ' (stopped: the loss diverged)' : ''}; the weights are as before.`,
   );
   console.log(`Suggested learning rate: ${steep.toExponential(2)} (steepest descent); minimum/10: ${minimum.toExponential(2)}`);
   console.log(`Use it with: transferlab compare --learning-rate ${Number(steep.toPrecision(2))}`);

@@ -109,7 +109,8 @@ export async function predictCommand(argv: string[]): Promise<number> {
   model.setDtypePolicy(support?.supported ? FLAG_POLICY.bf16 : 'float32');
   if (metadata && given && given !== metadata.preprocessing) {
     console.error(
-      `transferlab predict: --preprocess ${given} contradicts the model, which was trained with '${metadata.preprocessing}' (${path.join(dir, METADATA_FILE)}); leave --preprocess out.`,
+      `transferlab predict: --preprocess ${given} contradicts the model, which was trained with '${metadata.preprocessing}' ` +
+        `(${path.join(dir, METADATA_FILE)}); leave --preprocess out.`,
     );
     return 2;
   }
@@ -118,7 +119,8 @@ export async function predictCommand(argv: string[]): Promise<number> {
   const names = values.classes !== undefined ? values.classes.split(',').map((c) => c.trim()) : (metadata?.classNames ?? []);
   if (values.classes !== undefined && names.length !== classCount) {
     console.error(
-      `transferlab predict: --classes names ${names.length} class(es) (${names.join(', ')}) but the model has ${classCount}; give ${classCount} names in output order.`,
+      `transferlab predict: --classes names ${names.length} class(es) (${names.join(', ')}) but the model has ${classCount}; give ` +
+        `${classCount} names in output order.`,
     );
     return 2;
   }

@@ -3,8 +3,9 @@
  * says where they are. Output meant for scripts (the path) goes to stdout, everything else to stderr.
  */
 import { parseArgs } from 'node:util';
+import { APPLICATION_WEIGHTS } from '../../applications/weights-registry.js';
 import {
-  ARTIFACTS,
+  type Artifact,
   ArtifactFetchError,
   type ArtifactTable,
   artifactPath,
@@ -15,6 +16,7 @@ import {
 } from '../../net/artifacts.js';
 import { DownloadError } from '../../net/download.js';
 import { formatBytes } from '../../util/progress-bar.js';
+import { OPTION_FLAGS } from '../option-flags.js';
 
 /** Seams for tests; the CLI dispatcher passes none. */
 export interface WeightsCommandDeps {
@@ -27,11 +29,8 @@ export interface WeightsCommandDeps {
   download?: { retryDelayMs?: number; stallTimeoutMs?: number };
 }
 
-/** Weight files this command handles (datasets are fetched by the data commands). */
-const WEIGHT_IDS: Record<string, string> = { vgg16: 'vgg16-notop', 'vgg16-notop': 'vgg16-notop' };
-
 function helpText(table: ArtifactTable): string {
-  const vgg = table['vgg16-notop'] ?? ARTIFACTS['vgg16-notop']!;
+  const vgg = table['vgg16-notop'] ?? APPLICATION_WEIGHTS['vgg16-notop']!;
   return `Usage: transferlab weights <fetch|path> vgg16 [options]
 
 Pretrained weights for the transfer model: Keras VGG16 trained on ImageNet, without the
@@ -69,7 +68,7 @@ Examples:
 export async function weightsCommand(argv: string[], deps: WeightsCommandDeps = {}): Promise<number> {
   const stdout = deps.stdout ?? process.stdout;
   const stderr = deps.stderr ?? process.stderr;
-  const table = deps.artifacts ?? ARTIFACTS;
+  const table = deps.artifacts ?? APPLICATION_WEIGHTS;
 
   let parsed: ReturnType<typeof parse>;
   try {
@@ -96,8 +95,10 @@ export async function weightsCommand(argv: string[], deps: WeightsCommandDeps = 
     stderr.write(`transferlab weights ${action}: say which weights, e.g. "transferlab weights ${action} vgg16".\n`);
     return 2;
   }
-  const id = WEIGHT_IDS[name];
-  if (!id || !table[id]) {
+  let artifact: Artifact;
+  try {
+    artifact = getArtifact(name, table);
+  } catch {
     stderr.write(`transferlab weights ${action}: unknown weights "${name}"; available: vgg16.\n`);
     return 2;
   }
@@ -105,17 +106,16 @@ export async function weightsCommand(argv: string[], deps: WeightsCommandDeps = 
     stderr.write(`transferlab weights ${action}: unexpected argument "${extra[0]}" (see --help).\n`);
     return 2;
   }
-  const artifact = getArtifact(id, table);
   const cacheDir = values['cache-dir'];
-  const locate = { artifacts: table, alsoLookIn: deps.alsoLookIn };
+  const locate = { alsoLookIn: deps.alsoLookIn };
 
   if (action === 'path') {
-    const found = await locateArtifact(id, cacheDir, locate);
+    const found = await locateArtifact(artifact, cacheDir, locate);
     if (found) {
       stdout.write(`${found}\n`);
       return 0;
     }
-    const destination = artifactPath(id, cacheDir, table);
+    const destination = artifactPath(artifact, cacheDir);
     stderr.write(
       `No verified ${artifact.fileName} found.\n` +
         `Run "transferlab weights fetch vgg16${cacheDir ? ` --cache-dir ${cacheDir}` : ''}" to download it, or, offline, ` +
@@ -130,7 +130,7 @@ export async function weightsCommand(argv: string[], deps: WeightsCommandDeps = 
   const onSigint = (): void => controller.abort();
   process.once('SIGINT', onSigint);
   try {
-    const file = await fetchArtifact(id, {
+    const file = await fetchArtifact(artifact, {
       ...locate,
       cacheDir,
       quiet: values.quiet,
@@ -145,7 +145,8 @@ export async function weightsCommand(argv: string[], deps: WeightsCommandDeps = 
       return 130;
     }
     if (error instanceof ArtifactFetchError || error instanceof DownloadError) {
-      stderr.write(`${error.message}\nAlternatively, give the file to training directly with --weights PATH.\n`);
+      const folder = error instanceof DownloadError && error.kind === 'disk' ? `Choose another folder with ${OPTION_FLAGS.cacheDir}. ` : '';
+      stderr.write(`${error.message}\n${folder}Alternatively, give the file to training directly with --weights PATH.\n`);
       return 1;
     }
     throw error;
