@@ -233,9 +233,9 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
       await writeFileAtomic(path.join(dir, 'history.csv'), historyCsv(history));
     },
   };
-  // the backup after the best checkpoint, so it records the new best
-  const callbacks: Callback[] = [monitor, checkpoint, backup, records];
-  if (config.reduceLrOnPlateau !== undefined) callbacks.push(new ReduceLROnPlateau(parsePlateau(config.reduceLrOnPlateau)));
+  // the backup after the best checkpoint and a plateau's lowered rate, so it records both
+  const plateau = config.reduceLrOnPlateau === undefined ? [] : [new ReduceLROnPlateau(parsePlateau(config.reduceLrOnPlateau))];
+  const callbacks: Callback[] = [monitor, checkpoint, ...plateau, backup, records];
   const epochs = config.epochs;
   // Always run: with training already past it, fit only restores last/ and trains no epoch.
   await model.fit(train, {
