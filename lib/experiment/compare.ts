@@ -118,6 +118,7 @@ export async function runCompare(
           resume,
           dataSeconds,
           dtypePolicy,
+          backbone: checked.backbone,
           interrupted: () => interrupted,
           log,
         });

@@ -1,5 +1,6 @@
 import { existsSync, promises as fs, constants as fsConstants } from 'node:fs';
 import path from 'node:path';
+import type { Backbone } from '../applications/backbone.js';
 import { checkDecode } from '../data/check-decode.js';
 import { unusableError } from '../data/usable.js';
 import { resolveChain } from '../models/resolve.js';
@@ -32,7 +33,7 @@ const mb = (bytes: number) => `${(bytes / 1e6).toFixed(bytes < 1e7 ? 2 : 0)} MB`
 export async function preflight(
   config: CompareConfig,
   options: { resume: boolean; log: (line: string) => void },
-): Promise<{ data: InspectedData; estimate: CacheEstimate }> {
+): Promise<{ data: InspectedData; estimate: CacheEstimate; backbone?: Backbone }> {
   const { log } = options;
   await checkRunFolder(config.out, options.resume);
   const data = await inspectExperimentData(config).catch((error: unknown) => {
@@ -47,7 +48,9 @@ export async function preflight(
       `data: ${info.examples} examples, train ${info.splits.train} / validation ${info.splits.validation}, classes ${info.classNames.join(', ')}`,
     );
     if (config.models.includes('cnn')) checkCnnInput(config);
-    const featureSize = config.models.includes('transfer') ? await checkBackbone(config, log) : 0;
+    // loaded once here, and handed on to training (a VGG16 HDF5 file takes seconds to read)
+    const transfer = config.models.includes('transfer') ? await checkBackbone(config, log) : undefined;
+    const featureSize = transfer?.featureSize ?? 0;
     const examples = info.splits.train + info.splits.validation;
     const [h, w] = config.imageSize;
     const dir = resolveCacheDir(config.cacheDir);
@@ -68,7 +71,7 @@ export async function preflight(
           `Free some space, put the cache elsewhere (--cache-dir), or use less data (--limit, --image-size).`,
       );
     }
-    return { data, estimate };
+    return { data, estimate, backbone: transfer?.backbone };
   } catch (error) {
     await data.imageSource.close();
     throw error;
@@ -134,14 +137,14 @@ function checkCnnInput(config: CompareConfig): void {
   );
 }
 
-/** Loads the transfer model's pretrained base at the run's input size (fetching VGG16 weights when allowed); returns its feature size. */
-async function checkBackbone(config: CompareConfig, log: (line: string) => void): Promise<number> {
+/** Loads the transfer model's pretrained base at the run's input size (fetching VGG16 weights when allowed), and its feature size. */
+async function checkBackbone(config: CompareConfig, log: (line: string) => void): Promise<{ backbone: Backbone; featureSize: number }> {
   const inputShape = [...config.imageSize, 3];
   try {
     const backbone = await loadBackbone(config, inputShape);
     const shape = resolveChain(backbone.layers, inputShape).at(-1)!.outputShape;
     log(`transfer: ${backbone.name} cut at ${backbone.outputLayer}, features ${shape.join('×')} (${backbone.source})`);
-    return shape.reduce((a, b) => a * b, 1);
+    return { backbone, featureSize: shape.reduce((a, b) => a * b, 1) };
   } catch (error) {
     throw new PreflightError(`transfer model: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }

@@ -57,7 +57,14 @@ export async function featureCacheKey(model: Sequential, baseLayers: number, bac
   };
 }
 
-export async function buildModel(kind: ModelKind, config: CompareConfig, classes: number, dtype: DtypePolicyName): Promise<Built> {
+/** The model of `kind`; a transfer model's base is `loaded` when given (preflight loaded it), else read now. */
+export async function buildModel(
+  kind: ModelKind,
+  config: CompareConfig,
+  classes: number,
+  dtype: DtypePolicyName,
+  loaded?: Backbone,
+): Promise<Built> {
   const inputShape = [...config.imageSize, 3];
   const augmentation = config.augment ? augmentationLayers(config.augment) : [];
   if (kind === 'cnn')
@@ -65,7 +72,7 @@ export async function buildModel(kind: ModelKind, config: CompareConfig, classes
       model: cnnForClasses(inputShape, classes, { seed: config.seed, dtype, augmentation, device: workerDevice(config.device ?? 'cpu') }),
       baseLayers: 0,
     };
-  const backbone = await loadBackbone(config, inputShape);
+  const backbone = loaded ?? (await loadBackbone(config, inputShape));
   // the experiment feeds x / 255 to VGG16 too (its Keras original did), unless its config names a preprocessing
   const preprocessing = config.preprocess ?? (config.backbone === 'vgg16' ? 'scale01' : backbone.nativePreprocessing);
   const model = transferModel({
@@ -122,6 +129,8 @@ export interface TrainModelContext {
   dataSeconds: number;
   /** the policy this machine runs `config.mixedPrecision` with (runPolicy). */
   dtypePolicy: DtypePolicyName;
+  /** the transfer model's base as preflight loaded it (read again when absent). */
+  backbone?: Backbone;
   interrupted: () => boolean;
   log: (line: string) => void;
 }
@@ -134,7 +143,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   const { config, data, kind } = ctx;
   const dir = path.join(ctx.runDir, kind);
   const classNames = data.train.classNames;
-  const { model, baseLayers, backbone } = await buildModel(kind, config, classNames.length, ctx.dtypePolicy);
+  const { model, baseLayers, backbone } = await buildModel(kind, config, classNames.length, ctx.dtypePolicy, ctx.backbone);
   const loss = classNames.length > 2 ? 'sparseCategoricalCrossentropy' : 'binaryCrossentropy';
   const learningRate = config.lrSchedule ? parseLrSchedule(config.lrSchedule, config.learningRate) : config.learningRate;
   model.compile({ optimizer: { adam: { learningRate } }, loss, metrics: ['accuracy'] });
