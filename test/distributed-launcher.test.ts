@@ -113,9 +113,10 @@ test(
 
 test('Ctrl-C reaches every worker once; workers that stop for it end the launch with 130, not as a failure', HANG_GUARD, async () => {
   await withTempDir('tl-launch-int-', async (dir) => {
-    const script = envWorker(`
-      process.on('SIGINT', () => { fs.writeFileSync(require('path').join(process.argv[1], 'sigint-' + process.env.RANK), ''); process.exit(130); });
-      setInterval(() => {}, 1000);`);
+    // the handler is in place before rank-N.json tells the test that the worker is ready
+    const script =
+      `process.on('SIGINT', () => { require('fs').writeFileSync(require('path').join(process.argv[1], 'sigint-' + process.env.RANK), ''); process.exit(130); });` +
+      envWorker('setInterval(() => {}, 1000);');
     const started = launch({ nproc: 2, command: worker(script, dir), report: () => {} });
     while (!['rank-0.json', 'rank-1.json'].every((f) => existsSync(path.join(dir, f)))) await new Promise((r) => setTimeout(r, 20));
     process.kill(process.pid, 'SIGINT'); // as a terminal's Ctrl-C reaches the launcher
