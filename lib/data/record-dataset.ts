@@ -101,9 +101,11 @@ export class RecordDataset implements Dataset {
       const part = x.subarray((from * per) / x.BYTES_PER_ELEMENT, (to * per) / x.BYTES_PER_ELEMENT);
       parts.push(native().gatherRecords(handle.fd, offsets.subarray(from, to), per, part));
     }
-    try {
-      await Promise.all(parts);
-    } catch (error) {
+    // every part settles before the batch fails: none may still read the fd when the file is closed,
+    // and the first failing part in file order names the byte, whichever part failed first in time
+    const failed = (await Promise.allSettled(parts)).find((r) => r.status === 'rejected');
+    if (failed) {
+      const error: unknown = failed.reason;
       const reason = error instanceof Error ? error.message : String(error);
       throw new Error(`cache file ${this.file} ${reason}; delete it to rebuild it`, { cause: error });
     }
