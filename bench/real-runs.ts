@@ -30,8 +30,12 @@ async function seconds(fn: () => Promise<unknown>): Promise<number> {
   return (performance.now() - t) / 1000;
 }
 
-/** Median seconds of `steps` engine steps on one batch held in memory (after one warm-up step). */
+/**
+ * Median seconds of `steps` engine steps on one batch held in memory (after one warm-up step).
+ * `steps` is odd, so that the median is a step's own time (the "median" of 2 was the slower one).
+ */
 async function engineStep(steps: number, fn: () => Promise<unknown>): Promise<number> {
+  if (steps % 2 === 0) throw new Error(`engineStep: an odd number of steps has a median (got ${steps})`);
   await fn();
   const each: number[] = [];
   for (let i = 0; i < steps; i++) each.push(await seconds(fn));
@@ -86,7 +90,7 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
     const cnn = experimentCnn([SIZE, SIZE, 3], { seed: 1 });
     cnn.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
     const b0 = await firstBatch(train.batches());
-    const cnnStep = await engineStep(2, () => cnn.engine.trainStep(b0.x, b0.shape, b0.y, 0));
+    const cnnStep = await engineStep(3, () => cnn.engine.trainStep(b0.x, b0.shape, b0.y, 0));
     const cnnEpoch = await seconds(() => cnn.fit(train, { epochs: 1, verbose: 0 }));
     const cnnEpochImgPerSec = train.size / cnnEpoch;
     const cnnEval = await seconds(() => cnn.evaluate(train));
