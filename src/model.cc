@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "layer-timing.h"
+#include "max-pool-relu.h"
 #include "precision.h"
 #include "device.h"
 #include "distributed.h"
@@ -251,7 +252,7 @@ torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to,
           start = timing::now();
         }
         ++i;
-        x = forwardWithPolicy(layers_[i], x, training, false, i == output).relu_();
+        x = maxPoolRelu(layers_[i], x, training, i == output);  // max-pool-relu.cc
         if (timed) {
           timing::forward(layers_[i].name, start);
           timing::markOutput(x, layers_[i].name);

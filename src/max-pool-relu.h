@@ -1,0 +1,14 @@
+// relu(max_pool2d(y)) as one autograd function, for a Conv2D(relu) + MaxPooling2D pair: no int64
+// index tensor (backward recomputes each window's argmax from the saved input) and no zero-filled
+// gradient, relu's backward folded in. Falls back to libtorch's max_pool2d + relu_ where unsupported.
+#pragma once
+#include <torch/torch.h>
+
+#include "layers.h"
+
+namespace tl {
+
+// The pooling layer `pool` (under its dtype policy) followed by a ReLU, on the conv output `x`.
+torch::Tensor maxPoolRelu(const Layer& pool, const torch::Tensor& x, bool training, bool isOutput);
+
+}  // namespace tl
