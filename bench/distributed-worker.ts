@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { Batch } from '../lib/data/types.js';
-import { DataParallel, destroyDistributed, initDistributed } from '../lib/distributed/index.js';
+import { DataParallel, destroyDistributed, initDistributed, shardBatch } from '../lib/distributed/index.js';
 import { native } from '../lib/engine/native.js';
 import { experimentCnn } from '../lib/models/zoo.js';
 import { syntheticPixels } from './engine.js';
@@ -15,6 +15,8 @@ export interface DistributedRequest {
   batch: number;
   warmup: number;
   steps: number;
+  /** timed all-reduces of a gradient-sized buffer (ranks > 1) */
+  allreduces: number;
   out: string;
 }
 
@@ -48,9 +50,11 @@ const dp = group && new DataParallel(group);
 const model = experimentCnn([SIZE, SIZE, 3], { seed: 1 });
 model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
 if (dp) await dp.broadcastWeights(model.engine);
+// a rank steps on its shard of the global batch (as fit's datasets yield it), alone on the whole batch
+const mine = (b: Batch) => (dp ? shardBatch(b, dp.group.rank, dp.group.worldSize) : b);
 const step = (b: Batch) => (dp ? dp.trainStep(model.engine, b, 0) : model.engine.trainStep(b.x, b.shape, b.y, 0));
 
-const full = batchOf(req.batch);
+const full = mine(batchOf(req.batch));
 const each = await seconds(req.warmup, req.steps, () => step(full));
 const result: Record<string, unknown> = {
   ranks: group?.worldSize ?? 1,
@@ -62,14 +66,18 @@ const result: Record<string, unknown> = {
 if (dp) {
   // one example per rank: the data-parallel step minus the same step alone is what the group adds,
   // mostly the all-reduce of every gradient
-  const tiny = batchOf(group.worldSize);
-  const mine = dp.shard(tiny);
+  const tiny = mine(batchOf(group.worldSize));
   const together = await seconds(1, req.steps, () => step(tiny));
-  const alone = await seconds(1, req.steps, () => model.engine.trainStep(mine.x, mine.shape, mine.y, 0));
+  const alone = await seconds(1, req.steps, () => model.engine.trainStep(tiny.x, tiny.shape, tiny.y, 0));
   result.gradients = model.countParams().trainable;
   result.stepOverheadMs = (median(together) - median(alone)) * 1000;
   result.dataParallelStepMs = median(together) * 1000;
   result.localStepMs = median(alone) * 1000;
+  // the all-reduce alone: one float32 buffer of the CNN's gradient count, summed over the ranks
+  const gradients = new Float32Array(result.gradients as number).fill(1);
+  const allreduce = await seconds(1, req.allreduces, () => native().distributed.allreduceSumInPlace(gradients));
+  result.allreduceMs = median(allreduce) * 1000;
+  result.allreduceSeconds = allreduce;
 }
 if ((group?.rank ?? 0) === 0) writeFileSync(req.out, JSON.stringify(result));
 destroyDistributed();

@@ -1,7 +1,8 @@
 /**
  * `distributedStepOverhead`: what data parallelism costs and gives on one machine, over Gloo on
- * loopback, for the experiment's CNN: the extra time of a data-parallel step (the all-reduce of its
- * ~3.4M gradients), and 2 ranks x 1 thread against 1 rank x 2 threads in img/s on the same batch.
+ * loopback, for the experiment's CNN: one all-reduce of a buffer of its ~3.4M gradients on its own
+ * (median), the extra time of a data-parallel step over the same step alone, and 2 ranks x 1 thread
+ * against 1 rank x 2 threads in img/s on the same batch.
  * The ranks are started by the built-in launcher, exactly as `compare --nproc-per-node` starts them.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -24,11 +25,17 @@ async function runRanks(nproc: number, request: Omit<DistributedRequest, 'out'>,
 export async function benchDistributed(sizes: BenchSizes): Promise<Record<string, unknown>> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tl-bench-dist-'));
   try {
-    const common = { batch: sizes.cnnBatch, warmup: sizes.cnnWarmup, steps: sizes.cnnRounds * sizes.cnnStepsPerRound };
+    const common = {
+      batch: sizes.cnnBatch,
+      warmup: sizes.cnnWarmup,
+      steps: sizes.cnnRounds * sizes.cnnStepsPerRound,
+      allreduces: sizes.allreduces,
+    };
     const two = await runRanks(2, { ...common, threads: 1 }, dir);
     const one = await runRanks(1, { ...common, threads: 2 }, dir);
     return {
       gradients: two.gradients,
+      allreduceMs: two.allreduceMs,
       stepOverheadMs: two.stepOverheadMs,
       twoRanksOneThreadImgPerSec: two.imgPerSec,
       oneRankTwoThreadsImgPerSec: one.imgPerSec,

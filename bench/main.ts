@@ -382,7 +382,8 @@ async function main(): Promise<void> {
   );
   if (distributed) {
     out.push(
-      `distributed (CNN, Gloo on loopback): data-parallel step overhead ${fmt(num(distributed.stepOverheadMs))} ms for ${String(distributed.gradients)} gradients; ` +
+      `distributed (CNN, Gloo on loopback): all-reduce of ${String(distributed.gradients)} gradients ${fmt(num(distributed.allreduceMs))} ms, ` +
+        `data-parallel step overhead ${fmt(num(distributed.stepOverheadMs))} ms; ` +
         `2 ranks x 1 thread ${fmt(num(distributed.twoRanksOneThreadImgPerSec))} img/s vs 1 rank x 2 threads ${fmt(num(distributed.oneRankTwoThreadsImgPerSec))} img/s`,
     );
   }

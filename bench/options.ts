@@ -14,6 +14,8 @@ export interface BenchSizes {
   vggStepsPerRound: number;
   /** CNN training steps timed layer by layer, per engine. */
   layerSteps: number;
+  /** timed all-reduces of the CNN's gradient count over 2 ranks (distributedStepOverhead). */
+  allreduces: number;
   /** real runs: photos decoded into a real cache, batch size, head epochs on the real feature cache. */
   realImages: number;
   realBatch: number;
@@ -40,6 +42,7 @@ export const FULL_SIZES: BenchSizes = {
   vggRounds: 4,
   vggStepsPerRound: 1,
   layerSteps: 2,
+  allreduces: 20,
   realImages: 256,
   realBatch: 64,
   headEpochs: 20,
@@ -55,6 +58,7 @@ export const QUICK_SIZES: BenchSizes = {
   vggRounds: 2,
   vggStepsPerRound: 1,
   layerSteps: 1,
+  allreduces: 3,
   realImages: 64,
   realBatch: 64,
   headEpochs: 20,

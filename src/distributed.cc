@@ -341,6 +341,30 @@ Napi::Value AllreduceSum(const Napi::CallbackInfo& info) {
   return (new Task(env, work, done))->start();
 }
 
+// allreduceSumInPlace(Float32Array) -> Promise<void>: element-wise sums over all ranks, written
+// into the array itself (no copies: one all-reduce of a gradient-sized buffer, as the bench times).
+Napi::Value AllreduceSumInPlace(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw Napi::TypeError::New(env, "allreduceSumInPlace needs a Float32Array");
+  }
+  auto in = info[0].As<Napi::Float32Array>();
+  float* data = in.Data();
+  int64_t n = static_cast<int64_t>(in.ElementLength());
+  auto work = [data, n]() {
+    auto g = current();
+    std::vector<at::Tensor> t{torch::from_blob(data, {n}, torch::kFloat32)};
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    try {
+      works.push_back(g->pg->allreduce(t));
+    } catch (const std::exception& e) {
+      rethrowNamed(*g, "all-reduce of a float32 buffer", e);
+    }
+    waitAll(*g, "all-reduce of a float32 buffer", works);
+  };
+  return (new Task(env, work, nullptr, info[0]))->start();
+}
+
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
   auto work = []() {
     auto g = current();
@@ -376,6 +400,7 @@ Napi::Object Init(Napi::Env env) {
   out.Set("init", Napi::Function::New(env, InitGroup));
   out.Set("destroy", Napi::Function::New(env, DestroyGroup));
   out.Set("allreduceSum", Napi::Function::New(env, AllreduceSum));
+  out.Set("allreduceSumInPlace", Napi::Function::New(env, AllreduceSumInPlace));
   out.Set("barrier", Napi::Function::New(env, Barrier));
   out.Set("broadcastModel", Napi::Function::New(env, BroadcastModel));
   return out;

@@ -18,6 +18,29 @@ interface RankResult {
   features: number[];
   /** the epochs this process trained */
   ran: number[];
+  /** records its record datasets read while training */
+  recordsRead: number;
+}
+
+/** Records rank `rank` of `worldSize` reads for global batches of these sizes: its rows of each, [floor(r*n/W), floor((r+1)*n/W)). */
+function shardReads(globalBatches: number[], rank: number, worldSize: number): number {
+  let rows = 0;
+  for (const n of globalBatches)
+    for (let i = 0; i < n; i++) if (i >= Math.floor((rank * n) / worldSize) && i < Math.floor(((rank + 1) * n) / worldSize)) rows++;
+  return rows;
+}
+
+/** Every rank read exactly its rows of the global batches `reads` (one process: all of them). */
+function assertShardReads(results: RankResult[], reads: number[], what: string): void {
+  results.forEach((r, rank) => {
+    assert.equal(r.recordsRead, shardReads(reads, rank, results.length), `${what}: records read by rank ${rank} of ${results.length}`);
+  });
+  const total = reads.reduce((a, b) => a + b, 0);
+  assert.equal(
+    results.reduce((a, r) => a + r.recordsRead, 0),
+    total,
+    `${what}: the ranks read every record once`,
+  );
 }
 
 async function freePort(): Promise<number> {
@@ -82,10 +105,16 @@ function assertHistoryClose(actual: Record<string, number[]>, expected: Record<s
   }
 }
 
-async function compareWorldSizes(which: string, worldSize: number, env: Record<string, string> = {}): Promise<RankResult[]> {
+/** `reads`: the sizes of the global batches the run reads from record datasets, in order. */
+async function compareWorldSizes(
+  which: string,
+  worldSize: number,
+  env: Record<string, string> = {},
+  reads?: number[],
+): Promise<RankResult[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tl-dp-'));
   try {
-    const [alone] = await runRanks(which, 1, path.join(dir, 'one'), { DP_CACHE: path.join(dir, 'cache-one') });
+    const [alone] = await runRanks(which, 1, path.join(dir, 'one'), { ...env, DP_CACHE: path.join(dir, 'cache-one') });
     const ranks = await runRanks(which, worldSize, path.join(dir, 'many'), { ...env, DP_CACHE: path.join(dir, 'cache-many') });
     // training moved the weights, so agreement below is not the initial values agreeing
     assert.ok(
@@ -101,6 +130,10 @@ async function compareWorldSizes(which: string, worldSize: number, env: Record<s
     }
     assertWeightsClose(ranks[0]!.final, alone!.final, 1e-5, `${worldSize} ranks vs one`);
     assertHistoryClose(ranks[0]!.history, alone!.history, `${worldSize} ranks vs one`);
+    if (reads) {
+      assertShardReads([alone!], reads, 'one process');
+      assertShardReads(ranks, reads, `${worldSize} ranks`);
+    }
     if (which === 'extract') {
       // the per-rank parts were merged into one entry per dataset and removed
       assert.equal((await readdir(path.join(dir, 'cache-many', 'features'))).length, 2);
@@ -146,9 +179,22 @@ test('a transfer head on cached features: two and three ranks (empty shards) giv
 test('frozen-base features extracted by three ranks form the cache one process writes; the head trains on all of them', {
   timeout: 300_000,
 }, async () => {
-  const [alone, ...ranks] = await compareWorldSizes('extract', 3);
+  // the head reads only its rows of the cached features: 37 in batches of 8, 11 in batches of 8, two epochs
+  const epoch = [8, 8, 8, 8, 5, 8, 3];
+  const [alone, ...ranks] = await compareWorldSizes('extract', 3, {}, [...epoch, ...epoch]);
   assert.equal(alone!.features.length, 37 * 3 * 3 * 4);
   for (const r of ranks) assertWeightsClose([[r.features]], [[alone!.features]], 1e-6, 'cached features');
+});
+
+test('record datasets: each of two and three ranks reads only its rows (empty shards too), with the results of one process', {
+  timeout: 300_000,
+}, async () => {
+  // 65 training examples in batches of 32 (the last one 1: empty shards on all ranks but the last), 33 for validation
+  const epoch = [32, 32, 1, 32, 1];
+  await compareWorldSizes('head', 2, { DP_RECORDS: '1' }, [...epoch, ...epoch]);
+  await compareWorldSizes('head', 3, { DP_RECORDS: '1' }, [...epoch, ...epoch]);
+  // repeating streams: two training batches and one validation batch per epoch, crossing into the next pass
+  await compareWorldSizes('head', 3, { DP_RECORDS: '1', DP_STEPS: '1' }, [32, 32, 32, 1, 32, 1]);
 });
 
 test('a run backed up by two ranks resumes on one (and one on three) as if never stopped', { timeout: 300_000 }, async () => {
@@ -167,6 +213,37 @@ test('a run backed up by two ranks resumes on one (and one on three) as if never
         assertWeightsClose(r.final, whole!.final, 1e-5, `${before} ranks, resumed on ${after}`);
         assertHistoryClose(r.history, whole!.history, `${before} ranks, resumed on ${after}`);
       }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('record datasets with repeating streams: a run of three ranks resumes on two, and one of two on three, each rank reading only its rows', {
+  timeout: 300_000,
+}, async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'tl-dp-'));
+  const env = { DP_RECORDS: '1', DP_STEPS: '1' };
+  try {
+    const [whole] = await runRanks('head', 1, path.join(dir, 'whole'), env);
+    for (const [before, after] of [
+      [3, 2],
+      [2, 3],
+    ] as const) {
+      const backup = path.join(dir, `backup-${before}-${after}`);
+      await runRanks('head', before, path.join(dir, `first-${before}-${after}`), { ...env, DP_BACKUP: backup, DP_EPOCHS: '1' });
+      const resumed = await runRanks('head', after, path.join(dir, `resumed-${before}-${after}`), {
+        ...env,
+        DP_BACKUP: backup,
+        DP_EPOCHS: '2',
+      });
+      for (const r of resumed) {
+        assert.deepEqual(r.ran, [1], 'the resumed run trains only the epoch the backup lacks');
+        assertWeightsClose(r.final, whole!.final, 1e-5, `${before} ranks, resumed on ${after}`);
+        assertHistoryClose(r.history, whole!.history, `${before} ranks, resumed on ${after}`);
+      }
+      // skipping epoch 0's stream windows reads their shards (training 32, 32; validation 32), then epoch 1 reads its own
+      assertShardReads(resumed, [32, 32, 32, 1, 32, 1], `${before} ranks, resumed on ${after}`);
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -11,8 +11,9 @@ export { IMAGE_EXTENSIONS, inspectImageFolder, openImageFolder, scanImageFolder 
 export type { DatasetInfo, OpenCommonOptions, OpenedDatasets } from './open-splits.js';
 export { DEFAULT_SPLITS } from './open-splits.js';
 export { resizeBilinearTf } from './resize.js';
+export { shardedBatches } from './shard.js';
 export type { SourceRef } from './source.js';
 export { describeSourceRef } from './source.js';
 export { parseSplit, pythonRound, resolveSplit } from './split.js';
 export { sortInTfdsOrder, tfdsHash } from './tfds-order.js';
-export type { Batch, Dataset } from './types.js';
+export type { Batch, BatchOptions, Dataset, Shard } from './types.js';

@@ -2,7 +2,8 @@ import { promises as fs } from 'node:fs';
 import { native } from '../engine/native.js';
 import { passOrder } from './prng.js';
 import { type RecordDtype, type RecordManifest, recordBytes } from './record-cache.js';
-import type { Batch, BatchOptions, Dataset } from './types.js';
+import { shardRange } from './shard.js';
+import type { Batch, BatchOptions, Dataset, Shard } from './types.js';
 
 /** native reads per batch: parallel enough to copy at the pool's speed, few enough to leave the engine's step a thread. */
 const GATHER_PARTS = 2;
@@ -29,6 +30,8 @@ export class RecordDataset implements Dataset {
   /** keys in input order (inputs left out removed). */
   readonly keys: readonly string[];
   readonly labels: readonly number[];
+  /** with `shard`, only the shard's records are read (by index), not the whole global batch. */
+  readonly readsShards = true;
   private readonly dtype: RecordDtype;
   private readonly elementBytes: number;
   private readonly prefetch: number;
@@ -60,13 +63,14 @@ export class RecordDataset implements Dataset {
   private async *iterate(options: BatchOptions): AsyncGenerator<Batch> {
     const order = options.ordered ? undefined : passOrder(this.size, this.shuffleSeed, options.pass ?? 0);
     const handle = await fs.open(this.file, 'r');
+    const { shard } = options;
     const inFlight: Promise<Batch>[] = [];
     let nextStart = 0;
     const launch = (depth: number): void => {
       while (inFlight.length < depth && nextStart < this.size) {
         const start = nextStart;
         nextStart = Math.min(this.size, start + this.batchSize);
-        const p = this.readBatch(handle, start, nextStart, order);
+        const p = shard ? this.readShard(handle, start, nextStart, shard, order) : this.readBatch(handle, start, nextStart, order);
         p.catch(() => {}); // surfaced when awaited; avoids an unhandled rejection if the consumer stops early
         inFlight.push(p);
       }
@@ -84,6 +88,13 @@ export class RecordDataset implements Dataset {
       await Promise.allSettled(inFlight);
       await handle.close();
     }
+  }
+
+  /** The shard's rows of the global batch [start, end): one (maybe empty) shard per global batch. */
+  private async readShard(handle: fs.FileHandle, start: number, end: number, shard: Shard, order?: number[]): Promise<Batch> {
+    const [from, to] = shardRange(end - start, shard.rank, shard.worldSize);
+    const batch = await this.readBatch(handle, start + from, start + to, order);
+    return { ...batch, shardOf: { start: from, size: end - start } };
   }
 
   private async readBatch(handle: fs.FileHandle, start: number, end: number, order?: number[]): Promise<Batch> {

@@ -1,11 +1,10 @@
-import type { Batch } from '../data/types.js';
+import type { Batch, Shard } from '../data/types.js';
 import { type NativeModel, native } from '../engine/native.js';
 import { allreduceSum, distributedInfo, type ProcessGroupInfo } from './process-group.js';
-import { shardBatch } from './shard.js';
 
 /**
- * What `fit` consults when a process group exists: each rank trains on its shard of every global
- * batch, the engine averages gradients (weighted by examples) and metrics over all ranks before
+ * What `fit` consults when a process group exists: each rank reads and trains on its shard of every
+ * global batch (`shard`, given to the datasets), the engine averages gradients (weighted by examples) and metrics over all ranks before
  * the update, so every rank holds the weights and numbers one process would on the whole batch.
  */
 export class DataParallel {
@@ -17,8 +16,9 @@ export class DataParallel {
     return group ? new DataParallel(group) : undefined;
   }
 
-  shard(batch: Batch): Batch {
-    return shardBatch(batch, this.group.rank, this.group.worldSize);
+  /** This rank's part of every global batch, as datasets take it (`batches({ shard })`). */
+  get shard(): Shard {
+    return { rank: this.group.rank, worldSize: this.group.worldSize };
   }
 
   /** Identical starting weights: rank 0's, broadcast to all. */
@@ -26,9 +26,8 @@ export class DataParallel {
     await native().distributed.broadcastModel(engine);
   }
 
-  /** One step on this rank's shard of `batch`; loss and correct count are the global batch's. */
-  async trainStep(engine: NativeModel, batch: Batch, entry: number): Promise<{ loss: number; correct: number }> {
-    const part = this.shard(batch);
+  /** One step on this rank's shard of a global batch; loss and correct count are the global batch's. */
+  async trainStep(engine: NativeModel, part: Batch, entry: number): Promise<{ loss: number; correct: number }> {
     return engine.trainStep(part.x, part.shape, part.y, entry, true);
   }
 

@@ -1,3 +1,4 @@
+export { shardBatch, shardRange } from '../data/shard.js';
 export { DataParallel } from './data-parallel.js';
 export {
   allreduceSum,
@@ -11,4 +12,3 @@ export {
   type ProcessGroupInfo,
   readTorchrunEnv,
 } from './process-group.js';
-export { shardBatch, shardRange } from './shard.js';

@@ -172,6 +172,8 @@ export interface NativeDistributed {
   destroy(): void;
   /** element-wise sums over all ranks */
   allreduceSum(values: Float64Array): Promise<Float64Array>;
+  /** element-wise sums over all ranks, written into `values` (leave it alone until settled) */
+  allreduceSumInPlace(values: Float32Array): Promise<void>;
   barrier(): Promise<void>;
   /** every weight of the model (moving statistics too) from rank 0 */
   broadcastModel(model: NativeModel): Promise<void>;

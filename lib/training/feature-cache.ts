@@ -3,6 +3,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { type CacheOrigin, entryDir, type FillStep, openRecordCache, type RecordCacheRequest } from '../data/record-cache.js';
 import { RecordDataset } from '../data/record-dataset.js';
+import { shardedBatches } from '../data/shard.js';
 import type { Batch, BatchOptions, Dataset } from '../data/types.js';
 import { allreduceSum, barrier, DataParallel, distributedInfo, isChief, type ProcessGroupInfo, shardRange } from '../distributed/index.js';
 import type { Sequential } from '../models/sequential.js';
@@ -202,11 +203,13 @@ export class CyclingDataset implements Dataset {
   readonly batchSize: number;
   readonly elementShape: number[];
   readonly classNames: string[];
+  readonly readsShards: boolean;
   constructor(private readonly passes: Dataset[]) {
     if (passes.length === 0) throw new Error('CyclingDataset needs at least one pass');
     ({ size: this.size, batchSize: this.batchSize, elementShape: this.elementShape, classNames: this.classNames } = passes[0]);
+    this.readsShards = passes.every((p) => p.readsShards);
   }
   batches(options: BatchOptions = {}): AsyncIterable<Batch> {
-    return this.passes[(options.pass ?? 0) % this.passes.length].batches(options);
+    return shardedBatches(this.passes[(options.pass ?? 0) % this.passes.length]!, options);
   }
 }

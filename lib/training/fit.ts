@@ -75,13 +75,13 @@ async function evaluateBatches(
   const keys: string[] = [];
   const entry = model.engineIndex(fromLayer, true);
   let step = 0;
+  // under `parallel`, batches are this rank's shards: outputs, labels and keys are this rank's rows
   for await (const batch of batches) {
     model.checkInput(batch.shape, fromLayer);
-    checkLabels(model, batch.y, batchSize(batch), `${what} batch ${++step}`);
-    const part = parallel ? parallel.shard(batch) : batch;
-    if (batchSize(part) === 0) continue;
-    const r = await model.engine.evaluate(part.x, part.shape, part.y, entry);
-    meter.add(r.loss, r.correct, batchSize(part));
+    checkLabels(model, batch.y, batchSize(batch), `${what} batch ${++step}`, batch.shardOf?.start);
+    if (batchSize(batch) === 0) continue;
+    const r = await model.engine.evaluate(batch.x, batch.shape, batch.y, entry);
+    meter.add(r.loss, r.correct, batchSize(batch));
     if (keepOutputs) {
       outputs.push(r.output);
       labels.push(batch.y);
@@ -160,9 +160,11 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
     }
   }
 
-  const trainStream = options.stepsPerEpoch !== undefined ? new RepeatingStream(data) : undefined;
+  // each rank reads only its shard of every global batch
+  const shard = parallel?.shard;
+  const trainStream = options.stepsPerEpoch !== undefined ? new RepeatingStream(data, shard) : undefined;
   const validData = options.validationData;
-  const validStream = validData && options.validationSteps !== undefined ? new RepeatingStream(validData) : undefined;
+  const validStream = validData && options.validationSteps !== undefined ? new RepeatingStream(validData, shard) : undefined;
   model.stopTraining = false;
   try {
     // every rank has restored (this waits for all of them) and starts from rank 0's weights
@@ -174,9 +176,9 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
       for (const cb of callbacks) await cb.onEpochBegin?.(epoch);
       const meter = new Meter();
       let step = 0;
-      for await (const batch of takeBatches(data, trainStream, options.stepsPerEpoch, epoch)) {
+      for await (const batch of takeBatches(data, trainStream, options.stepsPerEpoch, epoch, shard)) {
         model.checkInput(batch.shape, fromLayer);
-        checkLabels(model, batch.y, batchSize(batch), `training batch ${step + 1} of epoch ${epoch + 1}`);
+        checkLabels(model, batch.y, batchSize(batch), `training batch ${step + 1} of epoch ${epoch + 1}`, batch.shardOf?.start);
         // Keras evaluates a schedule at the optimizer's iteration count before each update
         if (model.learningRateSchedule) model.engine.setLearningRate(model.learningRateSchedule.call(model.engine.iterations()));
         const r = parallel
@@ -189,7 +191,8 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
               'Try a lower learning rate, or check the inputs for NaN values.',
           );
         }
-        meter.add(r.loss, r.correct, batchSize(batch));
+        // a shard's step reports the global batch's loss and correct count
+        meter.add(r.loss, r.correct, batch.shardOf?.size ?? batchSize(batch));
         const logs = { loss: meter.loss, accuracy: meter.accuracy };
         for (const cb of callbacks) await cb.onBatchEnd?.(step, logs, { steps: options.stepsPerEpoch ?? stepsPerPass });
         step++;
@@ -198,7 +201,7 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
       if (validData) {
         const v = await evaluateBatches(
           model,
-          takeBatches(validData, validStream, options.validationSteps),
+          takeBatches(validData, validStream, options.validationSteps, 0, shard),
           fromLayer,
           false,
           `validation of epoch ${epoch + 1},`,

@@ -2,8 +2,12 @@
  * One rank of a data-parallel fit for test/distributed-data-parallel.test.ts: joins the process
  * group torchrun's variables describe (or runs alone without them), trains a small model on
  * generated data and writes its initial and final weights and history to `$DP_OUT.rank<R>.json`.
+ * DP_RECORDS: the head's data are record files (RecordDataset, shuffled), which read only a rank's
+ * shard; DP_STEPS: steps_per_epoch 2 and validation_steps 1 (repeating streams).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { RECORD_FORMAT } from '../../lib/data/record-cache.js';
+import { RecordDataset } from '../../lib/data/record-dataset.js';
 import type { Dataset } from '../../lib/data/types.js';
 import { destroyDistributed, distributedInfo, initDistributed } from '../../lib/distributed/index.js';
 import { native } from '../../lib/engine/native.js';
@@ -34,7 +38,7 @@ function labels(n: number, seed: number): Float32Array {
  * 32 (the last one 6), 2 epochs. head: a frozen conv "backbone" whose outputs are the cached
  * features, and a dense head trained from them (fromLayer 1), 65 examples (a last batch of 1).
  */
-function setup(which: string, rank: number): { model: Sequential; train: ArrayDataset; valid: ArrayDataset; fromLayer: number } {
+function setup(which: string, rank: number): { model: Sequential; train: Dataset; valid: Dataset; fromLayer: number } {
   if (which === 'cnn') {
     const shape = [94, 94, 3];
     const per = 94 * 94 * 3;
@@ -54,10 +58,25 @@ function setup(which: string, rank: number): { model: Sequential; train: ArrayDa
     layers.dense({ units: 1, activation: 'sigmoid' }),
   ];
   const features = (n: number, seed: number) => Float32Array.from(generated(n * 6 * 6 * 4, seed), (v) => v * 2 - 1);
+  const data = (n: number, seed: number, name: string): Dataset => {
+    const [x, y] = [features(n, seed), labels(n, seed + 1)];
+    if (!process.env.DP_RECORDS) return new ArrayDataset(x, [6, 6, 4], y, 32);
+    const file = `${process.env.DP_OUT}.${name}.rank${rank}.f32`;
+    writeFileSync(file, x);
+    const keys = Array.from({ length: n }, (_, i) => `${name}-${i}`);
+    const manifest = { format: RECORD_FORMAT, key: name, dtype: 'float32' as const, shape: [6, 6, 4], count: n, keys, labels: [...y] };
+    // streams stop mid-pass: without read-ahead, the records read are exactly those trained on
+    const prefetch = process.env.DP_STEPS ? 0 : 2;
+    return new RecordDataset(
+      file,
+      { ...manifest, skipped: [], createdAt: '' },
+      { batchSize: 32, classNames: ['a', 'b'], shuffleSeed: 3, prefetch },
+    );
+  };
   return {
     model: new Sequential(head, { seed: 11 + rank, name: 'head' }),
-    train: new ArrayDataset(features(65, 5), [6, 6, 4], labels(65, 6), 32),
-    valid: new ArrayDataset(features(33, 7), [6, 6, 4], labels(33, 8), 32),
+    train: data(65, 5, 'train'),
+    valid: data(33, 7, 'valid'),
     fromLayer: 1,
   };
 }
@@ -128,9 +147,18 @@ const callbacks: Callback[] = [
 ];
 if (process.env.DP_BACKUP) callbacks.push(new BackupAndRestore(process.env.DP_BACKUP, { deleteCheckpoint: false }));
 const epochs = Number(process.env.DP_EPOCHS ?? 2);
-const history = await model.fit(train, { epochs, validationData: valid, verbose: 0, fromLayer, callbacks });
+const steps = process.env.DP_STEPS ? { stepsPerEpoch: 2, validationSteps: 1 } : {};
+// records the record datasets read while training (their native gathers)
+const binding = native();
+const gather = binding.gatherRecords;
+let recordsRead = 0;
+binding.gatherRecords = (...args) => {
+  recordsRead += args[1].length;
+  return gather(...args);
+};
+const history = await model.fit(train, { epochs, validationData: valid, verbose: 0, fromLayer, callbacks, ...steps });
 writeFileSync(
   `${process.env.DP_OUT}.rank${rank}.json`,
-  JSON.stringify({ initial, final: weightsOf(model), history: history.history, features, ran }),
+  JSON.stringify({ initial, final: weightsOf(model), history: history.history, features, ran, recordsRead }),
 );
 destroyDistributed();

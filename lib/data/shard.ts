@@ -1,4 +1,4 @@
-import type { Batch } from '../data/types.js';
+import type { Batch, BatchOptions, Dataset } from './types.js';
 
 /**
  * Rank r of W takes examples [floor(r*n/W), floor((r+1)*n/W)) of every global batch of n: the
@@ -20,5 +20,20 @@ export function shardBatch(batch: Batch, rank: number, worldSize: number): Batch
     shape: [to - from, ...batch.shape.slice(1)],
     y: batch.y.subarray(from * yRow, to * yRow),
     ...(batch.keys ? { keys: batch.keys.slice(from, to) } : {}),
+    shardOf: { start: from, size: n },
+  };
+}
+
+/**
+ * One pass of `dataset`, as `shard`'s rows of every global batch when a shard is given: a dataset
+ * that reads shards itself (`readsShards`) reads only those rows, any other is read whole and sliced.
+ */
+export function shardedBatches(dataset: Dataset, options: BatchOptions): AsyncIterable<Batch> {
+  const { shard, ...whole } = options;
+  if (!shard || dataset.readsShards) return dataset.batches(options);
+  return {
+    async *[Symbol.asyncIterator]() {
+      for await (const batch of dataset.batches(whole)) yield shardBatch(batch, shard.rank, shard.worldSize);
+    },
   };
 }
