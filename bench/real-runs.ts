@@ -5,8 +5,10 @@ import { transferModel } from '../lib/applications/transfer-model.js';
 import { vgg16 } from '../lib/applications/vgg16.js';
 import { openImageFolder } from '../lib/data/image-folder.js';
 import type { Batch } from '../lib/data/types.js';
+import { emptyCache } from '../lib/engine/memory.js';
 import { defaultHeadLayers, experimentCnn } from '../lib/models/zoo.js';
 import { cachedFeatures } from '../lib/training/feature-cache.js';
+import { peakRssOf } from './peak-memory.js';
 import { ASSETS_HINT, generatePhotos, realPetImagesDir } from './photos.js';
 
 /**
@@ -91,35 +93,53 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
     cnn.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
     const b0 = await firstBatch(train.batches());
     const cnnStep = await engineStep(3, () => cnn.engine.trainStep(b0.x, b0.shape, b0.y, 0));
-    const cnnEpoch = await seconds(() => cnn.fit(train, { epochs: 1, verbose: 0 }));
+    let cnnEpoch = 0;
+    let cnnEval = 0;
+    const peak: Record<string, number | null> = {};
+    // the epoch and then evaluation, as compare runs them (the smaller last batch included)
+    peak.cnn = await peakRssOf(async () => {
+      cnnEpoch = await seconds(() => cnn.fit(train, { epochs: 1, verbose: 0 }));
+      cnnEval = await seconds(() => cnn.evaluate(train));
+    });
     const cnnEpochImgPerSec = train.size / cnnEpoch;
-    const cnnEval = await seconds(() => cnn.evaluate(train));
     const cnnStepImgPerSec = b0.shape[0] / cnnStep;
     log(`CNN: epoch ${cnnEpochImgPerSec.toFixed(1)} img/s, engine step ${cnnStepImgPerSec.toFixed(1)} img/s`);
 
-    // transfer: frozen VGG16 base + the experiment's head
+    // transfer: frozen VGG16 base + the experiment's head (compare empties the cache between models too)
+    emptyCache();
     const base = await vgg16({ includeTop: false, weights: null, inputShape: [SIZE, SIZE, 3] });
     const model = transferModel({ base, head: defaultHeadLayers(), trainableBase: false, preprocessing: 'scale01', seed: 1 });
     model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
     const baseLayers = model.baseLayers;
-    const uncachedEpoch = await seconds(() => model.fit(train, { epochs: 1, verbose: 0 }));
+    let uncachedEpoch = 0;
+    peak.transferUncached = await peakRssOf(async () => {
+      uncachedEpoch = await seconds(() => model.fit(train, { epochs: 1, verbose: 0 }));
+    });
+    emptyCache();
     log(`transfer: one uncached epoch ${uncachedEpoch.toFixed(1)} s`);
     let features: Awaited<ReturnType<typeof cachedFeatures>>['dataset'] | undefined;
-    const featureSeconds = await seconds(async () => {
-      const key = {
-        weightsId: 'bench',
-        outputLayer: 'block5_pool',
-        inputShape: [SIZE, SIZE, 3],
-        preprocessing: 'scale01',
-        bf16: false,
-        data: work,
-      };
-      features = (await cachedFeatures(model, train, { baseLayers, key, cacheDir, progress: false, shuffleSeed: 1 })).dataset;
+    let featureSeconds = 0;
+    peak.features = await peakRssOf(async () => {
+      featureSeconds = await seconds(async () => {
+        const key = {
+          weightsId: 'bench',
+          outputLayer: 'block5_pool',
+          inputShape: [SIZE, SIZE, 3],
+          preprocessing: 'scale01',
+          bf16: false,
+          data: work,
+        };
+        features = (await cachedFeatures(model, train, { baseLayers, key, cacheDir, progress: false, shuffleSeed: 1 })).dataset;
+      });
     });
+    emptyCache(); // as compare does before the head trains
     const fb = await firstBatch(features!.batches());
     const entry = model.engineIndex(baseLayers, true);
     const headStep = await engineStep(5, () => model.engine.trainStep(fb.x, fb.shape, fb.y, entry));
-    const headFit = await seconds(() => model.fit(features!, { epochs: opts.headEpochs, fromLayer: baseLayers, verbose: 0 }));
+    let headFit = 0;
+    peak.head = await peakRssOf(async () => {
+      headFit = await seconds(() => model.fit(features!, { epochs: opts.headEpochs, fromLayer: baseLayers, verbose: 0 }));
+    });
     const headEval = await seconds(() => model.evaluate(features!, { fromLayer: baseLayers }));
     const headSteps = opts.headEpochs * Math.ceil(features!.size / features!.batchSize);
     const headEpochStep = headFit / headSteps;
@@ -145,6 +165,8 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
       headEvalImgPerSec: features!.size / headEval,
       headEngineStepMs: headStep * 1000,
       headEpochStepVsEngineStep: headEpochStep / headStep,
+      // each loop's own peak resident memory (the process's high-water mark reset before it)
+      peakRssBytesByLoop: peak,
       // 20 uncached epochs (each as the one measured) over the measured cached path: one feature pass + the head epochs
       transferCostRatioUncachedToCached: (opts.headEpochs * uncachedEpoch) / (featureSeconds + headFit),
     };

@@ -28,6 +28,7 @@ export {
   isChief,
   type ProcessGroupInfo,
 } from './distributed/index.js';
+export { emptyCache } from './engine/memory.js';
 export { native } from './engine/native.js';
 export { runCompare } from './experiment/compare.js';
 export { type CompareConfig, DEFAULT_CONFIG } from './experiment/config.js';

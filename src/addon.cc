@@ -65,6 +65,8 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   return out;
 }
 
+void EmptyCache(const Napi::CallbackInfo&) { emptyAllocatorCache(); }
+
 void SetThreads(const Napi::CallbackInfo& info) {
   int n = info[0].As<Napi::Number>().Int32Value();
   if (n < 0) throw Napi::RangeError::New(info.Env(), "threads must be >= 0 (0 = all cores)");
@@ -82,6 +84,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeModel", Model::Init(env));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("emptyCache", Napi::Function::New(env, EmptyCache));
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
   timing::addExports(env, exports);  // setLayerTiming, takeLayerTimes (bench)
   gather::addExports(env, exports);  // gatherRecords (record datasets)

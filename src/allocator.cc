@@ -16,6 +16,7 @@
 #include <mutex>
 #include <new>
 #include <string>
+#include <map>
 #include <unordered_map>
 #include <vector>
 
@@ -50,6 +51,8 @@ class CachingAllocator final : public c10::Allocator {
     std::lock_guard<std::mutex> lock(mutex_);
     return {cached_, hits_, misses_};
   }
+
+  void empty() { trimTo(0); }
 
  private:
   static size_t roundUp(size_t n) { return n < kLargeBlock ? n : (n + kPage - 1) / kPage * kPage; }
@@ -132,5 +135,7 @@ class CachingAllocator final : public c10::Allocator {
 void installCachingAllocator() { c10::SetCPUAllocator(&CachingAllocator::instance(), /*priority=*/10); }
 
 AllocatorStats allocatorStats() { return CachingAllocator::instance().stats(); }
+
+void emptyAllocatorCache() { CachingAllocator::instance().empty(); }
 
 }  // namespace tl

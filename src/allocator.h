@@ -9,4 +9,6 @@ struct AllocatorStats {
   size_t misses;
 };
 AllocatorStats allocatorStats();
+// Returns every cached block to the system (between workloads whose buffer sizes differ).
+void emptyAllocatorCache();
 }  // namespace tl

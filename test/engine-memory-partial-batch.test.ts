@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import test from 'node:test';
+import { emptyCache } from '../lib/engine/memory.js';
 import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
@@ -61,4 +62,21 @@ test("a smaller batch computed in a full batch's reused blocks gives that batch'
   assert.equal(part.output!.length, 5);
   for (let i = 0; i < 5; i++)
     assert.ok(Math.abs(part.output![i]! - rows.output![i]!) < 1e-5, `row ${i}: ${part.output![i]} vs ${rows.output![i]}`);
+});
+
+test('a far smaller batch gets blocks of its own, and emptyCache() hands every kept block back', async () => {
+  const m = model();
+  const full = batch(8);
+  await m.engine.trainStep(full.x, full.shape, full.y, 0);
+  const before = native().info();
+  // 3 rows: its conv output (1.5 MB) is still a large block, but an 8-row block would waste most of itself
+  const small = batch(3);
+  await m.engine.trainStep(small.x, small.shape, small.y, 0);
+  assert.ok(native().info().allocatorMisses > before.allocatorMisses, 'a much smaller batch took oversized cached blocks');
+
+  emptyCache();
+  assert.equal(native().info().allocatorCachedBytes, 0);
+  const hits = native().info().allocatorHits;
+  await m.engine.trainStep(full.x, full.shape, full.y, 0);
+  assert.equal(native().info().allocatorHits, hits, 'an emptied cache served a block');
 });

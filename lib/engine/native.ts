@@ -146,6 +146,8 @@ export interface NativeBinding {
     bf16Supported: boolean;
     bf16Reason: string;
   };
+  /** Returns the caching allocator's kept blocks to the system (a new workload needs other sizes). */
+  emptyCache(): void;
   /** Intra-op threads (0 = all cores); more than the machine's cores are capped, with a process warning. */
   setThreads(threads: number): void;
   manualSeed(seed: number): void;
@@ -230,6 +232,7 @@ export function native(): NativeBinding {
     NativeModel: loaded.NativeModel,
     info: loaded.info,
     manualSeed: loaded.manualSeed,
+    emptyCache: loaded.emptyCache,
     setThreads,
     setLayerTiming: loaded.setLayerTiming,
     takeLayerTimes: loaded.takeLayerTimes,

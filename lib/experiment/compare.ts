@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { DatasetInfo } from '../data/open-splits.js';
 import { barrier, isChief } from '../distributed/index.js';
 import { workerDevice } from '../distributed/launch-env.js';
+import { emptyCache } from '../engine/memory.js';
 import { native } from '../engine/native.js';
 import { bf16Support, type DtypePolicyName, FLAG_POLICY } from '../models/mixed-precision.js';
 import { formatResultsTable } from '../reports/terminal.js';
@@ -109,6 +110,7 @@ export async function runCompare(
     for (const kind of config.models) {
       if (interrupted) break;
       log(`\n== ${MODEL_LABELS[kind]} ==`);
+      emptyCache(); // the previous model's buffers have other sizes
       try {
         const model = await trainModel({
           runDir,

@@ -6,6 +6,7 @@ import type { OpenedDatasets } from '../data/index.js';
 import type { Dataset } from '../data/types.js';
 import { allreduceSum, barrier, distributedInfo, isChief } from '../distributed/index.js';
 import { workerDevice } from '../distributed/launch-env.js';
+import { emptyCache } from '../engine/memory.js';
 import { lastConvolutionalLayer } from '../models/grad-cam.js';
 import type { DtypePolicyName } from '../models/mixed-precision.js';
 import type { Sequential } from '../models/sequential.js';
@@ -228,6 +229,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
     ).dataset;
     fromLayer = baseLayers;
     phaseSeconds.features += (performance.now() - featuresStart) / 1000;
+    emptyCache(); // the base's activation buffers are far larger than anything the head needs
   }
 
   const schedule = config.faithful ? faithfulSchedule(data.train.size, data.validation.size, config.batchSize) : undefined;
