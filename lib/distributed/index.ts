@@ -2,7 +2,9 @@ export { DataParallel } from './data-parallel.js';
 export {
   allreduceSum,
   barrier,
+  chooseBackend,
   DEFAULT_TIMEOUT_MS,
+  type DistributedBackend,
   destroyDistributed,
   distributedInfo,
   type InitDistributedOptions,
@@ -10,5 +12,6 @@ export {
   isChief,
   type ProcessGroupInfo,
   readTorchrunEnv,
+  resolveBackend,
 } from './process-group.js';
 export { shardBatch, shardRange } from './shard.js';
