@@ -104,30 +104,42 @@ test('compare --dist-backend: a bad name, and nccl on a CPU-only engine, exit 2 
   });
 });
 
+/** Runs the data-parallel worker's `head` case for one epoch as `nproc` ranks; each rank's backend (undefined: no group). */
+async function backendsOfRun(dir: string, nproc: number, extraEnv: NodeJS.ProcessEnv): Promise<(string | undefined)[]> {
+  const spec = { nproc, masterAddr: '127.0.0.1', masterPort: await freePort() };
+  const out = path.join(dir, 'out');
+  const env: NodeJS.ProcessEnv = { ...process.env, DP_CASE: 'head', DP_EPOCHS: '1', DP_OUT: out, DP_CACHE: dir, ...extraEnv };
+  delete env.DP_BACKEND;
+  delete env.DP_DEVICE;
+  const ranks = Array.from({ length: nproc }, (_, rank) => rank);
+  await Promise.all(
+    ranks.map(
+      (rank) =>
+        new Promise<void>((resolve, reject) => {
+          const child = spawn(process.execPath, [WORKER], {
+            env: { ...env, ...workerEnv(spec, rank) },
+            stdio: ['ignore', 'ignore', 'pipe'],
+          });
+          let stderr = '';
+          child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+          child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`rank ${rank} exited with ${code}: ${stderr}`))));
+        }),
+    ),
+  );
+  return Promise.all(
+    ranks.map(async (rank) => (JSON.parse(await readFile(`${out}.rank${rank}.json`, 'utf8')) as { backend?: string }).backend),
+  );
+}
+
 test('a 2-rank run with the default backend (auto) on the CPU joins a Gloo group', { timeout: 120_000 }, async () => {
   await withTempDir('tl-dist-backend-auto-', async (dir) => {
-    const spec = { nproc: 2, masterAddr: '127.0.0.1', masterPort: await freePort() };
-    const out = path.join(dir, 'out');
-    const env: NodeJS.ProcessEnv = { ...process.env, DP_CASE: 'head', DP_EPOCHS: '1', DP_OUT: out, DP_CACHE: dir };
-    delete env.DP_BACKEND;
-    delete env.DP_DEVICE;
-    await Promise.all(
-      [0, 1].map(
-        (rank) =>
-          new Promise<void>((resolve, reject) => {
-            const child = spawn(process.execPath, [WORKER], {
-              env: { ...env, ...workerEnv(spec, rank) },
-              stdio: ['ignore', 'ignore', 'pipe'],
-            });
-            let stderr = '';
-            child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-            child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`rank ${rank} exited with ${code}: ${stderr}`))));
-          }),
-      ),
-    );
-    for (const rank of [0, 1]) {
-      const result = JSON.parse(await readFile(`${out}.rank${rank}.json`, 'utf8')) as { backend?: string };
-      assert.equal(result.backend, 'gloo', `rank ${rank}`);
-    }
+    assert.deepEqual(await backendsOfRun(dir, 2, {}), ['gloo', 'gloo']);
+  });
+});
+
+test('WORLD_SIZE=1 runs alone, unless groupOfOne asks for a group', { timeout: 120_000 }, async () => {
+  await withTempDir('tl-dist-backend-one-', async (dir) => {
+    assert.deepEqual(await backendsOfRun(dir, 1, {}), [undefined]);
+    assert.deepEqual(await backendsOfRun(dir, 1, { DP_GROUP_OF_ONE: '1' }), ['gloo']);
   });
 });

@@ -24,6 +24,11 @@ export interface InitDistributedOptions {
   backend?: 'auto' | DistributedBackend;
   /** the device this rank's model is on, as given to the model (default 'cpu'); 'cuda' means this worker's GPU, cuda:LOCAL_RANK. */
   device?: DeviceName;
+  /**
+   * Join a group of one when WORLD_SIZE is 1 (as torch.distributed does), e.g. to check a backend on
+   * one GPU; by default a single process runs alone, without a group.
+   */
+  groupOfOne?: boolean;
   /** gradients are all-reduced in buckets of about this many MB, each started once backward has filled it (default 25, as DDP's bucket_cap_mb). */
   bucketCapMb?: number;
 }
@@ -46,13 +51,14 @@ function envInt(env: NodeJS.ProcessEnv, name: string, min: number, max: number, 
   return n;
 }
 
-/** The group torchrun's environment describes; undefined when WORLD_SIZE is unset or 1. */
+/** The group torchrun's environment describes; undefined when WORLD_SIZE is unset, or 1 unless `groupOfOne`. */
 export function readTorchrunEnv(
   env: NodeJS.ProcessEnv = process.env,
+  groupOfOne = false,
 ): (Omit<ProcessGroupInfo, 'backend'> & { masterAddr: string; masterPort: number }) | undefined {
   if (env.WORLD_SIZE === undefined || env.WORLD_SIZE === '') return undefined;
   const worldSize = envInt(env, 'WORLD_SIZE', 1, 1 << 20);
-  if (worldSize === 1) return undefined;
+  if (worldSize === 1 && !groupOfOne) return undefined;
   const rank = envInt(env, 'RANK', 0, worldSize - 1);
   const localRank = envInt(env, 'LOCAL_RANK', 0, worldSize - 1, rank);
   const masterAddr = env.MASTER_ADDR;
@@ -110,7 +116,7 @@ export function resolveBackend(
 export async function initDistributed(options: InitDistributedOptions = {}): Promise<ProcessGroupInfo | undefined> {
   if (group)
     throw new Error(`initDistributed: this process is already rank ${group.rank} of ${group.worldSize}; call destroyDistributed() first`);
-  const env = readTorchrunEnv();
+  const env = readTorchrunEnv(process.env, options.groupOfOne);
   if (!env) return undefined;
   let backend: DistributedBackend;
   let device: string;

@@ -3,7 +3,8 @@
  * group torchrun's variables describe (or runs alone without them), trains a small model on
  * generated data and writes its initial and final weights and history to `$DP_OUT.rank<R>.json`.
  * DP_DEVICE puts the model on a device (default cpu; scripts/gpu-check.sh runs it on CUDA GPUs),
- * DP_BACKEND picks the process group's backend (default auto).
+ * DP_BACKEND picks the process group's backend (default auto), DP_GROUP_OF_ONE=1 makes a group of a
+ * single rank.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Dataset } from '../../lib/data/types.js';
@@ -113,6 +114,7 @@ await initDistributed({
   bucketCapMb: Number(process.env.DP_BUCKET_MB ?? 25),
   backend: (process.env.DP_BACKEND ?? 'auto') as 'auto' | 'gloo' | 'nccl',
   device,
+  groupOfOne: process.env.DP_GROUP_OF_ONE === '1',
 });
 const rank = distributedInfo()?.rank ?? 0;
 // seeds differ per rank on purpose: only the broadcast from rank 0 makes the weights start equal
