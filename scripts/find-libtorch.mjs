@@ -5,6 +5,9 @@ import { execFileSync } from 'node:child_process';
 // (Debian/Ubuntu `libtorch-dev`). Prints `include` dirs, `lib` dir, `cuda-libs` or `defines` (CUDA
 // builds only) as node-gyp asks;
 // `--explain` prints what was tried. Exits non-zero with instructions when nothing is found.
+// A CUDA libtorch also needs the CUDA toolkit's headers (CUDA_HOME, default /usr/local/cuda) and,
+// for the NCCL process group (src/distributed-nccl.cc), NCCL's nccl.h (NCCL_INCLUDE_DIR, else found
+// beside libtorch's, the toolkit's or the system's headers; without it the engine has no NCCL).
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
@@ -44,7 +47,26 @@ function find() {
   return undefined;
 }
 
+// The extra header folders of a CUDA build: the toolkit's, and nccl.h's where there is one.
+function cudaHeaders(found) {
+  const toolkit = path.join(process.env.CUDA_HOME ?? process.env.CUDA_PATH ?? '/usr/local/cuda', 'include');
+  const hasToolkit = existsSync(path.join(toolkit, 'cuda_runtime_api.h'));
+  tried.push(`CUDA toolkit headers: ${hasToolkit ? toolkit : `no cuda_runtime_api.h in ${toolkit} (set CUDA_HOME)`}`);
+  const candidates = [
+    process.env.NCCL_INCLUDE_DIR,
+    found.include[0],
+    // pip torch: the nvidia-nccl wheel beside it
+    found.root.startsWith('LIBTORCH_USE_PYTORCH') ? path.join(found.libDir, '../../nvidia/nccl/include') : undefined,
+    toolkit,
+    '/usr/include',
+  ].filter((dir) => dir !== undefined && dir !== '');
+  const nccl = candidates.find((dir) => existsSync(path.join(dir, 'nccl.h')));
+  tried.push(`nccl.h: ${nccl ?? `not in ${candidates.join(', ')} (set NCCL_INCLUDE_DIR); the engine is built without the NCCL backend`}`);
+  return { include: [hasToolkit ? toolkit : undefined, nccl].filter((dir) => dir !== undefined), nccl: nccl !== undefined };
+}
+
 const found = find();
+const cuda = found?.cuda ? cudaHeaders(found) : { include: [], nccl: false };
 const what = process.argv[2];
 if (!found) {
   console.error(
@@ -55,10 +77,12 @@ if (!found) {
   );
   process.exit(1);
 }
-if (what === 'include') console.log(found.include.join(' '));
+if (what === 'include') console.log([...found.include, ...cuda.include].join(' '));
 else if (what === 'lib') console.log(found.libDir);
 // --no-as-needed: nothing references torch_cuda directly, but loading it registers the CUDA kernels
 else if (what === 'cuda-libs') console.log(found.cuda ? '-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed' : '');
-else if (what === 'defines') console.log(found.cuda ? 'TL_WITH_CUDA=1' : '');
-else if (what === '--explain') console.log(`${found.root} (${found.cuda ? 'with CUDA' : 'CPU only'})\n${tried.join('\n')}`);
-else console.log(JSON.stringify(found));
+else if (what === 'defines') console.log(found.cuda ? `TL_WITH_CUDA=1${cuda.nccl ? ' USE_C10D_NCCL' : ''}` : '');
+else if (what === '--explain') {
+  const backends = found.cuda ? (cuda.nccl ? 'with CUDA and NCCL' : 'with CUDA, without NCCL') : 'CPU only';
+  console.log(`${found.root} (${backends})\n${tried.join('\n')}`);
+} else console.log(JSON.stringify(found));

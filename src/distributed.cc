@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "distributed-nccl.h"
 #include "model.h"
 #include "threads.h"
 
@@ -25,7 +26,10 @@ struct Group {
   std::string address;
   int64_t bucketBytes = 25 * 1024 * 1024;  // DDP's default bucket_cap_mb
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  // NCCL: every collective's tensors on this rank's GPU (cuda:LOCAL_RANK); Gloo: where they are
+  bool nccl = false;
+  torch::Device device = torch::kCPU;
 };
 
 // One group per process, as torch.distributed's default group; the mutex guards init/destroy
@@ -33,11 +37,20 @@ struct Group {
 std::mutex gMutex;
 std::shared_ptr<Group> gGroup;
 
+// The group, with the calling thread set to work on its device.
 std::shared_ptr<Group> current() {
-  std::lock_guard<std::mutex> lock(gMutex);
-  if (!gGroup) throw std::logic_error("no process group: call initDistributed() first");
-  return gGroup;
+  std::shared_ptr<Group> g;
+  {
+    std::lock_guard<std::mutex> lock(gMutex);
+    if (!gGroup) throw std::logic_error("no process group: call initDistributed() first");
+    g = gGroup;
+  }
+  setCurrentDevice(g->device);
+  return g;
 }
+
+// What a collective sends: NCCL sends only from this rank's GPU; Gloo takes CPU or CUDA tensors as they are.
+torch::Tensor onGroupDevice(const Group& g, const torch::Tensor& t) { return g.nccl ? t.to(g.device) : t; }
 
 // the first line, without a final period: the messages built from it go on after it
 std::string firstLine(const std::string& s) {
@@ -94,7 +107,7 @@ void bucketed(const Group& g, const std::string& what, std::vector<torch::Tensor
     for (const auto& bucket : buckets) {
       std::vector<torch::Tensor> parts;
       for (size_t i : bucket) parts.push_back(tensors[i].reshape({-1}));
-      std::vector<at::Tensor> one{torch::cat(parts)};
+      std::vector<at::Tensor> one{onGroupDevice(g, torch::cat(parts))};
       works.push_back(collective(one));
       flat.push_back(one[0]);
     }
@@ -112,16 +125,18 @@ void bucketed(const Group& g, const std::string& what, std::vector<torch::Tensor
   }
 }
 
-std::vector<double> allreduceSum(const Group& g, const std::vector<double>& values) {
-  std::vector<at::Tensor> t{torch::tensor(values, torch::kFloat64)};
+std::vector<double> allreduceSum(const Group& g, const std::vector<double>& values, const std::string& what = "all-reduce of metrics") {
+  std::vector<at::Tensor> t{onGroupDevice(g, torch::tensor(values, torch::kFloat64))};
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   try {
     works.push_back(g.pg->allreduce(t));
   } catch (const std::exception& e) {
-    rethrowNamed(g, "all-reduce of metrics", e);
+    rethrowNamed(g, what, e);
   }
-  waitAll(g, "all-reduce of metrics", works);
-  auto a = t[0].accessor<double, 1>();
+  waitAll(g, what, works);
+  // on a GPU, the copy waits for the sum (wait() only orders the streams)
+  const torch::Tensor sums = t[0].cpu();
+  auto a = sums.accessor<double, 1>();
   std::vector<double> out(values.size());
   for (size_t i = 0; i < out.size(); ++i) out[i] = a[i];
   return out;
@@ -147,8 +162,10 @@ struct StepReducer::Impl {
     while (works.size() < buckets.size() && (all || missing[works.size()] == 0)) {
       const auto& bucket = buckets[works.size()];
       std::vector<torch::Tensor> parts;
-      for (size_t i : bucket) parts.push_back(ready[i].defined() ? ready[i].reshape({-1}) : torch::zeros({params[i].numel()}));
-      std::vector<at::Tensor> one{torch::cat(parts)};
+      for (size_t i : bucket) {
+        parts.push_back(ready[i].defined() ? ready[i].reshape({-1}) : torch::zeros({params[i].numel()}, params[i].options()));
+      }
+      std::vector<at::Tensor> one{onGroupDevice(*g, torch::cat(parts))};
       try {
         works.push_back(g->pg->allreduce(one));
       } catch (const std::exception& e) {
@@ -273,7 +290,8 @@ std::shared_ptr<::gloo::transport::Device> glooDevice(const std::string& host) {
   return c10d::ProcessGroupGloo::createDefaultDevice();
 }
 
-// init({rank, worldSize, host, port, timeoutMs, bucketBytes}) -> Promise<void>: rank 0 serves the TCPStore.
+// init({rank, worldSize, host, port, timeoutMs, bucketBytes, backend, device}) -> Promise<void>: rank 0
+// serves the TCPStore; backend 'gloo' or 'nccl' (device: this rank's GPU, 'cuda:N').
 Napi::Value InitGroup(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = info[0].As<Napi::Object>();
@@ -291,6 +309,24 @@ Napi::Value InitGroup(const Napi::CallbackInfo& info) {
   g->worldSize = worldSize;
   g->address = host + ":" + std::to_string(port);
   if (o.Has("bucketBytes") && o.Get("bucketBytes").IsNumber()) g->bucketBytes = o.Get("bucketBytes").As<Napi::Number>().Int64Value();
+  const std::string backend = o.Has("backend") ? o.Get("backend").ToString().Utf8Value() : "gloo";
+  if (backend != "gloo" && backend != "nccl") throw Napi::Error::New(env, "unknown backend '" + backend + "': use 'gloo' or 'nccl'");
+  g->nccl = backend == "nccl";
+  if (g->nccl) {
+    try {
+      g->device = torch::Device(o.Get("device").ToString().Utf8Value());
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, "backend 'nccl' needs this rank's GPU as device 'cuda:N': " + errorText(e));
+    }
+    if (!g->device.is_cuda() || !g->device.has_index()) {
+      throw Napi::Error::New(env, "backend 'nccl' needs this rank's GPU as device 'cuda:N', got '" + g->device.str() + "'");
+    }
+    try {
+      requireNccl();
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
   auto work = [g, host, port, timeout]() {
     try {
       c10d::TCPStoreOptions opts;
@@ -307,11 +343,15 @@ Napi::Value InitGroup(const Napi::CallbackInfo& info) {
                                g->address + " failed: " + errorText(e) + ". " + hint);
     }
     try {
-      auto options = c10d::ProcessGroupGloo::Options::create(timeout);
-      options->devices.push_back(glooDevice(host));
-      g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, g->rank, g->worldSize, options);
+      if (g->nccl) {
+        g->pg = makeNcclGroup(g->store, g->rank, g->worldSize, timeout, g->device);
+      } else {
+        auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+        options->devices.push_back(glooDevice(host));
+        g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, g->rank, g->worldSize, options);
+      }
     } catch (const std::exception& e) {
-      rethrowNamed(*g, "connecting the Gloo process group", e);
+      rethrowNamed(*g, g->nccl ? "connecting the NCCL process group" : "connecting the Gloo process group", e);
     }
     std::lock_guard<std::mutex> lock(gMutex);
     gGroup = g;
@@ -366,16 +406,9 @@ Napi::Value AllreduceSumInPlace(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Barrier(const Napi::CallbackInfo& info) {
-  auto work = []() {
-    auto g = current();
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    try {
-      works.push_back(g->pg->barrier());
-    } catch (const std::exception& e) {
-      rethrowNamed(*g, "barrier", e);
-    }
-    waitAll(*g, "barrier", works);
-  };
+  // a sum of one number on the group's device: it returns once every rank has sent its share, on
+  // both backends (NCCL's own barrier guesses the GPU from the rank)
+  auto work = []() { allreduceSum(*current(), {0.0}, "barrier"); };
   return (new Task(info.Env(), work, nullptr))->start();
 }
 
@@ -403,6 +436,7 @@ Napi::Object Init(Napi::Env env) {
   out.Set("allreduceSumInPlace", Napi::Function::New(env, AllreduceSumInPlace));
   out.Set("barrier", Napi::Function::New(env, Barrier));
   out.Set("broadcastModel", Napi::Function::New(env, BroadcastModel));
+  out.Set("ncclBuilt", ncclBuilt());
   return out;
 }
 

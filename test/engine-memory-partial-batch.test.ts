@@ -44,8 +44,9 @@ test("a smaller last batch is served from the full batch's cached blocks", async
   await m.engine.trainStep(last.x, last.shape, last.y, 0);
   await m.engine.evaluate(last.x, last.shape, last.y, 0);
   const after = native().info();
-  // the conv output alone is 6 x 32 x 62 x 62 floats (2.9 MB) in the last batch, 3.9 MB in a full one
-  assert.ok(after.allocatorHits - before.allocatorHits >= 4, `cache hits ${after.allocatorHits - before.allocatorHits}`);
+  // the conv output is 6 x 32 x 62 x 62 floats (2.9 MB) in the last batch, 3.9 MB in a full one: it and
+  // its gradient (the train step) and the conv output again (evaluate) are large blocks
+  assert.ok(after.allocatorHits - before.allocatorHits >= 3, `cache hits ${after.allocatorHits - before.allocatorHits}`);
   assert.equal(after.allocatorMisses - before.allocatorMisses, 0, 'the smaller batch allocated new large blocks');
   assert.ok(after.allocatorCachedBytes <= before.allocatorCachedBytes, 'the smaller batch grew the cache');
 });

@@ -5,6 +5,7 @@ export const OPTION_FLAGS: Readonly<Record<string, string>> = {
   outputLayer: '--backbone-output',
   splits: '--splits',
   cacheDir: '--cache-dir',
+  backend: '--dist-backend',
 };
 
 /** `error`'s message with the first OptionError in it (itself or a cause) naming its option by flag. */

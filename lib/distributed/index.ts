@@ -3,7 +3,9 @@ export { DataParallel } from './data-parallel.js';
 export {
   allreduceSum,
   barrier,
+  chooseBackend,
   DEFAULT_TIMEOUT_MS,
+  type DistributedBackend,
   destroyDistributed,
   distributedInfo,
   type InitDistributedOptions,
@@ -11,4 +13,5 @@ export {
   isChief,
   type ProcessGroupInfo,
   readTorchrunEnv,
+  resolveBackend,
 } from './process-group.js';

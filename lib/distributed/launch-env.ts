@@ -1,4 +1,4 @@
-import type { DeviceName } from '../engine/native.js';
+import { type DeviceName, native } from '../engine/native.js';
 
 /**
  * The environment a launcher gives each worker: the variables `torchrun` sets, so a worker cannot
@@ -31,11 +31,15 @@ export function threadsPerWorker(cores: number, nproc: number): number {
 
 /**
  * The device a worker uses: plain `cuda` means this worker's own GPU (`cuda:LOCAL_RANK`), as
- * torchrun scripts do; any other name is used as given.
+ * torchrun scripts do, and so does `auto` where the engine sees a GPU (rather than every worker on
+ * GPU 0); any other name is used as given.
  */
-export function workerDevice(device: DeviceName, env: NodeJS.ProcessEnv = process.env): DeviceName {
+export function workerDevice(
+  device: DeviceName,
+  env: NodeJS.ProcessEnv = process.env,
+  cudaAvailable: () => boolean = () => native().deviceInfo().cudaAvailable,
+): DeviceName {
   const localRank = env.LOCAL_RANK;
-  return device === 'cuda' && localRank !== undefined && env.WORLD_SIZE !== undefined && env.WORLD_SIZE !== '1'
-    ? `cuda:${Number(localRank)}`
-    : device;
+  if (localRank === undefined || env.WORLD_SIZE === undefined || env.WORLD_SIZE === '1') return device;
+  return device === 'cuda' || (device === 'auto' && cudaAvailable()) ? `cuda:${Number(localRank)}` : device;
 }

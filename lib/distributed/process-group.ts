@@ -1,4 +1,8 @@
-import { native } from '../engine/native.js';
+import { type DeviceName, native } from '../engine/native.js';
+import { OptionError } from '../util/option-error.js';
+import { workerDevice } from './launch-env.js';
+
+export type DistributedBackend = 'gloo' | 'nccl';
 
 /** This process's place in the process group, as torchrun describes it. */
 export interface ProcessGroupInfo {
@@ -6,14 +10,25 @@ export interface ProcessGroupInfo {
   worldSize: number;
   /** rank among the processes on this machine (torchrun's LOCAL_RANK) */
   localRank: number;
-  backend: 'gloo' | 'nccl';
+  backend: DistributedBackend;
 }
 
 export interface InitDistributedOptions {
   /** how long a rendezvous or collective waits for the other ranks before failing (default 5 minutes). */
   timeoutMs?: number;
-  /** 'gloo' (CPU, the default); 'nccl' needs an engine built against a CUDA libtorch. */
-  backend?: 'gloo' | 'nccl';
+  /**
+   * 'auto' (the default): NCCL when this rank's `device` is a CUDA GPU and the engine has NCCL, else
+   * Gloo. 'gloo': CPUs (CUDA tensors go through host memory). 'nccl': CUDA GPUs only, and an engine
+   * built against a CUDA libtorch with NCCL (docs/distributed.md).
+   */
+  backend?: 'auto' | DistributedBackend;
+  /** the device this rank's model is on, as given to the model (default 'cpu'); 'cuda' means this worker's GPU, cuda:LOCAL_RANK. */
+  device?: DeviceName;
+  /**
+   * Join a group of one when WORLD_SIZE is 1 (as torch.distributed does), e.g. to check a backend on
+   * one GPU; by default a single process runs alone, without a group.
+   */
+  groupOfOne?: boolean;
   /** gradients are all-reduced in buckets of about this many MB, each started once backward has filled it (default 25, as DDP's bucket_cap_mb). */
   bucketCapMb?: number;
 }
@@ -36,13 +51,14 @@ function envInt(env: NodeJS.ProcessEnv, name: string, min: number, max: number, 
   return n;
 }
 
-/** The group torchrun's environment describes; undefined when WORLD_SIZE is unset or 1. */
+/** The group torchrun's environment describes; undefined when WORLD_SIZE is unset, or 1 unless `groupOfOne`. */
 export function readTorchrunEnv(
   env: NodeJS.ProcessEnv = process.env,
+  groupOfOne = false,
 ): (Omit<ProcessGroupInfo, 'backend'> & { masterAddr: string; masterPort: number }) | undefined {
   if (env.WORLD_SIZE === undefined || env.WORLD_SIZE === '') return undefined;
   const worldSize = envInt(env, 'WORLD_SIZE', 1, 1 << 20);
-  if (worldSize === 1) return undefined;
+  if (worldSize === 1 && !groupOfOne) return undefined;
   const rank = envInt(env, 'RANK', 0, worldSize - 1);
   const localRank = envInt(env, 'LOCAL_RANK', 0, worldSize - 1, rank);
   const masterAddr = env.MASTER_ADDR;
@@ -52,18 +68,62 @@ export function readTorchrunEnv(
 }
 
 /**
+ * The backend for a rank whose model is on `device` ('cpu' or 'cuda:N', as resolved by the
+ * engine): see InitDistributedOptions.backend. Throws, saying why and what to do, for 'nccl' where
+ * it cannot work.
+ */
+export function chooseBackend(backend: 'auto' | DistributedBackend, device: string, ncclBuilt: boolean): DistributedBackend {
+  const onGpu = device.startsWith('cuda');
+  if (backend === 'auto') return onGpu && ncclBuilt ? 'nccl' : 'gloo';
+  if (backend === 'gloo') return 'gloo';
+  if (backend !== 'nccl') throw new OptionError('backend', (name) => `unknown ${name} '${backend}': use 'auto', 'gloo' or 'nccl'`);
+  if (!ncclBuilt) {
+    throw new OptionError(
+      'backend',
+      (name) =>
+        `${name} 'nccl' is not available: this engine was built without NCCL (against a CPU-only libtorch, or without ` +
+        'nccl.h). Rebuild it against a CUDA libtorch (LIBTORCH=/path/to/libtorch npm run build:native; `node ' +
+        `scripts/find-libtorch.mjs --explain\` shows what is found; see docs/distributed.md), or use ${name} 'gloo'`,
+    );
+  }
+  if (!onGpu) {
+    throw new OptionError(
+      'backend',
+      (name) =>
+        `${name} 'nccl' runs on CUDA GPUs only, but this rank's device is '${device}': put the model on a CUDA ` +
+        `device ('cuda': each rank its own GPU), or use ${name} 'gloo'`,
+    );
+  }
+  return 'nccl';
+}
+
+/** This rank's device ('cpu' or 'cuda:N') and backend, checked; the same checks initDistributed makes. */
+export function resolveBackend(
+  options: Pick<InitDistributedOptions, 'backend' | 'device'>,
+  env: NodeJS.ProcessEnv = process.env,
+): { backend: DistributedBackend; device: string } {
+  const engine = native();
+  const device = engine.resolveDevice(workerDevice(options.device ?? 'cpu', env));
+  return { backend: chooseBackend(options.backend ?? 'auto', device, engine.distributed.ncclBuilt), device };
+}
+
+/**
  * Joins the process group torchrun's environment variables describe (RANK, WORLD_SIZE,
  * LOCAL_RANK, MASTER_ADDR, MASTER_PORT): rank 0 serves the TCPStore rendezvous, every rank
- * connects a Gloo process group. Resolves to undefined (and does nothing) for a single process.
+ * connects a Gloo or NCCL process group (`backend`). Resolves to undefined (and does nothing) for a
+ * single process.
  */
 export async function initDistributed(options: InitDistributedOptions = {}): Promise<ProcessGroupInfo | undefined> {
   if (group)
     throw new Error(`initDistributed: this process is already rank ${group.rank} of ${group.worldSize}; call destroyDistributed() first`);
-  const env = readTorchrunEnv();
+  const env = readTorchrunEnv(process.env, options.groupOfOne);
   if (!env) return undefined;
-  const backend = options.backend ?? 'gloo';
-  if (backend !== 'gloo') {
-    throw new Error(`initDistributed: backend '${backend}' is not available in this engine (built for CPU); use backend 'gloo'`);
+  let backend: DistributedBackend;
+  let device: string;
+  try {
+    ({ backend, device } = resolveBackend(options));
+  } catch (error) {
+    throw new Error(`initDistributed: ${(error as Error).message}`, { cause: error });
   }
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!(Number.isInteger(timeoutMs) && timeoutMs > 0))
@@ -78,6 +138,8 @@ export async function initDistributed(options: InitDistributedOptions = {}): Pro
     port: env.masterPort,
     timeoutMs,
     bucketBytes,
+    backend,
+    device,
   });
   group = { rank: env.rank, worldSize: env.worldSize, localRank: env.localRank, backend };
   return group;
@@ -88,7 +150,7 @@ export function distributedInfo(): ProcessGroupInfo | undefined {
   return group;
 }
 
-/** Leaves the process group (closes the Gloo connections and, on rank 0, the store). */
+/** Leaves the process group (closes its connections and, on rank 0, the store). */
 export function destroyDistributed(): void {
   if (!group) return;
   native().distributed.destroy();

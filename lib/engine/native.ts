@@ -164,13 +164,22 @@ export interface NativeBinding {
   deviceInfo(): { cudaBuilt: boolean; cudaAvailable: boolean; cudaDevices: number };
   /** 'cpu' or 'cuda:N' for a device name; throws an error that says what to do when it cannot be used. */
   resolveDevice(name: string): string;
-  /** torch.distributed's c10d: one Gloo process group per process (lib/distributed wraps it). */
+  /** torch.distributed's c10d: one Gloo or NCCL process group per process (lib/distributed wraps it). */
   distributed: NativeDistributed;
 }
 
 export interface NativeDistributed {
-  /** rendezvous on the TCPStore at host:port (rank 0 serves it), then connects the Gloo group. */
-  init(options: { rank: number; worldSize: number; host: string; port: number; timeoutMs: number; bucketBytes: number }): Promise<void>;
+  /** rendezvous on the TCPStore at host:port (rank 0 serves it), then connects the group; nccl: `device` is this rank's GPU, 'cuda:N'. */
+  init(options: {
+    rank: number;
+    worldSize: number;
+    host: string;
+    port: number;
+    timeoutMs: number;
+    bucketBytes: number;
+    backend: 'gloo' | 'nccl';
+    device: string;
+  }): Promise<void>;
   destroy(): void;
   /** element-wise sums over all ranks */
   allreduceSum(values: Float64Array): Promise<Float64Array>;
@@ -179,6 +188,8 @@ export interface NativeDistributed {
   barrier(): Promise<void>;
   /** every weight of the model (moving statistics too) from rank 0 */
   broadcastModel(model: NativeModel): Promise<void>;
+  /** whether this engine was built with NCCL (a CUDA libtorch and nccl.h: scripts/find-libtorch.mjs) */
+  ncclBuilt: boolean;
 }
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');

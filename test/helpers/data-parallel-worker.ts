@@ -4,13 +4,17 @@
  * generated data and writes its initial and final weights and history to `$DP_OUT.rank<R>.json`.
  * DP_RECORDS: the head's data are record files (RecordDataset, shuffled), which read only a rank's
  * shard; DP_STEPS: steps_per_epoch 2 and validation_steps 1 (repeating streams).
+ * DP_DEVICE puts the model on a device (default cpu; scripts/gpu-check.sh runs it on CUDA GPUs),
+ * DP_BACKEND picks the process group's backend (default auto), DP_GROUP_OF_ONE=1 makes a group of a
+ * single rank.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { RECORD_FORMAT } from '../../lib/data/record-cache.js';
 import { RecordDataset } from '../../lib/data/record-dataset.js';
 import type { Dataset } from '../../lib/data/types.js';
 import { destroyDistributed, distributedInfo, initDistributed } from '../../lib/distributed/index.js';
-import { native } from '../../lib/engine/native.js';
+import { workerDevice } from '../../lib/distributed/launch-env.js';
+import { type DeviceName, native } from '../../lib/engine/native.js';
 import type { LayerConfig } from '../../lib/keras-format/config.js';
 import { layers } from '../../lib/models/layers.js';
 import { Sequential } from '../../lib/models/sequential.js';
@@ -48,7 +52,7 @@ function setup(which: string, rank: number): { model: Sequential; train: Dataset
       const x = Uint8Array.from(generated(n * per, seed), (v, i) => Math.floor(v * 192) + (y[Math.floor(i / per)] ? 63 : 0));
       return new ArrayDataset(x, shape, y, 32);
     };
-    const model = new Sequential(experimentCnnLayers(shape as [number, number, number]), { seed: 7 + rank, name: 'cnn' });
+    const model = new Sequential(experimentCnnLayers(shape as [number, number, number]), { seed: 7 + rank, name: 'cnn', device });
     return { model, train: images(70, 1), valid: images(20, 3), fromLayer: 0 };
   }
   const head: LayerConfig[] = [
@@ -74,7 +78,7 @@ function setup(which: string, rank: number): { model: Sequential; train: Dataset
     );
   };
   return {
-    model: new Sequential(head, { seed: 11 + rank, name: 'head' }),
+    model: new Sequential(head, { seed: 11 + rank, name: 'head', device }),
     train: data(65, 5, 'train'),
     valid: data(33, 7, 'valid'),
     fromLayer: 1,
@@ -98,7 +102,7 @@ async function extracted(
       layers.dense({ units: 8, activation: 'relu' }),
       layers.dense({ units: 1, activation: 'sigmoid' }),
     ],
-    { seed: 13 + rank, name: 'transfer' },
+    { seed: 13 + rank, name: 'transfer', device },
   );
   const initial = weightsOf(model); // before the extraction broadcasts rank 0's weights
   const features = async (data: ArrayDataset, name: string) => {
@@ -118,11 +122,19 @@ async function extracted(
 }
 
 const weightsOf = (m: Sequential) => m.getWeights().map((l) => l.weights.map((w) => Array.from(w.data)));
+// plain 'cuda': this rank's own GPU, cuda:LOCAL_RANK
+const device = workerDevice((process.env.DP_DEVICE ?? 'cpu') as DeviceName);
 
 const which = process.env.DP_CASE ?? 'cnn';
 native().setThreads(1); // ranks share the test machine's cores
 // DP_BUCKET_MB: small buckets, so several are started during backward
-await initDistributed({ timeoutMs: Number(process.env.DP_TIMEOUT_MS ?? 60_000), bucketCapMb: Number(process.env.DP_BUCKET_MB ?? 25) });
+await initDistributed({
+  timeoutMs: Number(process.env.DP_TIMEOUT_MS ?? 60_000),
+  bucketCapMb: Number(process.env.DP_BUCKET_MB ?? 25),
+  backend: (process.env.DP_BACKEND ?? 'auto') as 'auto' | 'gloo' | 'nccl',
+  device,
+  groupOfOne: process.env.DP_GROUP_OF_ONE === '1',
+});
 const rank = distributedInfo()?.rank ?? 0;
 // seeds differ per rank on purpose: only the broadcast from rank 0 makes the weights start equal
 const run = which === 'extract' ? await extracted(rank) : { ...setup(which, rank), features: [] };
@@ -159,6 +171,14 @@ binding.gatherRecords = (...args) => {
 const history = await model.fit(train, { epochs, validationData: valid, verbose: 0, fromLayer, callbacks, ...steps });
 writeFileSync(
   `${process.env.DP_OUT}.rank${rank}.json`,
-  JSON.stringify({ initial, final: weightsOf(model), history: history.history, features, ran, recordsRead }),
+  JSON.stringify({
+    initial,
+    final: weightsOf(model),
+    history: history.history,
+    features,
+    ran,
+    recordsRead,
+    backend: distributedInfo()?.backend,
+  }),
 );
 destroyDistributed();

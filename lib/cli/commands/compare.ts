@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MissingWeightsError } from '../../applications/vgg16.js';
-import { destroyDistributed, initDistributed } from '../../distributed/index.js';
+import { chooseBackend, type DistributedBackend, destroyDistributed, initDistributed, readTorchrunEnv } from '../../distributed/index.js';
 import { threadsPerWorker, workerDevice } from '../../distributed/launch-env.js';
 import { native } from '../../engine/native.js';
 import { capThreads } from '../../engine/threads.js';
@@ -95,6 +95,8 @@ Distributed (docs/distributed.md; also works under torchrun --no-python):
   --master-port N        port of rank 0's rendezvous store (default: a free one)
   --dist-timeout SECONDS how long a rank waits for the others (a dead or unreachable rank) before
                          stopping with an error (default: 300)
+  --dist-backend NAME    auto (NCCL when --device is a CUDA GPU and this engine has NCCL, else Gloo),
+                         gloo or nccl (default: auto)
 
 Output:
   --out DIR              run folder (default: runs/<date_time>)
@@ -148,6 +150,7 @@ export interface ParsedCompareArgs {
   /** --nproc-per-node: this process launches the workers instead of training */
   launch?: { nproc: number; masterPort?: number };
   distTimeoutSeconds?: number;
+  distBackend?: 'auto' | DistributedBackend;
 }
 
 const DEVICE = /^(cpu|auto|cuda(:\d+)?)$/;
@@ -180,6 +183,7 @@ export function parseCompareArgs(argv: string[]): ParsedCompareArgs {
       'nproc-per-node': { type: 'string' },
       'master-port': { type: 'string' },
       'dist-timeout': { type: 'string' },
+      'dist-backend': { type: 'string' },
       faithful: { type: 'boolean' },
       backbone: { type: 'string' },
       'backbone-output': { type: 'string' },
@@ -220,6 +224,10 @@ export function parseCompareArgs(argv: string[]): ParsedCompareArgs {
     throw new Error('--reduce-lr-on-plateau sets the rate that --lr-schedule computes: use one of them');
   if (values.device !== undefined && !DEVICE.test(values.device)) {
     throw new Error(`--device takes cpu, cuda, cuda:N (a GPU index) or auto (got '${values.device}')`);
+  }
+  const distBackend = values['dist-backend'] ?? 'auto';
+  if (distBackend !== 'auto' && distBackend !== 'gloo' && distBackend !== 'nccl') {
+    throw new Error(`--dist-backend takes auto, gloo or nccl (got '${distBackend}')`);
   }
   const masterPort = values['master-port'] === undefined ? undefined : positiveInt('master-port', values['master-port'], 0);
   if (masterPort !== undefined && masterPort > 65535) throw new Error(`--master-port must be a port number, 1-65535 (got '${masterPort}')`);
@@ -275,6 +283,7 @@ export function parseCompareArgs(argv: string[]): ParsedCompareArgs {
         ? undefined
         : { nproc: positiveInt('nproc-per-node', values['nproc-per-node'], 0), masterPort },
     distTimeoutSeconds: positiveNumber('dist-timeout', values['dist-timeout'], DEFAULT_DIST_TIMEOUT_SECONDS),
+    distBackend,
   };
 }
 
@@ -304,6 +313,24 @@ function withoutFlags(argv: string[], flags: string[]): string[] {
     else if (arg === `--${flag}`) i++;
   }
   return kept;
+}
+
+/** What is wrong with --device, or with --dist-backend in a worker of a distributed run (`env`), as an error line; checked by each worker. */
+function deviceProblem(device: DeviceName, backend: 'auto' | DistributedBackend, env: NodeJS.ProcessEnv): string | undefined {
+  const engine = native(); // a missing engine is not a --device problem
+  let resolved: string;
+  try {
+    resolved = engine.resolveDevice(workerDevice(device, env));
+  } catch (error) {
+    return `--device: ${(error as Error).message}`;
+  }
+  if (readTorchrunEnv(env) === undefined) return undefined; // one process: no backend
+  try {
+    chooseBackend(backend, resolved, engine.distributed.ncclBuilt);
+  } catch (error) {
+    return withOptionFlags(error as Error);
+  }
+  return undefined;
 }
 
 /** `--nproc-per-node N`: this process only starts the workers (this same command without the launcher's flags). */
@@ -364,18 +391,20 @@ export async function compareCommand(argv: string[]): Promise<number> {
   if (localWorkers > 1 && !parsed.passed!.includes('threads')) {
     config = { ...config, threads: threadsPerWorker(os.availableParallelism(), localWorkers) };
   }
-  const engine = native(); // a missing engine is not a --device problem
-  try {
-    engine.resolveDevice(workerDevice(config.device ?? 'cpu'));
-  } catch (error) {
-    console.error(`transferlab compare: --device: ${(error as Error).message}`);
+  const problem = deviceProblem(config.device ?? 'cpu', parsed.distBackend!, process.env);
+  if (problem) {
+    console.error(`transferlab compare: ${problem}`);
     return 2;
   }
   const threads = capThreads(config.threads);
   if (threads.warning) console.error(`transferlab compare: --threads: ${threads.warning}`);
   config = { ...config, threads: threads.threads };
   // a worker of a distributed run (built-in launcher or torchrun): join the group its environment describes
-  await initDistributed({ timeoutMs: Math.round(parsed.distTimeoutSeconds! * 1000) });
+  await initDistributed({
+    timeoutMs: Math.round(parsed.distTimeoutSeconds! * 1000),
+    backend: parsed.distBackend,
+    device: config.device,
+  });
   let result;
   try {
     result = await runCompare(config, { resume: Boolean(parsed.resume) });
