@@ -1,5 +1,6 @@
 #include "layers.h"
 #include "precision.h"
+#include "few-channel-conv.h"
 
 #include <cmath>
 #include <sstream>
@@ -234,7 +235,8 @@ torch::Tensor forwardLayer(const Layer& L, const torch::Tensor& x, bool training
       if (symmetric(L.pad)) padding = {L.pad[0], L.pad[2]};
       else input = padIfNeeded(x, L.pad, 0.0);
       torch::Tensor bias = L.useBias ? L.params[1] : torch::Tensor();
-      torch::Tensor y = torch::conv2d(input, L.params[0], bias, L.strides, padding, L.dilation, L.groups);
+      torch::Tensor y = fewChannelConvApplies(L, input) ? fewChannelConv(L, input, padding)  // few-channel-conv.cc
+                                                        : torch::conv2d(input, L.params[0], bias, L.strides, padding, L.dilation, L.groups);
       return activate(y, act, L.alpha);
     }
     case Kind::MaxPool: {
