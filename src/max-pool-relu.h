@@ -1,6 +1,6 @@
-// relu(max_pool2d(y)) as one autograd function, for a Conv2D(relu) + MaxPooling2D pair: no int64
-// index tensor (backward recomputes each window's argmax from the saved input) and no zero-filled
-// gradient, relu's backward folded in. Falls back to libtorch's max_pool2d + relu_ where unsupported.
+// relu(max_pool2d(y)) as one autograd function, for a Conv2D(relu) + MaxPooling2D pair: a byte per
+// output for each window's winner instead of an int64 index, the input not kept for backward, no
+// zero-filled gradient, relu's backward folded in. Falls back to libtorch's max_pool2d + relu_ where unsupported.
 #pragma once
 #include <torch/torch.h>
 
