@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "allocator.h"
+#include "chunked-forward.h"
 #include "gather.h"
 #include "layer-timing.h"
 #include "device.h"
@@ -88,6 +89,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("manualSeed", Napi::Function::New(env, ManualSeed));
   timing::addExports(env, exports);  // setLayerTiming, takeLayerTimes (bench)
   gather::addExports(env, exports);  // gatherRecords (record datasets)
+  chunking::addExports(env, exports);  // setForwardChunkBytes (bench, tests)
   exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfo));  // device
   exports.Set("resolveDevice", Napi::Function::New(env, ResolveDevice));  // device
   exports.Set("distributed", dist::Init(env));

@@ -232,7 +232,8 @@ void Model::Compile(const Napi::CallbackInfo& info) {
   slots_.clear();
 }
 
-torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to, bool training, bool logits, bool augment) {
+// bounded memory hook: Model::forward (src/chunked-forward.cc) runs stretches of this in row chunks
+torch::Tensor Model::forwardLayers(const torch::Tensor& input, size_t from, size_t to, bool training, bool logits, bool augment) {
   torch::Tensor x = input;
   AutocastScope autocast;  // each layer runs under its own dtype policy (src/precision.cc)
   const size_t output = layers_.size() - 1;
@@ -269,8 +270,7 @@ torch::Tensor Model::forward(const torch::Tensor& input, size_t from, size_t to,
                                describe(e));
     }
   }
-  // outputs leave the engine (and enter the loss) in float32, whatever the last layer computed in
-  return x.scalar_type() == at::kBFloat16 ? x.to(at::kFloat) : x;
+  return x;  // in the last layer's compute dtype: forward() hands float32 on
 }
 
 bool Model::outputIsLogitsFor(Loss loss) const {

@@ -73,8 +73,11 @@ class Model : public Napi::ObjectWrap<Model> {
   void acquire(Napi::Env env);
   void ensureIdle(Napi::Env env, const char* what) const;
   size_t layerIndex(const Napi::CallbackInfo& info, size_t arg) const;
-  // `augment`: random preprocessing layers draw as in training while everything else infers
+  // `augment`: random preprocessing layers draw as in training while everything else infers.
+  // Layers no gradient flows through run a chunk of rows at a time (src/chunked-forward.cc).
   torch::Tensor forward(const torch::Tensor& x, size_t from, size_t to, bool training, bool logits, bool augment = false);
+  // layers [from, to) on the whole batch; the output in the last layer's compute dtype
+  torch::Tensor forwardLayers(const torch::Tensor& x, size_t from, size_t to, bool training, bool logits, bool augment);
   bool outputIsLogitsFor(Loss loss) const;
   std::pair<torch::Tensor, int64_t> lossAndCorrect(const torch::Tensor& out, const torch::Tensor& y, bool logits) const;
   void applyGradients();

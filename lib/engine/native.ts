@@ -156,6 +156,12 @@ export interface NativeBinding {
   /** The times recorded since the last call, in model order, then cleared. */
   takeLayerTimes(): { layer: string; forwardSeconds: number; backwardSeconds: number; forwardCalls: number; backwardCalls: number }[];
   /**
+   * Bench and tests only: the budget for the largest activation of a chunk of rows where layers run
+   * without gradients (inference, a frozen base while training); Infinity runs whole batches.
+   * Returns the previous budget (default 256 MiB).
+   */
+  setForwardChunkBytes(bytes: number): number;
+  /**
    * Reads record i (`recordBytes` bytes at byte `offsets[i]` of open file `fd`) into record slot i of
    * `out`, all on one libuv worker; rejects with "ended early (at byte N)" or the read error.
    */
@@ -247,6 +253,7 @@ export function native(): NativeBinding {
     setThreads,
     setLayerTiming: loaded.setLayerTiming,
     takeLayerTimes: loaded.takeLayerTimes,
+    setForwardChunkBytes: loaded.setForwardChunkBytes,
     gatherRecords: loaded.gatherRecords,
     deviceInfo: loaded.deviceInfo,
     resolveDevice: loaded.resolveDevice,
