@@ -77,7 +77,8 @@ test('a far smaller batch gets blocks of its own, and emptyCache() hands every k
 
   emptyCache();
   assert.equal(native().info().allocatorCachedBytes, 0);
-  const hits = native().info().allocatorHits;
+  // the next step finds nothing kept: its first large block is a new allocation (kept, it would be a hit)
+  const misses = native().info().allocatorMisses;
   await m.engine.trainStep(full.x, full.shape, full.y, 0);
-  assert.equal(native().info().allocatorHits, hits, 'an emptied cache served a block');
+  assert.ok(native().info().allocatorMisses > misses, 'after emptyCache() a step still found its blocks kept');
 });
