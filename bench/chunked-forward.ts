@@ -60,6 +60,7 @@ if (rss) {
   const budgets: [string, number][] = [
     ['whole', Number.POSITIVE_INFINITY],
     ['256 MiB', 256 * 2 ** 20],
+    ['512 MiB (default)', 512 * 2 ** 20],
     ['16 rows', 16 * ROW_BYTES],
   ];
   await features(); // warm-up

@@ -20,9 +20,10 @@ namespace tl {
 
 namespace {
 
-// A chunk's largest activation stays under this (float32 bytes). VGG16 at 300x300, batch 64 (11
-// rows a chunk): as fast as whole batches, peak memory 1.3 GiB instead of 4.4 (docs/architecture.md).
-std::atomic<int64_t> gChunkBytes{int64_t{256} << 20};
+// A chunk's largest activation stays under this (float32 bytes). VGG16 at 300x300: batch 64 runs
+// in 3 chunks of 22 rows (peak memory bounded, docs/architecture.md), batch 16 whole (smaller
+// chunks measured a few % slower there).
+std::atomic<int64_t> gChunkBytes{int64_t{512} << 20};
 
 // Draws random numbers for the whole batch at once: splitting the rows would change the draws.
 bool drawsForBatch(const Layer& layer, bool training, bool augment) {

@@ -158,7 +158,7 @@ export interface NativeBinding {
   /**
    * Bench and tests only: the budget for the largest activation of a chunk of rows where layers run
    * without gradients (inference, a frozen base while training); Infinity runs whole batches.
-   * Returns the previous budget (default 256 MiB).
+   * Returns the previous budget (default 512 MiB).
    */
   setForwardChunkBytes(bytes: number): number;
   /**
