@@ -16,6 +16,8 @@ export interface BenchSizes {
   layerSteps: number;
   /** timed all-reduces of the CNN's gradient count over 2 ranks (distributedStepOverhead). */
   allreduces: number;
+  /** batch of the large bf16 convolution that measures the bf16 compute roof */
+  roofBatch: number;
   /** real runs: photos decoded into a real cache, batch size, head epochs on the real feature cache. */
   realImages: number;
   realBatch: number;
@@ -43,6 +45,7 @@ export const FULL_SIZES: BenchSizes = {
   vggStepsPerRound: 1,
   layerSteps: 2,
   allreduces: 20,
+  roofBatch: 16,
   realImages: 256,
   realBatch: 64,
   headEpochs: 20,
@@ -59,6 +62,7 @@ export const QUICK_SIZES: BenchSizes = {
   vggStepsPerRound: 1,
   layerSteps: 1,
   allreduces: 3,
+  roofBatch: 1,
   realImages: 64,
   realBatch: 64,
   headEpochs: 20,

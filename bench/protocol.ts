@@ -1,13 +1,15 @@
 /** The line protocol of the warm bench processes (bench/serve.ts, bench/pytorch_serve.py). */
 
 export interface ServeCommand {
-  op: 'setup' | 'run' | 'layerTimes' | 'stats';
+  op: 'setup' | 'run' | 'layerTimes' | 'stats' | 'roof';
   workload?: 'cnn' | 'vgg16';
   batch?: number;
   size?: number;
   threads?: number;
   precision?: 'fp32' | 'bf16';
   steps?: number;
+  /** roof: the batch of the bf16 convolution that measures the compute roof */
+  n?: number;
 }
 
 /** Mean milliseconds per step of one layer (Keras name), or of "(input)", "(loss)", "(optimizer)". */

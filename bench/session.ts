@@ -51,6 +51,11 @@ export class Session {
     return (await this.send<{ layers: LayerTime[] }>({ op: 'layerTimes', steps })).layers;
   }
 
+  /** FLOP/s of a large bf16 3x3 convolution of batch n (PyTorch's process only: oneDNN's reachable bf16 rate). */
+  async roofFlops(n: number, steps: number): Promise<number> {
+    return (await this.send<{ flops: number }>({ op: 'roof', n, steps })).flops;
+  }
+
   stats(): Promise<{ peakRssBytes: number; torchVersion: string; threads: number }> {
     return this.send({ op: 'stats' });
   }
