@@ -11,7 +11,7 @@ import { vgg16 } from '../lib/applications/vgg16.js';
 import { emptyCache } from '../lib/engine/memory.js';
 import { native } from '../lib/engine/native.js';
 import { defaultHeadLayers } from '../lib/models/zoo.js';
-import { peakRssOf } from './peak-memory.js';
+import { peakRssOf, seconds } from './measure.js';
 
 const SIZE = 300;
 /** float32 bytes per row of VGG16's largest activation at 300x300 (block 1: 300 x 300 x 64) */
@@ -34,12 +34,6 @@ const x = Uint8Array.from({ length: batch * SIZE * SIZE * 3 }, (_, i) => (i * 26
 const y = Float32Array.from({ length: batch }, (_, i) => i % 2);
 const features = () => model.predict(x, shape, { toLayer: model.baseLayers });
 const step = () => model.engine.trainStep(x, shape, y, 0);
-
-async function seconds(fn: () => Promise<unknown>): Promise<number> {
-  const t = performance.now();
-  await fn();
-  return (performance.now() - t) / 1000;
-}
 
 const gib = (bytes: number | null) => (bytes === null ? 'n/a' : `${(bytes / 2 ** 30).toFixed(2)} GiB`);
 

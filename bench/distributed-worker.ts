@@ -52,7 +52,7 @@ model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accura
 if (dp) await dp.broadcastWeights(model.engine);
 // a rank steps on its shard of the global batch (as fit's datasets yield it), alone on the whole batch
 const mine = (b: Batch) => (dp ? shardBatch(b, dp.group.rank, dp.group.worldSize) : b);
-const step = (b: Batch) => (dp ? dp.trainStep(model.engine, b, 0) : model.engine.trainStep(b.x, b.shape, b.y, 0));
+const step = (b: Batch) => model.engine.trainStep(b.x, b.shape, b.y, 0, dp !== undefined);
 
 const full = mine(batchOf(req.batch));
 const each = await seconds(req.warmup, req.steps, () => step(full));

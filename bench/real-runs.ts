@@ -8,7 +8,7 @@ import type { Batch } from '../lib/data/types.js';
 import { emptyCache } from '../lib/engine/memory.js';
 import { defaultHeadLayers, experimentCnn } from '../lib/models/zoo.js';
 import { cachedFeatures } from '../lib/training/feature-cache.js';
-import { peakRssOf } from './peak-memory.js';
+import { peakRssOf, seconds } from './measure.js';
 import { ASSETS_HINT, generatePhotos, realPetImagesDir } from './photos.js';
 
 /**
@@ -24,12 +24,6 @@ const SIZE = 300;
 
 function log(msg: string): void {
   process.stderr.write(`  ${msg}\n`);
-}
-
-async function seconds(fn: () => Promise<unknown>): Promise<number> {
-  const t = performance.now();
-  await fn();
-  return (performance.now() - t) / 1000;
 }
 
 /**

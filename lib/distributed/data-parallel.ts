@@ -1,11 +1,12 @@
-import type { Batch, Shard } from '../data/types.js';
+import type { Shard } from '../data/types.js';
 import { type NativeModel, native } from '../engine/native.js';
 import { allreduceSum, distributedInfo, type ProcessGroupInfo } from './process-group.js';
 
 /**
  * What `fit` consults when a process group exists: each rank reads and trains on its shard of every
- * global batch (`shard`, given to the datasets), the engine averages gradients (weighted by examples) and metrics over all ranks before
- * the update, so every rank holds the weights and numbers one process would on the whole batch.
+ * global batch (`shard`, given to the datasets); the engine averages gradients (weighted by examples)
+ * and fit the metrics over all ranks before the update, so every rank holds the weights and numbers
+ * one process would on the whole batch.
  */
 export class DataParallel {
   constructor(readonly group: ProcessGroupInfo) {}
@@ -24,11 +25,6 @@ export class DataParallel {
   /** Identical starting weights: rank 0's, broadcast to all. */
   async broadcastWeights(engine: NativeModel): Promise<void> {
     await native().distributed.broadcastModel(engine);
-  }
-
-  /** One step on this rank's shard of a global batch; loss and correct count are the global batch's. */
-  async trainStep(engine: NativeModel, part: Batch, entry: number): Promise<{ loss: number; correct: number }> {
-    return engine.trainStep(part.x, part.shape, part.y, entry, true);
   }
 
   /** Sums of (loss * examples, correct, examples) over all ranks. */

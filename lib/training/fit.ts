@@ -181,9 +181,8 @@ export async function fit(model: FitModel, data: Dataset, options: FitOptions = 
         checkLabels(model, batch.y, batchSize(batch), `training batch ${step + 1} of epoch ${epoch + 1}`, batch.shardOf?.start);
         // Keras evaluates a schedule at the optimizer's iteration count before each update
         if (model.learningRateSchedule) model.engine.setLearningRate(model.learningRateSchedule.call(model.engine.iterations()));
-        const r = parallel
-          ? await parallel.trainStep(model.engine, batch, entry)
-          : await model.engine.trainStep(batch.x, batch.shape, batch.y, entry);
+        // in a data-parallel fit the batch is this rank's shard; the engine all-reduces its gradients
+        const r = await model.engine.trainStep(batch.x, batch.shape, batch.y, entry, parallel !== undefined);
         if (!Number.isFinite(r.loss)) {
           throw new NaNLossError(
             `training of '${model.name}' stopped: the loss became ${r.loss} at epoch ${epoch + 1}, step ${step + 1}. ` +

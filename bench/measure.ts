@@ -1,5 +1,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 
+/** Wall-clock seconds of one call. */
+export async function seconds(fn: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return (performance.now() - t) / 1000;
+}
+
 /**
  * Peak resident memory of one stretch of work in this process (Linux): writing 5 to
  * /proc/self/clear_refs resets the kernel's high-water mark (VmHWM), so each loop's peak is its own
