@@ -18,7 +18,7 @@ import { type Interleaved, interleave } from './interleave.js';
 import { type BenchOptions, parseArgs } from './options.js';
 import type { LayerTime } from './protocol.js';
 import { bytesText, fmt, formatTable, type Row, ratioText } from './report.js';
-import { convFlopsPerImage } from './roofline.js';
+import { convFlopsPerLayer, convLayerRates } from './roofline.js';
 import { Session } from './session.js';
 import { cpuInfo } from './system.js';
 
@@ -172,11 +172,22 @@ async function main(): Promise<void> {
   const vggBf16 = cpu.bf16Supported
     ? await step('VGG16 features bf16, interleaved with PyTorch', 'vgg16FeaturesBf16', () => measure('vgg16', 'bf16'))
     : null;
-  // the compute roof VGG16 bf16 is set against: what oneDNN reaches here on a large bf16 3x3 convolution
-  const bf16Roof =
+  // the compute roof VGG16 bf16 is set against: the best rate reached here on a bf16 3x3 convolution,
+  // either PyTorch's on one large convolution or ours on VGG16's fastest layer (whichever is higher)
+  const vggConvFlops = convFlopsPerLayer(vgg16Layers([SIZE, SIZE, 3]), [SIZE, SIZE, 3]);
+  const vggBf16LayerRates = vggBf16
+    ? await step('VGG16 bf16 per-layer convolution rates (ours)', 'vgg16Bf16LayerRates', async () =>
+        convLayerRates(vggConvFlops, await ours.layerTimes(2), s.vggBatch),
+      )
+    : null;
+  const pytorchRoof =
     theirs && vggBf16
       ? await step('bf16 compute roof (a large bf16 convolution in PyTorch)', 'bf16RoofFlops', () => theirs.roofFlops(s.roofBatch, 5))
       : null;
+  const bestLayer = [...(vggBf16LayerRates ?? new Map<string, number>()).entries()].sort((a, b) => b[1] - a[1])[0];
+  const bf16Roof = Math.max(pytorchRoof ?? 0, bestLayer?.[1] ?? 0) || null;
+  const bf16RoofSource =
+    bf16Roof === null ? null : bf16Roof === pytorchRoof ? 'PyTorch, one large bf16 3x3 convolution' : `ours, VGG16 ${bestLayer![0]}`;
   ours.close();
   theirs?.close();
   const real = await step('real runs from real caches (decode, CNN epoch, feature cache, head epochs)', 'realRuns', () =>
@@ -195,9 +206,9 @@ async function main(): Promise<void> {
   const pyVggImg = num(vgg?.theirsImgPerSec);
   const vggBf16Img = num(vggBf16?.oursImgPerSec);
   const pyVggBf16Img = num(vggBf16?.theirsImgPerSec);
-  const vggFlops = convFlopsPerImage(vgg16Layers([SIZE, SIZE, 3]), [SIZE, SIZE, 3]);
+  const vggFlops = [...vggConvFlops.values()].reduce((a, b) => a + b, 0);
   const vggBf16Roofline = vggBf16Img === null || !bf16Roof ? null : (vggBf16Img * vggFlops) / bf16Roof;
-  if (vggBf16 && !bf16Roof) notes.vgg16Bf16RooflineFraction = 'the bf16 compute roof is measured with PyTorch, which did not run';
+  if (vggBf16 && !bf16Roof) notes.vgg16Bf16RooflineFraction = 'no bf16 convolution rate was measured';
   const cnnEpochImg = rr('cnnEpochImgPerSec');
   const rates = {
     decodeImgPerSec: rr('decodeColdImgPerSec'),
@@ -258,6 +269,9 @@ async function main(): Promise<void> {
     vgg16FeaturesBf16RatioSpread: spread(vggBf16),
     vgg16Bf16RooflineFraction: vggBf16Roofline,
     bf16RoofTflops: bf16Roof === null ? null : bf16Roof / 1e12,
+    bf16RoofSource,
+    pytorchBf16ConvTflops: pytorchRoof === null ? null : pytorchRoof / 1e12,
+    vgg16Bf16LayerTflops: vggBf16LayerRates ? Object.fromEntries([...vggBf16LayerRates].map(([k, v]) => [k, v / 1e12])) : null,
     vgg16Bf16SpeedupOverFp32: div(vggBf16Img, vggImg),
     bf16Supported: cpu.bf16Supported,
     bf16Reason: cpu.bf16Reason,
@@ -345,7 +359,7 @@ async function main(): Promise<void> {
     {
       metric: 'VGG16 bf16 share of the bf16 compute roof',
       ours: vggBf16Roofline === null ? 'n/a' : `${(vggBf16Roofline * 100).toFixed(0)}%`,
-      reference: bf16Roof === null ? 'PyTorch skipped' : `bf16 3x3 convolution ${(bf16Roof / 1e12).toFixed(2)} TFLOP/s`,
+      reference: bf16Roof === null ? 'not measured' : `${(bf16Roof / 1e12).toFixed(2)} TFLOP/s (${bf16RoofSource})`,
       ratio: '—',
       target: `>= ${TARGETS.vggBf16RooflineFraction * 100}%`,
       met: targetsMet.vgg16Bf16Roofline,

@@ -1,19 +1,26 @@
 import type { LayerConfig } from '../lib/keras-format/config.js';
 
 /**
- * Multiply-adds x 2 of one image through a chain of Conv2D and pooling layers (the VGG16 base):
- * 2 * H_out * W_out * kernel area * channels in * filters per convolution. Pooling and ReLU are
- * left out (a rounding error beside the convolutions).
+ * Multiply-adds x 2 of one image through each Conv2D of a chain of Conv2D and pooling layers (the
+ * VGG16 base), by layer name: 2 * H_out * W_out * kernel area * channels in * filters. Pooling and
+ * ReLU are left out (a rounding error beside the convolutions).
  */
-export function convFlopsPerImage(chain: LayerConfig[], inputShape: [number, number, number]): number {
+export function convFlopsPerLayer(chain: LayerConfig[], inputShape: [number, number, number]): Map<string, number> {
   let [h, w, c] = inputShape;
-  let flops = 0;
+  const flops = new Map<string, number>();
   for (const layer of chain) {
-    const config = layer.config as { filters?: number; kernel_size?: number[]; padding?: string; pool_size?: number[]; strides?: number[] };
+    const config = layer.config as {
+      name?: string;
+      filters?: number;
+      kernel_size?: number[];
+      padding?: string;
+      pool_size?: number[];
+      strides?: number[];
+    };
     if (layer.class_name === 'Conv2D') {
       const [kh, kw] = config.kernel_size!;
       if (config.padding !== 'same') [h, w] = [h - kh! + 1, w - kw! + 1];
-      flops += 2 * h * w * kh! * kw! * c * config.filters!;
+      flops.set(config.name ?? `conv${flops.size}`, 2 * h * w * kh! * kw! * c * config.filters!);
       c = config.filters!;
     } else if (layer.class_name === 'MaxPooling2D') {
       const [ph, pw] = config.pool_size!;
@@ -22,4 +29,18 @@ export function convFlopsPerImage(chain: LayerConfig[], inputShape: [number, num
     }
   }
   return flops;
+}
+
+/** Each convolution's FLOP/s from per-layer forward times of a batch, by layer name (layers without a time are left out). */
+export function convLayerRates(
+  flopsPerImage: Map<string, number>,
+  times: { layer: string; forwardMs: number }[],
+  batch: number,
+): Map<string, number> {
+  const rates = new Map<string, number>();
+  for (const t of times) {
+    const f = flopsPerImage.get(t.layer);
+    if (f !== undefined && t.forwardMs > 0) rates.set(t.layer, (f * batch) / (t.forwardMs / 1000));
+  }
+  return rates;
 }

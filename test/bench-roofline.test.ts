@@ -1,0 +1,28 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { convFlopsPerLayer, convLayerRates } from '../bench/roofline.js';
+import { vgg16Layers } from '../lib/applications/vgg16.js';
+
+test('VGG16 convolution FLOPs at 224x224 match the published 15.35 GMAC', () => {
+  const flops = convFlopsPerLayer(vgg16Layers([224, 224, 3]), [224, 224, 3]);
+  assert.equal(flops.size, 13);
+  // block1_conv1: 224 x 224 outputs x 64 filters x 3x3x3 taps, 2 FLOPs each
+  assert.equal(flops.get('block1_conv1'), 2 * 224 * 224 * 64 * 27);
+  // block5 convolutions run at 14x14 after four pools
+  assert.equal(flops.get('block5_conv3'), 2 * 14 * 14 * 512 * 512 * 9);
+  const total = [...flops.values()].reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(total / 2 - 15.35e9) < 0.01e9, `total ${total / 2} MAC`);
+});
+
+test('per-layer rates: FLOPs x batch over forward seconds, convolutions only', () => {
+  const flops = new Map([['c1', 1e9]]);
+  const rates = convLayerRates(
+    flops,
+    [
+      { layer: 'c1', forwardMs: 500 },
+      { layer: 'pool', forwardMs: 10 },
+    ],
+    4,
+  );
+  assert.deepEqual([...rates], [['c1', 8e9]]);
+});
