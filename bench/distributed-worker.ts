@@ -9,6 +9,7 @@ import { DataParallel, destroyDistributed, initDistributed, shardBatch } from '.
 import { native } from '../lib/engine/native.js';
 import { experimentCnn } from '../lib/models/zoo.js';
 import { syntheticPixels } from './engine.js';
+import { seconds } from './measure.js';
 
 export interface DistributedRequest {
   threads: number;
@@ -32,14 +33,11 @@ function median(values: number[]): number {
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-async function seconds(warmup: number, steps: number, fn: () => Promise<unknown>): Promise<number[]> {
+/** Seconds of each of `steps` calls after `warmup` untimed ones. */
+async function timedSteps(warmup: number, steps: number, fn: () => Promise<unknown>): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await fn();
   const each: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    const t = performance.now();
-    await fn();
-    each.push((performance.now() - t) / 1000);
-  }
+  for (let i = 0; i < steps; i++) each.push(await seconds(fn));
   return each;
 }
 
@@ -55,7 +53,7 @@ const mine = (b: Batch) => (dp ? shardBatch(b, dp.group.rank, dp.group.worldSize
 const step = (b: Batch) => model.engine.trainStep(b.x, b.shape, b.y, 0, dp !== undefined);
 
 const full = mine(batchOf(req.batch));
-const each = await seconds(req.warmup, req.steps, () => step(full));
+const each = await timedSteps(req.warmup, req.steps, () => step(full));
 const result: Record<string, unknown> = {
   ranks: group?.worldSize ?? 1,
   threadsPerRank: native().info().threads,
@@ -67,15 +65,15 @@ if (dp) {
   // one example per rank: the data-parallel step minus the same step alone is what the group adds,
   // mostly the all-reduce of every gradient
   const tiny = mine(batchOf(group.worldSize));
-  const together = await seconds(1, req.steps, () => step(tiny));
-  const alone = await seconds(1, req.steps, () => model.engine.trainStep(tiny.x, tiny.shape, tiny.y, 0));
+  const together = await timedSteps(1, req.steps, () => step(tiny));
+  const alone = await timedSteps(1, req.steps, () => model.engine.trainStep(tiny.x, tiny.shape, tiny.y, 0));
   result.gradients = model.countParams().trainable;
   result.stepOverheadMs = (median(together) - median(alone)) * 1000;
   result.dataParallelStepMs = median(together) * 1000;
   result.localStepMs = median(alone) * 1000;
   // the all-reduce alone: one float32 buffer of the CNN's gradient count, summed over the ranks
   const gradients = new Float32Array(result.gradients as number).fill(1);
-  const allreduce = await seconds(1, req.allreduces, () => native().distributed.allreduceSumInPlace(gradients));
+  const allreduce = await timedSteps(1, req.allreduces, () => native().distributed.allreduceSumInPlace(gradients));
   result.allreduceMs = median(allreduce) * 1000;
   result.allreduceSeconds = allreduce;
 }
