@@ -20,9 +20,10 @@ namespace tl {
 
 namespace {
 
-// A chunk's largest activation stays under this (float32 bytes). VGG16 at 300x300: batch 64 runs
-// in 3 chunks of 22 rows (peak memory bounded, docs/architecture.md), batch 16 whole (smaller
-// chunks measured a few % slower there).
+// A chunk's largest activation stays under this, counted at 4 bytes an element whatever the dtype
+// (bfloat16 activations get half the budget: autocast's output dtypes are not known ahead). VGG16
+// at 300x300: batch 64 runs in 3 chunks of 22 rows (peak memory bounded, docs/architecture.md),
+// batch 16 whole (smaller chunks measured a few % slower there).
 std::atomic<int64_t> gChunkBytes{int64_t{512} << 20};
 
 // Draws random numbers for the whole batch at once: splitting the rows would change the draws.
