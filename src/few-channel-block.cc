@@ -15,7 +15,6 @@ namespace tl {
 namespace {
 
 using simd::v16;
-using simd::v16i;
 
 constexpr int64_t kMaxChannels = 4;
 constexpr uint8_t kBlocked = 0xff;  // the window's max was <= 0: relu passes no gradient to it

@@ -11,7 +11,6 @@ namespace tl::simd {
 #define TL_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 
 using v16 = float __attribute__((vector_size(64)));
-using v16i = int32_t __attribute__((vector_size(64)));
 
 // bfloat16 (raw bits) -> float: exact
 inline float value(uint16_t b) { return __builtin_bit_cast(float, static_cast<uint32_t>(b) << 16); }
