@@ -128,14 +128,16 @@ TL_CLONES void forwardRows(const float* x, const float* w, const float* bias, vo
 // Adds pooled rows [begin, end) to acc [KH][T][OP] and bias [OP]: each of a window's 2 conv rows gets
 // its gradient rebuilt in gRow [2 * PW][OP] (the pooled gradient at the winner, 0 elsewhere; the
 // uncovered last conv row and column get none, so they are skipped), then the row-taps kernel sums
-// it against the input rows under it. gOut is the pooled output gradient (NHWC float32).
-TL_CLONES void accumulateRows(const float* x, const uint8_t* arg, const float* gOut, float* acc, float* bias, const Geometry& g, int64_t begin,
-                              int64_t end, float* gRow, float* rowBias) {
+// it against the input rows under it. gOut is the pooled output gradient (NHWC, float32 or
+// bfloat16 bits: read as they are, without a converted copy).
+template <typename G>
+__attribute__((always_inline)) inline void accumulateRows(const float* x, const uint8_t* arg, const G* gOut, float* acc, float* bias,
+                                                          const Geometry& g, int64_t begin, int64_t end, float* gRow, float* rowBias) {
   int64_t off[simd::kMaxRowTaps];
   for (int64_t t = 0; t < g.T; ++t) off[t] = t;  // dilation 1: a kernel row's taps (kw, c) are contiguous
   for (int64_t row = begin; row < end; ++row) {
     const int64_t n = row / g.PH, ph = row % g.PH;
-    const float* go = gOut + row * g.PW * g.O;
+    const G* go = gOut + row * g.PW * g.O;
     const uint8_t* a = arg + row * g.PW * g.O;
     for (int64_t dh = 0; dh < 2; ++dh) {
       std::fill(rowBias, rowBias + g.O, 0.f);
@@ -143,10 +145,10 @@ TL_CLONES void accumulateRows(const float* x, const uint8_t* arg, const float* g
         for (int64_t dw = 0; dw < 2; ++dw) {
           const uint8_t k = static_cast<uint8_t>(dh * 2 + dw);
           float* dst = gRow + (2 * pw + dw) * g.OP;
-          const float* gp = go + pw * g.O;
+          const G* gp = go + pw * g.O;
           const uint8_t* ap = a + pw * g.O;
           for (int64_t o = 0; o < g.O; ++o) {
-            dst[o] = ap[o] == k ? gp[o] : 0.f;
+            dst[o] = ap[o] == k ? simd::value(gp[o]) : 0.f;
             rowBias[o] += dst[o];
           }
           for (int64_t o = g.O; o < g.OP; ++o) dst[o] = 0.f;
@@ -159,6 +161,15 @@ TL_CLONES void accumulateRows(const float* x, const uint8_t* arg, const float* g
       }
     }
   }
+}
+
+TL_CLONES void accumulateRowsF32(const float* x, const uint8_t* arg, const float* gOut, float* acc, float* bias, const Geometry& g, int64_t begin,
+                                 int64_t end, float* gRow, float* rowBias) {
+  accumulateRows(x, arg, gOut, acc, bias, g, begin, end, gRow, rowBias);
+}
+TL_CLONES void accumulateRowsBf16(const float* x, const uint8_t* arg, const uint16_t* gOut, float* acc, float* bias, const Geometry& g,
+                                  int64_t begin, int64_t end, float* gRow, float* rowBias) {
+  accumulateRows(x, arg, gOut, acc, bias, g, begin, end, gRow, rowBias);
 }
 
 // The layer's input as the kernels read it: float32 NHWC, rounded to bfloat16 under
@@ -203,7 +214,8 @@ torch::Tensor blockForward(const torch::Tensor& x, const torch::Tensor& weight, 
 // Weight [O, C, KH, KW] (channels-last, like the layer's kernel) and bias [O] gradients, float32.
 std::pair<torch::Tensor, torch::Tensor> blockBackward(const torch::Tensor& x, const torch::Tensor& arg, const torch::Tensor& gradOut,
                                                       int64_t KH, int64_t KW) {
-  const torch::Tensor go = gradOut.to(at::kFloat).contiguous(at::MemoryFormat::ChannelsLast);
+  const bool bf16 = gradOut.scalar_type() == at::kBFloat16;
+  const torch::Tensor go = (bf16 ? gradOut : gradOut.to(at::kFloat)).contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t O = go.size(1);
   const Geometry g{x.size(1), x.size(2), x.size(3), O, (O + 15) / 16 * 16, KH, KW * x.size(1), go.size(2), go.size(3)};
   const int64_t rows = go.size(0) * g.PH;
@@ -215,8 +227,13 @@ std::pair<torch::Tensor, torch::Tensor> blockBackward(const torch::Tensor& x, co
     std::vector<float> gRow(static_cast<size_t>(2 * g.PW * g.OP)), rowBias(static_cast<size_t>(g.O));
     for (int64_t c = first; c < last; ++c) {
       float* acc = partial.data_ptr<float>() + c * (accSize + g.OP);
-      accumulateRows(x.data_ptr<float>(), arg.data_ptr<uint8_t>(), go.data_ptr<float>(), acc, acc + accSize, g, rows * c / chunks,
-                     rows * (c + 1) / chunks, gRow.data(), rowBias.data());
+      const int64_t begin = rows * c / chunks, end = rows * (c + 1) / chunks;
+      if (bf16)
+        accumulateRowsBf16(x.data_ptr<float>(), arg.data_ptr<uint8_t>(), reinterpret_cast<const uint16_t*>(go.data_ptr<at::BFloat16>()), acc,
+                           acc + accSize, g, begin, end, gRow.data(), rowBias.data());
+      else
+        accumulateRowsF32(x.data_ptr<float>(), arg.data_ptr<uint8_t>(), go.data_ptr<float>(), acc, acc + accSize, g, begin, end, gRow.data(),
+                          rowBias.data());
     }
   });
   torch::Tensor total = partial.sum(0);
