@@ -1,8 +1,8 @@
 /** The line protocol of the warm bench processes (bench/serve.ts, bench/pytorch_serve.py). */
 
 export interface ServeCommand {
-  op: 'setup' | 'run' | 'layerTimes' | 'stats' | 'roof';
-  workload?: 'cnn' | 'vgg16';
+  op: 'setup' | 'run' | 'layerTimes' | 'stats' | 'roof' | 'fusion';
+  workload?: 'cnn' | 'cnn-predict' | 'vgg16';
   batch?: number;
   size?: number;
   threads?: number;
@@ -10,6 +10,8 @@ export interface ServeCommand {
   steps?: number;
   /** roof: the batch of the bf16 convolution that measures the compute roof */
   n?: number;
+  /** fusion: the fused first conv block (src/few-channel-block.h) on or off */
+  on?: boolean;
 }
 
 /** Mean milliseconds per step of one layer (Keras name), or of "(input)", "(loss)", "(optimizer)". */

@@ -2,9 +2,10 @@
  * The engine's warm bench process: `node dist/bench/serve.js`, one JSON command per stdin line,
  * one JSON reply per stdout line (progress on stderr). bench/pytorch_serve.py speaks the same
  * protocol for PyTorch, so bench/interleave.ts can alternate rounds of steps between the two.
- *   {"op":"setup","workload":"cnn"|"vgg16","batch":64,"size":300,"threads":2,"precision":"fp32"|"bf16"}
+ *   {"op":"setup","workload":"cnn"|"cnn-predict"|"vgg16","batch":64,"size":300,"threads":2,"precision":"fp32"|"bf16"}
  *   {"op":"run","steps":2}          -> {"seconds":[...]}          (a train step, or a predict batch)
  *   {"op":"layerTimes","steps":2}   -> {"layers":[{layer,forwardMs,backwardMs}]}  (means per step)
+ *   {"op":"fusion","on":false}     -> {"previous":true}  (the fused first conv block on/off, for A/B rounds)
  *   {"op":"stats"}                  -> {"peakRssBytes":...,"torchVersion":...,"threads":...}
  * A failed command replies {"error":"..."} and the process stays up for the next one.
  */
@@ -33,10 +34,13 @@ function setup(cmd: ServeCommand): Record<string, unknown> {
     model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
     const y = Float32Array.from({ length: batch }, (_, i) => i % 2);
     step = () => model.engine.trainStep(x, shape, y, 0);
+  } else if (cmd.workload === 'cnn-predict') {
+    const model = experimentCnn([size, size, 3], { seed: 1, dtype });
+    step = () => model.predict(x, shape);
   } else if (cmd.workload === 'vgg16') {
     const model = new Sequential(vgg16Layers([size, size, 3]), { name: 'vgg16', preprocessing: 'scale01', seed: 1, dtype });
     step = () => model.predict(x, shape);
-  } else throw new Error(`unknown workload '${String(cmd.workload)}': use cnn or vgg16`);
+  } else throw new Error(`unknown workload '${String(cmd.workload)}': use cnn, cnn-predict or vgg16`);
   return { ok: true };
 }
 
@@ -74,6 +78,8 @@ async function handle(cmd: ServeCommand): Promise<Record<string, unknown>> {
       return { seconds: await run(cmd.steps ?? 1) };
     case 'layerTimes':
       return { layers: await layerTimes(cmd.steps ?? 1) };
+    case 'fusion':
+      return { previous: native().setFirstBlockFusion(cmd.on ?? true) };
     case 'stats': {
       const info = native().info();
       return { peakRssBytes: process.resourceUsage().maxRSS * 1024, torchVersion: info.torchVersion, threads: info.threads };

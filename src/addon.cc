@@ -10,6 +10,7 @@
 
 #include "allocator.h"
 #include "chunked-forward.h"
+#include "few-channel-block.h"
 #include "gather.h"
 #include "layer-timing.h"
 #include "device.h"
@@ -90,6 +91,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   timing::addExports(env, exports);  // setLayerTiming, takeLayerTimes (bench)
   gather::addExports(env, exports);  // gatherRecords (record datasets)
   chunking::addExports(env, exports);  // setForwardChunkBytes (bench, tests)
+  firstBlock::addExports(env, exports);  // setFirstBlockFusion (bench, tests; few-channel-block.cc)
   exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfo));  // device
   exports.Set("resolveDevice", Napi::Function::New(env, ResolveDevice));  // device
   exports.Set("distributed", dist::Init(env));

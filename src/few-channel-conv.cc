@@ -7,51 +7,26 @@
 #include <cstdint>
 #include <cstring>
 
+#include "simd.h"
+
 namespace tl {
 
 namespace {
 
 constexpr int64_t kMaxChannels = 4;
-constexpr int64_t kMaxTaps = 12;  // kernel width x input channels: accumulators held in registers
+constexpr int64_t kMaxTaps = simd::kMaxRowTaps;  // kernel width x input channels
 
-using v16 = float __attribute__((vector_size(64)));
+using simd::value;
 
 struct Geometry {
   int64_t C, H, W, O, OP /* O rounded up to 16 */, KH, KW, SH, SW, DH, DW, OH, OW;
 };
 
-inline float value(uint16_t b) { return __builtin_bit_cast(float, static_cast<uint32_t>(b) << 16); }
-
-// acc[t][o] += sum over ow of x[(ow * SW) * C + off[t]] * g[ow][o], for T taps t = (kw, c) of one
-// kernel row: the row's sums start from zero (more precise than one running sum over the batch).
-template <int T>
-__attribute__((always_inline)) inline void rowTaps(const float* __restrict__ x, const float* __restrict__ g, float* __restrict__ acc,
-                                                   const int64_t* off, const Geometry& geo) {
-  const int64_t step = geo.SW * geo.C;
-  for (int64_t ob = 0; ob < geo.OP; ob += 16) {
-    v16 a[T];
-    for (int t = 0; t < T; ++t) a[t] = v16{};
-    for (int64_t ow = 0; ow < geo.OW; ++ow) {
-      v16 gv;
-      std::memcpy(&gv, g + ow * geo.OP + ob, sizeof gv);
-      const float* xp = x + ow * step;
-      for (int t = 0; t < T; ++t) a[t] += xp[off[t]] * gv;
-    }
-    for (int t = 0; t < T; ++t) {
-      v16 s;
-      std::memcpy(&s, acc + t * geo.OP + ob, sizeof s);
-      s += a[t];
-      std::memcpy(acc + t * geo.OP + ob, &s, sizeof s);
-    }
-  }
-}
-
 // Adds output rows [begin, end) (row = n * OH + oh) to acc [KH][KW * C][OP] and bias [OP]; x is the
 // NHWC input, g the NHWC output gradient, both bfloat16; xRow [W * C], gRow [OW * OP] and rowBias [O]
 // are scratch.
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void accumulateRows(const uint16_t* x, const uint16_t* g, float* acc,
-                                                                                     float* bias, const Geometry& geo, int64_t begin,
-                                                                                     int64_t end, float* xRow, float* gRow, float* rowBias) {
+TL_CLONES void accumulateRows(const uint16_t* x, const uint16_t* g, float* acc, float* bias, const Geometry& geo, int64_t begin, int64_t end,
+                              float* xRow, float* gRow, float* rowBias) {
   const int64_t T = geo.KW * geo.C;
   int64_t off[kMaxTaps];
   for (int64_t kw = 0; kw < geo.KW; ++kw)
@@ -75,15 +50,7 @@ __attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) void accumul
       const uint16_t* xr = x + ((n * geo.H + oh * geo.SH + kh * geo.DH) * geo.W) * geo.C;
       for (int64_t i = 0; i < geo.W * geo.C; ++i) xRow[i] = value(xr[i]);
       float* a = acc + kh * T * geo.OP;
-      switch (T) {
-#define TL_TAPS(N)                              \
-  case N:                                       \
-    rowTaps<N>(xRow, gRow, a, off, geo);        \
-    break;
-        TL_TAPS(1) TL_TAPS(2) TL_TAPS(3) TL_TAPS(4) TL_TAPS(5) TL_TAPS(6)
-        TL_TAPS(7) TL_TAPS(8) TL_TAPS(9) TL_TAPS(10) TL_TAPS(11) TL_TAPS(12)
-#undef TL_TAPS
-      }
+      simd::rowTapsAny(T, xRow, gRow, a, off, geo.SW * geo.C, geo.OW, geo.OP);
     }
   }
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "precision.h"
+#include "simd.h"
 
 namespace tl {
 
@@ -17,8 +18,7 @@ struct Geometry {
 };
 
 // Element access in float; selections copy the raw element, so the max is exact in both dtypes.
-inline float value(float v) { return v; }
-inline float value(uint16_t b) { return __builtin_bit_cast(float, static_cast<uint32_t>(b) << 16); }
+using simd::value;
 // libtorch's backward adds the gradient to a zero-filled tensor: 0 + g turns -0 into +0
 inline float plusZero(float g) { return g + 0.f; }
 inline uint16_t plusZero(uint16_t g) { return g == 0x8000 ? 0 : g; }
@@ -91,8 +91,6 @@ __attribute__((always_inline)) inline void backwardRows(const uint8_t* __restric
   }
 }
 
-// One compiled copy per instruction set: the engine is built without -march.
-#define TL_CLONES __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
 #define TL_POOL_KERNELS(T, K, SUFFIX)                                                                                        \
   TL_CLONES void forward##SUFFIX(const T* y, T* out, uint8_t* arg, const Geometry& g, int64_t begin, int64_t end) {         \
     if (arg)                                                                                                                 \
@@ -109,7 +107,6 @@ TL_POOL_KERNELS(float, 3, F32K3)
 TL_POOL_KERNELS(uint16_t, 2, BF16K2)
 TL_POOL_KERNELS(uint16_t, 3, BF16K3)
 #undef TL_POOL_KERNELS
-#undef TL_CLONES
 
 Geometry geometry(const torch::Tensor& y, int64_t k) {
   return {y.size(2), y.size(3), y.size(1), y.size(2) / k, y.size(3) / k};

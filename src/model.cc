@@ -4,6 +4,7 @@
 #include <functional>
 #include <stdexcept>
 
+#include "few-channel-block.h"
 #include "layer-timing.h"
 #include "max-pool-relu.h"
 #include "precision.h"
@@ -246,6 +247,19 @@ torch::Tensor Model::forwardLayers(const torch::Tensor& input, size_t from, size
       const bool timed = timing::enabled();
       double start = timed ? timing::now() : 0;
       if (layer.kind == Kind::Conv2D && layer.activation == Act::Relu && i + 1 < to && layers_[i + 1].kind == Kind::MaxPool) {
+        // the model's first block as one kernel (few-channel-block.cc), timed as the conv's forward
+        // and backward (its weight and bias gradients); the pool's row gets ~0 for both
+        if (fewChannelBlockApplies(layer, layers_[i + 1], x, i + 1 == output)) {
+          x = fewChannelBlock(layer, x);
+          ++i;
+          if (timed) {
+            timing::forward(layer.name, start);
+            timing::forward(layers_[i].name, timing::now());
+            timing::markOutput(x, layers_[i].name);  // hooks run in order: the pool's, then at once the conv's
+            timing::markOutput(x, layer.name);
+          }
+          continue;
+        }
         x = forwardWithPolicy(layer, x, training, /*skipActivation=*/true, false);
         if (timed) {
           timing::forward(layer.name, start);

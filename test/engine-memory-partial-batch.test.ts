@@ -10,6 +10,10 @@ import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
 
+// these steps need the first conv's output as a large block: the fused first block (few-channel-block.h)
+// never allocates it, so it is switched off in this file's process
+native().setFirstBlockFusion(false);
+
 const SIZE = 64;
 
 function model(): Sequential {

@@ -162,6 +162,12 @@ export interface NativeBinding {
    */
   setForwardChunkBytes(bytes: number): number;
   /**
+   * Bench and tests only: whether a model's first Conv2D(relu) + 2x2 MaxPooling2D on a few-channel
+   * input runs as one fused kernel (src/few-channel-block.h; on by default) or as today's conv then
+   * pool. Returns the previous setting.
+   */
+  setFirstBlockFusion(on: boolean): boolean;
+  /**
    * Reads record i (`recordBytes` bytes at byte `offsets[i]` of open file `fd`) into record slot i of
    * `out`, all on one libuv worker; rejects with "ended early (at byte N)" or the read error.
    */
@@ -254,6 +260,7 @@ export function native(): NativeBinding {
     setLayerTiming: loaded.setLayerTiming,
     takeLayerTimes: loaded.takeLayerTimes,
     setForwardChunkBytes: loaded.setForwardChunkBytes,
+    setFirstBlockFusion: loaded.setFirstBlockFusion,
     gatherRecords: loaded.gatherRecords,
     deviceInfo: loaded.deviceInfo,
     resolveDevice: loaded.resolveDevice,

@@ -1,0 +1,39 @@
+// A model's first block, Conv2D(relu) on an input with few channels (an image's RGB) followed by a
+// 2x2 MaxPooling2D, as one autograd function: relu(maxpool(conv(x) + b)) computed a pooled row at a
+// time without materialising the conv output (at 300x300 with 32 filters and batch 64, 727 MB in
+// float32 that today's path writes, reads back, and mirrors with a gradient of the same size).
+// Forward keeps a byte per pooled output (which of the 4 positions won, or "blocked" by the relu);
+// backward rebuilds the conv output's gradient a row at a time and sums the weight and bias
+// gradients in float32 (the input needs none: the model's first convolution).
+//
+// float32: products summed in float32 (the order differs from oneDNN's: results agree to float32
+// rounding). mixed_bfloat16: exactly as autocast defines the convolution: input, kernel and bias
+// rounded to bfloat16, products summed in float32 (a product of two bfloat16 values is exact in
+// float32), plus the bias, the sum rounded to bfloat16 (nearest even); the pool then compares those
+// bfloat16 values, so the winner is the one libtorch's max_pool2d picks on the bfloat16 conv output.
+// The weight and bias gradients are float32 sums of the bfloat16 input times the bfloat16 output
+// gradient, as few-channel-conv.h computes them.
+#pragma once
+#include <napi.h>
+#include <torch/torch.h>
+
+#include "layers.h"
+
+namespace tl {
+
+// Whether the pair (conv, pool) on `input` takes this path: a Conv2D (not depthwise, groups 1,
+// strides and dilation 1, relu) on a CPU float32 or bfloat16 input of at most 4 channels that needs
+// no gradient, kernel width x channels <= 12, any padding; a 2x2 MaxPooling2D of stride 2, 'valid',
+// under the conv's dtype policy and not the model's output; the switch below on.
+bool fewChannelBlockApplies(const Layer& conv, const Layer& pool, const torch::Tensor& input, bool poolIsOutput);
+
+// relu(maxpool(conv(input))) in the conv's compute dtype (NCHW, channels-last), differentiable in
+// the conv's weight and bias when they need gradients (and grad mode is on).
+torch::Tensor fewChannelBlock(const Layer& conv, const torch::Tensor& input);
+
+namespace firstBlock {
+// setFirstBlockFusion(on): tests and A/B benches switch this path off (today's conv + max-pool-relu)
+void addExports(Napi::Env env, Napi::Object exports);
+}  // namespace firstBlock
+
+}  // namespace tl

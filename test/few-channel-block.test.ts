@@ -1,0 +1,267 @@
+/**
+ * The fused first block (src/few-channel-block.cc): Conv2D(relu) on a few-channel input + 2x2
+ * MaxPooling2D as one kernel. Its forward output and its kernel and bias gradients are checked
+ * against a float64 reference written here (convolution, pool with libtorch's window rule, relu,
+ * and the gradient through each window's winner), in float32 and mixed_bfloat16 (the reference then
+ * rounds input, kernel, bias and conv output to bfloat16 as autocast does). A training step with the
+ * fused path and with it switched off (today's conv, then max-pool-relu) must agree.
+ */
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { native } from '../lib/engine/native.js';
+import { layers } from '../lib/models/layers.js';
+import { Sequential } from '../lib/models/sequential.js';
+import { assertClose, maxAbs, prod, Rng, sigmoid } from './helpers/naive.js';
+
+type Dtype = 'float32' | 'mixed_bfloat16';
+
+interface Case {
+  input: [number, number, number];
+  filters: number;
+  padding: 'valid' | 'same';
+  dtype: Dtype;
+}
+
+const BATCH = 3;
+/** SGD's step is -lr * gradient: a large power of two keeps the gradient's float32 bits (see below) */
+const LR = 1024;
+
+const bits = new Uint32Array(1);
+const word = new Float32Array(bits.buffer);
+/** float -> the nearest bfloat16 (ties to even), as a number */
+function bf16(v: number): number {
+  word[0] = v;
+  const u = bits[0]!;
+  bits[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+  return word[0]!;
+}
+
+interface Reference {
+  out: Float64Array; // pooled output, NHWC
+  blocked: number; // windows whose max was <= 0
+  dKernel: Float64Array; // Keras layout [3][3][C][F]
+  dBias: Float64Array;
+}
+
+/**
+ * Conv2D 3x3 stride 1 (+ bias) -> 2x2 max pool (row-major scan, a value wins if greater) -> relu ->
+ * flatten -> dense 1 (kernel r, bias 0) -> binary crossentropy from logits (mean over the batch),
+ * with the kernel and bias gradients taken through each window's winner.
+ */
+function reference(c: Case, x: Float32Array, kernel: Float32Array, bias: Float32Array, r: Float32Array, y: Float32Array): Reference {
+  const [h, w, ch] = c.input;
+  const f = c.filters;
+  const round = c.dtype === 'mixed_bfloat16' ? bf16 : (v: number) => v;
+  const p = c.padding === 'same' ? 1 : 0;
+  const [oh, ow] = [h + 2 * p - 2, w + 2 * p - 2];
+  const [ph, pw] = [Math.floor(oh / 2), Math.floor(ow / 2)];
+  const xr = Float64Array.from(x, round);
+  const kr = Float64Array.from(kernel, round);
+  const br = Float64Array.from(bias, round);
+  const at = (n: number, i: number, j: number, k: number): number => {
+    const [ii, jj] = [i - p, j - p];
+    return ii < 0 || jj < 0 || ii >= h || jj >= w ? 0 : xr[((n * h + ii) * w + jj) * ch + k]!;
+  };
+  const conv = (n: number, i: number, j: number, o: number): number => {
+    let s = br[o]!;
+    for (let kh = 0; kh < 3; kh++)
+      for (let kw = 0; kw < 3; kw++) for (let k = 0; k < ch; k++) s += at(n, i + kh, j + kw, k) * kr[((kh * 3 + kw) * ch + k) * f + o]!;
+    return c.dtype === 'mixed_bfloat16' ? bf16(s) : s;
+  };
+  const pooled = ph * pw * f;
+  const out = new Float64Array(BATCH * pooled);
+  const winner = new Int32Array(BATCH * pooled).fill(-1);
+  let blocked = 0;
+  for (let n = 0; n < BATCH; n++)
+    for (let i = 0; i < ph; i++)
+      for (let j = 0; j < pw; j++)
+        for (let o = 0; o < f; o++) {
+          let best = -Infinity;
+          let arg = 0;
+          for (let k = 0; k < 4; k++) {
+            const v = conv(n, 2 * i + (k >> 1), 2 * j + (k & 1), o);
+            if (v > best) [best, arg] = [v, k];
+          }
+          const q = ((n * ph + i) * pw + j) * f + o;
+          if (best > 0) [out[q], winner[q]] = [best, arg];
+          else blocked++;
+        }
+  const dKernel = new Float64Array(kernel.length);
+  const dBias = new Float64Array(f);
+  // the dense layer as its policy computes it: under mixed_bfloat16 its kernel, output and the
+  // gradient it hands back are bfloat16 (the loss and dz float32)
+  const rr = Float64Array.from(r, round);
+  for (let n = 0; n < BATCH; n++) {
+    let z = 0;
+    for (let q = 0; q < pooled; q++) z += out[n * pooled + q]! * rr[q]!;
+    const dz = round((sigmoid(round(z)) - y[n]!) / BATCH);
+    for (let i = 0; i < ph; i++)
+      for (let j = 0; j < pw; j++)
+        for (let o = 0; o < f; o++) {
+          const q = (i * pw + j) * f + o;
+          const k = winner[n * pooled + q]!;
+          if (k < 0) continue;
+          const g = round(dz * rr[q]!);
+          dBias[o] += g;
+          const [ci, cj] = [2 * i + (k >> 1), 2 * j + (k & 1)];
+          for (let kh = 0; kh < 3; kh++)
+            for (let kw = 0; kw < 3; kw++)
+              for (let kc = 0; kc < ch; kc++) dKernel[((kh * 3 + kw) * ch + kc) * f + o] += g * at(n, ci + kh, cj + kw, kc);
+        }
+  }
+  return { out, blocked, dKernel, dBias };
+}
+
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    num += (actual[i]! - expected[i]!) ** 2;
+    den += expected[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
+function block(c: Case, head: boolean): Sequential {
+  const body = [
+    layers.conv2d({ filters: c.filters, kernelSize: 3, padding: c.padding, activation: 'relu', inputShape: c.input, name: 'c' }),
+    layers.maxPooling2d({ poolSize: 2, name: 'p' }),
+    layers.flatten({ name: 'f' }),
+  ];
+  const all = head ? [...body, layers.dense({ units: 1, activation: 'sigmoid', name: 'd' })] : body;
+  return new Sequential(all, { preprocessing: 'none', name: 'block', seed: 2, dtype: c.dtype });
+}
+
+async function check(c: Case, seed: number): Promise<void> {
+  const rng = new Rng(seed);
+  const [h, w, ch] = c.input;
+  // values on coarse grids: exact in bfloat16, and every conv sum exact in float32 in any order, so
+  // the bfloat16 rounding of the conv output (and each window's winner, ties included) is the
+  // reference's; a bias mostly negative blocks more windows
+  const grid = (n: number, steps: number, lo: number, hi: number) =>
+    Float32Array.from({ length: n }, () => lo + rng.int(steps * (hi - lo) + 1) / steps);
+  const kernel = grid(9 * ch * c.filters, 16, -0.5, 0.5);
+  const bias = grid(c.filters, 16, -0.25, 0.125);
+  const x = grid(BATCH * h * w * ch, 8, -1, 1);
+  const y = Float32Array.from({ length: BATCH }, (_, i) => i % 2);
+  const features = block(c, false);
+  features.setLayerWeights(0, [kernel, bias]);
+  // a small dense kernel keeps the logits small: bfloat16's rounding of them (in whatever order the
+  // engine sums) then moves the loss gradient by ~0.1%
+  const r = grid(prod(features.layers[2]!.outputShape as number[]), 256, -1 / 32, 1 / 32);
+  const expected = reference(c, x, kernel, bias, r, y);
+  const what = `${c.dtype} ${c.input} ${c.filters} filters ${c.padding}`;
+  assert.ok(expected.blocked > 0 && expected.blocked < expected.out.length, `${what}: the case needs blocked and passing windows`);
+
+  const { output } = await features.predict(x, [BATCH, h, w, ch]);
+  const bf = c.dtype === 'mixed_bfloat16';
+  assertClose(output, expected.out, { atol: 1e-6 * maxAbs(expected.out), rtol: bf ? 2 ** -7 : 1e-5, what: `${what}: forward` });
+
+  const trained = block(c, true);
+  trained.setLayerWeights(0, [kernel, bias]);
+  trained.setLayerWeights(3, [r, new Float32Array(1)]);
+  trained.compile({ optimizer: { sgd: { learningRate: LR } }, loss: 'binaryCrossentropy' });
+  await trained.engine.trainStep(x, [BATCH, h, w, ch], y, 0);
+  const [k1, b1] = trained.getLayerWeights(0).map((t) => t.data);
+  const dKernel = Array.from(kernel, (k, i) => (k - k1![i]!) / LR);
+  const dBias = Array.from(bias, (b, i) => (b - b1![i]!) / LR);
+  if (bf) {
+    // a winner may differ where two conv outputs round to the same bfloat16 in another sum order
+    for (const [name, a, e] of [
+      ['kernel', dKernel, expected.dKernel],
+      ['bias', dBias, expected.dBias],
+    ] as const) {
+      const err = relativeError(a, e);
+      assert.ok(err < 2e-2, `${what}: ${name} gradient relative error ${err} vs float64 is beyond bfloat16's`);
+    }
+  } else {
+    assertClose(dKernel, expected.dKernel, { atol: 1e-5 * maxAbs(expected.dKernel), rtol: 1e-5, what: `${what}: kernel gradient` });
+    assertClose(dBias, expected.dBias, { atol: 1e-5 * maxAbs(expected.dBias), rtol: 1e-5, what: `${what}: bias gradient` });
+  }
+}
+
+const CASES: Case[] = [
+  // odd conv outputs (an uncovered last row and/or column), 20 filters (not a multiple of 16)
+  { input: [10, 13, 3], filters: 32, padding: 'valid', dtype: 'float32' },
+  { input: [9, 11, 1], filters: 20, padding: 'same', dtype: 'float32' },
+  { input: [12, 9, 3], filters: 20, padding: 'same', dtype: 'float32' },
+  { input: [7, 8, 1], filters: 32, padding: 'valid', dtype: 'float32' },
+];
+
+for (const [i, c] of CASES.entries()) {
+  test(`float32: ${c.input} input, ${c.filters} filters, ${c.padding}: forward and gradients match float64`, async () => {
+    await check(c, 10 + i);
+  });
+}
+
+const skipBf16 = native().info().bf16Supported ? false : `bfloat16 is emulated here (${native().info().bf16Reason})`;
+for (const [i, c] of CASES.entries()) {
+  const mixed: Case = { ...c, dtype: 'mixed_bfloat16' };
+  test(`mixed_bfloat16: ${c.input} input, ${c.filters} filters, ${c.padding}: forward and gradients within bfloat16 of float64`, {
+    skip: skipBf16,
+  }, async () => {
+    await check(mixed, 20 + i);
+  });
+}
+
+/** Two conv/pool pairs (the first fused, the second 8 channels: today's path), dense sigmoid. */
+function smallCnn(): Sequential {
+  return new Sequential(
+    [
+      layers.conv2d({ filters: 24, kernelSize: 3, activation: 'relu', inputShape: [21, 20, 3], name: 'c1' }),
+      layers.maxPooling2d({ poolSize: 2, name: 'p1' }),
+      layers.conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c2' }),
+      layers.maxPooling2d({ poolSize: 2, name: 'p2' }),
+      layers.flatten({ name: 'f' }),
+      layers.dense({ units: 1, activation: 'sigmoid', name: 'd' }),
+    ],
+    { preprocessing: 'scale01', name: 'small', seed: 4 },
+  );
+}
+
+test('a training step of a small CNN: same loss and weights with the fused first block and with it switched off', async () => {
+  const rng = new Rng(7);
+  const shape = [4, 21, 20, 3];
+  const x = Uint8Array.from({ length: prod(shape) }, () => rng.int(256));
+  const y = Float32Array.from([0, 1, 1, 0]);
+  const engine = native();
+  const results: { loss: number; weights: number[][] }[] = [];
+  for (const fused of [true, false]) {
+    const previous = engine.setFirstBlockFusion(fused);
+    try {
+      const m = smallCnn();
+      m.compile({ optimizer: { sgd: { learningRate: 1 } }, loss: 'binaryCrossentropy' });
+      engine.setLayerTiming(true);
+      const { loss } = await m.engine.trainStep(x, shape, y, 0);
+      const times = engine.takeLayerTimes();
+      engine.setLayerTiming(false);
+      // the fused block is timed as the conv's forward and backward; the pool's row still counts its calls
+      for (const name of ['c1', 'p1']) {
+        const row = times.find((t) => t.layer === name);
+        assert.ok(row && row.forwardCalls === 1 && row.backwardCalls === 1, `${name} timing row: ${JSON.stringify(row)}`);
+      }
+      const weights = [0, 2, 5].flatMap((i) => m.getLayerWeights(i).map((t) => Array.from(t.data)));
+      results.push({ loss, weights });
+    } finally {
+      engine.setLayerTiming(false);
+      engine.setFirstBlockFusion(previous);
+    }
+  }
+  const [fused, today] = results;
+  assertClose([fused!.loss], [today!.loss], { atol: 0, rtol: 1e-6, what: 'loss' });
+  // the switch does change the path: the fused kernel sums the first kernel's gradient in another
+  // order than oneDNN, so some of its float32 bits differ
+  assert.ok(
+    fused!.weights[0]!.some((v, i) => v !== today!.weights[0]![i]),
+    'the first kernel came out bitwise identical: was the fused path taken?',
+  );
+  // SGD with learning rate 1: each weight moved by minus its gradient
+  for (const [i, w] of fused!.weights.entries()) {
+    assertClose(w, today!.weights[i]!, { atol: 1e-6, rtol: 1e-5, what: `weights ${i}` });
+  }
+});
+
+test('setFirstBlockFusion refuses anything but a boolean', () => {
+  assert.throws(() => native().setFirstBlockFusion(1 as unknown as boolean), /pass true \(fused first block\) or false/);
+});
