@@ -142,6 +142,9 @@ export interface NativeBinding {
     allocatorCachedBytes: number;
     allocatorHits: number;
     allocatorMisses: number;
+    /** whether inference convolutions call oneDNN directly (src/dnnl-conv.cc; built with libdnnl-dev), and its version ('' without) */
+    dnnl: boolean;
+    dnnlVersion: string;
     /** whether the CPU computes bfloat16 natively (avx512_bf16 / amx_bf16), and what it has or lacks */
     bf16Supported: boolean;
     bf16Reason: string;
@@ -162,6 +165,14 @@ export interface NativeBinding {
    */
   setForwardChunkBytes(bytes: number): number;
   /**
+   * The algorithm float32 inference convolutions ask oneDNN for (process-wide): 'auto' (the default:
+   * Winograd where oneDNN has it), 'direct', or 'winograd'. Returns the previous one. No effect
+   * without oneDNN (`info().dnnl`) or on mixed_bfloat16 layers (always direct).
+   */
+  setConvAlgorithm(algorithm: ConvAlgorithm): ConvAlgorithm;
+  /** Tests and bench only: false runs inference convolutions through libtorch's conv2d (as before oneDNN was called directly). Returns the previous setting. */
+  setDnnlConv(enabled: boolean): boolean;
+  /**
    * Reads record i (`recordBytes` bytes at byte `offsets[i]` of open file `fd`) into record slot i of
    * `out`, all on one libuv worker; rejects with "ended early (at byte N)" or the read error.
    */
@@ -173,6 +184,9 @@ export interface NativeBinding {
   /** torch.distributed's c10d: one Gloo or NCCL process group per process (lib/distributed wraps it). */
   distributed: NativeDistributed;
 }
+
+/** How float32 inference convolutions are computed (native().setConvAlgorithm). */
+export type ConvAlgorithm = 'auto' | 'direct' | 'winograd';
 
 export interface NativeDistributed {
   /** rendezvous on the TCPStore at host:port (rank 0 serves it), then connects the group; nccl: `device` is this rank's GPU, 'cuda:N'. */
@@ -254,6 +268,8 @@ export function native(): NativeBinding {
     setLayerTiming: loaded.setLayerTiming,
     takeLayerTimes: loaded.takeLayerTimes,
     setForwardChunkBytes: loaded.setForwardChunkBytes,
+    setConvAlgorithm: loaded.setConvAlgorithm,
+    setDnnlConv: loaded.setDnnlConv,
     gatherRecords: loaded.gatherRecords,
     deviceInfo: loaded.deviceInfo,
     resolveDevice: loaded.resolveDevice,

@@ -1,0 +1,167 @@
+/**
+ * Inference convolutions through oneDNN directly (src/dnnl-conv.cc): float32 direct and Winograd,
+ * mixed_bfloat16, ReLU fused or not, 'same'/'valid' padding, strides, odd channel counts, batches
+ * of 1 and more, against a naive float64 convolution; packed weights follow new weights; a whole
+ * VGG16 gives the outputs of libtorch's conv2d path (native().setDnnlConv(false)).
+ *
+ * Tolerances, as a fraction of the largest |output| of the reference (measured: docs/benchmarks.md,
+ * `node dist/bench/dnnl-conv.js --error`): direct float32 up to 2.7e-6 (512 channels; libtorch's
+ * conv2d the same), Winograd up to 3.6e-6 (F(4x4, 3x3), 256 channels); bfloat16 inputs and weights
+ * keep 8 significant bits (~1e-2).
+ */
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { vgg16Layers } from '../lib/applications/vgg16.js';
+import { type ConvAlgorithm, native } from '../lib/engine/native.js';
+import { layers } from '../lib/models/layers.js';
+import { bf16Support } from '../lib/models/mixed-precision.js';
+import { Sequential } from '../lib/models/sequential.js';
+import { activation, conv2d, Rng, tensor } from './helpers/naive.js';
+
+const info = native().info();
+const skip = info.dnnl ? false : 'the engine was built without oneDNN headers (apt-get install libdnnl-dev, rebuild)';
+const support = bf16Support();
+const bf16Skip = skip || (support.supported ? false : `bfloat16 is emulated here (${support.reason})`);
+
+const TOLERANCE = { direct: 5e-6, winograd: 1e-5, bf16: 3e-2 };
+
+interface Case {
+  batch: number;
+  size: [number, number];
+  channels: number;
+  filters: number;
+  kernel?: number;
+  strides?: [number, number];
+  padding: 'same' | 'valid';
+  act: 'relu' | 'linear';
+}
+
+/** largest |actual - expected| as a fraction of the largest |expected| */
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  assert.equal(actual.length, expected.length);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  assert.ok(scale > 0, 'the reference is not all zeros');
+  return diff / scale;
+}
+
+async function withSettings<T>(algorithm: ConvAlgorithm, dnnl: boolean, work: () => Promise<T>): Promise<T> {
+  const engine = native();
+  const previousAlgorithm = engine.setConvAlgorithm(algorithm);
+  const previousDnnl = engine.setDnnlConv(dnnl);
+  try {
+    return await work();
+  } finally {
+    engine.setConvAlgorithm(previousAlgorithm);
+    engine.setDnnlConv(previousDnnl);
+  }
+}
+
+function convModel(c: Case, dtype: 'float32' | 'mixed_bfloat16', seed: number): Sequential {
+  const kernel = c.kernel ?? 3;
+  return new Sequential(
+    [layers.conv2d({ filters: c.filters, kernelSize: kernel, strides: c.strides, padding: c.padding, activation: c.act, name: 'conv' })],
+    { inputShape: [...c.size, c.channels], preprocessing: 'none', seed, dtype },
+  );
+}
+
+/** The engine's output and the float64 reference for one case, with random input, kernel and bias. */
+async function runCase(c: Case, dtype: 'float32' | 'mixed_bfloat16', algorithm: ConvAlgorithm, seed: number) {
+  const rng = new Rng(seed);
+  const kernel = c.kernel ?? 3;
+  const model = convModel(c, dtype, seed);
+  const weights = [rng.floats(kernel * kernel * c.channels * c.filters, -0.2, 0.2), rng.floats(c.filters, -0.5, 0.5)];
+  model.setLayerWeights('conv', weights);
+  const shape = [c.batch, ...c.size, c.channels];
+  const x = rng.floats(
+    shape.reduce((a, b) => a * b, 1),
+    -1,
+    1,
+  );
+  const got = await withSettings(algorithm, true, () => model.predict(x, shape));
+  const ref = activation(
+    conv2d(tensor(x, shape), weights[0], [kernel, kernel, c.channels, c.filters], weights[1], { strides: c.strides, padding: c.padding }),
+    c.act,
+  );
+  assert.deepEqual(got.shape, ref.shape);
+  return { got: got.output, ref: ref.data };
+}
+
+const CASES: Case[] = [
+  { batch: 2, size: [12, 12], channels: 16, filters: 32, padding: 'same', act: 'relu' },
+  { batch: 1, size: [13, 11], channels: 32, filters: 16, padding: 'valid', act: 'linear' },
+  { batch: 3, size: [10, 10], channels: 5, filters: 7, padding: 'same', act: 'relu' }, // not multiples of 16: direct
+  { batch: 2, size: [11, 11], channels: 16, filters: 16, strides: [2, 2], padding: 'same', act: 'linear' }, // asymmetric padding
+  { batch: 2, size: [9, 9], channels: 3, filters: 16, kernel: 1, padding: 'valid', act: 'relu' },
+  { batch: 1, size: [18, 18], channels: 256, filters: 256, padding: 'same', act: 'linear' }, // oneDNN's Winograd F(4x4, 3x3)
+];
+
+for (const algorithm of ['direct', 'winograd'] as const) {
+  test(`float32 ${algorithm}: matches a float64 convolution`, { skip }, async () => {
+    for (const [i, c] of CASES.entries()) {
+      const { got, ref } = await runCase(c, 'float32', algorithm, 10 + i);
+      const error = relativeError(got, ref);
+      assert.ok(error <= TOLERANCE[algorithm], `case ${JSON.stringify(c)}: error ${error} > ${TOLERANCE[algorithm]}`);
+      if (c.act === 'relu') assert.ok(Math.min(...got) >= 0, 'relu applied');
+    }
+  });
+}
+
+test('mixed_bfloat16: matches a float64 convolution within bfloat16 rounding', { skip: bf16Skip }, async () => {
+  for (const [i, c] of CASES.entries()) {
+    const { got, ref } = await runCase(c, 'mixed_bfloat16', 'auto', 20 + i);
+    const error = relativeError(got, ref);
+    assert.ok(error <= TOLERANCE.bf16, `case ${JSON.stringify(c)}: error ${error} > ${TOLERANCE.bf16}`);
+  }
+});
+
+test('packed weights follow setWeights and a training step', { skip }, async () => {
+  const rng = new Rng(31);
+  const shape = [2, 8, 8, 16];
+  const x = rng.floats(2 * 8 * 8 * 16, -1, 1);
+  const model = new Sequential(
+    [
+      layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', name: 'conv' }),
+      layers.flatten(),
+      layers.dense({ units: 1, activation: 'sigmoid' }),
+    ],
+    { inputShape: shape.slice(1), preprocessing: 'none', seed: 31 },
+  );
+  const check = async (what: string) => {
+    const [kernel, bias] = model.getLayerWeights('conv').map((w) => w.data);
+    const got = await model.predict(x, shape, { toLayer: 1 });
+    const ref = activation(conv2d(tensor(x, shape), kernel!, [3, 3, 16, 16], bias!, { padding: 'same' }), 'relu');
+    const error = relativeError(got.output, ref.data);
+    assert.ok(error <= TOLERANCE.winograd, `${what}: error ${error}`);
+  };
+  await check('first weights');
+  model.setLayerWeights('conv', [rng.floats(3 * 3 * 16 * 16, -0.3, 0.3), rng.floats(16, -0.1, 0.1)]);
+  await check('after setLayerWeights');
+
+  model.compile({ optimizer: { sgd: { learningRate: 0.5 } }, loss: 'binaryCrossentropy' });
+  const before = model.getLayerWeights('conv')[0]!.data.slice();
+  await model.engine.trainStep(x, shape, Float32Array.from([0, 1]), 0);
+  assert.notDeepEqual(model.getLayerWeights('conv')[0]!.data, before, 'the step changed the kernel');
+  await check('after a training step');
+});
+
+test('VGG16 (32x32, random weights): the oneDNN path gives libtorch conv2d outputs', { skip, timeout: 600_000 }, async () => {
+  const model = new Sequential(
+    vgg16Layers([32, 32, 3]).filter((l) => l.class_name !== 'InputLayer'),
+    { inputShape: [32, 32, 3], preprocessing: 'caffe', seed: 3 },
+  );
+  const shape = [2, 32, 32, 3];
+  const x = new Rng(4).bytes(2 * 32 * 32 * 3);
+  const libtorch = await withSettings('auto', false, () => model.predict(x, shape));
+  for (const algorithm of ['direct', 'winograd'] as const) {
+    const dnnl = await withSettings(algorithm, true, () => model.predict(x, shape));
+    const error = relativeError(dnnl.output, libtorch.output);
+    // 13 layers deep: each adds its own rounding, relative to that layer's largest output
+    assert.ok(error <= 20 * TOLERANCE[algorithm], `${algorithm}: error ${error} through the stack`);
+  }
+});
