@@ -144,6 +144,8 @@ std::optional<Prepared> prepare(const Layer& L, const torch::Tensor& x, DT dt, b
   return p;
 }
 
+torch::Tensor bytes(size_t n) { return torch::empty({static_cast<int64_t>(n)}, torch::dtype(torch::kUInt8)); }
+
 bool gradientNeeded(const Layer& L, const torch::Tensor& x) {
   if (!torch::GradMode::is_enabled()) return false;
   if (x.requires_grad() || L.params[0].requires_grad()) return true;
@@ -202,12 +204,19 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
     memory userSrc(memory::desc(s, dt, Tag::nhwc), cpu(), src.data_ptr());
     memory userDst(memory::desc(d, dt, Tag::nhwc), cpu(), y.data_ptr());
     dnnl::stream stream(cpu());
+    // Winograd's blocked copies in torch memory too: the caching allocator keeps them mapped
+    // (oneDNN's own allocation page-faulted hundreds of MB in on every call)
+    torch::Tensor blockedSrc, blockedDst;
     memory convSrc = userSrc, convDst = userDst;
     if (p.reorderSrc) {
-      convSrc = memory(p.src, cpu());
+      blockedSrc = bytes(p.src.get_size());
+      convSrc = memory(p.src, cpu(), blockedSrc.data_ptr());
       dnnl::reorder(userSrc, convSrc).execute(stream, userSrc, convSrc);
     }
-    if (p.reorderDst) convDst = memory(p.dst, cpu());
+    if (p.reorderDst) {
+      blockedDst = bytes(p.dst.get_size());
+      convDst = memory(p.dst, cpu(), blockedDst.data_ptr());
+    }
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, convSrc}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, convDst}};
     torch::Tensor bias;
     if (L.useBias) {
@@ -216,7 +225,7 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
     }
     torch::Tensor scratchpad;
     if (p.scratchpadBytes > 0) {
-      scratchpad = torch::empty({static_cast<int64_t>(p.scratchpadBytes)}, torch::dtype(torch::kUInt8));
+      scratchpad = bytes(p.scratchpadBytes);
       args.emplace(DNNL_ARG_SCRATCHPAD, memory(memory::desc(dims({static_cast<int64_t>(p.scratchpadBytes)}), DT::u8, Tag::a), cpu(), scratchpad.data_ptr()));
     }
     p.primitive.execute(stream, args);

@@ -13,6 +13,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { vgg16Layers } from '../lib/applications/vgg16.js';
+import { parseCompareArgs } from '../lib/cli/commands/compare.js';
 import { type ConvAlgorithm, native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { bf16Support } from '../lib/models/mixed-precision.js';
@@ -164,4 +165,19 @@ test('VGG16 (32x32, random weights): the oneDNN path gives libtorch conv2d outpu
     // 13 layers deep: each adds its own rounding, relative to that layer's largest output
     assert.ok(error <= 20 * TOLERANCE[algorithm], `${algorithm}: error ${error} through the stack`);
   }
+});
+
+test('compare --conv-algorithm: auto by default, direct or winograd, anything else refused by name', () => {
+  assert.equal(parseCompareArgs(['--out', 'x']).config!.convAlgorithm, 'auto');
+  assert.equal(parseCompareArgs(['--out', 'x', '--conv-algorithm', 'direct']).config!.convAlgorithm, 'direct');
+  assert.equal(parseCompareArgs(['--out', 'x', '--conv-algorithm', 'winograd']).config!.convAlgorithm, 'winograd');
+  assert.throws(
+    () => parseCompareArgs(['--out', 'x', '--conv-algorithm', 'fft']),
+    /--conv-algorithm takes auto, direct or winograd \(got 'fft'\)/,
+  );
+});
+
+test('setConvAlgorithm refuses an unknown algorithm', () => {
+  assert.throws(() => native().setConvAlgorithm('fft' as ConvAlgorithm), /'auto', 'direct' or 'winograd' \(got 'fft'\)/);
+  assert.equal(native().setConvAlgorithm('auto'), 'auto', 'left unchanged');
 });

@@ -66,6 +66,7 @@ export async function runCompare(
   const resume = options.resume ?? false;
   const runDir = path.resolve(config.out);
   native().setThreads(config.threads);
+  native().setConvAlgorithm(config.convAlgorithm ?? 'auto');
 
   let interrupted = false;
   const onSigint = () => {
