@@ -2,7 +2,7 @@
  * `node dist/bench/dnnl-conv.js [--size 300] [--batch 16] [--rounds 2] [--precision fp32|bf16] [--error]`:
  * inference convolutions through oneDNN directly (src/dnnl-conv.cc) next to libtorch's conv2d.
  * Timing: the VGG16 feature pass (random weights) under each setting in alternating rounds, img/s
- * every round, then per-layer forward ms; at bf16 also the bf16 roof convolution (256 -> 256 at
+ * every round, then per-layer forward ms (the fastest of the rounds); at bf16 also the bf16 roof convolution (256 -> 256 at
  * 56x56, batch 16). --error: instead, the largest error of direct and Winograd float32 (and
  * libtorch's) against a float64 convolution on VGG16-like layers, and through the VGG16 stack
  * (direct vs Winograd, relative to the largest feature). Small mode: --size 64 --batch 4.
@@ -163,19 +163,26 @@ async function timing(): Promise<void> {
     }
   }
   settings.forEach((s, i) => console.log(`  ${s.name}: ${rates[i]!.join(', ')}`));
-  const perLayer = new Map<string, string[]>();
-  for (const s of settings) {
-    apply(s);
-    engine.setLayerTiming(true);
-    await features();
-    for (const row of engine.takeLayerTimes()) {
-      if (!row.layer.includes('conv')) continue;
-      perLayer.set(row.layer, [...(perLayer.get(row.layer) ?? []), (row.forwardSeconds * 1e3).toFixed(1)]);
+  // per layer: the fastest of `rounds` passes under each setting, settings alternating
+  const perLayer = new Map<string, number[]>();
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, s] of settings.entries()) {
+      apply(s);
+      engine.setLayerTiming(true);
+      await features();
+      for (const row of engine.takeLayerTimes()) {
+        if (!row.layer.includes('conv')) continue;
+        const times = perLayer.get(row.layer) ?? settings.map(() => Number.POSITIVE_INFINITY);
+        times[i] = Math.min(times[i]!, row.forwardSeconds * 1e3);
+        perLayer.set(row.layer, times);
+      }
+      engine.setLayerTiming(false);
     }
-    engine.setLayerTiming(false);
   }
-  console.log(`per-layer forward ms (${settings.map((s) => s.name).join(' / ')})`);
-  for (const [name, times] of perLayer) console.log(`  ${name}: ${times.join(' / ')}`);
+  console.log(`per-layer forward ms, fastest of ${rounds} (${settings.map((s) => s.name).join(' / ')})`);
+  for (const [name, times] of perLayer) console.log(`  ${name}: ${times.map((t) => t.toFixed(1)).join(' / ')}`);
+  const total = settings.map((_, i) => [...perLayer.values()].reduce((sum, times) => sum + times[i]!, 0));
+  console.log(`  all convolutions: ${total.map((t) => t.toFixed(0)).join(' / ')}`);
 
   if (dtype === 'mixed_bfloat16') {
     const roofBatch = Math.min(batch, 16);

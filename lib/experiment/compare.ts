@@ -94,7 +94,12 @@ export async function runCompare(
     }
 
     const dtypePolicy = runPolicy(config, log);
-    const environment = describeEnvironment({ threads: config.threads, dtypePolicy, device: workerDevice(config.device ?? 'cpu') });
+    const environment = describeEnvironment({
+      threads: config.threads,
+      dtypePolicy,
+      device: workerDevice(config.device ?? 'cpu'),
+      convAlgorithm: config.convAlgorithm,
+    });
     // in a data-parallel run, only rank 0 writes the run folder
     if (isChief()) {
       await fs.mkdir(runDir, { recursive: true });
