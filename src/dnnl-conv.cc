@@ -22,6 +22,7 @@ namespace {
 
 std::atomic<bool> gEnabled{true};
 std::atomic<Algorithm> gAlgorithm{Algorithm::Auto};
+std::atomic<uint64_t> gCalls{0};  // convolutions run through oneDNN (info().dnnlCalls: tests, diagnostics)
 
 const char* algorithmName(Algorithm a) { return a == Algorithm::Direct ? "direct" : a == Algorithm::Winograd ? "winograd" : "auto"; }
 
@@ -83,7 +84,7 @@ bool wantWinograd(DT dt, int64_t channels, int64_t filters) {
 
 // nullopt when oneDNN has no primitive for this convolution.
 std::optional<Prepared> prepare(const Layer& L, const torch::Tensor& x, DT dt, bool relu, const torch::Tensor& weight,
-                            const std::vector<int64_t>& key) {
+                            const std::vector<int64_t>& key, const std::list<Prepared>& others) {
   const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   const int64_t O = L.filters, KH = L.kernel[0], KW = L.kernel[1];
   const int64_t OH = (H + L.pad[0] + L.pad[1] - L.dilation[0] * (KH - 1) - 1) / L.strides[0] + 1;
@@ -133,6 +134,13 @@ std::optional<Prepared> prepare(const Layer& L, const torch::Tensor& x, DT dt, b
   p.scratchpadBytes = pd.scratchpad_desc().get_size();
   p.reorderSrc = p.src != memory::desc(srcDims, dt, Tag::nhwc);
   p.reorderDst = p.dst != memory::desc(dstDims, dt, Tag::nhwc);
+  // another batch size usually wants the same packed layout: one copy then (Winograd's is 4x the weights)
+  for (const Prepared& other : others) {
+    if (other.weights.get_desc() == pd.weights_desc()) {
+      p.weights = other.weights;
+      return p;
+    }
+  }
   // the engine keeps conv weights OIHW-logical, channels-last (OHWI) in memory, float32; oneDNN's
   // reorder into Winograd's weight layout reads only plain OIHW
   const torch::Tensor w = winograd ? weight.contiguous() : weight.contiguous(at::MemoryFormat::ChannelsLast);
@@ -187,7 +195,7 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
   auto hit = std::find_if(cache.prepared.begin(), cache.prepared.end(), [&](const Prepared& p) { return p.key == key; });
   try {
     if (hit == cache.prepared.end()) {
-      std::optional<Prepared> made = prepare(L, x, dt, relu, weight, key);
+      std::optional<Prepared> made = prepare(L, x, dt, relu, weight, key, cache.prepared);
       if (!made) return {};  // oneDNN has no primitive for it: libtorch's conv2d
       cache.prepared.push_front(std::move(*made));
       if (cache.prepared.size() > kShapesPerLayer) cache.prepared.pop_back();
@@ -231,6 +239,7 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
     p.primitive.execute(stream, args);
     if (p.reorderDst) dnnl::reorder(convDst, userDst).execute(stream, convDst, userDst);
     stream.wait();
+    gCalls.fetch_add(1);
     return y;
   } catch (const dnnl::error& e) {
     throw std::runtime_error(describeConv(L, x, dt) + " failed: " + e.what() + " (status " + std::to_string(static_cast<int>(e.status)) +
@@ -242,6 +251,7 @@ void addInfo(Napi::Object& out) {
   const dnnl_version_t* v = dnnl::version();
   out.Set("dnnl", true);
   out.Set("dnnlVersion", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
+  out.Set("dnnlCalls", static_cast<double>(gCalls.load()));
 }
 
 #else  // !TL_WITH_DNNL
@@ -251,6 +261,7 @@ torch::Tensor forward(const Layer&, const torch::Tensor&, bool) { return {}; }
 void addInfo(Napi::Object& out) {
   out.Set("dnnl", false);
   out.Set("dnnlVersion", "");
+  out.Set("dnnlCalls", 0);
 }
 
 #endif

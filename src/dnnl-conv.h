@@ -25,7 +25,7 @@ enum class Algorithm { Auto, Direct, Winograd };
 // oneDNN primitive for it): the caller then runs libtorch's conv2d.
 torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu);
 
-// info(): whether the path is compiled in, and oneDNN's version.
+// info(): whether the path is compiled in, oneDNN's version, and how many convolutions it ran.
 void addInfo(Napi::Object& out);
 // setConvAlgorithm (engine option), setDnnlConv (tests and bench: off runs libtorch's conv2d).
 void addExports(Napi::Env env, Napi::Object exports);

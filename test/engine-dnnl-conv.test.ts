@@ -34,6 +34,7 @@ interface Case {
   filters: number;
   kernel?: number;
   strides?: [number, number];
+  dilation?: [number, number];
   padding: 'same' | 'valid';
   act: 'relu' | 'linear';
 }
@@ -66,7 +67,17 @@ async function withSettings<T>(algorithm: ConvAlgorithm, dnnl: boolean, work: ()
 function convModel(c: Case, dtype: 'float32' | 'mixed_bfloat16', seed: number): Sequential {
   const kernel = c.kernel ?? 3;
   return new Sequential(
-    [layers.conv2d({ filters: c.filters, kernelSize: kernel, strides: c.strides, padding: c.padding, activation: c.act, name: 'conv' })],
+    [
+      layers.conv2d({
+        filters: c.filters,
+        kernelSize: kernel,
+        strides: c.strides,
+        dilationRate: c.dilation,
+        padding: c.padding,
+        activation: c.act,
+        name: 'conv',
+      }),
+    ],
     { inputShape: [...c.size, c.channels], preprocessing: 'none', seed, dtype },
   );
 }
@@ -84,9 +95,15 @@ async function runCase(c: Case, dtype: 'float32' | 'mixed_bfloat16', algorithm: 
     -1,
     1,
   );
+  const calls = native().info().dnnlCalls;
   const got = await withSettings(algorithm, true, () => model.predict(x, shape));
+  assert.equal(native().info().dnnlCalls, calls + 1, 'the convolution ran through oneDNN');
   const ref = activation(
-    conv2d(tensor(x, shape), weights[0], [kernel, kernel, c.channels, c.filters], weights[1], { strides: c.strides, padding: c.padding }),
+    conv2d(tensor(x, shape), weights[0], [kernel, kernel, c.channels, c.filters], weights[1], {
+      strides: c.strides,
+      dilation: c.dilation,
+      padding: c.padding,
+    }),
     c.act,
   );
   assert.deepEqual(got.shape, ref.shape);
@@ -99,6 +116,7 @@ const CASES: Case[] = [
   { batch: 3, size: [10, 10], channels: 5, filters: 7, padding: 'same', act: 'relu' }, // not multiples of 16: direct
   { batch: 2, size: [11, 11], channels: 16, filters: 16, strides: [2, 2], padding: 'same', act: 'linear' }, // asymmetric padding
   { batch: 2, size: [9, 9], channels: 3, filters: 16, kernel: 1, padding: 'valid', act: 'relu' },
+  { batch: 2, size: [12, 12], channels: 16, filters: 16, dilation: [2, 2], padding: 'same', act: 'relu' },
   { batch: 1, size: [18, 18], channels: 256, filters: 256, padding: 'same', act: 'linear' }, // oneDNN's Winograd F(4x4, 3x3)
 ];
 
@@ -151,6 +169,22 @@ test('packed weights follow setWeights and a training step', { skip }, async () 
   await check('after a training step');
 });
 
+test('batch sizes that come and go (more than the 4 kept per layer) each give the reference', { skip }, async () => {
+  const c: Case = { batch: 1, size: [8, 8], channels: 32, filters: 32, padding: 'same', act: 'relu' };
+  const rng = new Rng(41);
+  const model = convModel(c, 'float32', 41);
+  const weights = [rng.floats(9 * 32 * 32, -0.2, 0.2), rng.floats(32, -0.5, 0.5)];
+  model.setLayerWeights('conv', weights);
+  for (const batch of [2, 3, 1, 5, 4, 2, 3]) {
+    const shape = [batch, 8, 8, 32];
+    const x = rng.floats(batch * 8 * 8 * 32, -1, 1);
+    const got = await model.predict(x, shape);
+    const ref = activation(conv2d(tensor(x, shape), weights[0]!, [3, 3, 32, 32], weights[1], { padding: 'same' }), 'relu');
+    const error = relativeError(got.output, ref.data);
+    assert.ok(error <= TOLERANCE.winograd, `batch ${batch}: error ${error}`);
+  }
+});
+
 test('VGG16 (32x32, random weights): the oneDNN path gives libtorch conv2d outputs', { skip, timeout: 600_000 }, async () => {
   const model = new Sequential(
     vgg16Layers([32, 32, 3]).filter((l) => l.class_name !== 'InputLayer'),
@@ -158,9 +192,13 @@ test('VGG16 (32x32, random weights): the oneDNN path gives libtorch conv2d outpu
   );
   const shape = [2, 32, 32, 3];
   const x = new Rng(4).bytes(2 * 32 * 32 * 3);
+  const before = native().info().dnnlCalls;
   const libtorch = await withSettings('auto', false, () => model.predict(x, shape));
+  assert.equal(native().info().dnnlCalls, before, 'switched off: libtorch conv2d');
   for (const algorithm of ['direct', 'winograd'] as const) {
+    const calls = native().info().dnnlCalls;
     const dnnl = await withSettings(algorithm, true, () => model.predict(x, shape));
+    assert.equal(native().info().dnnlCalls, calls + 13, 'all 13 convolutions through oneDNN');
     const error = relativeError(dnnl.output, libtorch.output);
     // 13 layers deep: each adds its own rounding, relative to that layer's largest output
     assert.ok(error <= 20 * TOLERANCE[algorithm], `${algorithm}: error ${error} through the stack`);
