@@ -1,17 +1,20 @@
 /**
- * `node dist/bench/dnnl-conv.js [--size 300] [--batch 16] [--rounds 2] [--precision fp32|bf16] [--error]`:
+ * `node dist/bench/dnnl-conv.js [--size 300] [--batch 16] [--rounds 2] [--precision fp32|bf16] [--error | --cnn]`:
  * inference convolutions through oneDNN directly (src/dnnl-conv.cc) next to libtorch's conv2d.
  * Timing: the VGG16 feature pass (random weights) under each setting in alternating rounds, img/s
  * every round, then per-layer forward ms (the fastest of the rounds); at bf16 also the bf16 roof convolution (256 -> 256 at
  * 56x56, batch 16). --error: instead, the largest error of direct and Winograd float32 (and
  * libtorch's) against a float64 convolution on VGG16-like layers, and through the VGG16 stack
- * (direct vs Winograd, relative to the largest feature). Small mode: --size 64 --batch 4.
+ * (direct vs Winograd, relative to the largest feature). --cnn: the experiment CNN's fp32 training
+ * step (use --batch 64) with libtorch's convolutions, then Winograd forward and backward
+ * (src/dnnl-conv-train.cc), alternating, and per-layer forward + backward ms. Small mode: --size 64 --batch 4.
  */
 
 import { vgg16Layers } from '../lib/applications/vgg16.js';
 import { type ConvAlgorithm, native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
+import { experimentCnn } from '../lib/models/zoo.js';
 import { seconds } from './measure.js';
 
 function option(name: string, fallback: string): string {
@@ -211,5 +214,44 @@ async function timing(): Promise<void> {
   }
 }
 
+/** The experiment CNN's training step, fp32: libtorch's convolutions (direct) against Winograd. */
+async function training(): Promise<void> {
+  const model = experimentCnn([size, size, 3], { seed: 1, dtype: 'float32' });
+  model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
+  const shape = [batch, size, size, 3];
+  const x = Uint8Array.from({ length: batch * size * size * 3 }, (_, i) => (i * 2654435761) >>> 24);
+  const y = Float32Array.from({ length: batch }, (_, i) => i % 2);
+  const step = () => model.engine.trainStep(x, shape, y, 0);
+  const modes: Setting[] = [settings[1]!, settings[2]!]; // direct (libtorch trains), auto (Winograd trains)
+  for (const s of modes) {
+    apply(s);
+    await step();
+  }
+  console.log(`experiment CNN training step fp32, ${size}x${size}, batch ${batch}: img/s per round`);
+  const rates = modes.map(() => [] as string[]);
+  const perLayer = new Map<string, number[]>();
+  for (let r = 0; r < rounds; r++) {
+    for (const [i, s] of modes.entries()) {
+      apply(s);
+      rates[i]!.push((batch / (await seconds(step))).toFixed(2));
+      engine.setLayerTiming(true);
+      await step();
+      for (const row of engine.takeLayerTimes()) {
+        if (!row.layer.includes('conv')) continue;
+        const times = perLayer.get(row.layer) ?? modes.map(() => Number.POSITIVE_INFINITY);
+        times[i] = Math.min(times[i]!, (row.forwardSeconds + row.backwardSeconds) * 1e3);
+        perLayer.set(row.layer, times);
+      }
+      engine.setLayerTiming(false);
+    }
+  }
+  modes.forEach((s, i) =>
+    console.log(`  ${s.name === 'oneDNN direct' ? 'libtorch conv2d (direct)' : 'oneDNN Winograd'}: ${rates[i]!.join(', ')}`),
+  );
+  console.log(`per-layer forward + backward ms, fastest of ${rounds} (direct / Winograd)`);
+  for (const [name, times] of perLayer) console.log(`  ${name}: ${times.map((t) => t.toFixed(1)).join(' / ')}`);
+}
+
 if (process.argv.includes('--error')) await errors();
+else if (process.argv.includes('--cnn')) await training();
 else await timing();

@@ -22,11 +22,15 @@ namespace {
 
 std::atomic<bool> gEnabled{true};
 std::atomic<Algorithm> gAlgorithm{Algorithm::Auto};
-std::atomic<uint64_t> gCalls{0};  // convolutions run through oneDNN (info().dnnlCalls: tests, diagnostics)
+std::atomic<uint64_t> gCalls{0};  // forward convolutions run through oneDNN (info().dnnlCalls: tests, diagnostics)
 
 const char* algorithmName(Algorithm a) { return a == Algorithm::Direct ? "direct" : a == Algorithm::Winograd ? "winograd" : "auto"; }
 
 }  // namespace
+
+Algorithm algorithm() { return gAlgorithm.load(); }
+bool enabled() { return gEnabled.load(); }
+void countCall() { gCalls.fetch_add(1); }
 
 #ifdef TL_WITH_DNNL
 
@@ -239,7 +243,7 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
     p.primitive.execute(stream, args);
     if (p.reorderDst) dnnl::reorder(convDst, userDst).execute(stream, convDst, userDst);
     stream.wait();
-    gCalls.fetch_add(1);
+    countCall();
     return y;
   } catch (const dnnl::error& e) {
     throw std::runtime_error(describeConv(L, x, dt) + " failed: " + e.what() + " (status " + std::to_string(static_cast<int>(e.status)) +

@@ -18,6 +18,9 @@ namespace dnnlconv {
 // The convolution algorithm float32 layers ask oneDNN for: 'auto' (the default, see dnnl-conv.cc),
 // 'direct' (always direct), 'winograd' (Winograd wherever oneDNN has it, else direct).
 enum class Algorithm { Auto, Direct, Winograd };
+Algorithm algorithm();
+bool enabled();  // false after setDnnlConv(false)
+void countCall();  // one more convolution through oneDNN (info().dnnlCalls)
 
 // Conv2D `L` on `x` through oneDNN (bias added, ReLU fused when `relu`, no other activation), in
 // the dtype the layer's policy computes it in; an undefined tensor when this path does not apply

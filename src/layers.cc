@@ -2,6 +2,7 @@
 #include "precision.h"
 #include "few-channel-conv.h"
 #include "dnnl-conv.h"
+#include "dnnl-conv-train.h"
 
 #include <cmath>
 #include <sstream>
@@ -233,6 +234,8 @@ torch::Tensor forwardLayer(const Layer& L, const torch::Tensor& x, bool training
     case Kind::Conv2D: {
       // inference: oneDNN directly, weights pre-packed, ReLU fused (dnnl-conv.cc)
       if (torch::Tensor y = dnnlconv::forward(L, x, act == Act::Relu); y.defined()) return act == Act::Relu ? y : activate(y, act, L.alpha);
+      // training, float32: Winograd forward and backward (dnnl-conv-train.cc)
+      if (torch::Tensor y = dnnlconv::trainingForward(L, x); y.defined()) return activate(y, act, L.alpha);
       torch::Tensor input = x;
       std::vector<int64_t> padding{0, 0};
       if (symmetric(L.pad)) padding = {L.pad[0], L.pad[2]};

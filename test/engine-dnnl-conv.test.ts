@@ -18,7 +18,19 @@ import { type ConvAlgorithm, native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { bf16Support } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { activation, conv2d, Rng, tensor } from './helpers/naive.js';
+import {
+  activation,
+  assertClose,
+  bceFromLogits,
+  conv2d,
+  dense,
+  flatten,
+  maxAbs,
+  numericGradient,
+  Rng,
+  type T,
+  tensor,
+} from './helpers/naive.js';
 
 const info = native().info();
 const skip = info.dnnl ? false : 'the engine was built without oneDNN headers (apt-get install libdnnl-dev, rebuild)';
@@ -218,4 +230,52 @@ test('compare --conv-algorithm: auto by default, direct or winograd, anything el
 test('setConvAlgorithm refuses an unknown algorithm', () => {
   assert.throws(() => native().setConvAlgorithm('fft' as ConvAlgorithm), /'auto', 'direct' or 'winograd' \(got 'fft'\)/);
   assert.equal(native().setConvAlgorithm('auto'), 'auto', 'left unchanged');
+});
+
+/** conv_a (16 -> 16, 'valid', relu) -> conv_b (16 -> 16, 'same') -> flatten -> dense 1 sigmoid, on 5x5x16 inputs */
+function trainingModel(seed: number): Sequential {
+  return new Sequential(
+    [
+      layers.conv2d({ filters: 16, kernelSize: 3, activation: 'relu', name: 'conv_a' }),
+      layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', name: 'conv_b' }),
+      layers.flatten(),
+      layers.dense({ units: 1, activation: 'sigmoid', name: 'out' }),
+    ],
+    { inputShape: [5, 5, 16], preprocessing: 'none', seed },
+  );
+}
+
+/** mean binary crossentropy of the model above from its logits, in float64 */
+function trainingLoss(x: T, y: ArrayLike<number>, p: Float64Array[]): number {
+  let h = activation(conv2d(x, p[0]!, [3, 3, 16, 16], p[1]), 'relu');
+  h = conv2d(h, p[2]!, [3, 3, 16, 16], p[3], { padding: 'same' });
+  const logits = dense(flatten(h), p[4]!, 1, p[5]).data;
+  return bceFromLogits(logits, y);
+}
+
+test('float32 training: Winograd forward and backward give the float64 gradient (one SGD step)', { skip, timeout: 120_000 }, async () => {
+  const rng = new Rng(51);
+  const model = trainingModel(51);
+  model.setLayerWeights('conv_a', [rng.floats(9 * 16 * 16, -0.2, 0.2), rng.floats(16, 0, 0.2)]);
+  model.setLayerWeights('conv_b', [rng.floats(9 * 16 * 16, -0.2, 0.2), rng.floats(16, -0.1, 0.1)]);
+  model.setLayerWeights('out', [rng.floats(3 * 3 * 16, -0.3, 0.3), rng.floats(1, -0.1, 0.1)]);
+  const rate = 0.5;
+  model.compile({ optimizer: { sgd: { learningRate: rate } }, loss: 'binaryCrossentropy' });
+  const shape = [2, 5, 5, 16];
+  const xf = rng.floats(2 * 5 * 5 * 16, -1, 1);
+  const y = Float32Array.from([0, 1]);
+  const names = ['conv_a', 'conv_b', 'out'];
+  const before = names.flatMap((n) => model.getLayerWeights(n).map((w) => Float64Array.from(w.data)));
+  const grads = numericGradient(() => trainingLoss(tensor(xf, shape), y, before), before);
+
+  const calls = native().info().dnnlCalls;
+  await withSettings('auto', true, () => model.engine.trainStep(xf, shape, y, 0));
+  assert.equal(native().info().dnnlCalls, calls + 2, 'both convolutions trained through oneDNN');
+  const after = names.flatMap((n) => model.getLayerWeights(n).map((w) => Float64Array.from(w.data)));
+  after.forEach((w, k) => {
+    const delta = w.map((v, i) => v - before[k]![i]!);
+    const wanted = grads[k]!.map((g) => -rate * g);
+    assert.ok(maxAbs(wanted) > 1e-4, `weight ${k}: the expected update is measurable`);
+    assertClose(delta, wanted, { atol: 1e-6, rtol: 1e-3, what: `weight ${k} update` });
+  });
 });

@@ -145,7 +145,7 @@ export interface NativeBinding {
     /** whether inference convolutions call oneDNN directly (src/dnnl-conv.cc; built with libdnnl-dev), and its version ('' without) */
     dnnl: boolean;
     dnnlVersion: string;
-    /** convolutions run through oneDNN directly so far (0 without it) */
+    /** forward convolutions run through oneDNN directly so far, inference and training (0 without it) */
     dnnlCalls: number;
     /** whether the CPU computes bfloat16 natively (avx512_bf16 / amx_bf16), and what it has or lacks */
     bf16Supported: boolean;
