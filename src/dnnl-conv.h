@@ -16,7 +16,8 @@ namespace tl {
 namespace dnnlconv {
 
 // The convolution algorithm float32 layers ask oneDNN for: 'auto' (the default, see dnnl-conv.cc),
-// 'direct' (always direct), 'winograd' (Winograd wherever oneDNN has it, else direct).
+// 'direct' (always direct; training through libtorch), 'winograd' (Winograd wherever oneDNN has it,
+// else direct; training as auto: dnnl-conv-train.cc).
 enum class Algorithm { Auto, Direct, Winograd };
 Algorithm algorithm();
 bool enabled();  // false after setDnnlConv(false)
@@ -30,7 +31,7 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu);
 
 // info(): whether the path is compiled in, oneDNN's version, and how many convolutions it ran.
 void addInfo(Napi::Object& out);
-// setConvAlgorithm (engine option), setDnnlConv (tests and bench: off runs libtorch's conv2d).
+// setConvAlgorithm (engine option), setDnnlConv (tests and bench: off runs libtorch's conv2d, inference and training).
 void addExports(Napi::Env env, Napi::Object exports);
 
 }  // namespace dnnlconv

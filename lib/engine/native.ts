@@ -167,12 +167,14 @@ export interface NativeBinding {
    */
   setForwardChunkBytes(bytes: number): number;
   /**
-   * The algorithm float32 inference convolutions ask oneDNN for (process-wide): 'auto' (the default:
-   * Winograd where oneDNN has it), 'direct', or 'winograd'. Returns the previous one. No effect
-   * without oneDNN (`info().dnnl`) or on mixed_bfloat16 layers (always direct).
+   * The algorithm float32 convolutions ask oneDNN for (process-wide): 'auto' (the default: Winograd
+   * for 3x3 layers with >= 16 channels in and out, inference and training, where oneDNN has it),
+   * 'direct' (inference direct, training through libtorch), or 'winograd' (inference with any channel
+   * count too). Returns the previous one. No effect without oneDNN (`info().dnnl`) or on
+   * mixed_bfloat16 layers (always direct).
    */
   setConvAlgorithm(algorithm: ConvAlgorithm): ConvAlgorithm;
-  /** Tests and bench only: false runs inference convolutions through libtorch's conv2d (as before oneDNN was called directly). Returns the previous setting. */
+  /** Tests and bench only: false runs every convolution through libtorch's conv2d (as before oneDNN was called directly). Returns the previous setting. */
   setDnnlConv(enabled: boolean): boolean;
   /**
    * Reads record i (`recordBytes` bytes at byte `offsets[i]` of open file `fd`) into record slot i of
@@ -187,7 +189,7 @@ export interface NativeBinding {
   distributed: NativeDistributed;
 }
 
-/** How float32 inference convolutions are computed (native().setConvAlgorithm). */
+/** How float32 convolutions are computed (native().setConvAlgorithm). */
 export type ConvAlgorithm = 'auto' | 'direct' | 'winograd';
 
 export interface NativeDistributed {

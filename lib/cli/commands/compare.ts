@@ -59,9 +59,11 @@ Training:
   --shuffle              shuffle the training split every epoch (the experiment does not)
   --threads N            CPU threads for the engine (default: all cores, shared evenly between the
                          workers of one machine when distributed)
-  --conv-algorithm NAME  float32 inference convolutions (feature extraction, evaluation): auto (oneDNN's
-                         Winograd for 3x3 layers with >= 16 channels, about 2x faster, rounding within
-                         2x direct's: docs/benchmarks.md), direct, or winograd (default: auto)
+  --conv-algorithm NAME  float32 convolutions: auto (oneDNN's Winograd for 3x3 layers with >= 16 channels
+                         in and out, in feature extraction, evaluation and training: VGG16 features about
+                         1.7x faster, the CNN's step 1.2-1.3x; rounding within 2x direct's:
+                         docs/benchmarks.md), direct (libtorch's convolutions in training), or winograd
+                         (also inference layers with fewer channels) (default: auto)
   --device NAME          cpu, cuda (with several workers: each its own GPU, cuda:LOCAL_RANK), cuda:N,
                          or auto (cuda when this engine and machine have it) (default: cpu)
   --mixed-precision bf16|fp32  bf16: Keras's 'mixed_bfloat16' policy (weights and updates float32,
