@@ -2,12 +2,16 @@
 import { execFileSync } from 'node:child_process';
 // Finds libtorch for the native build, in the order tch-rs uses: LIBTORCH (an official libtorch
 // download, CPU or CUDA), then LIBTORCH_USE_PYTORCH=1 (the active Python's torch), then the system
-// (Debian/Ubuntu `libtorch-dev`). Prints `include` dirs, `lib` dir, `cuda-libs` or `defines` (CUDA
-// builds only) as node-gyp asks;
+// (Debian/Ubuntu `libtorch-dev`). Prints `include` dirs, `lib` dir, `cuda-libs`, `dnnl-libs` or
+// `defines` as node-gyp asks;
 // `--explain` prints what was tried. Exits non-zero with instructions when nothing is found.
 // A CUDA libtorch also needs the CUDA toolkit's headers (CUDA_HOME, default /usr/local/cuda) and,
 // for the NCCL process group (src/distributed-nccl.cc), NCCL's nccl.h (NCCL_INCLUDE_DIR, else found
 // beside libtorch's, the toolkit's or the system's headers; without it the engine has no NCCL).
+// oneDNN (`dnnl-libs`, and TL_WITH_DNNL in `defines`): inference convolutions call the oneDNN that
+// libtorch itself runs on (src/dnnl-conv.cc). Only for the system libtorch, whose oneDNN is the
+// shared libdnnl.so.2 beside it, and only with that package's own headers (Debian's libdnnl-dev);
+// other libtorch builds link oneDNN statically, with no headers that match it: the path is left out.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 
@@ -65,8 +69,38 @@ function cudaHeaders(found) {
   return { include: [hasToolkit ? toolkit : undefined, nccl].filter((dir) => dir !== undefined), nccl: nccl !== undefined };
 }
 
+// Whether the system oneDNN that libtorch_cpu.so loads has its development files (dnnl.hpp, libdnnl.so).
+function dnnl(found) {
+  if (!found.root.startsWith('system')) {
+    tried.push('oneDNN: not used (only a system libtorch runs on a shared oneDNN whose headers can be installed)');
+    return false;
+  }
+  const header = '/usr/include/dnnl.hpp';
+  const runtime = path.join(found.libDir, 'libdnnl.so.2');
+  const link = path.join(found.libDir, 'libdnnl.so');
+  const missing = [header, runtime, link].filter((file) => !existsSync(file));
+  let linked = false;
+  try {
+    linked = /libdnnl\.so\.2/.test(execFileSync('ldd', [path.join(found.libDir, 'libtorch_cpu.so')], { encoding: 'utf8' }));
+  } catch {
+    // no ldd: cannot tell which oneDNN libtorch loads
+  }
+  const ok = missing.length === 0 && linked;
+  tried.push(
+    `oneDNN: ${
+      ok
+        ? `${header} and ${runtime} (the one libtorch_cpu.so loads): inference convolutions call it directly`
+        : missing.length > 0
+          ? `missing ${missing.join(', ')} (apt-get install libdnnl-dev); convolutions go through libtorch only`
+          : `libtorch_cpu.so does not load ${runtime}; convolutions go through libtorch only`
+    }`,
+  );
+  return ok;
+}
+
 const found = find();
 const cuda = found?.cuda ? cudaHeaders(found) : { include: [], nccl: false };
+const withDnnl = found ? dnnl(found) : false;
 const what = process.argv[2];
 if (!found) {
   console.error(
@@ -81,8 +115,14 @@ if (what === 'include') console.log([...found.include, ...cuda.include].join(' '
 else if (what === 'lib') console.log(found.libDir);
 // --no-as-needed: nothing references torch_cuda directly, but loading it registers the CUDA kernels
 else if (what === 'cuda-libs') console.log(found.cuda ? '-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed' : '');
-else if (what === 'defines') console.log(found.cuda ? `TL_WITH_CUDA=1${cuda.nccl ? ' USE_C10D_NCCL' : ''}` : '');
-else if (what === '--explain') {
+else if (what === 'dnnl-libs') console.log(withDnnl ? '-ldnnl' : '');
+else if (what === 'defines') {
+  const defines = [
+    ...(found.cuda ? ['TL_WITH_CUDA=1', ...(cuda.nccl ? ['USE_C10D_NCCL'] : [])] : []),
+    ...(withDnnl ? ['TL_WITH_DNNL=1'] : []),
+  ];
+  console.log(defines.join(' '));
+} else if (what === '--explain') {
   const backends = found.cuda ? (cuda.nccl ? 'with CUDA and NCCL' : 'with CUDA, without NCCL') : 'CPU only';
-  console.log(`${found.root} (${backends})\n${tried.join('\n')}`);
+  console.log(`${found.root} (${backends}${withDnnl ? ', oneDNN convolutions' : ''})\n${tried.join('\n')}`);
 } else console.log(JSON.stringify(found));

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # libopenblas0-openmp: Debian's libtorch links the reference BLAS unless OpenBLAS provides it;
 # its Dense layers (matrix products) run several times faster with it.
 # libgloo-dev: the gloo headers that libtorch's c10d headers (ProcessGroupGloo) include.
-packages=(libtorch-dev libgloo-dev libopenblas0-openmp fonts-dejavu-core chromium)
+# libdnnl-dev: the headers of the oneDNN libtorch runs on; inference convolutions call it directly.
+packages=(libtorch-dev libgloo-dev libdnnl-dev libopenblas0-openmp fonts-dejavu-core chromium)
 [[ " $* " == *" --with-bench "* ]] && packages+=(python3-torch)
 
 missing=()

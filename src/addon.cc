@@ -11,6 +11,7 @@
 #include "allocator.h"
 #include "chunked-forward.h"
 #include "few-channel-block.h"
+#include "dnnl-conv.h"
 #include "gather.h"
 #include "layer-timing.h"
 #include "device.h"
@@ -56,6 +57,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("threads", getThreads());
   out.Set("parallelInfo", at::get_parallel_info());
   out.Set("mkldnn", at::hasMKLDNN());
+  dnnlconv::addInfo(out);  // dnnl, dnnlVersion
   out.Set("cuda", torch::cuda::is_available());
   std::string bf16Reason;
   out.Set("bf16Supported", cpuHasBf16(bf16Reason));
@@ -92,6 +94,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   gather::addExports(env, exports);  // gatherRecords (record datasets)
   chunking::addExports(env, exports);  // setForwardChunkBytes (bench, tests)
   firstBlock::addExports(env, exports);  // setFirstBlockFusion (bench, tests; few-channel-block.cc)
+  dnnlconv::addExports(env, exports);  // setConvAlgorithm, setDnnlConv (dnnl-conv.cc)
   exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfo));  // device
   exports.Set("resolveDevice", Napi::Function::New(env, ResolveDevice));  // device
   exports.Set("distributed", dist::Init(env));

@@ -1,6 +1,8 @@
 #include "layers.h"
 #include "precision.h"
 #include "few-channel-conv.h"
+#include "dnnl-conv.h"
+#include "dnnl-conv-train.h"
 
 #include <cmath>
 #include <sstream>
@@ -230,6 +232,10 @@ torch::Tensor forwardLayer(const Layer& L, const torch::Tensor& x, bool training
   const Act act = skipActivation ? Act::Linear : L.activation;
   switch (L.kind) {
     case Kind::Conv2D: {
+      // inference: oneDNN directly, weights pre-packed, ReLU fused (dnnl-conv.cc)
+      if (torch::Tensor y = dnnlconv::forward(L, x, act == Act::Relu); y.defined()) return act == Act::Relu ? y : activate(y, act, L.alpha);
+      // training, float32: Winograd forward and backward (dnnl-conv-train.cc)
+      if (torch::Tensor y = dnnlconv::trainingForward(L, x); y.defined()) return activate(y, act, L.alpha);
       torch::Tensor input = x;
       std::vector<int64_t> padding{0, 0};
       if (symmetric(L.pad)) padding = {L.pad[0], L.pad[2]};

@@ -50,6 +50,7 @@ struct Layer {
   std::vector<bool> paramIsVariable;     // false for BatchNorm moving statistics
   torch::Tensor offsetTensor;            // Rescale offsets as [1, C, 1, 1]
   std::shared_ptr<AugmentSpec> augment;  // Augment: the random preprocessing layer (augment.cc)
+  mutable std::shared_ptr<void> dnnlCache;  // Conv2D: oneDNN primitives and packed weights (dnnl-conv.cc)
 
   std::vector<int64_t> kerasShape(size_t i) const;  // shape of params[i] in Keras layout
 };

@@ -142,6 +142,11 @@ export interface NativeBinding {
     allocatorCachedBytes: number;
     allocatorHits: number;
     allocatorMisses: number;
+    /** whether inference convolutions call oneDNN directly (src/dnnl-conv.cc; built with libdnnl-dev), and its version ('' without) */
+    dnnl: boolean;
+    dnnlVersion: string;
+    /** forward convolutions run through oneDNN directly so far, inference and training (0 without it) */
+    dnnlCalls: number;
     /** whether the CPU computes bfloat16 natively (avx512_bf16 / amx_bf16), and what it has or lacks */
     bf16Supported: boolean;
     bf16Reason: string;
@@ -168,6 +173,16 @@ export interface NativeBinding {
    */
   setFirstBlockFusion(on: boolean): boolean;
   /**
+   * The algorithm float32 convolutions ask oneDNN for (process-wide): 'auto' (the default: Winograd
+   * for 3x3 layers with >= 16 channels in and out, inference and training, where oneDNN has it),
+   * 'direct' (inference direct, training through libtorch), or 'winograd' (inference with any channel
+   * count too). Returns the previous one. No effect without oneDNN (`info().dnnl`) or on
+   * mixed_bfloat16 layers (always direct).
+   */
+  setConvAlgorithm(algorithm: ConvAlgorithm): ConvAlgorithm;
+  /** Tests and bench only: false runs every convolution through libtorch's conv2d (as before oneDNN was called directly). Returns the previous setting. */
+  setDnnlConv(enabled: boolean): boolean;
+  /**
    * Reads record i (`recordBytes` bytes at byte `offsets[i]` of open file `fd`) into record slot i of
    * `out`, all on one libuv worker; rejects with "ended early (at byte N)" or the read error.
    */
@@ -179,6 +194,9 @@ export interface NativeBinding {
   /** torch.distributed's c10d: one Gloo or NCCL process group per process (lib/distributed wraps it). */
   distributed: NativeDistributed;
 }
+
+/** How float32 convolutions are computed (native().setConvAlgorithm). */
+export type ConvAlgorithm = 'auto' | 'direct' | 'winograd';
 
 export interface NativeDistributed {
   /** rendezvous on the TCPStore at host:port (rank 0 serves it), then connects the group; nccl: `device` is this rank's GPU, 'cuda:N'. */
@@ -261,6 +279,8 @@ export function native(): NativeBinding {
     takeLayerTimes: loaded.takeLayerTimes,
     setForwardChunkBytes: loaded.setForwardChunkBytes,
     setFirstBlockFusion: loaded.setFirstBlockFusion,
+    setConvAlgorithm: loaded.setConvAlgorithm,
+    setDnnlConv: loaded.setDnnlConv,
     gatherRecords: loaded.gatherRecords,
     deviceInfo: loaded.deviceInfo,
     resolveDevice: loaded.resolveDevice,

@@ -66,6 +66,7 @@ export async function runCompare(
   const resume = options.resume ?? false;
   const runDir = path.resolve(config.out);
   native().setThreads(config.threads);
+  native().setConvAlgorithm(config.convAlgorithm ?? 'auto');
 
   let interrupted = false;
   const onSigint = () => {
@@ -93,7 +94,12 @@ export async function runCompare(
     }
 
     const dtypePolicy = runPolicy(config, log);
-    const environment = describeEnvironment({ threads: config.threads, dtypePolicy, device: workerDevice(config.device ?? 'cpu') });
+    const environment = describeEnvironment({
+      threads: config.threads,
+      dtypePolicy,
+      device: workerDevice(config.device ?? 'cpu'),
+      convAlgorithm: config.convAlgorithm,
+    });
     // in a data-parallel run, only rank 0 writes the run folder
     if (isChief()) {
       await fs.mkdir(runDir, { recursive: true });

@@ -1,4 +1,5 @@
 import { DEFAULT_SEED } from '../config/defaults.js';
+import type { ConvAlgorithm } from '../engine/native.js';
 import type { MixedPrecisionFlag } from '../models/mixed-precision.js';
 import type { Preprocessing } from '../models/preprocessing.js';
 import type { DeviceName } from '../models/sequential.js';
@@ -50,6 +51,8 @@ export interface CompareConfig {
   reduceLrOnPlateau?: string;
   seed: number;
   threads: number;
+  /** float32 convolutions: auto (Winograd for 3x3 layers with >= 16 channels), direct or winograd (native().setConvAlgorithm); absent in older runs (auto) */
+  convAlgorithm?: ConvAlgorithm;
   /** cpu, cuda (each worker's own GPU), cuda:N or auto; absent in runs from before devices (cpu) */
   device?: DeviceName;
   shuffleSeed?: number;
@@ -79,6 +82,7 @@ export const DEFAULT_CONFIG: Omit<CompareConfig, 'out'> = {
   learningRate: 1e-3,
   seed: DEFAULT_SEED,
   threads: 0,
+  convAlgorithm: 'auto',
   device: 'cpu',
   faithful: false,
 };

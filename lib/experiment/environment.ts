@@ -1,9 +1,14 @@
 import os from 'node:os';
-import { native } from '../engine/native.js';
+import { type ConvAlgorithm, native } from '../engine/native.js';
 import type { DtypePolicyName } from '../models/mixed-precision.js';
 
-/** Where a run happened: CPU, threads, libtorch, precision, device (rank 0's). */
-export function describeEnvironment(options: { threads: number; dtypePolicy: DtypePolicyName; device?: string }): Record<string, unknown> {
+/** Where a run happened: CPU, threads, libtorch, oneDNN convolutions, precision, device (rank 0's). */
+export function describeEnvironment(options: {
+  threads: number;
+  dtypePolicy: DtypePolicyName;
+  device?: string;
+  convAlgorithm?: ConvAlgorithm;
+}): Record<string, unknown> {
   const info = native().info();
   return {
     cpu: os.cpus()[0]?.model ?? 'unknown',
@@ -13,6 +18,8 @@ export function describeEnvironment(options: { threads: number; dtypePolicy: Dty
     requestedThreads: options.threads || 'all',
     torchVersion: info.torchVersion,
     mkldnn: info.mkldnn,
+    // inference convolutions straight through oneDNN, and float32's algorithm there
+    dnnlConvolutions: info.dnnl ? `oneDNN ${info.dnnlVersion}, ${options.convAlgorithm ?? 'auto'}` : 'no (libtorch conv2d)',
     dtypePolicy: options.dtypePolicy,
     bf16: info.bf16Reason,
     device: native().resolveDevice(options.device ?? 'cpu'),

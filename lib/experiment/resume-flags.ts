@@ -36,6 +36,7 @@ const FLAG_KEYS: Record<string, (keyof CompareConfig)[]> = {
   seed: ['seed'],
   shuffle: ['shuffleSeed'],
   threads: ['threads'],
+  'conv-algorithm': ['convAlgorithm'],
   device: ['device'],
   faithful: ['faithful'],
   backbone: ['backbone'],

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { MissingWeightsError } from '../../applications/vgg16.js';
 import { chooseBackend, type DistributedBackend, destroyDistributed, initDistributed, readTorchrunEnv } from '../../distributed/index.js';
 import { threadsPerWorker, workerDevice } from '../../distributed/launch-env.js';
-import { native } from '../../engine/native.js';
+import { type ConvAlgorithm, native } from '../../engine/native.js';
 import { capThreads } from '../../engine/threads.js';
 import { augmentationLayers } from '../../experiment/augment-policy.js';
 import { defaultRunDir, readRunConfig, runCompare } from '../../experiment/compare.js';
@@ -59,6 +59,11 @@ Training:
   --shuffle              shuffle the training split every epoch (the experiment does not)
   --threads N            CPU threads for the engine (default: all cores, shared evenly between the
                          workers of one machine when distributed)
+  --conv-algorithm NAME  float32 convolutions: auto (oneDNN's Winograd for 3x3 layers with >= 16 channels
+                         in and out, in feature extraction, evaluation and training: VGG16 features about
+                         1.7x faster, the CNN's step 1.2-1.3x; rounding within 2x direct's:
+                         docs/benchmarks.md), direct (libtorch's convolutions in training), or winograd
+                         (also inference layers with fewer channels) (default: auto)
   --device NAME          cpu, cuda (with several workers: each its own GPU, cuda:LOCAL_RANK), cuda:N,
                          or auto (cuda when this engine and machine have it) (default: cpu)
   --mixed-precision bf16|fp32  bf16: Keras's 'mixed_bfloat16' policy (weights and updates float32,
@@ -131,6 +136,12 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
 }
 
 /** 0, 1, ...: seeds, and options where 0 means none or automatic. */
+function convAlgorithm(text: string | undefined): ConvAlgorithm {
+  if (text === undefined) return 'auto';
+  if (text === 'auto' || text === 'direct' || text === 'winograd') return text;
+  throw new Error(`--conv-algorithm takes auto, direct or winograd (got '${text}')`);
+}
+
 function nonNegativeInt(name: string, text: string | undefined, fallback: number): number {
   return integerAtLeast(0, name, text, fallback);
 }
@@ -179,6 +190,7 @@ export function parseCompareArgs(argv: string[]): ParsedCompareArgs {
       seed: { type: 'string' },
       shuffle: { type: 'boolean' },
       threads: { type: 'string' },
+      'conv-algorithm': { type: 'string' },
       device: { type: 'string' },
       'nproc-per-node': { type: 'string' },
       'master-port': { type: 'string' },
@@ -253,6 +265,7 @@ export function parseCompareArgs(argv: string[]): ParsedCompareArgs {
     seed,
     shuffleSeed: values.shuffle ? seed : undefined,
     threads: nonNegativeInt('threads', values.threads, DEFAULT_CONFIG.threads),
+    convAlgorithm: convAlgorithm(values['conv-algorithm']),
     device: (values.device as DeviceName | undefined) ?? DEFAULT_CONFIG.device,
     faithful: values.faithful ?? false,
     backbone: values.backbone ?? DEFAULT_CONFIG.backbone,

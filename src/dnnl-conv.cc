@@ -1,0 +1,298 @@
+#include "dnnl-conv.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
+
+#include <algorithm>
+#include <atomic>
+#include <list>
+#include <optional>
+#include <mutex>
+#include <stdexcept>
+#include <unordered_map>
+
+#ifdef TL_WITH_DNNL
+#include <dnnl.hpp>
+#endif
+
+namespace tl {
+namespace dnnlconv {
+
+namespace {
+
+std::atomic<bool> gEnabled{true};
+std::atomic<Algorithm> gAlgorithm{Algorithm::Auto};
+std::atomic<uint64_t> gCalls{0};  // forward convolutions run through oneDNN (info().dnnlCalls: tests, diagnostics)
+
+const char* algorithmName(Algorithm a) { return a == Algorithm::Direct ? "direct" : a == Algorithm::Winograd ? "winograd" : "auto"; }
+
+}  // namespace
+
+Algorithm algorithm() { return gAlgorithm.load(); }
+bool enabled() { return gEnabled.load(); }
+void countCall() { gCalls.fetch_add(1); }
+
+#ifdef TL_WITH_DNNL
+
+namespace {
+
+using dnnl::memory;
+using Tag = memory::format_tag;
+using DT = memory::data_type;
+
+dnnl::engine& cpu() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// One prepared convolution: the primitive for one input shape, dtype and fused activation, and the
+// weights already in its layout. src/dst are NHWC unless the primitive wants its own (Winograd's
+// blocked layout): then `reorderSrc`/`reorderDst` convert them around each call.
+struct Prepared {
+  std::vector<int64_t> key;
+  dnnl::convolution_forward primitive;
+  memory weights;
+  memory::desc src, dst, bias;
+  size_t scratchpadBytes = 0;
+  bool reorderSrc = false, reorderDst = false;
+};
+
+// Per layer: the weight tensor the packed weights came from (held, so its identity cannot be
+// reused) and its version, and a few prepared shapes, most recently used first.
+struct Cache {
+  std::mutex mutex;
+  torch::Tensor weight;
+  int64_t version = -1;
+  std::list<Prepared> prepared;
+};
+constexpr size_t kShapesPerLayer = 4;  // a batch of another size (a dataset's last) needs its own
+
+std::mutex gCacheCreation;
+
+Cache& cacheOf(const Layer& L) {
+  std::lock_guard<std::mutex> lock(gCacheCreation);
+  if (!L.dnnlCache) L.dnnlCache = std::make_shared<Cache>();
+  return *static_cast<Cache*>(L.dnnlCache.get());
+}
+
+memory::dims dims(std::initializer_list<int64_t> values) { return memory::dims(values); }
+
+// Float32 only (oneDNN has no bfloat16 Winograd). 'auto' asks for it with at least 16 channels in
+// and out: with fewer (an image's RGB) oneDNN still offers it, several times slower than direct.
+// Its rounding is measured in docs/benchmarks.md.
+bool wantWinograd(DT dt, int64_t channels, int64_t filters) {
+  const Algorithm a = gAlgorithm.load();
+  if (dt != DT::f32 || a == Algorithm::Direct) return false;
+  return a == Algorithm::Winograd || (channels >= 16 && filters >= 16);
+}
+
+// nullopt when oneDNN has no primitive for this convolution.
+std::optional<Prepared> prepare(const Layer& L, const torch::Tensor& x, DT dt, bool relu, const torch::Tensor& weight,
+                            const std::vector<int64_t>& key, const std::list<Prepared>& others) {
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const int64_t O = L.filters, KH = L.kernel[0], KW = L.kernel[1];
+  const int64_t OH = (H + L.pad[0] + L.pad[1] - L.dilation[0] * (KH - 1) - 1) / L.strides[0] + 1;
+  const int64_t OW = (W + L.pad[2] + L.pad[3] - L.dilation[1] * (KW - 1) - 1) / L.strides[1] + 1;
+  const memory::dims srcDims = dims({N, C, H, W}), weiDims = dims({O, C, KH, KW}), dstDims = dims({N, O, OH, OW});
+  const memory::dims strides = dims({L.strides[0], L.strides[1]}), dilates = dims({L.dilation[0] - 1, L.dilation[1] - 1});
+  const memory::dims padL = dims({L.pad[0], L.pad[2]}), padR = dims({L.pad[1], L.pad[3]});
+  const memory::desc biasDesc = L.useBias ? memory::desc(dims({O}), DT::f32, Tag::a) : memory::desc();
+  dnnl::primitive_attr attr;
+  // oneDNN's own scratchpad is a per-thread global sized when a primitive is created: these run on
+  // whichever libuv worker predicts, so each call passes a buffer of its own instead
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (relu) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  auto describe = [&](dnnl::algorithm algorithm, Tag activations) {
+    const memory::desc src(srcDims, dt, activations), dst(dstDims, dt, activations), wei(weiDims, dt, Tag::any);
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, algorithm, src, wei, biasDesc, dst, strides, dilates, padL,
+                                      padR);
+    return dnnl::convolution_forward::primitive_desc(d, attr, cpu());
+  };
+  dnnl::convolution_forward::primitive_desc pd;
+  bool winograd = false;
+  if (wantWinograd(dt, C, O)) {
+    try {
+      pd = describe(dnnl::algorithm::convolution_winograd, Tag::any);  // its own blocked src/dst
+      winograd = true;
+    } catch (const dnnl::error&) {
+      // no Winograd for this shape (kernel, stride, channels, CPU): direct below
+    }
+  }
+  if (!winograd) {
+    try {
+      pd = describe(dnnl::algorithm::convolution_direct, Tag::nhwc);
+    } catch (const dnnl::error&) {
+      return std::nullopt;
+    }
+  }
+  Prepared p;
+  p.key = key;
+  p.primitive = dnnl::convolution_forward(pd);
+  p.src = pd.src_desc();
+  p.dst = pd.dst_desc();
+  p.bias = pd.bias_desc();
+  p.scratchpadBytes = pd.scratchpad_desc().get_size();
+  p.reorderSrc = p.src != memory::desc(srcDims, dt, Tag::nhwc);
+  p.reorderDst = p.dst != memory::desc(dstDims, dt, Tag::nhwc);
+  // another batch size usually wants the same packed layout: one copy then (Winograd's is 4x the weights)
+  for (const Prepared& other : others) {
+    if (other.weights.get_desc() == pd.weights_desc()) {
+      p.weights = other.weights;
+      return p;
+    }
+  }
+  // the engine keeps conv weights OIHW-logical, channels-last (OHWI) in memory, float32; oneDNN's
+  // reorder into Winograd's weight layout reads only plain OIHW
+  const torch::Tensor w = winograd ? weight.contiguous() : weight.contiguous(at::MemoryFormat::ChannelsLast);
+  memory user(memory::desc(weiDims, DT::f32, winograd ? Tag::oihw : Tag::ohwi), cpu(), w.data_ptr());
+  p.weights = memory(pd.weights_desc(), cpu());
+  dnnl::stream stream(cpu());
+  dnnl::reorder(user, p.weights).execute(stream, user, p.weights);
+  stream.wait();
+  return p;
+}
+
+torch::Tensor bytes(size_t n) { return torch::empty({static_cast<int64_t>(n)}, torch::dtype(torch::kUInt8)); }
+
+bool gradientNeeded(const Layer& L, const torch::Tensor& x) {
+  if (!torch::GradMode::is_enabled()) return false;
+  if (x.requires_grad() || L.params[0].requires_grad()) return true;
+  return L.useBias && L.params[1].requires_grad();
+}
+
+std::string describeConv(const Layer& L, const torch::Tensor& x, DT dt) {
+  return "oneDNN convolution of input " + shapeString(x.sizes()) + " with weights " + shapeString(L.params[0].sizes()) + " (" +
+         (dt == DT::bf16 ? "bfloat16" : "float32") + ", strides " + shapeString(L.strides) + ", algorithm " +
+         algorithmName(gAlgorithm.load()) + ")";
+}
+
+}  // namespace
+
+torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
+  if (!gEnabled.load() || L.kind != Kind::Conv2D || L.depthwise || L.groups != 1) return {};
+  if (x.dim() != 4 || !x.device().is_cpu() || x.size(0) == 0 || gradientNeeded(L, x)) return {};
+  const torch::Tensor& weight = L.params[0];
+  if (weight.scalar_type() != at::kFloat || (L.useBias && L.params[1].scalar_type() != at::kFloat)) return {};
+  DT dt;
+  if (L.mixedBf16 && at::autocast::is_cpu_enabled() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16)) {
+    dt = DT::bf16;  // what autocast computes the convolution in
+  } else if (!L.mixedBf16 && x.scalar_type() == at::kFloat) {
+    dt = DT::f32;
+  } else {
+    return {};
+  }
+  // a primitive splits its work for the thread count it was created under (native().setThreads)
+  const std::vector<int64_t> key{x.size(0), x.size(1), x.size(2), x.size(3), dt == DT::bf16, relu, static_cast<int64_t>(gAlgorithm.load()),
+                                 at::get_num_threads()};
+  Cache& cache = cacheOf(L);
+  std::unique_lock<std::mutex> lock(cache.mutex);
+  // new weights (set_weights, an optimizer step): every packed copy is stale
+  if (!cache.weight.defined() || !cache.weight.is_same(weight) || cache.version != static_cast<int64_t>(weight._version())) {
+    cache.prepared.clear();
+    cache.weight = weight;
+    cache.version = static_cast<int64_t>(weight._version());
+  }
+  auto hit = std::find_if(cache.prepared.begin(), cache.prepared.end(), [&](const Prepared& p) { return p.key == key; });
+  try {
+    if (hit == cache.prepared.end()) {
+      std::optional<Prepared> made = prepare(L, x, dt, relu, weight, key, cache.prepared);
+      if (!made) return {};  // oneDNN has no primitive for it: libtorch's conv2d
+      cache.prepared.push_front(std::move(*made));
+      if (cache.prepared.size() > kShapesPerLayer) cache.prepared.pop_back();
+    } else if (hit != cache.prepared.begin()) {
+      cache.prepared.splice(cache.prepared.begin(), cache.prepared, hit);
+    }
+    Prepared& p = cache.prepared.front();
+    const at::ScalarType type = dt == DT::bf16 ? at::kBFloat16 : at::kFloat;
+    const torch::Tensor src = x.to(type).contiguous(at::MemoryFormat::ChannelsLast);
+    const memory::dims& d = p.dst.dims();
+    // allocated by torch, so the engine's caching allocator serves it
+    torch::Tensor y = torch::empty({d[0], d[1], d[2], d[3]}, src.options().memory_format(at::MemoryFormat::ChannelsLast));
+    const memory::dims& s = p.src.dims();
+    memory userSrc(memory::desc(s, dt, Tag::nhwc), cpu(), src.data_ptr());
+    memory userDst(memory::desc(d, dt, Tag::nhwc), cpu(), y.data_ptr());
+    dnnl::stream stream(cpu());
+    // Winograd's blocked copies in torch memory too: the caching allocator keeps them mapped
+    // (oneDNN's own allocation page-faulted hundreds of MB in on every call)
+    torch::Tensor blockedSrc, blockedDst;
+    memory convSrc = userSrc, convDst = userDst;
+    if (p.reorderSrc) {
+      blockedSrc = bytes(p.src.get_size());
+      convSrc = memory(p.src, cpu(), blockedSrc.data_ptr());
+      dnnl::reorder(userSrc, convSrc).execute(stream, userSrc, convSrc);
+    }
+    if (p.reorderDst) {
+      blockedDst = bytes(p.dst.get_size());
+      convDst = memory(p.dst, cpu(), blockedDst.data_ptr());
+    }
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, convSrc}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, convDst}};
+    torch::Tensor bias;
+    if (L.useBias) {
+      bias = L.params[1].contiguous();
+      args.emplace(DNNL_ARG_BIAS, memory(p.bias, cpu(), bias.data_ptr()));
+    }
+    torch::Tensor scratchpad;
+    if (p.scratchpadBytes > 0) {
+      scratchpad = bytes(p.scratchpadBytes);
+      args.emplace(DNNL_ARG_SCRATCHPAD, memory(memory::desc(dims({static_cast<int64_t>(p.scratchpadBytes)}), DT::u8, Tag::a), cpu(), scratchpad.data_ptr()));
+    }
+    p.primitive.execute(stream, args);
+    if (p.reorderDst) dnnl::reorder(convDst, userDst).execute(stream, convDst, userDst);
+    stream.wait();
+    countCall();
+    return y;
+  } catch (const dnnl::error& e) {
+    throw std::runtime_error(describeConv(L, x, dt) + " failed: " + e.what() + " (status " + std::to_string(static_cast<int>(e.status)) +
+                             "); native().setDnnlConv(false) runs it through libtorch instead");
+  }
+}
+
+void addInfo(Napi::Object& out) {
+  const dnnl_version_t* v = dnnl::version();
+  out.Set("dnnl", true);
+  out.Set("dnnlVersion", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
+  out.Set("dnnlCalls", static_cast<double>(gCalls.load()));
+}
+
+#else  // !TL_WITH_DNNL
+
+torch::Tensor forward(const Layer&, const torch::Tensor&, bool) { return {}; }
+
+void addInfo(Napi::Object& out) {
+  out.Set("dnnl", false);
+  out.Set("dnnlVersion", "");
+  out.Set("dnnlCalls", 0);
+}
+
+#endif
+
+namespace {
+
+Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
+  const std::string name = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  Algorithm next;
+  if (name == "auto") next = Algorithm::Auto;
+  else if (name == "direct") next = Algorithm::Direct;
+  else if (name == "winograd") next = Algorithm::Winograd;
+  else throw Napi::TypeError::New(info.Env(), "convolution algorithm must be 'auto', 'direct' or 'winograd' (got '" + name + "')");
+  return Napi::String::New(info.Env(), algorithmName(gAlgorithm.exchange(next)));
+}
+
+Napi::Value SetDnnlConv(const Napi::CallbackInfo& info) {
+  if (!info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "setDnnlConv takes true or false");
+  return Napi::Boolean::New(info.Env(), gEnabled.exchange(info[0].As<Napi::Boolean>().Value()));
+}
+
+}  // namespace
+
+void addExports(Napi::Env env, Napi::Object exports) {
+  exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm));
+  exports.Set("setDnnlConv", Napi::Function::New(env, SetDnnlConv));
+}
+
+}  // namespace dnnlconv
+}  // namespace tl
