@@ -65,7 +65,8 @@ struct Cache {
   int64_t version = -1;
   std::list<Prepared> prepared;
 };
-constexpr size_t kShapesPerLayer = 4;  // a batch of another size (a dataset's last) needs its own
+constexpr size_t kShapesPerLayer = 8;  // a batch of another size (a dataset's last), and a call's slices, need their own
+std::atomic<size_t> gBlockedCallBytes{size_t{256} << 20};  // Winograd's copies and scratchpad per call (forward below)
 
 std::mutex gCacheCreation;
 
@@ -170,6 +171,59 @@ std::string describeConv(const Layer& L, const torch::Tensor& x, DT dt) {
          algorithmName(gAlgorithm.load()) + ")";
 }
 
+// The prepared convolution for `src`'s shape (made and kept on first use; most recently used first),
+// or nullptr when oneDNN has none. `cache.mutex` is held.
+const Prepared* preparedFor(Cache& cache, const Layer& L, const torch::Tensor& src, DT dt, bool relu, const torch::Tensor& weight) {
+  // a primitive splits its work for the thread count it was created under (native().setThreads)
+  const std::vector<int64_t> key{src.size(0), src.size(1), src.size(2), src.size(3), dt == DT::bf16, relu, static_cast<int64_t>(gAlgorithm.load()),
+                                 at::get_num_threads()};
+  auto hit = std::find_if(cache.prepared.begin(), cache.prepared.end(), [&](const Prepared& p) { return p.key == key; });
+  if (hit == cache.prepared.end()) {
+    std::optional<Prepared> made = prepare(L, src, dt, relu, weight, key, cache.prepared);
+    if (!made) return nullptr;
+    cache.prepared.push_front(std::move(*made));
+    if (cache.prepared.size() > kShapesPerLayer) cache.prepared.pop_back();
+  } else if (hit != cache.prepared.begin()) {
+    cache.prepared.splice(cache.prepared.begin(), cache.prepared, hit);
+  }
+  return &cache.prepared.front();
+}
+
+// Runs `p` on `src` (NHWC) into `y` (NHWC, src's rows), through Winograd's blocked layout where `p` wants it.
+void run(const Prepared& p, const Layer& L, const torch::Tensor& src, const torch::Tensor& y, DT dt) {
+  memory userSrc(memory::desc(p.src.dims(), dt, Tag::nhwc), cpu(), src.data_ptr());
+  memory userDst(memory::desc(p.dst.dims(), dt, Tag::nhwc), cpu(), y.data_ptr());
+  dnnl::stream stream(cpu());
+  // Winograd's blocked copies in torch memory too: the caching allocator keeps them mapped
+  // (oneDNN's own allocation page-faulted hundreds of MB in on every call)
+  torch::Tensor blockedSrc, blockedDst;
+  memory convSrc = userSrc, convDst = userDst;
+  if (p.reorderSrc) {
+    blockedSrc = bytes(p.src.get_size());
+    convSrc = memory(p.src, cpu(), blockedSrc.data_ptr());
+    dnnl::reorder(userSrc, convSrc).execute(stream, userSrc, convSrc);
+  }
+  if (p.reorderDst) {
+    blockedDst = bytes(p.dst.get_size());
+    convDst = memory(p.dst, cpu(), blockedDst.data_ptr());
+  }
+  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, convSrc}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, convDst}};
+  torch::Tensor bias;
+  if (L.useBias) {
+    bias = L.params[1].contiguous();
+    args.emplace(DNNL_ARG_BIAS, memory(p.bias, cpu(), bias.data_ptr()));
+  }
+  torch::Tensor scratchpad;
+  if (p.scratchpadBytes > 0) {
+    scratchpad = bytes(p.scratchpadBytes);
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(memory::desc(dims({static_cast<int64_t>(p.scratchpadBytes)}), DT::u8, Tag::a), cpu(), scratchpad.data_ptr()));
+  }
+  p.primitive.execute(stream, args);
+  if (p.reorderDst) dnnl::reorder(convDst, userDst).execute(stream, convDst, userDst);
+  stream.wait();
+  countCall();
+}
+
 }  // namespace
 
 torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
@@ -185,9 +239,6 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
   } else {
     return {};
   }
-  // a primitive splits its work for the thread count it was created under (native().setThreads)
-  const std::vector<int64_t> key{x.size(0), x.size(1), x.size(2), x.size(3), dt == DT::bf16, relu, static_cast<int64_t>(gAlgorithm.load()),
-                                 at::get_num_threads()};
   Cache& cache = cacheOf(L);
   std::unique_lock<std::mutex> lock(cache.mutex);
   // new weights (set_weights, an optimizer step): every packed copy is stale
@@ -196,54 +247,29 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
     cache.weight = weight;
     cache.version = static_cast<int64_t>(weight._version());
   }
-  auto hit = std::find_if(cache.prepared.begin(), cache.prepared.end(), [&](const Prepared& p) { return p.key == key; });
   try {
-    if (hit == cache.prepared.end()) {
-      std::optional<Prepared> made = prepare(L, x, dt, relu, weight, key, cache.prepared);
-      if (!made) return {};  // oneDNN has no primitive for it: libtorch's conv2d
-      cache.prepared.push_front(std::move(*made));
-      if (cache.prepared.size() > kShapesPerLayer) cache.prepared.pop_back();
-    } else if (hit != cache.prepared.begin()) {
-      cache.prepared.splice(cache.prepared.begin(), cache.prepared, hit);
-    }
-    Prepared& p = cache.prepared.front();
     const at::ScalarType type = dt == DT::bf16 ? at::kBFloat16 : at::kFloat;
     const torch::Tensor src = x.to(type).contiguous(at::MemoryFormat::ChannelsLast);
-    const memory::dims& d = p.dst.dims();
+    const int64_t n = src.size(0);
+    const Prepared* whole = preparedFor(cache, L, src, dt, relu, weight);
+    if (!whole) return {};  // oneDNN has no primitive for it: libtorch's conv2d
+    const memory::dims& d = whole->dst.dims();
     // allocated by torch, so the engine's caching allocator serves it
     torch::Tensor y = torch::empty({d[0], d[1], d[2], d[3]}, src.options().memory_format(at::MemoryFormat::ChannelsLast));
-    const memory::dims& s = p.src.dims();
-    memory userSrc(memory::desc(s, dt, Tag::nhwc), cpu(), src.data_ptr());
-    memory userDst(memory::desc(d, dt, Tag::nhwc), cpu(), y.data_ptr());
-    dnnl::stream stream(cpu());
-    // Winograd's blocked copies in torch memory too: the caching allocator keeps them mapped
-    // (oneDNN's own allocation page-faulted hundreds of MB in on every call)
-    torch::Tensor blockedSrc, blockedDst;
-    memory convSrc = userSrc, convDst = userDst;
-    if (p.reorderSrc) {
-      blockedSrc = bytes(p.src.get_size());
-      convSrc = memory(p.src, cpu(), blockedSrc.data_ptr());
-      dnnl::reorder(userSrc, convSrc).execute(stream, userSrc, convSrc);
+    // Winograd's blocked copies of src and dst and its scratchpad are whole-batch sized: VGG16's
+    // 300x300x64 layers in 22-row chunks added 2.7 GB to the feature pass. Rows are independent, so
+    // such a call runs on slices of rows whose copies and scratchpad stay under gBlockedCallBytes.
+    const size_t extra = (whole->reorderSrc ? whole->src.get_size() : 0) + (whole->reorderDst ? whole->dst.get_size() : 0) + whole->scratchpadBytes;
+    const size_t budget = gBlockedCallBytes.load();
+    const int64_t slices = std::min<int64_t>(n, static_cast<int64_t>((extra + budget - 1) / budget));
+    const int64_t rows = slices > 1 ? (n + slices - 1) / slices : n;
+    for (int64_t r = 0; r < n; r += rows) {
+      const int64_t k = std::min(rows, n - r);
+      const torch::Tensor part = k == n ? src : src.narrow(0, r, k);
+      const Prepared* p = k == n ? whole : preparedFor(cache, L, part, dt, relu, weight);
+      if (!p) throw std::runtime_error("no oneDNN primitive for a slice of " + std::to_string(k) + " rows");
+      run(*p, L, part, k == n ? y : y.narrow(0, r, k), dt);
     }
-    if (p.reorderDst) {
-      blockedDst = bytes(p.dst.get_size());
-      convDst = memory(p.dst, cpu(), blockedDst.data_ptr());
-    }
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, convSrc}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, convDst}};
-    torch::Tensor bias;
-    if (L.useBias) {
-      bias = L.params[1].contiguous();
-      args.emplace(DNNL_ARG_BIAS, memory(p.bias, cpu(), bias.data_ptr()));
-    }
-    torch::Tensor scratchpad;
-    if (p.scratchpadBytes > 0) {
-      scratchpad = bytes(p.scratchpadBytes);
-      args.emplace(DNNL_ARG_SCRATCHPAD, memory(memory::desc(dims({static_cast<int64_t>(p.scratchpadBytes)}), DT::u8, Tag::a), cpu(), scratchpad.data_ptr()));
-    }
-    p.primitive.execute(stream, args);
-    if (p.reorderDst) dnnl::reorder(convDst, userDst).execute(stream, convDst, userDst);
-    stream.wait();
-    countCall();
     return y;
   } catch (const dnnl::error& e) {
     throw std::runtime_error(describeConv(L, x, dt) + " failed: " + e.what() + " (status " + std::to_string(static_cast<int>(e.status)) +
@@ -282,6 +308,16 @@ Napi::Value SetConvAlgorithm(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), algorithmName(gAlgorithm.exchange(next)));
 }
 
+Napi::Value SetWinogradCallBytes(const Napi::CallbackInfo& info) {
+  const double bytes = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+  if (!(bytes >= 1 && bytes <= 1e15)) throw Napi::RangeError::New(info.Env(), "setWinogradCallBytes: bytes must be a number from 1 to 1e15");
+#ifdef TL_WITH_DNNL
+  return Napi::Number::New(info.Env(), static_cast<double>(gBlockedCallBytes.exchange(static_cast<size_t>(bytes))));
+#else
+  return Napi::Number::New(info.Env(), bytes);
+#endif
+}
+
 Napi::Value SetDnnlConv(const Napi::CallbackInfo& info) {
   if (!info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "setDnnlConv takes true or false");
   return Napi::Boolean::New(info.Env(), gEnabled.exchange(info[0].As<Napi::Boolean>().Value()));
@@ -292,6 +328,7 @@ Napi::Value SetDnnlConv(const Napi::CallbackInfo& info) {
 void addExports(Napi::Env env, Napi::Object exports) {
   exports.Set("setConvAlgorithm", Napi::Function::New(env, SetConvAlgorithm));
   exports.Set("setDnnlConv", Napi::Function::New(env, SetDnnlConv));
+  exports.Set("setWinogradCallBytes", Napi::Function::New(env, SetWinogradCallBytes));
 }
 
 }  // namespace dnnlconv

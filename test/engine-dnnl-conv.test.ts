@@ -181,13 +181,13 @@ test('packed weights follow setWeights and a training step', { skip }, async () 
   await check('after a training step');
 });
 
-test('batch sizes that come and go (more than the 4 kept per layer) each give the reference', { skip }, async () => {
+test('batch sizes that come and go (more than the 8 kept per layer) each give the reference', { skip }, async () => {
   const c: Case = { batch: 1, size: [8, 8], channels: 32, filters: 32, padding: 'same', act: 'relu' };
   const rng = new Rng(41);
   const model = convModel(c, 'float32', 41);
   const weights = [rng.floats(9 * 32 * 32, -0.2, 0.2), rng.floats(32, -0.5, 0.5)];
   model.setLayerWeights('conv', weights);
-  for (const batch of [2, 3, 1, 5, 4, 2, 3]) {
+  for (const batch of [2, 3, 1, 5, 4, 6, 7, 8, 9, 10, 2, 3]) {
     const shape = [batch, 8, 8, 32];
     const x = rng.floats(batch * 8 * 8 * 32, -1, 1);
     const got = await model.predict(x, shape);
@@ -195,6 +195,29 @@ test('batch sizes that come and go (more than the 4 kept per layer) each give th
     const error = relativeError(got.output, ref.data);
     assert.ok(error <= TOLERANCE.winograd, `batch ${batch}: error ${error}`);
   }
+});
+
+test("a batch over Winograd's per-call budget runs in slices of rows, each row the reference", { skip }, async () => {
+  const c: Case = { batch: 5, size: [12, 12], channels: 16, filters: 32, padding: 'same', act: 'relu' };
+  const engine = native();
+  const previous = engine.setWinogradCallBytes(1); // every row its own call
+  try {
+    const rng = new Rng(43);
+    const model = convModel(c, 'float32', 43);
+    const weights = [rng.floats(9 * 16 * 32, -0.2, 0.2), rng.floats(32, -0.5, 0.5)];
+    model.setLayerWeights('conv', weights);
+    const shape = [5, 12, 12, 16];
+    const x = rng.floats(5 * 12 * 12 * 16, -1, 1);
+    const calls = engine.info().dnnlCalls;
+    const got = await withSettings('winograd', true, () => model.predict(x, shape));
+    assert.equal(engine.info().dnnlCalls, calls + 5, 'one oneDNN call per row');
+    const ref = activation(conv2d(tensor(x, shape), weights[0]!, [3, 3, 16, 32], weights[1], { padding: 'same' }), 'relu');
+    const error = relativeError(got.output, ref.data);
+    assert.ok(error <= TOLERANCE.winograd, `error ${error}`);
+  } finally {
+    engine.setWinogradCallBytes(previous);
+  }
+  assert.throws(() => engine.setWinogradCallBytes(0), /bytes must be a number from 1/);
 });
 
 test('VGG16 (32x32, random weights): the oneDNN path gives libtorch conv2d outputs', { skip, timeout: 600_000 }, async () => {

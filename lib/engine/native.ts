@@ -183,6 +183,11 @@ export interface NativeBinding {
   /** Tests and bench only: false runs every convolution through libtorch's conv2d (as before oneDNN was called directly). Returns the previous setting. */
   setDnnlConv(enabled: boolean): boolean;
   /**
+   * Tests and bench only: the most bytes of Winograd's blocked copies and scratchpad one oneDNN call
+   * may use (default 256 MiB); a batch over it runs in slices of rows. Returns the previous one.
+   */
+  setWinogradCallBytes(bytes: number): number;
+  /**
    * Reads record i (`recordBytes` bytes at byte `offsets[i]` of open file `fd`) into record slot i of
    * `out`, all on one libuv worker; rejects with "ended early (at byte N)" or the read error.
    */
@@ -281,6 +286,7 @@ export function native(): NativeBinding {
     setFirstBlockFusion: loaded.setFirstBlockFusion,
     setConvAlgorithm: loaded.setConvAlgorithm,
     setDnnlConv: loaded.setDnnlConv,
+    setWinogradCallBytes: loaded.setWinogradCallBytes,
     gatherRecords: loaded.gatherRecords,
     deviceInfo: loaded.deviceInfo,
     resolveDevice: loaded.resolveDevice,
