@@ -135,13 +135,13 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
   return integerAtLeast(1, name, text, fallback);
 }
 
-/** 0, 1, ...: seeds, and options where 0 means none or automatic. */
 function convAlgorithm(text: string | undefined): ConvAlgorithm {
   if (text === undefined) return 'auto';
   if (text === 'auto' || text === 'direct' || text === 'winograd') return text;
   throw new Error(`--conv-algorithm takes auto, direct or winograd (got '${text}')`);
 }
 
+/** 0, 1, ...: seeds, and options where 0 means none or automatic. */
 function nonNegativeInt(name: string, text: string | undefined, fallback: number): number {
   return integerAtLeast(0, name, text, fallback);
 }
