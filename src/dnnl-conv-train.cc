@@ -5,7 +5,7 @@
 #include "dnnl-conv.h"
 
 #ifdef TL_WITH_DNNL
-#include <dnnl.hpp>
+#include "dnnl-engine.h"
 
 #include <list>
 #include <memory>
@@ -26,11 +26,6 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 using DT = memory::data_type;
 
-dnnl::engine& cpu() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
 // The three Winograd primitives of one convolution geometry and batch shape. oneDNN picks their
 // blocked layouts; tensors are reordered from and to the engine's NHWC / OHWI around each call.
 struct Primitives {
@@ -48,8 +43,6 @@ struct Primitives {
 std::mutex gMutex;
 std::list<std::shared_ptr<Primitives>> gPrimitives;  // most recently used first
 constexpr size_t kKept = 16;                          // a few layers x a few batch sizes
-
-memory::dims dims(std::initializer_list<int64_t> values) { return memory::dims(values); }
 
 // key: N, C, H, W, filters, pad top, bottom, left, right, bias, threads
 std::shared_ptr<Primitives> create(const std::vector<int64_t>& key) {

@@ -12,7 +12,7 @@
 #include <unordered_map>
 
 #ifdef TL_WITH_DNNL
-#include <dnnl.hpp>
+#include "dnnl-engine.h"
 #endif
 
 namespace tl {
@@ -39,11 +39,6 @@ namespace {
 using dnnl::memory;
 using Tag = memory::format_tag;
 using DT = memory::data_type;
-
-dnnl::engine& cpu() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
 
 // One prepared convolution: the primitive for one input shape, dtype and fused activation, and the
 // weights already in its layout. src/dst are NHWC unless the primitive wants its own (Winograd's
@@ -75,8 +70,6 @@ Cache& cacheOf(const Layer& L) {
   if (!L.dnnlCache) L.dnnlCache = std::make_shared<Cache>();
   return *static_cast<Cache*>(L.dnnlCache.get());
 }
-
-memory::dims dims(std::initializer_list<int64_t> values) { return memory::dims(values); }
 
 // Float32 only (oneDNN has no bfloat16 Winograd). 'auto' asks for it with at least 16 channels in
 // and out: with fewer (an image's RGB) oneDNN still offers it, several times slower than direct.
