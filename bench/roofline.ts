@@ -1,32 +1,20 @@
-import type { LayerConfig } from '../lib/keras-format/config.js';
+import type { LayerConfig, Shape } from '../lib/keras-format/config.js';
+import { resolveChain } from '../lib/models/resolve.js';
 
 /**
- * Multiply-adds x 2 of one image through each Conv2D of a chain of Conv2D and pooling layers (the
- * VGG16 base), by layer name: 2 * H_out * W_out * kernel area * channels in * filters. Pooling and
- * ReLU are left out (a rounding error beside the convolutions).
+ * Multiply-adds x 2 of one image through each Conv2D of a chain of layers (the VGG16 base), by
+ * layer name: 2 * H_out * W_out * kernel size (kh * kw * channels in * filters), with the output
+ * shapes from the models' own shape inference. Pooling and ReLU are left out (a rounding error
+ * beside the convolutions).
  */
-export function convFlopsPerLayer(chain: LayerConfig[], inputShape: [number, number, number]): Map<string, number> {
-  let [h, w, c] = inputShape;
+export function convFlopsPerLayer(chain: LayerConfig[], inputShape: Shape): Map<string, number> {
   const flops = new Map<string, number>();
-  for (const layer of chain) {
-    const config = layer.config as {
-      name?: string;
-      filters?: number;
-      kernel_size?: number[];
-      padding?: string;
-      pool_size?: number[];
-      strides?: number[];
-    };
-    if (layer.class_name === 'Conv2D') {
-      const [kh, kw] = config.kernel_size!;
-      if (config.padding !== 'same') [h, w] = [h - kh! + 1, w - kw! + 1];
-      flops.set(config.name ?? `conv${flops.size}`, 2 * h * w * kh! * kw! * c * config.filters!);
-      c = config.filters!;
-    } else if (layer.class_name === 'MaxPooling2D') {
-      const [ph, pw] = config.pool_size!;
-      const [sh, sw] = config.strides ?? config.pool_size!;
-      [h, w] = [Math.floor((h - ph!) / sh!) + 1, Math.floor((w - pw!) / sw!) + 1];
-    }
+  for (const layer of resolveChain(chain, inputShape)) {
+    if (layer.config.class_name !== 'Conv2D') continue;
+    const [outH, outW] = layer.outputShape;
+    const kernel = layer.weights.find((w) => w.name === 'kernel')!.shape;
+    const name = (layer.config.config.name as string | undefined) ?? `conv${flops.size}`;
+    flops.set(name, 2 * outH! * outW! * kernel.reduce((a, b) => a * b, 1));
   }
   return flops;
 }
