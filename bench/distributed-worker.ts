@@ -9,7 +9,7 @@ import { DataParallel, destroyDistributed, initDistributed, shardBatch } from '.
 import { native } from '../lib/engine/native.js';
 import { experimentCnn } from '../lib/models/zoo.js';
 import { syntheticPixels } from './engine.js';
-import { seconds } from './measure.js';
+import { median, timedSteps } from './measure.js';
 
 export interface DistributedRequest {
   threads: number;
@@ -25,20 +25,6 @@ const SIZE = 300;
 
 function batchOf(n: number): Batch {
   return { x: syntheticPixels(n * SIZE * SIZE * 3), shape: [n, SIZE, SIZE, 3], y: Float32Array.from({ length: n }, (_, i) => i % 2) };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/** Seconds of each of `steps` calls after `warmup` untimed ones. */
-async function timedSteps(warmup: number, steps: number, fn: () => Promise<unknown>): Promise<number[]> {
-  for (let i = 0; i < warmup; i++) await fn();
-  const each: number[] = [];
-  for (let i = 0; i < steps; i++) each.push(await seconds(fn));
-  return each;
 }
 
 const req = JSON.parse(process.argv[2] ?? '{}') as DistributedRequest;

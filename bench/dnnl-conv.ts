@@ -15,7 +15,7 @@ import { type ConvAlgorithm, native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { experimentCnn } from '../lib/models/zoo.js';
-import { seconds } from './measure.js';
+import { layerTimesOf, seconds } from './measure.js';
 
 function option(name: string, fallback: string): string {
   const i = process.argv.indexOf(name);
@@ -171,15 +171,12 @@ async function timing(): Promise<void> {
   for (let r = 0; r < rounds; r++) {
     for (const [i, s] of settings.entries()) {
       apply(s);
-      engine.setLayerTiming(true);
-      await features();
-      for (const row of engine.takeLayerTimes()) {
+      for (const row of await layerTimesOf(features)) {
         if (!row.layer.includes('conv')) continue;
         const times = perLayer.get(row.layer) ?? settings.map(() => Number.POSITIVE_INFINITY);
         times[i] = Math.min(times[i]!, row.forwardSeconds * 1e3);
         perLayer.set(row.layer, times);
       }
-      engine.setLayerTiming(false);
     }
   }
   console.log(`per-layer forward ms, fastest of ${rounds} (${settings.map((s) => s.name).join(' / ')})`);
@@ -203,10 +200,9 @@ async function timing(): Promise<void> {
         apply(s);
         await roof.predict(input, [roofBatch, 56, 56, 256]);
         // the layer's own forward time: the predict call also copies 51 MB in and out
-        engine.setLayerTiming(true);
-        await roof.predict(input, [roofBatch, 56, 56, 256]);
-        const t = engine.takeLayerTimes().find((row) => row.layer === 'roof')!.forwardSeconds;
-        engine.setLayerTiming(false);
+        const t = (await layerTimesOf(() => roof.predict(input, [roofBatch, 56, 56, 256]))).find(
+          (row) => row.layer === 'roof',
+        )!.forwardSeconds;
         line.push(`${s.name} ${(flops / t / 1e12).toFixed(2)}`);
       }
     }
@@ -234,15 +230,12 @@ async function training(): Promise<void> {
     for (const [i, s] of modes.entries()) {
       apply(s);
       rates[i]!.push((batch / (await seconds(step))).toFixed(2));
-      engine.setLayerTiming(true);
-      await step();
-      for (const row of engine.takeLayerTimes()) {
+      for (const row of await layerTimesOf(step)) {
         if (!row.layer.includes('conv')) continue;
         const times = perLayer.get(row.layer) ?? modes.map(() => Number.POSITIVE_INFINITY);
         times[i] = Math.min(times[i]!, (row.forwardSeconds + row.backwardSeconds) * 1e3);
         perLayer.set(row.layer, times);
       }
-      engine.setLayerTiming(false);
     }
   }
   modes.forEach((s, i) =>

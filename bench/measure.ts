@@ -1,4 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { native } from '../lib/engine/native.js';
+
+type LayerTimeRow = ReturnType<ReturnType<typeof native>['takeLayerTimes']>[number];
 
 /** Wall-clock seconds of one call. */
 export async function seconds(fn: () => Promise<unknown>): Promise<number> {
@@ -23,4 +26,30 @@ export async function peakRssOf(fn: () => Promise<unknown>): Promise<number | nu
   if (!resettable) return null;
   const kb = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
   return kb === undefined ? null : Number(kb) * 1024;
+}
+
+/** Seconds of each of `steps` calls after `warmup` untimed ones. */
+export async function timedSteps(warmup: number, steps: number, fn: () => Promise<unknown>): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const each: number[] = [];
+  for (let i = 0; i < steps; i++) each.push(await seconds(fn));
+  return each;
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The engine's per-layer times of one stretch of work; layer timing is off again afterwards, even when the work fails. */
+export async function layerTimesOf(fn: () => Promise<unknown>): Promise<LayerTimeRow[]> {
+  const engine = native();
+  engine.setLayerTiming(true);
+  try {
+    await fn();
+    return engine.takeLayerTimes();
+  } finally {
+    engine.setLayerTiming(false);
+  }
 }

@@ -6,6 +6,7 @@ import { RecordDataset } from '../lib/data/record-dataset.js';
 import type { Batch } from '../lib/data/types.js';
 import { sequential } from '../lib/models/sequential.js';
 import { defaultHeadLayers } from '../lib/models/zoo.js';
+import { median, seconds, timedSteps } from './measure.js';
 
 /**
  * A ~30 s micro-benchmark of the feature-cache data path, for a loaded machine where the full
@@ -26,10 +27,9 @@ function arg(name: string, fallback: number): number {
   return v;
 }
 
+/** Milliseconds of one call. */
 async function ms(fn: () => Promise<unknown>): Promise<number> {
-  const t = performance.now();
-  await fn();
-  return performance.now() - t;
+  return (await seconds(fn)) * 1000;
 }
 
 async function main(): Promise<void> {
@@ -68,11 +68,7 @@ async function main(): Promise<void> {
       first ??= b; // the pass also warms the page cache
     }
     const b0 = first!;
-    for (let i = 0; i < 3; i++) await model.engine.trainStep(b0.x, b0.shape, b0.y, 0); // warm-up
-    const stepTimes: number[] = [];
-    for (let i = 0; i < 12; i++) stepTimes.push(await ms(() => model.engine.trainStep(b0.x, b0.shape, b0.y, 0)));
-    stepTimes.sort((a, b) => a - b);
-    const stepMs = stepTimes[stepTimes.length >> 1]!;
+    const stepMs = median(await timedSteps(3, 12, () => model.engine.trainStep(b0.x, b0.shape, b0.y, 0))) * 1000;
     const readMs =
       (await ms(async () => {
         for (let e = 0; e < epochs; e++) for await (const _ of dataset(0).batches({ pass: e }));

@@ -8,7 +8,7 @@ import type { Batch } from '../lib/data/types.js';
 import { emptyCache } from '../lib/engine/memory.js';
 import { defaultHeadLayers, experimentCnn } from '../lib/models/zoo.js';
 import { cachedFeatures } from '../lib/training/feature-cache.js';
-import { peakRssOf, seconds } from './measure.js';
+import { median, peakRssOf, seconds, timedSteps } from './measure.js';
 import { ASSETS_HINT, generatePhotos, realPetImagesDir } from './photos.js';
 
 /**
@@ -32,11 +32,7 @@ function log(msg: string): void {
  */
 async function engineStep(steps: number, fn: () => Promise<unknown>): Promise<number> {
   if (steps % 2 === 0) throw new Error(`engineStep: an odd number of steps has a median (got ${steps})`);
-  await fn();
-  const each: number[] = [];
-  for (let i = 0; i < steps; i++) each.push(await seconds(fn));
-  each.sort((a, b) => a - b);
-  return each[each.length >> 1]!;
+  return median(await timedSteps(1, steps, fn));
 }
 
 async function firstBatch(batches: AsyncIterable<Batch>): Promise<Batch> {

@@ -15,6 +15,7 @@ import { native } from '../lib/engine/native.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { experimentCnn } from '../lib/models/zoo.js';
 import { syntheticPixels } from './engine.js';
+import { layerTimesOf, timedSteps } from './measure.js';
 import type { LayerTime, ServeCommand } from './protocol.js';
 
 type Step = () => Promise<unknown>;
@@ -46,28 +47,15 @@ function setup(cmd: ServeCommand): Record<string, unknown> {
 
 async function run(steps: number): Promise<number[]> {
   if (!step) throw new Error('send a setup command before run');
-  const seconds: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    const t = performance.now();
-    await step();
-    seconds.push((performance.now() - t) / 1000);
-  }
-  return seconds;
+  return timedSteps(0, steps, step);
 }
 
 async function layerTimes(steps: number): Promise<LayerTime[]> {
-  const n = native();
-  n.setLayerTiming(true);
-  try {
-    await run(steps);
-    return n.takeLayerTimes().map((r) => ({
-      layer: r.layer,
-      forwardMs: (r.forwardSeconds * 1000) / steps,
-      backwardMs: (r.backwardSeconds * 1000) / steps,
-    }));
-  } finally {
-    n.setLayerTiming(false);
-  }
+  return (await layerTimesOf(() => run(steps))).map((r) => ({
+    layer: r.layer,
+    forwardMs: (r.forwardSeconds * 1000) / steps,
+    backwardMs: (r.backwardSeconds * 1000) / steps,
+  }));
 }
 
 async function handle(cmd: ServeCommand): Promise<Record<string, unknown>> {
