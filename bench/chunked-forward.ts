@@ -11,34 +11,31 @@ import { vgg16 } from '../lib/applications/vgg16.js';
 import { emptyCache } from '../lib/engine/memory.js';
 import { native } from '../lib/engine/native.js';
 import { defaultHeadLayers } from '../lib/models/zoo.js';
+import { syntheticPixels } from './engine.js';
 import { peakRssOf, seconds } from './measure.js';
+import { intOption, numberOption } from './options.js';
 
 const SIZE = 300;
 /** float32 bytes per row of VGG16's largest activation at 300x300 (block 1: 300 x 300 x 64) */
 const ROW_BYTES = SIZE * SIZE * 64 * 4;
 
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : fallback;
-}
-
-const batch = Number(option('--batch', '64'));
-const rounds = Number(option('--rounds', '3'));
-const rss = option('--rss', '');
+const batch = intOption('--batch', 64);
+const rounds = intOption('--rounds', 3);
+const rss = numberOption('--rss');
 
 const base = await vgg16({ includeTop: false, weights: null, inputShape: [SIZE, SIZE, 3] });
 const model = transferModel({ base, head: defaultHeadLayers(), trainableBase: false, preprocessing: 'scale01', seed: 1 });
 model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
 const shape = [batch, SIZE, SIZE, 3];
-const x = Uint8Array.from({ length: batch * SIZE * SIZE * 3 }, (_, i) => (i * 2654435761) >>> 24);
+const x = syntheticPixels(batch * SIZE * SIZE * 3);
 const y = Float32Array.from({ length: batch }, (_, i) => i % 2);
 const features = () => model.predict(x, shape, { toLayer: model.baseLayers });
 const step = () => model.engine.trainStep(x, shape, y, 0);
 
 const gib = (bytes: number | null) => (bytes === null ? 'n/a' : `${(bytes / 2 ** 30).toFixed(2)} GiB`);
 
-if (rss) {
-  native().setForwardChunkBytes(Number(rss));
+if (rss !== undefined) {
+  native().setForwardChunkBytes(rss);
   emptyCache();
   const featurePeak = await peakRssOf(async () => {
     await features();

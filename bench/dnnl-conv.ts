@@ -14,18 +14,14 @@ import { vgg16Layers } from '../lib/applications/vgg16.js';
 import { type ConvAlgorithm, native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { experimentCnn } from '../lib/models/zoo.js';
+import { cnnTrainStep, syntheticPixels } from './engine.js';
 import { layerTimesOf, seconds } from './measure.js';
+import { choiceOption, intOption } from './options.js';
 
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(name);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1]! : fallback;
-}
-
-const size = Number(option('--size', '300'));
-const batch = Number(option('--batch', '16'));
-const rounds = Number(option('--rounds', '2'));
-const precision = option('--precision', 'fp32');
+const size = intOption('--size', 300);
+const batch = intOption('--batch', 16);
+const rounds = intOption('--rounds', 2);
+const precision = choiceOption('--precision', ['fp32', 'bf16']);
 const dtype = precision === 'bf16' ? 'mixed_bfloat16' : 'float32';
 const engine = native();
 if (!engine.info().dnnl) console.log('note: this engine was built without oneDNN: every setting below runs libtorch conv2d');
@@ -151,7 +147,7 @@ async function timing(): Promise<void> {
     { inputShape: [size, size, 3], preprocessing: 'caffe', seed: 5, dtype },
   );
   const shape = [batch, size, size, 3];
-  const x = Uint8Array.from({ length: batch * size * size * 3 }, (_, i) => (i * 2654435761) >>> 24);
+  const x = syntheticPixels(batch * size * size * 3);
   const features = () => model.predict(x, shape);
   for (const s of settings) {
     apply(s);
@@ -212,12 +208,7 @@ async function timing(): Promise<void> {
 
 /** The experiment CNN's training step, fp32: libtorch's convolutions (direct) against Winograd. */
 async function training(): Promise<void> {
-  const model = experimentCnn([size, size, 3], { seed: 1, dtype: 'float32' });
-  model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
-  const shape = [batch, size, size, 3];
-  const x = Uint8Array.from({ length: batch * size * size * 3 }, (_, i) => (i * 2654435761) >>> 24);
-  const y = Float32Array.from({ length: batch }, (_, i) => i % 2);
-  const step = () => model.engine.trainStep(x, shape, y, 0);
+  const step = cnnTrainStep(syntheticPixels(batch * size * size * 3), [batch, size, size, 3], 'float32');
   const modes: Setting[] = [settings[1]!, settings[2]!]; // direct (libtorch trains), auto (Winograd trains)
   for (const s of modes) {
     apply(s);

@@ -106,3 +106,40 @@ export function parseArgs(argv: string[]): BenchOptions {
     sizes: quick ? QUICK_SIZES : FULL_SIZES,
   };
 }
+
+/**
+ * Options of the small bench scripts (dnnl-conv, chunked-forward, prefetch-micro) (`--name value`), checked: a typo stops the
+ * script with the option's name instead of running with NaN.
+ */
+
+function value(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  if (i < 0) return undefined;
+  const v = process.argv[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`${name} needs a value`);
+  return v;
+}
+
+/** A positive integer, `fallback` when the option is absent. */
+export function intOption(name: string, fallback: number): number {
+  const v = value(name);
+  const n = v === undefined ? fallback : Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} needs a positive integer (got '${v}')`);
+  return n;
+}
+
+/** A positive number (Infinity allowed), undefined when the option is absent. */
+export function numberOption(name: string): number | undefined {
+  const v = value(name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!(n > 0)) throw new Error(`${name} needs a positive number or Infinity (got '${v}')`);
+  return n;
+}
+
+/** One of `choices`, the first when the option is absent. */
+export function choiceOption<T extends string>(name: string, choices: readonly [T, ...T[]]): T {
+  const v = value(name) ?? choices[0];
+  if (!choices.includes(v as T)) throw new Error(`${name} needs one of ${choices.join(', ')} (got '${v}')`);
+  return v as T;
+}

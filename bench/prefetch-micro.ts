@@ -7,6 +7,7 @@ import type { Batch } from '../lib/data/types.js';
 import { sequential } from '../lib/models/sequential.js';
 import { defaultHeadLayers } from '../lib/models/zoo.js';
 import { median, seconds, timedSteps } from './measure.js';
+import { intOption } from './options.js';
 
 /**
  * A ~30 s micro-benchmark of the feature-cache data path, for a loaded machine where the full
@@ -20,21 +21,14 @@ import { median, seconds, timedSteps } from './measure.js';
 const SHAPE = [10, 10, 768];
 const BATCH = 64;
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${name} needs a positive integer`);
-  return v;
-}
-
 /** Milliseconds of one call. */
 async function ms(fn: () => Promise<unknown>): Promise<number> {
   return (await seconds(fn)) * 1000;
 }
 
 async function main(): Promise<void> {
-  const records = arg('--records', 512);
-  const epochs = arg('--epochs', 2);
+  const records = intOption('--records', 512);
+  const epochs = intOption('--epochs', 2);
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'tl-prefetch-micro-'));
   try {
     const file = path.join(work, 'records.bin');

@@ -14,7 +14,7 @@ import { vgg16Layers } from '../lib/applications/vgg16.js';
 import { native } from '../lib/engine/native.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { experimentCnn } from '../lib/models/zoo.js';
-import { syntheticPixels } from './engine.js';
+import { cnnTrainStep, syntheticPixels } from './engine.js';
 import { layerTimesOf, timedSteps } from './measure.js';
 import type { LayerTime, ServeCommand } from './protocol.js';
 
@@ -31,10 +31,7 @@ function setup(cmd: ServeCommand): Record<string, unknown> {
   const dtype = cmd.precision === 'bf16' ? 'mixed_bfloat16' : 'float32';
   native().setThreads(cmd.threads ?? 0);
   if (cmd.workload === 'cnn') {
-    const model = experimentCnn([size, size, 3], { seed: 1, dtype });
-    model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
-    const y = Float32Array.from({ length: batch }, (_, i) => i % 2);
-    step = () => model.engine.trainStep(x, shape, y, 0);
+    step = cnnTrainStep(x, shape, dtype);
   } else if (cmd.workload === 'cnn-predict') {
     const model = experimentCnn([size, size, 3], { seed: 1, dtype });
     step = () => model.predict(x, shape);
