@@ -13,9 +13,10 @@
 import { vgg16Layers } from '../lib/applications/vgg16.js';
 import { type ConvAlgorithm, native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
+import type { DtypePolicyName } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { cnnTrainStep, syntheticPixels } from './engine.js';
-import { layerTimesOf, seconds } from './measure.js';
+import { type LayerTimeRow, layerTimesOf, seconds } from './measure.js';
 import { choiceOption, intOption } from './options.js';
 
 const size = intOption('--size', 300);
@@ -31,18 +32,40 @@ interface Setting {
   dnnl: boolean;
   algorithm: ConvAlgorithm;
 }
-const settings: Setting[] = [
-  { name: 'libtorch conv2d (old)', dnnl: false, algorithm: 'auto' },
-  ...(dtype === 'float32'
-    ? [
-        { name: 'oneDNN direct', dnnl: true, algorithm: 'direct' as const },
-        { name: 'oneDNN auto (Winograd)', dnnl: true, algorithm: 'auto' as const },
-      ]
-    : [{ name: 'oneDNN (new)', dnnl: true, algorithm: 'auto' as const }]),
-];
+const LIBTORCH: Setting = { name: 'libtorch conv2d (old)', dnnl: false, algorithm: 'auto' };
+const DIRECT: Setting = { name: 'oneDNN direct', dnnl: true, algorithm: 'direct' };
+const WINOGRAD: Setting = { name: 'oneDNN auto (Winograd)', dnnl: true, algorithm: 'auto' };
+/** float32, whatever --precision says: what --error and --cnn compare */
+const FP32_SETTINGS = [LIBTORCH, DIRECT, WINOGRAD];
+/** the timing's settings at --precision */
+const settings: Setting[] = dtype === 'float32' ? FP32_SETTINGS : [LIBTORCH, { name: 'oneDNN (new)', dnnl: true, algorithm: 'auto' }];
 function apply(s: Setting): void {
   engine.setDnnlConv(s.dnnl);
   engine.setConvAlgorithm(s.algorithm);
+}
+
+/** The VGG16 base (random weights, seed 5, caffe preprocessing) at `size`. */
+function vgg16Base(policy: DtypePolicyName): Sequential {
+  return new Sequential(
+    vgg16Layers([size, size, 3]).filter((l) => l.class_name !== 'InputLayer'),
+    { inputShape: [size, size, 3], preprocessing: 'caffe', seed: 5, dtype: policy },
+  );
+}
+
+/** Folds one pass's convolution times (ms, `msOf` a row) into the fastest so far of setting `i` of `n`, by layer. */
+function keepFastest(
+  perLayer: Map<string, number[]>,
+  rows: LayerTimeRow[],
+  i: number,
+  n: number,
+  msOf: (row: LayerTimeRow) => number,
+): void {
+  for (const row of rows) {
+    if (!row.layer.includes('conv')) continue;
+    const times = perLayer.get(row.layer) ?? Array.from({ length: n }, () => Number.POSITIVE_INFINITY);
+    times[i] = Math.min(times[i]!, msOf(row));
+    perLayer.set(row.layer, times);
+  }
 }
 
 /** uniform in [-1, 1), deterministic */
@@ -119,22 +142,19 @@ async function errors(): Promise<void> {
     const x = noise(2 * hw * hw * c, 4);
     const ref = referenceConv(x, 2, hw, c, kernel, bias, o);
     const row: string[] = [];
-    for (const s of settings) {
+    for (const s of FP32_SETTINGS) {
       apply(s);
       const got = await model.predict(x, [2, hw, hw, c]);
       row.push(`${s.name} ${relativeError(got.output, ref).toExponential(2)}`);
     }
     console.log(`  ${c}->${o} at ${hw}x${hw}: ${row.join(', ')}`);
   }
-  const model = new Sequential(
-    vgg16Layers([size, size, 3]).filter((l) => l.class_name !== 'InputLayer'),
-    { inputShape: [size, size, 3], preprocessing: 'caffe', seed: 5 },
-  );
+  const model = vgg16Base('float32');
   const shape = [2, size, size, 3];
   const x = Uint8Array.from({ length: 2 * size * size * 3 }, (_, i) => (i * 2654435761) >>> 24);
-  apply(settings[1]!);
+  apply(DIRECT);
   const direct = (await model.predict(x, shape)).output;
-  for (const s of settings.filter((s) => s !== settings[1])) {
+  for (const s of FP32_SETTINGS.filter((s) => s !== DIRECT)) {
     apply(s);
     const other = (await model.predict(x, shape)).output;
     console.log(`  VGG16 ${size}x${size} features, ${s.name} vs oneDNN direct: ${relativeError(other, direct).toExponential(2)}`);
@@ -142,10 +162,7 @@ async function errors(): Promise<void> {
 }
 
 async function timing(): Promise<void> {
-  const model = new Sequential(
-    vgg16Layers([size, size, 3]).filter((l) => l.class_name !== 'InputLayer'),
-    { inputShape: [size, size, 3], preprocessing: 'caffe', seed: 5, dtype },
-  );
+  const model = vgg16Base(dtype);
   const shape = [batch, size, size, 3];
   const x = syntheticPixels(batch * size * size * 3);
   const features = () => model.predict(x, shape);
@@ -167,12 +184,7 @@ async function timing(): Promise<void> {
   for (let r = 0; r < rounds; r++) {
     for (const [i, s] of settings.entries()) {
       apply(s);
-      for (const row of await layerTimesOf(features)) {
-        if (!row.layer.includes('conv')) continue;
-        const times = perLayer.get(row.layer) ?? settings.map(() => Number.POSITIVE_INFINITY);
-        times[i] = Math.min(times[i]!, row.forwardSeconds * 1e3);
-        perLayer.set(row.layer, times);
-      }
+      keepFastest(perLayer, await layerTimesOf(features), i, settings.length, (row) => row.forwardSeconds * 1e3);
     }
   }
   console.log(`per-layer forward ms, fastest of ${rounds} (${settings.map((s) => s.name).join(' / ')})`);
@@ -209,7 +221,7 @@ async function timing(): Promise<void> {
 /** The experiment CNN's training step, fp32: libtorch's convolutions (direct) against Winograd. */
 async function training(): Promise<void> {
   const step = cnnTrainStep(syntheticPixels(batch * size * size * 3), [batch, size, size, 3], 'float32');
-  const modes: Setting[] = [settings[1]!, settings[2]!]; // direct (libtorch trains), auto (Winograd trains)
+  const modes = [DIRECT, WINOGRAD]; // direct (libtorch trains), auto (Winograd trains)
   for (const s of modes) {
     apply(s);
     await step();
@@ -221,17 +233,10 @@ async function training(): Promise<void> {
     for (const [i, s] of modes.entries()) {
       apply(s);
       rates[i]!.push((batch / (await seconds(step))).toFixed(2));
-      for (const row of await layerTimesOf(step)) {
-        if (!row.layer.includes('conv')) continue;
-        const times = perLayer.get(row.layer) ?? modes.map(() => Number.POSITIVE_INFINITY);
-        times[i] = Math.min(times[i]!, (row.forwardSeconds + row.backwardSeconds) * 1e3);
-        perLayer.set(row.layer, times);
-      }
+      keepFastest(perLayer, await layerTimesOf(step), i, modes.length, (row) => (row.forwardSeconds + row.backwardSeconds) * 1e3);
     }
   }
-  modes.forEach((s, i) =>
-    console.log(`  ${s.name === 'oneDNN direct' ? 'libtorch conv2d (direct)' : 'oneDNN Winograd'}: ${rates[i]!.join(', ')}`),
-  );
+  modes.forEach((s, i) => console.log(`  ${s === DIRECT ? 'libtorch conv2d (direct)' : 'oneDNN Winograd'}: ${rates[i]!.join(', ')}`));
   console.log(`per-layer forward + backward ms, fastest of ${rounds} (direct / Winograd)`);
   for (const [name, times] of perLayer) console.log(`  ${name}: ${times.map((t) => t.toFixed(1)).join(' / ')}`);
 }

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { native } from '../lib/engine/native.js';
 
-type LayerTimeRow = ReturnType<ReturnType<typeof native>['takeLayerTimes']>[number];
+export type LayerTimeRow = ReturnType<ReturnType<typeof native>['takeLayerTimes']>[number];
 
 /** Wall-clock seconds of one call. */
 export async function seconds(fn: () => Promise<unknown>): Promise<number> {
