@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { MissingWeightsError } from '../../applications/vgg16.js';
-import { chooseBackend, type DistributedBackend, destroyDistributed, initDistributed, readTorchrunEnv } from '../../distributed/index.js';
+import { type DistributedBackend, destroyDistributed, initDistributed, readTorchrunEnv, resolveBackend } from '../../distributed/index.js';
 import { threadsPerWorker, workerDevice } from '../../distributed/launch-env.js';
 import { type ConvAlgorithm, native } from '../../engine/native.js';
 import { capThreads } from '../../engine/threads.js';
@@ -331,17 +331,13 @@ function withoutFlags(argv: string[], flags: string[]): string[] {
 /** What is wrong with --device, or with --dist-backend in a worker of a distributed run (`env`), as an error line; checked by each worker. */
 function deviceProblem(device: DeviceName, backend: 'auto' | DistributedBackend, env: NodeJS.ProcessEnv): string | undefined {
   const engine = native(); // a missing engine is not a --device problem
-  let resolved: string;
+  const distributed = readTorchrunEnv(env) !== undefined; // one process: no backend
   try {
-    resolved = engine.resolveDevice(workerDevice(device, env));
+    if (distributed) resolveBackend({ device, backend }, env);
+    else engine.resolveDevice(workerDevice(device, env));
   } catch (error) {
-    return `--device: ${(error as Error).message}`;
-  }
-  if (readTorchrunEnv(env) === undefined) return undefined; // one process: no backend
-  try {
-    chooseBackend(backend, resolved, engine.distributed.ncclBuilt);
-  } catch (error) {
-    return withOptionFlags(error as Error);
+    // the backend's errors are OptionErrors; the device's are the engine's own
+    return error instanceof OptionError ? withOptionFlags(error) : `--device: ${(error as Error).message}`;
   }
   return undefined;
 }
