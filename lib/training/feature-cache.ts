@@ -203,11 +203,11 @@ export class CyclingDataset implements Dataset {
   readonly batchSize: number;
   readonly elementShape: number[];
   readonly classNames: string[];
-  readonly readsShards: boolean;
+  /** each pass is read through shardedBatches, which slices the passes that cannot read shards themselves */
+  readonly readsShards = true;
   constructor(private readonly passes: Dataset[]) {
     if (passes.length === 0) throw new Error('CyclingDataset needs at least one pass');
     ({ size: this.size, batchSize: this.batchSize, elementShape: this.elementShape, classNames: this.classNames } = passes[0]);
-    this.readsShards = passes.every((p) => p.readsShards);
   }
   batches(options: BatchOptions = {}): AsyncIterable<Batch> {
     return shardedBatches(this.passes[(options.pass ?? 0) % this.passes.length]!, options);
