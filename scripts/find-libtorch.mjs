@@ -18,19 +18,20 @@ import path from 'node:path';
 const HEADER = 'torch/csrc/api/include/torch/torch.h';
 const tried = [];
 
-function layout(root, includeRoot, libDir) {
+// `kind` says where it came from ('libtorch', 'pytorch' or 'system'); `root` is for display.
+function layout(kind, root, includeRoot, libDir) {
   const include = [includeRoot, path.join(includeRoot, 'torch/csrc/api/include')];
   const ok = existsSync(path.join(includeRoot, HEADER)) && existsSync(path.join(libDir, 'libtorch_cpu.so'));
   tried.push(`${root}: ${ok ? 'found' : `no ${HEADER} under ${includeRoot} or no libtorch_cpu.so in ${libDir}`}`);
   // a CUDA libtorch (official download or pip torch) also has libtorch_cuda.so: the addon links it then
   const cuda = ok && existsSync(path.join(libDir, 'libtorch_cuda.so'));
-  return ok ? { root, include, libDir, cuda } : undefined;
+  return ok ? { kind, root, include, libDir, cuda } : undefined;
 }
 
 function find() {
   if (process.env.LIBTORCH) {
     const root = path.resolve(process.env.LIBTORCH);
-    return layout(`LIBTORCH=${root}`, path.join(root, 'include'), path.join(root, 'lib'));
+    return layout('libtorch', `LIBTORCH=${root}`, path.join(root, 'include'), path.join(root, 'lib'));
   }
   if (process.env.LIBTORCH_USE_PYTORCH === '1') {
     const python = process.env.PYTHON ?? 'python3';
@@ -38,14 +39,19 @@ function find() {
       const torchDir = execFileSync(python, ['-c', 'import torch, os; print(os.path.dirname(torch.__file__))'], {
         encoding: 'utf8',
       }).trim();
-      return layout(`LIBTORCH_USE_PYTORCH=1 (${python}: ${torchDir})`, path.join(torchDir, 'include'), path.join(torchDir, 'lib'));
+      return layout(
+        'pytorch',
+        `LIBTORCH_USE_PYTORCH=1 (${python}: ${torchDir})`,
+        path.join(torchDir, 'include'),
+        path.join(torchDir, 'lib'),
+      );
     } catch (error) {
       tried.push(`LIBTORCH_USE_PYTORCH=1: \`${python} -c "import torch"\` failed (${String(error.message).split('\n')[0]})`);
       return undefined;
     }
   }
   for (const libDir of ['/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib', '/usr/local/lib']) {
-    const found = layout(`system (${libDir})`, '/usr/include', libDir);
+    const found = layout('system', `system (${libDir})`, '/usr/include', libDir);
     if (found) return found;
   }
   return undefined;
@@ -60,7 +66,7 @@ function cudaHeaders(found) {
     process.env.NCCL_INCLUDE_DIR,
     found.include[0],
     // pip torch: the nvidia-nccl wheel beside it
-    found.root.startsWith('LIBTORCH_USE_PYTORCH') ? path.join(found.libDir, '../../nvidia/nccl/include') : undefined,
+    found.kind === 'pytorch' ? path.join(found.libDir, '../../nvidia/nccl/include') : undefined,
     toolkit,
     '/usr/include',
   ].filter((dir) => dir !== undefined && dir !== '');
@@ -71,7 +77,7 @@ function cudaHeaders(found) {
 
 // Whether the system oneDNN that libtorch_cpu.so loads has its development files (dnnl.hpp, libdnnl.so).
 function dnnl(found) {
-  if (!found.root.startsWith('system')) {
+  if (found.kind !== 'system') {
     tried.push('oneDNN: not used (only a system libtorch runs on a shared oneDNN whose headers can be installed)');
     return false;
   }
@@ -99,8 +105,6 @@ function dnnl(found) {
 }
 
 const found = find();
-const cuda = found?.cuda ? cudaHeaders(found) : { include: [], nccl: false };
-const withDnnl = found ? dnnl(found) : false;
 const what = process.argv[2];
 if (!found) {
   console.error(
@@ -111,18 +115,26 @@ if (!found) {
   );
   process.exit(1);
 }
-if (what === 'include') console.log([...found.include, ...cuda.include].join(' '));
+// node-gyp runs this once per output: the CUDA headers and oneDNN (which runs ldd) only for those that print them
+const cuda = () => (found.cuda ? cudaHeaders(found) : { include: [], nccl: false });
+const withDnnl = () => dnnl(found);
+if (what === 'include') console.log([...found.include, ...cuda().include].join(' '));
 else if (what === 'lib') console.log(found.libDir);
 // --no-as-needed: nothing references torch_cuda directly, but loading it registers the CUDA kernels
 else if (what === 'cuda-libs') console.log(found.cuda ? '-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed' : '');
-else if (what === 'dnnl-libs') console.log(withDnnl ? '-ldnnl' : '');
+else if (what === 'dnnl-libs') console.log(withDnnl() ? '-ldnnl' : '');
 else if (what === 'defines') {
   const defines = [
-    ...(found.cuda ? ['TL_WITH_CUDA=1', ...(cuda.nccl ? ['USE_C10D_NCCL'] : [])] : []),
-    ...(withDnnl ? ['TL_WITH_DNNL=1'] : []),
+    ...(found.cuda ? ['TL_WITH_CUDA=1', ...(cuda().nccl ? ['USE_C10D_NCCL'] : [])] : []),
+    ...(withDnnl() ? ['TL_WITH_DNNL=1'] : []),
   ];
   console.log(defines.join(' '));
 } else if (what === '--explain') {
-  const backends = found.cuda ? (cuda.nccl ? 'with CUDA and NCCL' : 'with CUDA, without NCCL') : 'CPU only';
-  console.log(`${found.root} (${backends}${withDnnl ? ', oneDNN convolutions' : ''})\n${tried.join('\n')}`);
-} else console.log(JSON.stringify(found));
+  const { nccl } = cuda(); // before oneDNN: `tried` lists them in that order
+  const backends = found.cuda ? (nccl ? 'with CUDA and NCCL' : 'with CUDA, without NCCL') : 'CPU only';
+  const dnnlConvolutions = withDnnl();
+  console.log(`${found.root} (${backends}${dnnlConvolutions ? ', oneDNN convolutions' : ''})\n${tried.join('\n')}`);
+} else {
+  const { kind, ...shown } = found;
+  console.log(JSON.stringify(shown));
+}
