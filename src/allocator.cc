@@ -16,7 +16,6 @@
 #include <mutex>
 #include <new>
 #include <string>
-#include <map>
 #include <unordered_map>
 #include <vector>
 

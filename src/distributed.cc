@@ -125,17 +125,22 @@ void bucketed(const Group& g, const std::string& what, std::vector<torch::Tensor
   }
 }
 
-std::vector<double> allreduceSum(const Group& g, const std::vector<double>& values, const std::string& what = "all-reduce of metrics") {
-  std::vector<at::Tensor> t{onGroupDevice(g, torch::tensor(values, torch::kFloat64))};
+// The element-wise sum of `t` over all ranks, on the group's device (`t` itself with Gloo).
+torch::Tensor allreduceOne(const Group& g, const torch::Tensor& t, const std::string& what) {
+  std::vector<at::Tensor> one{onGroupDevice(g, t)};
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   try {
-    works.push_back(g.pg->allreduce(t));
+    works.push_back(g.pg->allreduce(one));
   } catch (const std::exception& e) {
     rethrowNamed(g, what, e);
   }
   waitAll(g, what, works);
+  return one[0];
+}
+
+std::vector<double> allreduceSum(const Group& g, const std::vector<double>& values, const std::string& what = "all-reduce of metrics") {
   // on a GPU, the copy waits for the sum (wait() only orders the streams)
-  const torch::Tensor sums = t[0].cpu();
+  const torch::Tensor sums = allreduceOne(g, torch::tensor(values, torch::kFloat64), what).cpu();
   auto a = sums.accessor<double, 1>();
   std::vector<double> out(values.size());
   for (size_t i = 0; i < out.size(); ++i) out[i] = a[i];
@@ -392,15 +397,9 @@ Napi::Value AllreduceSumInPlace(const Napi::CallbackInfo& info) {
   float* data = in.Data();
   int64_t n = static_cast<int64_t>(in.ElementLength());
   auto work = [data, n]() {
-    auto g = current();
-    std::vector<at::Tensor> t{torch::from_blob(data, {n}, torch::kFloat32)};
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
-    try {
-      works.push_back(g->pg->allreduce(t));
-    } catch (const std::exception& e) {
-      rethrowNamed(*g, "all-reduce of a float32 buffer", e);
-    }
-    waitAll(*g, "all-reduce of a float32 buffer", works);
+    const torch::Tensor buffer = torch::from_blob(data, {n}, torch::kFloat32);
+    const torch::Tensor sums = allreduceOne(*current(), buffer, "all-reduce of a float32 buffer");
+    if (!sums.is_same(buffer)) buffer.copy_(sums);  // NCCL summed a GPU copy
   };
   return (new Task(env, work, nullptr, info[0]))->start();
 }

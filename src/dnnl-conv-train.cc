@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 #endif
@@ -21,10 +22,6 @@ namespace dnnlconv {
 #ifdef TL_WITH_DNNL
 
 namespace {
-
-using dnnl::memory;
-using Tag = memory::format_tag;
-using DT = memory::data_type;
 
 // The three Winograd primitives of one convolution geometry and batch shape. oneDNN picks their
 // blocked layouts; tensors are reordered from and to the engine's NHWC / OHWI around each call.
@@ -88,66 +85,27 @@ std::shared_ptr<Primitives> create(const std::vector<int64_t>& key) {
 
 // nullptr when oneDNN has no Winograd for this convolution (remembered, so it is asked once).
 std::shared_ptr<Primitives> primitivesFor(const std::vector<int64_t>& key) {
-  static std::unordered_map<std::string, bool> unsupported;
+  static std::set<std::vector<int64_t>> unsupported;
   std::lock_guard<std::mutex> lock(gMutex);
   for (auto it = gPrimitives.begin(); it != gPrimitives.end(); ++it) {
     if ((*it)->key != key) continue;
     gPrimitives.splice(gPrimitives.begin(), gPrimitives, it);
     return gPrimitives.front();
   }
-  const std::string name = shapeString(key);
-  if (unsupported.count(name)) return nullptr;
+  if (unsupported.count(key)) return nullptr;
   try {
     gPrimitives.push_front(create(key));
   } catch (const dnnl::error&) {
-    unsupported[name] = true;
+    unsupported.insert(key);
     return nullptr;
   }
   if (gPrimitives.size() > kKept) gPrimitives.pop_back();
   return gPrimitives.front();
 }
 
-torch::Tensor bytes(size_t n) { return torch::empty({static_cast<int64_t>(n)}, torch::dtype(torch::kUInt8)); }
-
-// Runs oneDNN calls on one stream; buffers come from torch (the caching allocator keeps them mapped).
-struct Runner {
-  dnnl::stream stream{cpu()};
-  std::vector<torch::Tensor> keep;  // buffers alive until wait()
-
-  memory wrap(const memory::desc& desc, void* data) { return memory(desc, cpu(), data); }
-  memory fresh(const memory::desc& desc) {
-    keep.push_back(bytes(desc.get_size()));
-    return memory(desc, cpu(), keep.back().data_ptr());
-  }
-  // `from` in layout `to` (itself when they match)
-  memory convert(memory from, const memory::desc& to) {
-    if (from.get_desc() == to) return from;
-    memory out = fresh(to);
-    dnnl::reorder(from, out).execute(stream, from, out);
-    return out;
-  }
-  // runs `fill` on a buffer in layout `desc`, then copies it into `user` (directly when they match)
-  template <typename Fill>
-  void into(memory user, const memory::desc& desc, Fill fill) {
-    if (user.get_desc() == desc) return fill(user);
-    memory own = fresh(desc);
-    fill(own);
-    dnnl::reorder(own, user).execute(stream, own, user);
-  }
-  void run(const dnnl::primitive& p, std::unordered_map<int, memory> args, size_t scratch) {
-    if (scratch > 0) args.emplace(DNNL_ARG_SCRATCHPAD, fresh(memory::desc(dims({static_cast<int64_t>(scratch)}), DT::u8, Tag::a)));
-    p.execute(stream, args);
-  }
-};
-
-std::string context(const torch::Tensor& x, const torch::Tensor& w, const char* pass) {
-  return std::string("oneDNN Winograd ") + pass + " of input " + shapeString(x.sizes()) + " with weights " + shapeString(w.sizes());
-}
-
 struct WinogradConvFunction : public torch::autograd::Function<WinogradConvFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& input, const torch::Tensor& weight,
-                               const torch::Tensor& bias, std::vector<int64_t> key) {
-    const std::shared_ptr<Primitives> p = primitivesFor(key);
+                               const torch::Tensor& bias, const std::shared_ptr<Primitives>& p) {
     const torch::Tensor x = input.contiguous(at::MemoryFormat::ChannelsLast);
     const torch::Tensor w = weight.contiguous(at::MemoryFormat::ChannelsLast);
     const memory::dims& d = p->userDst.dims();
@@ -156,13 +114,7 @@ struct WinogradConvFunction : public torch::autograd::Function<WinogradConvFunct
     Runner r;
     torch::Tensor blockedX;
     try {
-      memory src = r.wrap(p->userSrc, x.data_ptr());
-      if (!(p->src == p->userSrc)) {
-        blockedX = bytes(p->src.get_size());
-        memory blocked = r.wrap(p->src, blockedX.data_ptr());
-        dnnl::reorder(src, blocked).execute(r.stream, src, blocked);
-        src = blocked;
-      }
+      const memory src = r.convert(r.wrap(p->userSrc, x.data_ptr()), p->src, &blockedX);
       memory wei = r.convert(r.wrap(p->userWeights, w.data_ptr()), p->weights);
       r.into(r.wrap(p->userDst, y.data_ptr()), p->dst, [&](memory dst) {
         std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
@@ -171,7 +123,7 @@ struct WinogradConvFunction : public torch::autograd::Function<WinogradConvFunct
       });
       r.stream.wait();
     } catch (const dnnl::error& e) {
-      throw std::runtime_error(context(x, weight, "forward") + " failed: " + e.what());
+      rethrow("Winograd forward", x.sizes(), weight.sizes(), "", e);
     }
     countCall();
     // the weight gradient reads the input in its own layout: keep the forward's blocked copy instead
@@ -180,7 +132,7 @@ struct WinogradConvFunction : public torch::autograd::Function<WinogradConvFunct
     ctx->saved_data["x"] = keepBlocked ? blockedX : x;
     ctx->saved_data["blocked"] = keepBlocked;
     ctx->saved_data["w"] = w;
-    ctx->saved_data["key"] = key;
+    ctx->saved_data["key"] = p->key;
     return y;
   }
 
@@ -221,8 +173,7 @@ struct WinogradConvFunction : public torch::autograd::Function<WinogradConvFunct
       });
       r.stream.wait();
     } catch (const dnnl::error& e) {
-      throw std::runtime_error("oneDNN Winograd backward of input " + shapeString({key[0], key[1], key[2], key[3]}) + " with weights " +
-                               shapeString(w.sizes()) + " failed: " + e.what());
+      rethrow("Winograd backward", {key[0], key[1], key[2], key[3]}, w.sizes(), "", e);
     }
     return {dx, dw, db, torch::Tensor()};
   }
@@ -236,11 +187,12 @@ torch::Tensor trainingForward(const Layer& L, const torch::Tensor& x) {
   if (L.kernel[0] != 3 || L.kernel[1] != 3 || L.strides[0] != 1 || L.strides[1] != 1 || L.dilation[0] != 1 || L.dilation[1] != 1) return {};
   if (x.dim() != 4 || !x.device().is_cpu() || x.scalar_type() != at::kFloat || x.size(0) == 0) return {};
   if (x.size(1) < 16 || L.filters < 16 || L.params[0].scalar_type() != at::kFloat) return {};
-  if (!torch::GradMode::is_enabled()) return {};
+  if (!needsGradient(L, x)) return {};
   const std::vector<int64_t> key{x.size(0), x.size(1), x.size(2), x.size(3), L.filters, L.pad[0], L.pad[1], L.pad[2], L.pad[3],
                                  L.useBias, at::get_num_threads()};
-  if (!primitivesFor(key)) return {};
-  return WinogradConvFunction::apply(x, L.params[0], L.useBias ? L.params[1] : torch::Tensor(), key);
+  const std::shared_ptr<Primitives> p = primitivesFor(key);
+  if (!p) return {};
+  return WinogradConvFunction::apply(x, L.params[0], L.useBias ? L.params[1] : torch::Tensor(), p);
 }
 
 #else  // !TL_WITH_DNNL

@@ -8,6 +8,7 @@
 #include <list>
 #include <optional>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -23,6 +24,7 @@ namespace {
 std::atomic<bool> gEnabled{true};
 std::atomic<Algorithm> gAlgorithm{Algorithm::Auto};
 std::atomic<uint64_t> gCalls{0};  // forward convolutions run through oneDNN (info().dnnlCalls: tests, diagnostics)
+constexpr size_t kDefaultBlockedCallBytes = size_t{256} << 20;  // setWinogradCallBytes' default (forward below)
 
 const char* algorithmName(Algorithm a) { return a == Algorithm::Direct ? "direct" : a == Algorithm::Winograd ? "winograd" : "auto"; }
 
@@ -36,32 +38,29 @@ void countCall() { gCalls.fetch_add(1); }
 
 namespace {
 
-using dnnl::memory;
-using Tag = memory::format_tag;
-using DT = memory::data_type;
-
 // One prepared convolution: the primitive for one input shape, dtype and fused activation, and the
 // weights already in its layout. src/dst are NHWC unless the primitive wants its own (Winograd's
-// blocked layout): then `reorderSrc`/`reorderDst` convert them around each call.
+// blocked layout): then run() converts them around each call.
 struct Prepared {
   std::vector<int64_t> key;
   dnnl::convolution_forward primitive;
   memory weights;
   memory::desc src, dst, bias;
   size_t scratchpadBytes = 0;
-  bool reorderSrc = false, reorderDst = false;
 };
 
 // Per layer: the weight tensor the packed weights came from (held, so its identity cannot be
-// reused) and its version, and a few prepared shapes, most recently used first.
+// reused) and its version, a few prepared shapes, most recently used first, and the shapes oneDNN
+// has no primitive for (asked once).
 struct Cache {
   std::mutex mutex;
   torch::Tensor weight;
   int64_t version = -1;
   std::list<Prepared> prepared;
+  std::set<std::vector<int64_t>> unsupported;
 };
 constexpr size_t kShapesPerLayer = 8;  // a batch of another size (a dataset's last), and a call's slices, need their own
-std::atomic<size_t> gBlockedCallBytes{size_t{256} << 20};  // Winograd's copies and scratchpad per call (forward below)
+std::atomic<size_t> gBlockedCallBytes{kDefaultBlockedCallBytes};  // Winograd's copies and scratchpad per call
 
 std::mutex gCacheCreation;
 
@@ -130,8 +129,6 @@ std::optional<Prepared> prepare(const Layer& L, const torch::Tensor& x, DT dt, b
   p.dst = pd.dst_desc();
   p.bias = pd.bias_desc();
   p.scratchpadBytes = pd.scratchpad_desc().get_size();
-  p.reorderSrc = p.src != memory::desc(srcDims, dt, Tag::nhwc);
-  p.reorderDst = p.dst != memory::desc(dstDims, dt, Tag::nhwc);
   // another batch size usually wants the same packed layout: one copy then (Winograd's is 4x the weights)
   for (const Prepared& other : others) {
     if (other.weights.get_desc() == pd.weights_desc()) {
@@ -150,20 +147,6 @@ std::optional<Prepared> prepare(const Layer& L, const torch::Tensor& x, DT dt, b
   return p;
 }
 
-torch::Tensor bytes(size_t n) { return torch::empty({static_cast<int64_t>(n)}, torch::dtype(torch::kUInt8)); }
-
-bool gradientNeeded(const Layer& L, const torch::Tensor& x) {
-  if (!torch::GradMode::is_enabled()) return false;
-  if (x.requires_grad() || L.params[0].requires_grad()) return true;
-  return L.useBias && L.params[1].requires_grad();
-}
-
-std::string describeConv(const Layer& L, const torch::Tensor& x, DT dt) {
-  return "oneDNN convolution of input " + shapeString(x.sizes()) + " with weights " + shapeString(L.params[0].sizes()) + " (" +
-         (dt == DT::bf16 ? "bfloat16" : "float32") + ", strides " + shapeString(L.strides) + ", algorithm " +
-         algorithmName(gAlgorithm.load()) + ")";
-}
-
 // The prepared convolution for `src`'s shape (made and kept on first use; most recently used first),
 // or nullptr when oneDNN has none. `cache.mutex` is held.
 const Prepared* preparedFor(Cache& cache, const Layer& L, const torch::Tensor& src, DT dt, bool relu, const torch::Tensor& weight) {
@@ -172,8 +155,12 @@ const Prepared* preparedFor(Cache& cache, const Layer& L, const torch::Tensor& s
                                  at::get_num_threads()};
   auto hit = std::find_if(cache.prepared.begin(), cache.prepared.end(), [&](const Prepared& p) { return p.key == key; });
   if (hit == cache.prepared.end()) {
+    if (cache.unsupported.count(key)) return nullptr;
     std::optional<Prepared> made = prepare(L, src, dt, relu, weight, key, cache.prepared);
-    if (!made) return nullptr;
+    if (!made) {
+      cache.unsupported.insert(key);
+      return nullptr;
+    }
     cache.prepared.push_front(std::move(*made));
     if (cache.prepared.size() > kShapesPerLayer) cache.prepared.pop_back();
   } else if (hit != cache.prepared.begin()) {
@@ -184,36 +171,15 @@ const Prepared* preparedFor(Cache& cache, const Layer& L, const torch::Tensor& s
 
 // Runs `p` on `src` (NHWC) into `y` (NHWC, src's rows), through Winograd's blocked layout where `p` wants it.
 void run(const Prepared& p, const Layer& L, const torch::Tensor& src, const torch::Tensor& y, DT dt) {
-  memory userSrc(memory::desc(p.src.dims(), dt, Tag::nhwc), cpu(), src.data_ptr());
-  memory userDst(memory::desc(p.dst.dims(), dt, Tag::nhwc), cpu(), y.data_ptr());
-  dnnl::stream stream(cpu());
-  // Winograd's blocked copies in torch memory too: the caching allocator keeps them mapped
-  // (oneDNN's own allocation page-faulted hundreds of MB in on every call)
-  torch::Tensor blockedSrc, blockedDst;
-  memory convSrc = userSrc, convDst = userDst;
-  if (p.reorderSrc) {
-    blockedSrc = bytes(p.src.get_size());
-    convSrc = memory(p.src, cpu(), blockedSrc.data_ptr());
-    dnnl::reorder(userSrc, convSrc).execute(stream, userSrc, convSrc);
-  }
-  if (p.reorderDst) {
-    blockedDst = bytes(p.dst.get_size());
-    convDst = memory(p.dst, cpu(), blockedDst.data_ptr());
-  }
-  std::unordered_map<int, memory> args{{DNNL_ARG_SRC, convSrc}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, convDst}};
-  torch::Tensor bias;
-  if (L.useBias) {
-    bias = L.params[1].contiguous();
-    args.emplace(DNNL_ARG_BIAS, memory(p.bias, cpu(), bias.data_ptr()));
-  }
-  torch::Tensor scratchpad;
-  if (p.scratchpadBytes > 0) {
-    scratchpad = bytes(p.scratchpadBytes);
-    args.emplace(DNNL_ARG_SCRATCHPAD, memory(memory::desc(dims({static_cast<int64_t>(p.scratchpadBytes)}), DT::u8, Tag::a), cpu(), scratchpad.data_ptr()));
-  }
-  p.primitive.execute(stream, args);
-  if (p.reorderDst) dnnl::reorder(convDst, userDst).execute(stream, convDst, userDst);
-  stream.wait();
+  Runner r;
+  const memory convSrc = r.convert(r.wrap(memory::desc(p.src.dims(), dt, Tag::nhwc), src.data_ptr()), p.src);
+  const torch::Tensor bias = L.useBias ? L.params[1].contiguous() : torch::Tensor();
+  r.into(r.wrap(memory::desc(p.dst.dims(), dt, Tag::nhwc), y.data_ptr()), p.dst, [&](memory dst) {
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, convSrc}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
+    if (bias.defined()) args.emplace(DNNL_ARG_BIAS, r.wrap(p.bias, bias.data_ptr()));
+    r.run(p.primitive, args, p.scratchpadBytes);
+  });
+  r.stream.wait();
   countCall();
 }
 
@@ -221,7 +187,7 @@ void run(const Prepared& p, const Layer& L, const torch::Tensor& src, const torc
 
 torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
   if (!gEnabled.load() || L.kind != Kind::Conv2D || L.depthwise || L.groups != 1) return {};
-  if (x.dim() != 4 || !x.device().is_cpu() || x.size(0) == 0 || gradientNeeded(L, x)) return {};
+  if (x.dim() != 4 || !x.device().is_cpu() || x.size(0) == 0 || needsGradient(L, x)) return {};
   const torch::Tensor& weight = L.params[0];
   if (weight.scalar_type() != at::kFloat || (L.useBias && L.params[1].scalar_type() != at::kFloat)) return {};
   DT dt;
@@ -252,7 +218,8 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
     // Winograd's blocked copies of src and dst and its scratchpad are whole-batch sized: VGG16's
     // 300x300x64 layers in 22-row chunks added 2.7 GB to the feature pass. Rows are independent, so
     // such a call runs on slices of rows whose copies and scratchpad stay under gBlockedCallBytes.
-    const size_t extra = (whole->reorderSrc ? whole->src.get_size() : 0) + (whole->reorderDst ? whole->dst.get_size() : 0) + whole->scratchpadBytes;
+    auto blockedBytes = [&](const memory::desc& d) { return d != memory::desc(d.dims(), dt, Tag::nhwc) ? d.get_size() : 0; };
+    const size_t extra = blockedBytes(whole->src) + blockedBytes(whole->dst) + whole->scratchpadBytes;
     const size_t budget = gBlockedCallBytes.load();
     const int64_t slices = std::min<int64_t>(n, static_cast<int64_t>((extra + budget - 1) / budget));
     const int64_t rows = slices > 1 ? (n + slices - 1) / slices : n;
@@ -265,8 +232,10 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
     }
     return y;
   } catch (const dnnl::error& e) {
-    throw std::runtime_error(describeConv(L, x, dt) + " failed: " + e.what() + " (status " + std::to_string(static_cast<int>(e.status)) +
-                             "); native().setDnnlConv(false) runs it through libtorch instead");
+    rethrow("convolution", x.sizes(), weight.sizes(),
+            std::string(" (") + (dt == DT::bf16 ? "bfloat16" : "float32") + ", strides " + shapeString(L.strides) + ", algorithm " +
+                algorithmName(gAlgorithm.load()) + ")",
+            e);
   }
 }
 
@@ -307,7 +276,7 @@ Napi::Value SetWinogradCallBytes(const Napi::CallbackInfo& info) {
 #ifdef TL_WITH_DNNL
   return Napi::Number::New(info.Env(), static_cast<double>(gBlockedCallBytes.exchange(static_cast<size_t>(bytes))));
 #else
-  return Napi::Number::New(info.Env(), bytes);
+  return Napi::Number::New(info.Env(), static_cast<double>(kDefaultBlockedCallBytes));
 #endif
 }
 

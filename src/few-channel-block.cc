@@ -9,15 +9,15 @@
 #include <vector>
 
 #include "simd.h"
+#include "weight-gradient.h"
 
 namespace tl {
 
 namespace {
 
+using simd::kBlocked;
+using simd::kMaxChannels;
 using simd::v16;
-
-constexpr int64_t kMaxChannels = 4;
-constexpr uint8_t kBlocked = 0xff;  // the window's max was <= 0: relu passes no gradient to it
 
 std::atomic<bool> gEnabled{true};
 
@@ -38,11 +38,11 @@ __attribute__((always_inline)) inline void pool(const float (&s)[4][L], float* b
     int32_t at = 0;
     for (int k = 1; k < 4; ++k) {
       const float v = s[k][l];
-      const bool take = v > m || v != v;
+      const bool take = simd::wins(v, m);
       m = take ? v : m;
       at = take ? k : at;
     }
-    const bool pass = m > 0.f || m != m;  // relu; NaN passes, as in clamp_min
+    const bool pass = simd::reluPasses(m);
     best[l] = pass ? m : 0.f;
     winner[l] = pass ? at : kBlocked;
   }
@@ -218,28 +218,13 @@ std::pair<torch::Tensor, torch::Tensor> blockBackward(const torch::Tensor& x, co
   const torch::Tensor go = (bf16 ? gradOut : gradOut.to(at::kFloat)).contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t O = go.size(1);
   const Geometry g{x.size(1), x.size(2), x.size(3), O, (O + 15) / 16 * 16, KH, KW * x.size(1), go.size(2), go.size(3)};
-  const int64_t rows = go.size(0) * g.PH;
-  const int64_t accSize = KH * g.T * g.OP;
-  // one float32 accumulator per chunk of rows (a chunk per thread), summed at the end
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
-  torch::Tensor partial = torch::zeros({chunks, accSize + g.OP});
-  at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+  return simd::weightGradients(go.size(0) * g.PH, KH, KW, g.C, O, g.OP, [&](float* acc, float* bias, int64_t begin, int64_t end) {
     std::vector<float> gRow(static_cast<size_t>(2 * g.PW * g.OP)), rowBias(static_cast<size_t>(g.O));
-    for (int64_t c = first; c < last; ++c) {
-      float* acc = partial.data_ptr<float>() + c * (accSize + g.OP);
-      const int64_t begin = rows * c / chunks, end = rows * (c + 1) / chunks;
-      if (bf16)
-        accumulateRowsBf16(x.data_ptr<float>(), arg.data_ptr<uint8_t>(), reinterpret_cast<const uint16_t*>(go.data_ptr<at::BFloat16>()), acc,
-                           acc + accSize, g, begin, end, gRow.data(), rowBias.data());
-      else
-        accumulateRowsF32(x.data_ptr<float>(), arg.data_ptr<uint8_t>(), go.data_ptr<float>(), acc, acc + accSize, g, begin, end, gRow.data(),
-                          rowBias.data());
-    }
+    if (bf16)
+      accumulateRowsBf16(x.data_ptr<float>(), arg.data_ptr<uint8_t>(), simd::bits(go), acc, bias, g, begin, end, gRow.data(), rowBias.data());
+    else
+      accumulateRowsF32(x.data_ptr<float>(), arg.data_ptr<uint8_t>(), go.data_ptr<float>(), acc, bias, g, begin, end, gRow.data(), rowBias.data());
   });
-  torch::Tensor total = partial.sum(0);
-  // [KH][KW][C][OP] -> [O, C, KH, KW], stored channels-last
-  torch::Tensor dW = total.narrow(0, 0, accSize).view({KH, KW, g.C, g.OP}).narrow(3, 0, O).permute({3, 2, 0, 1});
-  return {dW.contiguous(at::MemoryFormat::ChannelsLast), total.narrow(0, accSize, O).clone()};
 }
 
 // Saves the (padded) input and a byte per pooled output, not the conv output.
@@ -291,8 +276,7 @@ torch::Tensor fewChannelBlock(const Layer& conv, const torch::Tensor& input) {
   const torch::Tensor x = kernelInput(conv, input);
   const torch::Tensor& weight = conv.params[0];
   const torch::Tensor bias = conv.useBias ? conv.params[1] : torch::Tensor();
-  const bool grads = torch::GradMode::is_enabled() && (weight.requires_grad() || (bias.defined() && bias.requires_grad()));
-  if (grads) return FewChannelBlockFunction::apply(x, weight, bias, conv.mixedBf16);
+  if (needsGradient(conv, input)) return FewChannelBlockFunction::apply(x, weight, bias, conv.mixedBf16);
   torch::NoGradGuard noGrad;  // no winners to record
   return blockForward(x, weight, bias, conv.mixedBf16, torch::Tensor());
 }

@@ -8,12 +8,13 @@
 #include <cstring>
 
 #include "simd.h"
+#include "weight-gradient.h"
 
 namespace tl {
 
 namespace {
 
-constexpr int64_t kMaxChannels = 4;
+using simd::kMaxChannels;
 constexpr int64_t kMaxTaps = simd::kMaxRowTaps;  // kernel width x input channels
 
 using simd::value;
@@ -55,8 +56,6 @@ TL_CLONES void accumulateRows(const uint16_t* x, const uint16_t* g, float* acc, 
   }
 }
 
-const uint16_t* raw(const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
-
 // Weight [O, C, KH, KW] (channels-last, like the layer's kernel) and bias [O] gradients, float32.
 std::pair<torch::Tensor, torch::Tensor> weightGradients(const torch::Tensor& xPadded, const torch::Tensor& gradOut, int64_t KH, int64_t KW,
                                                         const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation) {
@@ -65,22 +64,10 @@ std::pair<torch::Tensor, torch::Tensor> weightGradients(const torch::Tensor& xPa
   const int64_t O = g.size(1);
   const Geometry geo{x.size(1), x.size(2),   x.size(3),   O,           (O + 15) / 16 * 16, KH,       KW,
                      stride[0], stride[1], dilation[0], dilation[1], g.size(2),          g.size(3)};
-  const int64_t rows = g.size(0) * geo.OH;
-  const int64_t accSize = KH * KW * geo.C * geo.OP;
-  // one float32 accumulator per chunk of rows (a chunk per thread), summed at the end
-  const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
-  torch::Tensor partial = torch::zeros({chunks, accSize + geo.OP});
-  at::parallel_for(0, chunks, 1, [&](int64_t first, int64_t last) {
+  return simd::weightGradients(g.size(0) * geo.OH, KH, KW, geo.C, O, geo.OP, [&](float* acc, float* bias, int64_t begin, int64_t end) {
     std::vector<float> xRow(static_cast<size_t>(geo.W * geo.C)), gRow(static_cast<size_t>(geo.OW * geo.OP)), rowBias(static_cast<size_t>(geo.O));
-    for (int64_t c = first; c < last; ++c) {
-      float* acc = partial.data_ptr<float>() + c * (accSize + geo.OP);
-      accumulateRows(raw(x), raw(g), acc, acc + accSize, geo, rows * c / chunks, rows * (c + 1) / chunks, xRow.data(), gRow.data(), rowBias.data());
-    }
+    accumulateRows(simd::bits(x), simd::bits(g), acc, bias, geo, begin, end, xRow.data(), gRow.data(), rowBias.data());
   });
-  torch::Tensor total = partial.sum(0);
-  // [KH][KW][C][OP] -> [O, C, KH, KW], stored channels-last
-  torch::Tensor dW = total.narrow(0, 0, accSize).view({KH, KW, geo.C, geo.OP}).narrow(3, 0, O).permute({3, 2, 0, 1});
-  return {dW.contiguous(at::MemoryFormat::ChannelsLast), total.narrow(0, accSize, O).clone()};
 }
 
 struct FewChannelConvFunction : public torch::autograd::Function<FewChannelConvFunction> {

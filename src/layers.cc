@@ -98,6 +98,12 @@ torch::Tensor glorotUniform(std::vector<int64_t> shape, double fanIn, double fan
 
 }  // namespace
 
+bool needsGradient(const Layer& layer, const torch::Tensor& x) {
+  if (!torch::GradMode::is_enabled()) return false;
+  if (x.requires_grad() || layer.params[0].requires_grad()) return true;
+  return layer.useBias && layer.params[1].requires_grad();
+}
+
 std::string shapeString(c10::IntArrayRef sizes) {
   std::ostringstream out;
   out << "[";

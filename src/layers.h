@@ -66,5 +66,8 @@ torch::Tensor toKeras(const Layer& layer, size_t i, const torch::Tensor& engineP
 torch::Tensor fromKeras(const Layer& layer, size_t i, const torch::Tensor& kerasParam);
 
 std::string shapeString(c10::IntArrayRef sizes);
+// Whether running `layer` on `x` must record a gradient (grad mode on, and x or a weight wants one):
+// the engine's own forward-only kernels decline then, its training ones decline otherwise.
+bool needsGradient(const Layer& layer, const torch::Tensor& x);
 
 }  // namespace tl

@@ -23,8 +23,7 @@ using simd::value;
 inline float plusZero(float g) { return g + 0.f; }
 inline uint16_t plusZero(uint16_t g) { return g == 0x8000 ? 0 : g; }
 
-// Where relu stopped a window's gradient (its output <= 0): no element of the window receives one.
-constexpr uint8_t kBlocked = 0xff;
+using simd::kBlocked;
 
 // One output row (n, oh) per task. Windows scan row-major and take a value if `v > max || isnan(v)`:
 // libtorch's CPU rule, so the same element wins ties and NaNs. With `arg`, each output also records
@@ -50,12 +49,12 @@ __attribute__((always_inline)) inline void forwardRows(const T* __restrict__ y, 
         for (int k = 1; k < K * K; ++k) {
           const T raw = p[k][c];
           const float v = value(raw);
-          const bool take = v > m || v != v;
+          const bool take = simd::wins(v, m);
           m = take ? v : m;
           best = take ? raw : best;
           at = take ? static_cast<uint8_t>(k) : at;
         }
-        const bool pass = m > 0.f || m != m;  // relu; NaN passes, as in clamp_min
+        const bool pass = simd::reluPasses(m);
         o[c] = pass ? best : T(0);
         if (Arg) a[c] = pass ? at : kBlocked;
       }
@@ -115,9 +114,6 @@ Geometry geometry(const torch::Tensor& y, int64_t k) {
 // rows of work per task: at least ~16k elements, so small layers are not split into slivers
 int64_t grain(const Geometry& g, int64_t k) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k * g.W * g.C)); }
 
-// bfloat16 elements as raw bits, which the kernels compare through `value`
-uint16_t* bits(const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
-
 // out = relu(max_pool(y)); `arg` (uint8, out's NHWC layout) receives each window's winner when defined.
 torch::Tensor poolForward(const torch::Tensor& y, int64_t k, const torch::Tensor& arg) {
   const Geometry g = geometry(y, k);
@@ -130,7 +126,7 @@ torch::Tensor poolForward(const torch::Tensor& y, int64_t k, const torch::Tensor
       run(y.data_ptr<float>(), out.data_ptr<float>(), a, g, begin, end);
     } else {
       auto run = k == 2 ? forwardBF16K2 : forwardBF16K3;
-      run(bits(y), bits(out), a, g, begin, end);
+      run(simd::bits(y), simd::bits(out), a, g, begin, end);
     }
   });
   return out;
@@ -147,7 +143,7 @@ torch::Tensor poolBackward(const torch::Tensor& arg, const torch::Tensor& gradOu
       run(arg.data_ptr<uint8_t>(), grad.data_ptr<float>(), dy.data_ptr<float>(), g, begin, end);
     } else {
       auto run = k == 2 ? backwardBF16K2 : backwardBF16K3;
-      run(arg.data_ptr<uint8_t>(), bits(grad), bits(dy), g, begin, end);
+      run(arg.data_ptr<uint8_t>(), simd::bits(grad), simd::bits(dy), g, begin, end);
     }
   });
   return dy;

@@ -1,7 +1,9 @@
 // Small shared pieces of the hand-written CPU kernels (max-pool-relu.cc, few-channel-conv.cc,
 // few-channel-block.cc): bfloat16 <-> float, the 16-float vector type, the instruction sets each
-// kernel is compiled for, and the row-taps weight-gradient kernel.
+// kernel is compiled for, the max-pool + relu rules, and the row-taps weight-gradient kernel.
 #pragma once
+#include <torch/torch.h>
+
 #include <cstdint>
 #include <cstring>
 
@@ -22,6 +24,23 @@ inline uint16_t toBf16(float f) {
   const uint32_t rounded = (u + 0x7fff + ((u >> 16) & 1)) >> 16;
   return static_cast<uint16_t>(f != f ? (u >> 16) | 0x40 : rounded);  // branch-free: vectorizes
 }
+
+// a bfloat16 tensor's elements as raw bits, which the kernels read through `value`
+inline uint16_t* bits(const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
+
+// The few-channel kernels (few-channel-conv.cc, few-channel-block.cc) take at most this many input channels.
+constexpr int64_t kMaxChannels = 4;
+
+// A pooling window's recorded winner where relu stopped its gradient (its max <= 0): no element of
+// the window receives one.
+constexpr uint8_t kBlocked = 0xff;
+
+// Max pooling's rule, libtorch's on the CPU: `v` replaces the running max `m` if greater or NaN (the
+// same element wins ties and NaNs). Scalar per lane: callers loop over lanes so GCC vectorizes (it
+// lowers vector-typed comparisons in target_clones functions to scalar code).
+__attribute__((always_inline)) inline bool wins(float v, float m) { return v > m || v != v; }
+// relu after the pool: NaN passes, as in clamp_min
+__attribute__((always_inline)) inline bool reluPasses(float m) { return m > 0.f || m != m; }
 
 __attribute__((always_inline)) inline v16 load(const float* p) {
   v16 v;
