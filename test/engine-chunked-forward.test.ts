@@ -13,7 +13,7 @@ import type { LayerConfig } from '../lib/keras-format/config.js';
 import { layers } from '../lib/models/layers.js';
 import { bf16Support } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { Rng } from './helpers/naive.js';
+import { maxAbsDiff, Rng } from './helpers/naive.js';
 
 const N = 10;
 const SHAPE = [N, 12, 12, 3];
@@ -71,17 +71,10 @@ function allWeights(model: Sequential): Float32Array[] {
   return model.getWeights().flatMap((l) => l.weights.map((w) => w.data));
 }
 
-function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let most = 0;
-  for (let i = 0; i < a.length; i++) most = Math.max(most, Math.abs(a[i] - b[i]));
-  return most;
-}
-
 /** Bitwise in float32; within `tolerance` under mixed_bfloat16. */
 function assertSame(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: number, what: string): void {
   if (tolerance === 0) assert.deepEqual(Array.from(actual), Array.from(expected), what);
-  else assert.ok(maxDifference(actual, expected) <= tolerance, `${what}: differs by ${maxDifference(actual, expected)}`);
+  else assert.ok(maxAbsDiff(actual, expected) <= tolerance, `${what}: differs by ${maxAbsDiff(actual, expected)}`);
 }
 
 test('inference in chunks (a last chunk smaller) gives the whole batch outputs, predict and evaluate', async () => {
@@ -152,7 +145,7 @@ async function trainSideBySide(options: Parameters<typeof build>[0], names: stri
   }
   const after = allWeights(wholeModel);
   assert.ok(
-    after.some((w, i) => maxDifference(w, before[i]) > 0),
+    after.some((w, i) => maxAbsDiff(w, before[i]) > 0),
     'the head trained',
   );
   return { chunked: allWeights(chunkedModel), whole: after, before, losses, calls };

@@ -26,7 +26,9 @@ import {
   dense,
   flatten,
   maxAbs,
+  maxAbsDiff,
   numericGradient,
+  prod,
   Rng,
   type T,
   tensor,
@@ -52,16 +54,10 @@ interface Case {
 }
 
 /** largest |actual - expected| as a fraction of the largest |expected| */
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.equal(actual.length, expected.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
+function relativeMaxError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  const scale = maxAbs(expected);
   assert.ok(scale > 0, 'the reference is not all zeros');
-  return diff / scale;
+  return maxAbsDiff(actual, expected) / scale;
 }
 
 async function withSettings<T>(algorithm: ConvAlgorithm, dnnl: boolean, work: () => Promise<T>): Promise<T> {
@@ -102,11 +98,7 @@ async function runCase(c: Case, dtype: 'float32' | 'mixed_bfloat16', algorithm: 
   const weights = [rng.floats(kernel * kernel * c.channels * c.filters, -0.2, 0.2), rng.floats(c.filters, -0.5, 0.5)];
   model.setLayerWeights('conv', weights);
   const shape = [c.batch, ...c.size, c.channels];
-  const x = rng.floats(
-    shape.reduce((a, b) => a * b, 1),
-    -1,
-    1,
-  );
+  const x = rng.floats(prod(shape), -1, 1);
   const calls = native().info().dnnlCalls;
   const got = await withSettings(algorithm, true, () => model.predict(x, shape));
   assert.equal(native().info().dnnlCalls, calls + 1, 'the convolution ran through oneDNN');
@@ -136,7 +128,7 @@ for (const algorithm of ['direct', 'winograd'] as const) {
   test(`float32 ${algorithm}: matches a float64 convolution`, { skip }, async () => {
     for (const [i, c] of CASES.entries()) {
       const { got, ref } = await runCase(c, 'float32', algorithm, 10 + i);
-      const error = relativeError(got, ref);
+      const error = relativeMaxError(got, ref);
       assert.ok(error <= TOLERANCE[algorithm], `case ${JSON.stringify(c)}: error ${error} > ${TOLERANCE[algorithm]}`);
       if (c.act === 'relu') assert.ok(Math.min(...got) >= 0, 'relu applied');
     }
@@ -146,7 +138,7 @@ for (const algorithm of ['direct', 'winograd'] as const) {
 test('mixed_bfloat16: matches a float64 convolution within bfloat16 rounding', { skip: bf16Skip }, async () => {
   for (const [i, c] of CASES.entries()) {
     const { got, ref } = await runCase(c, 'mixed_bfloat16', 'auto', 20 + i);
-    const error = relativeError(got, ref);
+    const error = relativeMaxError(got, ref);
     assert.ok(error <= TOLERANCE.bf16, `case ${JSON.stringify(c)}: error ${error} > ${TOLERANCE.bf16}`);
   }
 });
@@ -167,7 +159,7 @@ test('packed weights follow setWeights and a training step', { skip }, async () 
     const [kernel, bias] = model.getLayerWeights('conv').map((w) => w.data);
     const got = await model.predict(x, shape, { toLayer: 1 });
     const ref = activation(conv2d(tensor(x, shape), kernel!, [3, 3, 16, 16], bias!, { padding: 'same' }), 'relu');
-    const error = relativeError(got.output, ref.data);
+    const error = relativeMaxError(got.output, ref.data);
     assert.ok(error <= TOLERANCE.winograd, `${what}: error ${error}`);
   };
   await check('first weights');
@@ -192,7 +184,7 @@ test('batch sizes that come and go (more than the 8 kept per layer) each give th
     const x = rng.floats(batch * 8 * 8 * 32, -1, 1);
     const got = await model.predict(x, shape);
     const ref = activation(conv2d(tensor(x, shape), weights[0]!, [3, 3, 32, 32], weights[1], { padding: 'same' }), 'relu');
-    const error = relativeError(got.output, ref.data);
+    const error = relativeMaxError(got.output, ref.data);
     assert.ok(error <= TOLERANCE.winograd, `batch ${batch}: error ${error}`);
   }
 });
@@ -212,7 +204,7 @@ test("a batch over Winograd's per-call budget runs in slices of rows, each row t
     const got = await withSettings('winograd', true, () => model.predict(x, shape));
     assert.equal(engine.info().dnnlCalls, calls + 5, 'one oneDNN call per row');
     const ref = activation(conv2d(tensor(x, shape), weights[0]!, [3, 3, 16, 32], weights[1], { padding: 'same' }), 'relu');
-    const error = relativeError(got.output, ref.data);
+    const error = relativeMaxError(got.output, ref.data);
     assert.ok(error <= TOLERANCE.winograd, `error ${error}`);
   } finally {
     engine.setWinogradCallBytes(previous);
@@ -234,7 +226,7 @@ test('VGG16 (32x32, random weights): the oneDNN path gives libtorch conv2d outpu
     const calls = native().info().dnnlCalls;
     const dnnl = await withSettings(algorithm, true, () => model.predict(x, shape));
     assert.equal(native().info().dnnlCalls, calls + 13, 'all 13 convolutions through oneDNN');
-    const error = relativeError(dnnl.output, libtorch.output);
+    const error = relativeMaxError(dnnl.output, libtorch.output);
     // 13 layers deep: each adds its own rounding, relative to that layer's largest output
     assert.ok(error <= 20 * TOLERANCE[algorithm], `${algorithm}: error ${error} through the stack`);
   }

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { assertClose, maxAbs, prod, Rng, sigmoid } from './helpers/naive.js';
+import { assertClose, maxAbs, prod, Rng, relativeError, sigmoid } from './helpers/naive.js';
 
 type Dtype = 'float32' | 'mixed_bfloat16';
 
@@ -111,16 +111,6 @@ function reference(c: Case, x: Float32Array, kernel: Float32Array, bias: Float32
         }
   }
   return { out, blocked, dKernel, dBias };
-}
-
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    num += (actual[i]! - expected[i]!) ** 2;
-    den += expected[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 function block(c: Case, head: boolean): Sequential {

@@ -12,7 +12,7 @@ import { layers } from '../lib/models/layers.js';
 import { bf16Support } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
 import * as naive from './helpers/naive.js';
-import { numericGradient, prod, Rng, tensor } from './helpers/naive.js';
+import { numericGradient, prod, Rng, relativeError, tensor } from './helpers/naive.js';
 
 const support = bf16Support();
 const skip = support.supported ? false : `bfloat16 is emulated here (${support.reason})`;
@@ -45,16 +45,6 @@ const CASES: Case[] = [
   { name: '4 channels, 3x3 dilated 2', input: [10, 9, 4], filters: 5, kernel: 3, dilation: [2, 2] },
   { name: '1 channel, 1x1', input: [5, 6, 1], filters: 3, kernel: 1 },
 ];
-
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    num += (actual[i] - expected[i]) ** 2;
-    den += expected[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 for (const c of CASES) {
   test(`mixed_bfloat16 first Conv2D, ${c.name}: weight and bias gradients in float32 sums, within bfloat16 precision of float64`, {

@@ -13,7 +13,7 @@ import { bf16Support } from '../lib/models/mixed-precision.js';
 import type { Preprocessing } from '../lib/models/preprocessing.js';
 import { Sequential } from '../lib/models/sequential.js';
 import * as naive from './helpers/naive.js';
-import { numericGradient, prod, Rng, type T, tensor } from './helpers/naive.js';
+import { numericGradient, prod, Rng, relativeError, type T, tensor } from './helpers/naive.js';
 
 const support = bf16Support();
 const skip = support.supported ? false : `bfloat16 is emulated here (${support.reason})`;
@@ -110,18 +110,6 @@ const CASES: Case[] = [
     preprocessing: 'tf',
   },
 ];
-
-/** ||a - e|| / ||e|| */
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.equal(actual.length, expected.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < actual.length; i++) {
-    num += (actual[i] - expected[i]) ** 2;
-    den += expected[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 function buildCase(c: Case, seed: number) {
   const rng = new Rng(seed);

@@ -424,6 +424,26 @@ export function maxAbs(values: ArrayLike<number>): number {
   return m;
 }
 
+/** largest |a - b|, element-wise */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, `length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** ||actual - expected|| / ||expected|| (L2) */
+export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  assert.equal(actual.length, expected.length, `length ${actual.length} vs expected ${expected.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < actual.length; i++) {
+    num += (actual[i] - expected[i]) ** 2;
+    den += expected[i] ** 2;
+  }
+  return Math.sqrt(num / den);
+}
+
 // ---------------------------------------------------------------------------------------------
 // In-memory dataset
 
