@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { assertClose, maxAbs, prod, Rng, relativeError, sigmoid } from './helpers/naive.js';
+import { assertClose, conv2d, maxAbs, naivePoolRelu, prod, Rng, relativeError, sigmoid, tensor } from './helpers/naive.js';
 
 type Dtype = 'float32' | 'mixed_bfloat16';
 
@@ -45,7 +45,7 @@ interface Reference {
 }
 
 /**
- * Conv2D 3x3 stride 1 (+ bias) -> 2x2 max pool (row-major scan, a value wins if greater) -> relu ->
+ * Conv2D 3x3 stride 1 (+ bias) -> 2x2 max pool + relu (naivePoolRelu: libtorch's window rule) ->
  * flatten -> dense 1 (kernel r, bias 0) -> binary crossentropy from logits (mean over the batch),
  * with the kernel and bias gradients taken through each window's winner.
  */
@@ -57,59 +57,45 @@ function reference(c: Case, x: Float32Array, kernel: Float32Array, bias: Float32
   const [oh, ow] = [h + 2 * p - 2, w + 2 * p - 2];
   const [ph, pw] = [Math.floor(oh / 2), Math.floor(ow / 2)];
   const xr = Float64Array.from(x, round);
-  const kr = Float64Array.from(kernel, round);
-  const br = Float64Array.from(bias, round);
   const at = (n: number, i: number, j: number, k: number): number => {
     const [ii, jj] = [i - p, j - p];
     return ii < 0 || jj < 0 || ii >= h || jj >= w ? 0 : xr[((n * h + ii) * w + jj) * ch + k]!;
   };
-  const conv = (n: number, i: number, j: number, o: number): number => {
-    let s = br[o]!;
-    for (let kh = 0; kh < 3; kh++)
-      for (let kw = 0; kw < 3; kw++) for (let k = 0; k < ch; k++) s += at(n, i + kh, j + kw, k) * kr[((kh * 3 + kw) * ch + k) * f + o]!;
-    return c.dtype === 'mixed_bfloat16' ? bf16(s) : s;
-  };
+  // exact sums on the test's grids; autocast rounds the conv output to bfloat16
+  const conv = conv2d(tensor(xr, [BATCH, h, w, ch]), Float64Array.from(kernel, round), [3, 3, ch, f], Float64Array.from(bias, round), {
+    padding: c.padding,
+  }).data.map(round);
+  const shape: [number, number, number, number] = [BATCH, oh, ow, f];
   const pooled = ph * pw * f;
-  const out = new Float64Array(BATCH * pooled);
-  const winner = new Int32Array(BATCH * pooled).fill(-1);
-  let blocked = 0;
-  for (let n = 0; n < BATCH; n++)
-    for (let i = 0; i < ph; i++)
-      for (let j = 0; j < pw; j++)
-        for (let o = 0; o < f; o++) {
-          let best = -Infinity;
-          let arg = 0;
-          for (let k = 0; k < 4; k++) {
-            const v = conv(n, 2 * i + (k >> 1), 2 * j + (k & 1), o);
-            if (v > best) [best, arg] = [v, k];
-          }
-          const q = ((n * ph + i) * pw + j) * f + o;
-          if (best > 0) [out[q], winner[q]] = [best, arg];
-          else blocked++;
-        }
-  const dKernel = new Float64Array(kernel.length);
-  const dBias = new Float64Array(f);
+  const out = Float64Array.from(naivePoolRelu(conv, shape, 2, new Float64Array(BATCH * pooled)).out);
+  const blocked = out.filter((v) => v === 0).length;
   // the dense layer as its policy computes it: under mixed_bfloat16 its kernel, output and the
   // gradient it hands back are bfloat16 (the loss and dz float32)
   const rr = Float64Array.from(r, round);
+  const g = new Float64Array(BATCH * pooled);
   for (let n = 0; n < BATCH; n++) {
     let z = 0;
     for (let q = 0; q < pooled; q++) z += out[n * pooled + q]! * rr[q]!;
     const dz = round((sigmoid(round(z)) - y[n]!) / BATCH);
+    for (let q = 0; q < pooled; q++) g[n * pooled + q] = round(dz * rr[q]!);
+  }
+  // the gradient at the conv output: each window's g at its winner, nothing where relu clamped
+  const dConv = naivePoolRelu(conv, shape, 2, g).dx;
+  const dKernel = new Float64Array(kernel.length);
+  const dBias = new Float64Array(f);
+  for (let n = 0; n < BATCH; n++)
     for (let i = 0; i < ph; i++)
       for (let j = 0; j < pw; j++)
-        for (let o = 0; o < f; o++) {
-          const q = (i * pw + j) * f + o;
-          const k = winner[n * pooled + q]!;
-          if (k < 0) continue;
-          const g = round(dz * rr[q]!);
-          dBias[o] += g;
-          const [ci, cj] = [2 * i + (k >> 1), 2 * j + (k & 1)];
-          for (let kh = 0; kh < 3; kh++)
-            for (let kw = 0; kw < 3; kw++)
-              for (let kc = 0; kc < ch; kc++) dKernel[((kh * 3 + kw) * ch + kc) * f + o] += g * at(n, ci + kh, cj + kw, kc);
-        }
-  }
+        for (let o = 0; o < f; o++)
+          for (let k = 0; k < 4; k++) {
+            const [ci, cj] = [2 * i + (k >> 1), 2 * j + (k & 1)];
+            const d = dConv[((n * oh + ci) * ow + cj) * f + o]!;
+            if (d === 0) continue;
+            dBias[o] += d;
+            for (let kh = 0; kh < 3; kh++)
+              for (let kw = 0; kw < 3; kw++)
+                for (let kc = 0; kc < ch; kc++) dKernel[((kh * 3 + kw) * ch + kc) * f + o] += d * at(n, ci + kh, cj + kw, kc);
+          }
   return { out, blocked, dKernel, dBias };
 }
 
