@@ -90,6 +90,19 @@ function convModel(c: Case, dtype: 'float32' | 'mixed_bfloat16', seed: number): 
   );
 }
 
+/** The float64 reference of case `c`'s layer (its batch and size come from `shape`) for these kernel and bias. */
+function convReference(c: Case, x: ArrayLike<number>, shape: number[], [kernel, bias]: ArrayLike<number>[]): T {
+  const k = c.kernel ?? 3;
+  return activation(
+    conv2d(tensor(x, shape), kernel!, [k, k, c.channels, c.filters], bias, {
+      strides: c.strides,
+      dilation: c.dilation,
+      padding: c.padding,
+    }),
+    c.act,
+  );
+}
+
 /** The engine's output and the float64 reference for one case, with random input, kernel and bias. */
 async function runCase(c: Case, dtype: 'float32' | 'mixed_bfloat16', algorithm: ConvAlgorithm, seed: number) {
   const rng = new Rng(seed);
@@ -102,14 +115,7 @@ async function runCase(c: Case, dtype: 'float32' | 'mixed_bfloat16', algorithm: 
   const calls = native().info().dnnlCalls;
   const got = await withSettings(algorithm, true, () => model.predict(x, shape));
   assert.equal(native().info().dnnlCalls, calls + 1, 'the convolution ran through oneDNN');
-  const ref = activation(
-    conv2d(tensor(x, shape), weights[0], [kernel, kernel, c.channels, c.filters], weights[1], {
-      strides: c.strides,
-      dilation: c.dilation,
-      padding: c.padding,
-    }),
-    c.act,
-  );
+  const ref = convReference(c, x, shape, weights);
   assert.deepEqual(got.shape, ref.shape);
   return { got: got.output, ref: ref.data };
 }
@@ -145,6 +151,7 @@ test('mixed_bfloat16: matches a float64 convolution within bfloat16 rounding', {
 
 test('packed weights follow setWeights and a training step', { skip }, async () => {
   const rng = new Rng(31);
+  const c: Case = { batch: 2, size: [8, 8], channels: 16, filters: 16, padding: 'same', act: 'relu' }; // the model's conv
   const shape = [2, 8, 8, 16];
   const x = rng.floats(2 * 8 * 8 * 16, -1, 1);
   const model = new Sequential(
@@ -158,7 +165,7 @@ test('packed weights follow setWeights and a training step', { skip }, async () 
   const check = async (what: string) => {
     const [kernel, bias] = model.getLayerWeights('conv').map((w) => w.data);
     const got = await model.predict(x, shape, { toLayer: 1 });
-    const ref = activation(conv2d(tensor(x, shape), kernel!, [3, 3, 16, 16], bias!, { padding: 'same' }), 'relu');
+    const ref = convReference(c, x, shape, [kernel!, bias!]);
     const error = relativeMaxError(got.output, ref.data);
     assert.ok(error <= TOLERANCE.winograd, `${what}: error ${error}`);
   };
@@ -183,7 +190,7 @@ test('batch sizes that come and go (more than the 8 kept per layer) each give th
     const shape = [batch, 8, 8, 32];
     const x = rng.floats(batch * 8 * 8 * 32, -1, 1);
     const got = await model.predict(x, shape);
-    const ref = activation(conv2d(tensor(x, shape), weights[0]!, [3, 3, 32, 32], weights[1], { padding: 'same' }), 'relu');
+    const ref = convReference(c, x, shape, weights);
     const error = relativeMaxError(got.output, ref.data);
     assert.ok(error <= TOLERANCE.winograd, `batch ${batch}: error ${error}`);
   }
@@ -203,7 +210,7 @@ test("a batch over Winograd's per-call budget runs in slices of rows, each row t
     const calls = engine.info().dnnlCalls;
     const got = await withSettings('winograd', true, () => model.predict(x, shape));
     assert.equal(engine.info().dnnlCalls, calls + 5, 'one oneDNN call per row');
-    const ref = activation(conv2d(tensor(x, shape), weights[0]!, [3, 3, 16, 32], weights[1], { padding: 'same' }), 'relu');
+    const ref = convReference(c, x, shape, weights);
     const error = relativeMaxError(got.output, ref.data);
     assert.ok(error <= TOLERANCE.winograd, `error ${error}`);
   } finally {
