@@ -13,6 +13,7 @@ import type { LayerConfig } from '../lib/keras-format/config.js';
 import { layers } from '../lib/models/layers.js';
 import { bf16Support } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
+import { withLayerTimes, withSetting } from './helpers/engine-settings.js';
 import { maxAbsDiff, Rng } from './helpers/naive.js';
 
 const N = 10;
@@ -54,17 +55,10 @@ const labels = Float32Array.from({ length: N }, (_, i) => i % 2);
 
 /** Runs `work` under a chunk budget (Infinity: whole batches) and counts each named layer's forward calls. */
 async function counted<T>(bytes: number, work: () => Promise<T>, names: string[]): Promise<{ result: T; calls: number[] }> {
-  const engine = native();
-  const previous = engine.setForwardChunkBytes(bytes);
-  engine.setLayerTiming(true);
-  try {
-    const result = await work();
-    const rows = engine.takeLayerTimes();
+  return withSetting(native().setForwardChunkBytes, bytes, async () => {
+    const { result, rows } = await withLayerTimes(work);
     return { result, calls: names.map((name) => rows.find((r) => r.layer === name)?.forwardCalls ?? 0) };
-  } finally {
-    engine.setLayerTiming(false);
-    engine.setForwardChunkBytes(previous);
-  }
+  });
 }
 
 function allWeights(model: Sequential): Float32Array[] {

@@ -18,6 +18,7 @@ import { type ConvAlgorithm, native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { bf16Support } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
+import { withSetting } from './helpers/engine-settings.js';
 import {
   activation,
   assertClose,
@@ -60,16 +61,9 @@ function relativeMaxError(actual: ArrayLike<number>, expected: ArrayLike<number>
   return maxAbsDiff(actual, expected) / scale;
 }
 
-async function withSettings<T>(algorithm: ConvAlgorithm, dnnl: boolean, work: () => Promise<T>): Promise<T> {
+function withSettings<T>(algorithm: ConvAlgorithm, dnnl: boolean, work: () => Promise<T>): Promise<T> {
   const engine = native();
-  const previousAlgorithm = engine.setConvAlgorithm(algorithm);
-  const previousDnnl = engine.setDnnlConv(dnnl);
-  try {
-    return await work();
-  } finally {
-    engine.setConvAlgorithm(previousAlgorithm);
-    engine.setDnnlConv(previousDnnl);
-  }
+  return withSetting(engine.setConvAlgorithm, algorithm, () => withSetting(engine.setDnnlConv, dnnl, work));
 }
 
 function convModel(c: Case, dtype: 'float32' | 'mixed_bfloat16', seed: number): Sequential {
@@ -199,8 +193,8 @@ test('batch sizes that come and go (more than the 8 kept per layer) each give th
 test("a batch over Winograd's per-call budget runs in slices of rows, each row the reference", { skip }, async () => {
   const c: Case = { batch: 5, size: [12, 12], channels: 16, filters: 32, padding: 'same', act: 'relu' };
   const engine = native();
-  const previous = engine.setWinogradCallBytes(1); // every row its own call
-  try {
+  // every row its own call
+  await withSetting(engine.setWinogradCallBytes, 1, async () => {
     const rng = new Rng(43);
     const model = convModel(c, 'float32', 43);
     const weights = [rng.floats(9 * 16 * 32, -0.2, 0.2), rng.floats(32, -0.5, 0.5)];
@@ -213,9 +207,7 @@ test("a batch over Winograd's per-call budget runs in slices of rows, each row t
     const ref = convReference(c, x, shape, weights);
     const error = relativeMaxError(got.output, ref.data);
     assert.ok(error <= TOLERANCE.winograd, `error ${error}`);
-  } finally {
-    engine.setWinogradCallBytes(previous);
-  }
+  });
   assert.throws(() => engine.setWinogradCallBytes(0), /bytes must be a number from 1/);
 });
 

@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
+import { withLayerTimes, withSetting } from './helpers/engine-settings.js';
 import { assertClose, conv2d, maxAbs, naivePoolRelu, prod, Rng, relativeError, sigmoid, tensor } from './helpers/naive.js';
 
 type Dtype = 'float32' | 'mixed_bfloat16';
@@ -204,25 +205,18 @@ test('a training step of a small CNN: same loss and weights with the fused first
   const engine = native();
   const results: { loss: number; weights: number[][] }[] = [];
   for (const fused of [true, false]) {
-    const previous = engine.setFirstBlockFusion(fused);
-    try {
+    await withSetting(engine.setFirstBlockFusion, fused, async () => {
       const m = smallCnn();
       m.compile({ optimizer: { sgd: { learningRate: 1 } }, loss: 'binaryCrossentropy' });
-      engine.setLayerTiming(true);
-      const { loss } = await m.engine.trainStep(x, shape, y, 0);
-      const times = engine.takeLayerTimes();
-      engine.setLayerTiming(false);
+      const { result, rows: times } = await withLayerTimes(() => m.engine.trainStep(x, shape, y, 0));
       // the fused block is timed as the conv's forward and backward; the pool's row still counts its calls
       for (const name of ['c1', 'p1']) {
         const row = times.find((t) => t.layer === name);
         assert.ok(row && row.forwardCalls === 1 && row.backwardCalls === 1, `${name} timing row: ${JSON.stringify(row)}`);
       }
       const weights = [0, 2, 5].flatMap((i) => m.getLayerWeights(i).map((t) => Array.from(t.data)));
-      results.push({ loss, weights });
-    } finally {
-      engine.setLayerTiming(false);
-      engine.setFirstBlockFusion(previous);
-    }
+      results.push({ loss: result.loss, weights });
+    });
   }
   const [fused, today] = results;
   assertClose([fused!.loss], [today!.loss], { atol: 0, rtol: 1e-6, what: 'loss' });

@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
+import { withSetting } from './helpers/engine-settings.js';
 import { assertClose, naivePoolRelu, prod, Rng } from './helpers/naive.js';
 
 type Shape4 = [number, number, number, number];
@@ -102,10 +103,9 @@ test('training: two Adam steps of Conv2D(relu) + MaxPooling2D give the weights o
   const shape: Shape4 = [4, 9, 8, 2];
   const x = rng.floats(prod(shape), -1, 1);
   const y = Float32Array.from([0, 1, 1, 0]);
-  const results = [];
+  const results: number[][][] = [];
   // the pair on a 2-channel input would run as the fused first block (few-channel-block.test.ts)
-  const previous = native().setFirstBlockFusion(false);
-  try {
+  await withSetting(native().setFirstBlockFusion, false, async () => {
     for (const m of models) {
       m.setLayerWeights(0, [kernel, bias]);
       m.setLayerWeights(m.layers.length - 1, [dense, new Float32Array(1)]);
@@ -113,9 +113,7 @@ test('training: two Adam steps of Conv2D(relu) + MaxPooling2D give the weights o
       for (let step = 0; step < 2; step++) await m.engine.trainStep(x, shape, y, 0);
       results.push([...m.getLayerWeights(0), ...m.getLayerWeights(m.layers.length - 1)].map((w) => Array.from(w.data)));
     }
-  } finally {
-    native().setFirstBlockFusion(previous);
-  }
+  });
   assert.deepEqual(results[0], results[1]);
   assert.notDeepEqual(results[0]![0], Array.from(kernel), 'the steps moved the kernel');
 });

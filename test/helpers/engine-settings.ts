@@ -1,0 +1,29 @@
+/**
+ * The engine's process-wide switches, set for one piece of work and put back afterwards (the test
+ * files share one engine per process).
+ */
+import { native } from '../../lib/engine/native.js';
+
+type LayerTimes = ReturnType<ReturnType<typeof native>['takeLayerTimes']>;
+
+/** Runs `work` with a setting at `value`; `set` returns the previous value, restored afterwards, also on a throw. */
+export async function withSetting<V, R>(set: (value: V) => V, value: V, work: () => Promise<R>): Promise<R> {
+  const previous = set(value);
+  try {
+    return await work();
+  } finally {
+    set(previous);
+  }
+}
+
+/** Runs `work` with layer timing on and returns its result and the timing rows it produced; timing is off afterwards. */
+export async function withLayerTimes<R>(work: () => Promise<R>): Promise<{ result: R; rows: LayerTimes }> {
+  const engine = native();
+  engine.setLayerTiming(true);
+  try {
+    const result = await work();
+    return { result, rows: engine.takeLayerTimes() };
+  } finally {
+    engine.setLayerTiming(false);
+  }
+}
