@@ -11,9 +11,8 @@ import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import type { LayerConfig } from '../lib/keras-format/config.js';
 import { layers } from '../lib/models/layers.js';
-import { bf16Support } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { withLayerTimes, withSetting } from './helpers/engine-settings.js';
+import { needsBf16, withLayerTimes, withSetting } from './helpers/engine-settings.js';
 import { maxAbsDiff, Rng } from './helpers/naive.js';
 
 const N = 10;
@@ -21,9 +20,6 @@ const SHAPE = [N, 12, 12, 3];
 /** base_conv1's output, 10 x 10 x 6 floats a row, is the largest activation: 4 rows fit this budget */
 const CHUNK_BYTES = 4 * 600 * 4;
 const CHUNKS = 3; // rows 4, 4, 2
-
-const support = bf16Support();
-const bf16Skip = support.supported ? false : `bfloat16 is emulated here (${support.reason})`;
 
 /** A frozen conv base (BatchNormalization with non-trivial moving statistics) and a trainable head. */
 function build(options: { augment?: boolean; dropoutInBase?: boolean; dtype?: 'float32' | 'mixed_bfloat16' }): Sequential {
@@ -167,7 +163,7 @@ test('a Dropout inside the frozen base draws for the whole batch: the chunks sta
   });
 });
 
-test('mixed_bfloat16: chunked inference and training match whole batches within bfloat16 precision', { skip: bf16Skip }, async () => {
+test('mixed_bfloat16: chunked inference and training match whole batches within bfloat16 precision', { skip: needsBf16 }, async () => {
   const run = await trainSideBySide({ augment: true, dtype: 'mixed_bfloat16' }, ['base_conv1']);
   for (const calls of run.calls) assert.deepEqual(calls, [CHUNKS]);
   for (const [chunked, whole] of run.losses) assert.ok(Math.abs(chunked - whole) <= 1e-2, `loss ${chunked} vs ${whole}`);

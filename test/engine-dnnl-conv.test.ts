@@ -16,9 +16,8 @@ import { vgg16Layers } from '../lib/applications/vgg16.js';
 import { parseCompareArgs } from '../lib/cli/commands/compare.js';
 import { type ConvAlgorithm, native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
-import { bf16Support } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { withSetting } from './helpers/engine-settings.js';
+import { needsBf16, withSetting } from './helpers/engine-settings.js';
 import {
   activation,
   assertClose,
@@ -37,8 +36,7 @@ import {
 
 const info = native().info();
 const skip = info.dnnl ? false : 'the engine was built without oneDNN headers (apt-get install libdnnl-dev, rebuild)';
-const support = bf16Support();
-const bf16Skip = skip || (support.supported ? false : `bfloat16 is emulated here (${support.reason})`);
+const bf16Skip = skip || needsBf16;
 
 const TOLERANCE = { direct: 5e-6, winograd: 1e-5, bf16: 3e-2 };
 

@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { withLayerTimes, withSetting } from './helpers/engine-settings.js';
+import { needsBf16, withLayerTimes, withSetting } from './helpers/engine-settings.js';
 import { assertClose, conv2d, maxAbs, naivePoolRelu, prod, Rng, relativeError, sigmoid, tensor } from './helpers/naive.js';
 
 type Dtype = 'float32' | 'mixed_bfloat16';
@@ -172,11 +172,10 @@ for (const [i, c] of CASES.entries()) {
   });
 }
 
-const skipBf16 = native().info().bf16Supported ? false : `bfloat16 is emulated here (${native().info().bf16Reason})`;
 for (const [i, c] of CASES.entries()) {
   const mixed: Case = { ...c, dtype: 'mixed_bfloat16' };
   test(`mixed_bfloat16: ${c.input} input, ${c.filters} filters, ${c.padding}: forward and gradients within bfloat16 of float64`, {
-    skip: skipBf16,
+    skip: needsBf16,
   }, async () => {
     await check(mixed, 20 + i);
   });

@@ -9,14 +9,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { LayerConfig } from '../lib/keras-format/config.js';
 import { layers } from '../lib/models/layers.js';
-import { bf16Support } from '../lib/models/mixed-precision.js';
 import type { Preprocessing } from '../lib/models/preprocessing.js';
 import { Sequential } from '../lib/models/sequential.js';
+import { needsBf16 } from './helpers/engine-settings.js';
 import * as naive from './helpers/naive.js';
 import { numericGradient, prod, Rng, relativeError, type T, tensor } from './helpers/naive.js';
-
-const support = bf16Support();
-const skip = support.supported ? false : `bfloat16 is emulated here (${support.reason})`;
 
 const INPUT: [number, number, number] = [6, 6, 3];
 const BATCH = 4;
@@ -152,7 +149,7 @@ function buildCase(c: Case, seed: number) {
 }
 
 for (const c of CASES) {
-  test(`mixed_bfloat16 ${c.name}: forward and gradients match float64 within bfloat16 precision`, { skip }, async () => {
+  test(`mixed_bfloat16 ${c.name}: forward and gradients match float64 within bfloat16 precision`, { skip: needsBf16 }, async () => {
     const { model, xf, params, layerOut, logits, trained, at } = buildCase(c, 7);
     const shape = [BATCH, ...INPUT];
 
@@ -188,7 +185,7 @@ for (const c of CASES) {
   });
 }
 
-test('mixed_bfloat16: the output layer activates in float32 (Keras: a float32 output for a stable loss)', { skip }, async () => {
+test('mixed_bfloat16: the output layer activates in float32 (Keras: a float32 output for a stable loss)', { skip: needsBf16 }, async () => {
   const rng = new Rng(3);
   const model = new Sequential([layers.dense({ units: 1, activation: 'sigmoid', inputShape: [8] })], {
     preprocessing: 'none',

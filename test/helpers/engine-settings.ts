@@ -1,8 +1,9 @@
 /**
  * The engine's process-wide switches, set for one piece of work and put back afterwards (the test
- * files share one engine per process).
+ * files share one engine per process), and the skip reason for tests that need native bfloat16.
  */
 import { native } from '../../lib/engine/native.js';
+import { bf16Support } from '../../lib/models/mixed-precision.js';
 
 type LayerTimes = ReturnType<ReturnType<typeof native>['takeLayerTimes']>;
 
@@ -27,3 +28,7 @@ export async function withLayerTimes<R>(work: () => Promise<R>): Promise<{ resul
     engine.setLayerTiming(false);
   }
 }
+
+const bf16 = bf16Support();
+/** node:test `skip` option for tests that need native bfloat16: false when the CPU has it, else the reason. */
+export const needsBf16: false | string = bf16.supported ? false : `bfloat16 is emulated here (${bf16.reason})`;
