@@ -22,12 +22,12 @@ interface RankResult {
   recordsRead: number;
 }
 
-/** Records rank `rank` of `worldSize` reads for global batches of these sizes: its rows of each, [floor(r*n/W), floor((r+1)*n/W)). */
+/** Records rank `rank` of `worldSize` reads for global batches of these sizes: its shardRange of each. */
 function shardReads(globalBatches: number[], rank: number, worldSize: number): number {
-  let rows = 0;
-  for (const n of globalBatches)
-    for (let i = 0; i < n; i++) if (i >= Math.floor((rank * n) / worldSize) && i < Math.floor(((rank + 1) * n) / worldSize)) rows++;
-  return rows;
+  return globalBatches.reduce((rows, n) => {
+    const [from, to] = shardRange(n, rank, worldSize);
+    return rows + to - from;
+  }, 0);
 }
 
 /** Every rank read exactly its rows of the global batches `reads` (one process: all of them). */

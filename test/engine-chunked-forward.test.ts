@@ -11,18 +11,15 @@ import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import type { LayerConfig } from '../lib/keras-format/config.js';
 import { layers } from '../lib/models/layers.js';
-import { bf16Support } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { Rng } from './helpers/naive.js';
+import { needsBf16, withLayerTimes, withSetting } from './helpers/engine-settings.js';
+import { maxAbsDiff, Rng } from './helpers/naive.js';
 
 const N = 10;
 const SHAPE = [N, 12, 12, 3];
 /** base_conv1's output, 10 x 10 x 6 floats a row, is the largest activation: 4 rows fit this budget */
 const CHUNK_BYTES = 4 * 600 * 4;
 const CHUNKS = 3; // rows 4, 4, 2
-
-const support = bf16Support();
-const bf16Skip = support.supported ? false : `bfloat16 is emulated here (${support.reason})`;
 
 /** A frozen conv base (BatchNormalization with non-trivial moving statistics) and a trainable head. */
 function build(options: { augment?: boolean; dropoutInBase?: boolean; dtype?: 'float32' | 'mixed_bfloat16' }): Sequential {
@@ -54,34 +51,20 @@ const labels = Float32Array.from({ length: N }, (_, i) => i % 2);
 
 /** Runs `work` under a chunk budget (Infinity: whole batches) and counts each named layer's forward calls. */
 async function counted<T>(bytes: number, work: () => Promise<T>, names: string[]): Promise<{ result: T; calls: number[] }> {
-  const engine = native();
-  const previous = engine.setForwardChunkBytes(bytes);
-  engine.setLayerTiming(true);
-  try {
-    const result = await work();
-    const rows = engine.takeLayerTimes();
+  return withSetting(native().setForwardChunkBytes, bytes, async () => {
+    const { result, rows } = await withLayerTimes(work);
     return { result, calls: names.map((name) => rows.find((r) => r.layer === name)?.forwardCalls ?? 0) };
-  } finally {
-    engine.setLayerTiming(false);
-    engine.setForwardChunkBytes(previous);
-  }
+  });
 }
 
 function allWeights(model: Sequential): Float32Array[] {
   return model.getWeights().flatMap((l) => l.weights.map((w) => w.data));
 }
 
-function maxDifference(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let most = 0;
-  for (let i = 0; i < a.length; i++) most = Math.max(most, Math.abs(a[i] - b[i]));
-  return most;
-}
-
 /** Bitwise in float32; within `tolerance` under mixed_bfloat16. */
 function assertSame(actual: ArrayLike<number>, expected: ArrayLike<number>, tolerance: number, what: string): void {
   if (tolerance === 0) assert.deepEqual(Array.from(actual), Array.from(expected), what);
-  else assert.ok(maxDifference(actual, expected) <= tolerance, `${what}: differs by ${maxDifference(actual, expected)}`);
+  else assert.ok(maxAbsDiff(actual, expected) <= tolerance, `${what}: differs by ${maxAbsDiff(actual, expected)}`);
 }
 
 test('inference in chunks (a last chunk smaller) gives the whole batch outputs, predict and evaluate', async () => {
@@ -152,7 +135,7 @@ async function trainSideBySide(options: Parameters<typeof build>[0], names: stri
   }
   const after = allWeights(wholeModel);
   assert.ok(
-    after.some((w, i) => maxDifference(w, before[i]) > 0),
+    after.some((w, i) => maxAbsDiff(w, before[i]) > 0),
     'the head trained',
   );
   return { chunked: allWeights(chunkedModel), whole: after, before, losses, calls };
@@ -180,7 +163,7 @@ test('a Dropout inside the frozen base draws for the whole batch: the chunks sta
   });
 });
 
-test('mixed_bfloat16: chunked inference and training match whole batches within bfloat16 precision', { skip: bf16Skip }, async () => {
+test('mixed_bfloat16: chunked inference and training match whole batches within bfloat16 precision', { skip: needsBf16 }, async () => {
   const run = await trainSideBySide({ augment: true, dtype: 'mixed_bfloat16' }, ['base_conv1']);
   for (const calls of run.calls) assert.deepEqual(calls, [CHUNKS]);
   for (const [chunked, whole] of run.losses) assert.ok(Math.abs(chunked - whole) <= 1e-2, `loss ${chunked} vs ${whole}`);

@@ -16,8 +16,8 @@ import { vgg16Layers } from '../lib/applications/vgg16.js';
 import { parseCompareArgs } from '../lib/cli/commands/compare.js';
 import { type ConvAlgorithm, native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
-import { bf16Support } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
+import { needsBf16, withSetting } from './helpers/engine-settings.js';
 import {
   activation,
   assertClose,
@@ -26,7 +26,9 @@ import {
   dense,
   flatten,
   maxAbs,
+  maxAbsDiff,
   numericGradient,
+  prod,
   Rng,
   type T,
   tensor,
@@ -34,8 +36,7 @@ import {
 
 const info = native().info();
 const skip = info.dnnl ? false : 'the engine was built without oneDNN headers (apt-get install libdnnl-dev, rebuild)';
-const support = bf16Support();
-const bf16Skip = skip || (support.supported ? false : `bfloat16 is emulated here (${support.reason})`);
+const bf16Skip = skip || needsBf16;
 
 const TOLERANCE = { direct: 5e-6, winograd: 1e-5, bf16: 3e-2 };
 
@@ -52,28 +53,15 @@ interface Case {
 }
 
 /** largest |actual - expected| as a fraction of the largest |expected| */
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.equal(actual.length, expected.length);
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
+function relativeMaxError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  const scale = maxAbs(expected);
   assert.ok(scale > 0, 'the reference is not all zeros');
-  return diff / scale;
+  return maxAbsDiff(actual, expected) / scale;
 }
 
-async function withSettings<T>(algorithm: ConvAlgorithm, dnnl: boolean, work: () => Promise<T>): Promise<T> {
+function withSettings<T>(algorithm: ConvAlgorithm, dnnl: boolean, work: () => Promise<T>): Promise<T> {
   const engine = native();
-  const previousAlgorithm = engine.setConvAlgorithm(algorithm);
-  const previousDnnl = engine.setDnnlConv(dnnl);
-  try {
-    return await work();
-  } finally {
-    engine.setConvAlgorithm(previousAlgorithm);
-    engine.setDnnlConv(previousDnnl);
-  }
+  return withSetting(engine.setConvAlgorithm, algorithm, () => withSetting(engine.setDnnlConv, dnnl, work));
 }
 
 function convModel(c: Case, dtype: 'float32' | 'mixed_bfloat16', seed: number): Sequential {
@@ -94,6 +82,19 @@ function convModel(c: Case, dtype: 'float32' | 'mixed_bfloat16', seed: number): 
   );
 }
 
+/** The float64 reference of case `c`'s layer (its batch and size come from `shape`) for these kernel and bias. */
+function convReference(c: Case, x: ArrayLike<number>, shape: number[], [kernel, bias]: ArrayLike<number>[]): T {
+  const k = c.kernel ?? 3;
+  return activation(
+    conv2d(tensor(x, shape), kernel!, [k, k, c.channels, c.filters], bias, {
+      strides: c.strides,
+      dilation: c.dilation,
+      padding: c.padding,
+    }),
+    c.act,
+  );
+}
+
 /** The engine's output and the float64 reference for one case, with random input, kernel and bias. */
 async function runCase(c: Case, dtype: 'float32' | 'mixed_bfloat16', algorithm: ConvAlgorithm, seed: number) {
   const rng = new Rng(seed);
@@ -102,22 +103,11 @@ async function runCase(c: Case, dtype: 'float32' | 'mixed_bfloat16', algorithm: 
   const weights = [rng.floats(kernel * kernel * c.channels * c.filters, -0.2, 0.2), rng.floats(c.filters, -0.5, 0.5)];
   model.setLayerWeights('conv', weights);
   const shape = [c.batch, ...c.size, c.channels];
-  const x = rng.floats(
-    shape.reduce((a, b) => a * b, 1),
-    -1,
-    1,
-  );
+  const x = rng.floats(prod(shape), -1, 1);
   const calls = native().info().dnnlCalls;
   const got = await withSettings(algorithm, true, () => model.predict(x, shape));
   assert.equal(native().info().dnnlCalls, calls + 1, 'the convolution ran through oneDNN');
-  const ref = activation(
-    conv2d(tensor(x, shape), weights[0], [kernel, kernel, c.channels, c.filters], weights[1], {
-      strides: c.strides,
-      dilation: c.dilation,
-      padding: c.padding,
-    }),
-    c.act,
-  );
+  const ref = convReference(c, x, shape, weights);
   assert.deepEqual(got.shape, ref.shape);
   return { got: got.output, ref: ref.data };
 }
@@ -136,7 +126,7 @@ for (const algorithm of ['direct', 'winograd'] as const) {
   test(`float32 ${algorithm}: matches a float64 convolution`, { skip }, async () => {
     for (const [i, c] of CASES.entries()) {
       const { got, ref } = await runCase(c, 'float32', algorithm, 10 + i);
-      const error = relativeError(got, ref);
+      const error = relativeMaxError(got, ref);
       assert.ok(error <= TOLERANCE[algorithm], `case ${JSON.stringify(c)}: error ${error} > ${TOLERANCE[algorithm]}`);
       if (c.act === 'relu') assert.ok(Math.min(...got) >= 0, 'relu applied');
     }
@@ -146,13 +136,14 @@ for (const algorithm of ['direct', 'winograd'] as const) {
 test('mixed_bfloat16: matches a float64 convolution within bfloat16 rounding', { skip: bf16Skip }, async () => {
   for (const [i, c] of CASES.entries()) {
     const { got, ref } = await runCase(c, 'mixed_bfloat16', 'auto', 20 + i);
-    const error = relativeError(got, ref);
+    const error = relativeMaxError(got, ref);
     assert.ok(error <= TOLERANCE.bf16, `case ${JSON.stringify(c)}: error ${error} > ${TOLERANCE.bf16}`);
   }
 });
 
 test('packed weights follow setWeights and a training step', { skip }, async () => {
   const rng = new Rng(31);
+  const c: Case = { batch: 2, size: [8, 8], channels: 16, filters: 16, padding: 'same', act: 'relu' }; // the model's conv
   const shape = [2, 8, 8, 16];
   const x = rng.floats(2 * 8 * 8 * 16, -1, 1);
   const model = new Sequential(
@@ -166,8 +157,8 @@ test('packed weights follow setWeights and a training step', { skip }, async () 
   const check = async (what: string) => {
     const [kernel, bias] = model.getLayerWeights('conv').map((w) => w.data);
     const got = await model.predict(x, shape, { toLayer: 1 });
-    const ref = activation(conv2d(tensor(x, shape), kernel!, [3, 3, 16, 16], bias!, { padding: 'same' }), 'relu');
-    const error = relativeError(got.output, ref.data);
+    const ref = convReference(c, x, shape, [kernel!, bias!]);
+    const error = relativeMaxError(got.output, ref.data);
     assert.ok(error <= TOLERANCE.winograd, `${what}: error ${error}`);
   };
   await check('first weights');
@@ -191,8 +182,8 @@ test('batch sizes that come and go (more than the 8 kept per layer) each give th
     const shape = [batch, 8, 8, 32];
     const x = rng.floats(batch * 8 * 8 * 32, -1, 1);
     const got = await model.predict(x, shape);
-    const ref = activation(conv2d(tensor(x, shape), weights[0]!, [3, 3, 32, 32], weights[1], { padding: 'same' }), 'relu');
-    const error = relativeError(got.output, ref.data);
+    const ref = convReference(c, x, shape, weights);
+    const error = relativeMaxError(got.output, ref.data);
     assert.ok(error <= TOLERANCE.winograd, `batch ${batch}: error ${error}`);
   }
 });
@@ -200,8 +191,8 @@ test('batch sizes that come and go (more than the 8 kept per layer) each give th
 test("a batch over Winograd's per-call budget runs in slices of rows, each row the reference", { skip }, async () => {
   const c: Case = { batch: 5, size: [12, 12], channels: 16, filters: 32, padding: 'same', act: 'relu' };
   const engine = native();
-  const previous = engine.setWinogradCallBytes(1); // every row its own call
-  try {
+  // every row its own call
+  await withSetting(engine.setWinogradCallBytes, 1, async () => {
     const rng = new Rng(43);
     const model = convModel(c, 'float32', 43);
     const weights = [rng.floats(9 * 16 * 32, -0.2, 0.2), rng.floats(32, -0.5, 0.5)];
@@ -211,12 +202,10 @@ test("a batch over Winograd's per-call budget runs in slices of rows, each row t
     const calls = engine.info().dnnlCalls;
     const got = await withSettings('winograd', true, () => model.predict(x, shape));
     assert.equal(engine.info().dnnlCalls, calls + 5, 'one oneDNN call per row');
-    const ref = activation(conv2d(tensor(x, shape), weights[0]!, [3, 3, 16, 32], weights[1], { padding: 'same' }), 'relu');
-    const error = relativeError(got.output, ref.data);
+    const ref = convReference(c, x, shape, weights);
+    const error = relativeMaxError(got.output, ref.data);
     assert.ok(error <= TOLERANCE.winograd, `error ${error}`);
-  } finally {
-    engine.setWinogradCallBytes(previous);
-  }
+  });
   assert.throws(() => engine.setWinogradCallBytes(0), /bytes must be a number from 1/);
 });
 
@@ -234,7 +223,7 @@ test('VGG16 (32x32, random weights): the oneDNN path gives libtorch conv2d outpu
     const calls = native().info().dnnlCalls;
     const dnnl = await withSettings(algorithm, true, () => model.predict(x, shape));
     assert.equal(native().info().dnnlCalls, calls + 13, 'all 13 convolutions through oneDNN');
-    const error = relativeError(dnnl.output, libtorch.output);
+    const error = relativeMaxError(dnnl.output, libtorch.output);
     // 13 layers deep: each adds its own rounding, relative to that layer's largest output
     assert.ok(error <= 20 * TOLERANCE[algorithm], `${algorithm}: error ${error} through the stack`);
   }

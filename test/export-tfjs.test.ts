@@ -14,6 +14,7 @@ import { decodeImageFile } from '../lib/data/index.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { defaultHeadLayers, experimentCnn } from '../lib/models/zoo.js';
 import { saveModel } from '../lib/saving/persistence.js';
+import { maxAbsDiff } from './helpers/naive.js';
 import { mobilenetModelJson, needsMobilenet, needsPetImages, petImagesDir } from './helpers/paths.js';
 import { sharedPetImages } from './helpers/pet-images.js';
 import { sharedTinyBackbone } from './helpers/tiny-backbone.js';
@@ -47,13 +48,6 @@ const tfPreprocess = (x: Uint8Array, shape: [number, number, number, number]) =>
     Float32Array.from(x, (v) => v / 127.5 - 1),
     shape,
   );
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
 
 test('the experiment CNN, trained a step and saved, predicts the same in TF.js', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tl-export-'));

@@ -12,7 +12,8 @@ import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { assertClose, maxAbs, prod, Rng, sigmoid } from './helpers/naive.js';
+import { needsBf16, withLayerTimes, withSetting } from './helpers/engine-settings.js';
+import { assertClose, conv2d, maxAbs, naivePoolRelu, prod, Rng, relativeError, sigmoid, tensor } from './helpers/naive.js';
 
 type Dtype = 'float32' | 'mixed_bfloat16';
 
@@ -45,7 +46,7 @@ interface Reference {
 }
 
 /**
- * Conv2D 3x3 stride 1 (+ bias) -> 2x2 max pool (row-major scan, a value wins if greater) -> relu ->
+ * Conv2D 3x3 stride 1 (+ bias) -> 2x2 max pool + relu (naivePoolRelu: libtorch's window rule) ->
  * flatten -> dense 1 (kernel r, bias 0) -> binary crossentropy from logits (mean over the batch),
  * with the kernel and bias gradients taken through each window's winner.
  */
@@ -57,70 +58,46 @@ function reference(c: Case, x: Float32Array, kernel: Float32Array, bias: Float32
   const [oh, ow] = [h + 2 * p - 2, w + 2 * p - 2];
   const [ph, pw] = [Math.floor(oh / 2), Math.floor(ow / 2)];
   const xr = Float64Array.from(x, round);
-  const kr = Float64Array.from(kernel, round);
-  const br = Float64Array.from(bias, round);
   const at = (n: number, i: number, j: number, k: number): number => {
     const [ii, jj] = [i - p, j - p];
     return ii < 0 || jj < 0 || ii >= h || jj >= w ? 0 : xr[((n * h + ii) * w + jj) * ch + k]!;
   };
-  const conv = (n: number, i: number, j: number, o: number): number => {
-    let s = br[o]!;
-    for (let kh = 0; kh < 3; kh++)
-      for (let kw = 0; kw < 3; kw++) for (let k = 0; k < ch; k++) s += at(n, i + kh, j + kw, k) * kr[((kh * 3 + kw) * ch + k) * f + o]!;
-    return c.dtype === 'mixed_bfloat16' ? bf16(s) : s;
-  };
+  // exact sums on the test's grids; autocast rounds the conv output to bfloat16
+  const conv = conv2d(tensor(xr, [BATCH, h, w, ch]), Float64Array.from(kernel, round), [3, 3, ch, f], Float64Array.from(bias, round), {
+    padding: c.padding,
+  }).data.map(round);
+  const shape: [number, number, number, number] = [BATCH, oh, ow, f];
   const pooled = ph * pw * f;
-  const out = new Float64Array(BATCH * pooled);
-  const winner = new Int32Array(BATCH * pooled).fill(-1);
-  let blocked = 0;
-  for (let n = 0; n < BATCH; n++)
-    for (let i = 0; i < ph; i++)
-      for (let j = 0; j < pw; j++)
-        for (let o = 0; o < f; o++) {
-          let best = -Infinity;
-          let arg = 0;
-          for (let k = 0; k < 4; k++) {
-            const v = conv(n, 2 * i + (k >> 1), 2 * j + (k & 1), o);
-            if (v > best) [best, arg] = [v, k];
-          }
-          const q = ((n * ph + i) * pw + j) * f + o;
-          if (best > 0) [out[q], winner[q]] = [best, arg];
-          else blocked++;
-        }
-  const dKernel = new Float64Array(kernel.length);
-  const dBias = new Float64Array(f);
+  const out = Float64Array.from(naivePoolRelu(conv, shape, 2, new Float64Array(BATCH * pooled)).out);
+  const blocked = out.filter((v) => v === 0).length;
   // the dense layer as its policy computes it: under mixed_bfloat16 its kernel, output and the
   // gradient it hands back are bfloat16 (the loss and dz float32)
   const rr = Float64Array.from(r, round);
+  const g = new Float64Array(BATCH * pooled);
   for (let n = 0; n < BATCH; n++) {
     let z = 0;
     for (let q = 0; q < pooled; q++) z += out[n * pooled + q]! * rr[q]!;
     const dz = round((sigmoid(round(z)) - y[n]!) / BATCH);
+    for (let q = 0; q < pooled; q++) g[n * pooled + q] = round(dz * rr[q]!);
+  }
+  // the gradient at the conv output: each window's g at its winner, nothing where relu clamped
+  const dConv = naivePoolRelu(conv, shape, 2, g).dx;
+  const dKernel = new Float64Array(kernel.length);
+  const dBias = new Float64Array(f);
+  for (let n = 0; n < BATCH; n++)
     for (let i = 0; i < ph; i++)
       for (let j = 0; j < pw; j++)
-        for (let o = 0; o < f; o++) {
-          const q = (i * pw + j) * f + o;
-          const k = winner[n * pooled + q]!;
-          if (k < 0) continue;
-          const g = round(dz * rr[q]!);
-          dBias[o] += g;
-          const [ci, cj] = [2 * i + (k >> 1), 2 * j + (k & 1)];
-          for (let kh = 0; kh < 3; kh++)
-            for (let kw = 0; kw < 3; kw++)
-              for (let kc = 0; kc < ch; kc++) dKernel[((kh * 3 + kw) * ch + kc) * f + o] += g * at(n, ci + kh, cj + kw, kc);
-        }
-  }
+        for (let o = 0; o < f; o++)
+          for (let k = 0; k < 4; k++) {
+            const [ci, cj] = [2 * i + (k >> 1), 2 * j + (k & 1)];
+            const d = dConv[((n * oh + ci) * ow + cj) * f + o]!;
+            if (d === 0) continue;
+            dBias[o] += d;
+            for (let kh = 0; kh < 3; kh++)
+              for (let kw = 0; kw < 3; kw++)
+                for (let kc = 0; kc < ch; kc++) dKernel[((kh * 3 + kw) * ch + kc) * f + o] += d * at(n, ci + kh, cj + kw, kc);
+          }
   return { out, blocked, dKernel, dBias };
-}
-
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    num += (actual[i]! - expected[i]!) ** 2;
-    den += expected[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 function block(c: Case, head: boolean): Sequential {
@@ -195,11 +172,10 @@ for (const [i, c] of CASES.entries()) {
   });
 }
 
-const skipBf16 = native().info().bf16Supported ? false : `bfloat16 is emulated here (${native().info().bf16Reason})`;
 for (const [i, c] of CASES.entries()) {
   const mixed: Case = { ...c, dtype: 'mixed_bfloat16' };
   test(`mixed_bfloat16: ${c.input} input, ${c.filters} filters, ${c.padding}: forward and gradients within bfloat16 of float64`, {
-    skip: skipBf16,
+    skip: needsBf16,
   }, async () => {
     await check(mixed, 20 + i);
   });
@@ -228,25 +204,18 @@ test('a training step of a small CNN: same loss and weights with the fused first
   const engine = native();
   const results: { loss: number; weights: number[][] }[] = [];
   for (const fused of [true, false]) {
-    const previous = engine.setFirstBlockFusion(fused);
-    try {
+    await withSetting(engine.setFirstBlockFusion, fused, async () => {
       const m = smallCnn();
       m.compile({ optimizer: { sgd: { learningRate: 1 } }, loss: 'binaryCrossentropy' });
-      engine.setLayerTiming(true);
-      const { loss } = await m.engine.trainStep(x, shape, y, 0);
-      const times = engine.takeLayerTimes();
-      engine.setLayerTiming(false);
+      const { result, rows: times } = await withLayerTimes(() => m.engine.trainStep(x, shape, y, 0));
       // the fused block is timed as the conv's forward and backward; the pool's row still counts its calls
       for (const name of ['c1', 'p1']) {
         const row = times.find((t) => t.layer === name);
         assert.ok(row && row.forwardCalls === 1 && row.backwardCalls === 1, `${name} timing row: ${JSON.stringify(row)}`);
       }
       const weights = [0, 2, 5].flatMap((i) => m.getLayerWeights(i).map((t) => Array.from(t.data)));
-      results.push({ loss, weights });
-    } finally {
-      engine.setLayerTiming(false);
-      engine.setFirstBlockFusion(previous);
-    }
+      results.push({ loss: result.loss, weights });
+    });
   }
   const [fused, today] = results;
   assertClose([fused!.loss], [today!.loss], { atol: 0, rtol: 1e-6, what: 'loss' });

@@ -9,13 +9,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { layers } from '../lib/models/layers.js';
-import { bf16Support } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
+import { needsBf16 } from './helpers/engine-settings.js';
 import * as naive from './helpers/naive.js';
-import { numericGradient, prod, Rng, tensor } from './helpers/naive.js';
-
-const support = bf16Support();
-const skip = support.supported ? false : `bfloat16 is emulated here (${support.reason})`;
+import { numericGradient, prod, Rng, relativeError, tensor } from './helpers/naive.js';
 
 /** bfloat16 rounds the input, the output gradient and the forward pass (see mixed-precision-layers.test.ts) */
 const TOLERANCE = 2e-2;
@@ -46,19 +43,9 @@ const CASES: Case[] = [
   { name: '1 channel, 1x1', input: [5, 6, 1], filters: 3, kernel: 1 },
 ];
 
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < expected.length; i++) {
-    num += (actual[i] - expected[i]) ** 2;
-    den += expected[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 for (const c of CASES) {
   test(`mixed_bfloat16 first Conv2D, ${c.name}: weight and bias gradients in float32 sums, within bfloat16 precision of float64`, {
-    skip,
+    skip: needsBf16,
   }, async () => {
     const rng = new Rng(11);
     const conv = { filters: c.filters, kernelSize: c.kernel, strides: c.strides, padding: c.padding, dilationRate: c.dilation };

@@ -11,38 +11,10 @@ import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { assertClose, prod, Rng } from './helpers/naive.js';
+import { withSetting } from './helpers/engine-settings.js';
+import { assertClose, naivePoolRelu, prod, Rng } from './helpers/naive.js';
 
 type Shape4 = [number, number, number, number];
-
-/** relu(maxpool(x)) for a Keras 'valid' square pool of stride k, and dx for output gradient `g`. */
-function naivePoolRelu(x: ArrayLike<number>, [n, h, w, c]: Shape4, k: number, g: ArrayLike<number>): { out: number[]; dx: number[] } {
-  const [oh, ow] = [Math.floor(h / k), Math.floor(w / k)];
-  const out = new Array<number>(n * oh * ow * c).fill(0);
-  const dx = new Array<number>(x.length).fill(0);
-  const at = (b: number, i: number, j: number, ch: number): number => ((b * h + i) * w + j) * c + ch;
-  for (let b = 0; b < n; b++) {
-    for (let i = 0; i < oh; i++) {
-      for (let j = 0; j < ow; j++) {
-        for (let ch = 0; ch < c; ch++) {
-          let arg = at(b, i * k, j * k, ch);
-          let max = x[arg]!;
-          for (let di = 0; di < k; di++) {
-            for (let dj = 0; dj < k; dj++) {
-              const p = at(b, i * k + di, j * k + dj, ch);
-              const v = x[p]!;
-              if (v > max || Number.isNaN(v)) [max, arg] = [v, p];
-            }
-          }
-          const o = ((b * oh + i) * ow + j) * c + ch;
-          out[o] = max > 0 || Number.isNaN(max) ? max : 0;
-          if (!(max <= 0)) dx[arg] = g[o]!; // relu's backward passes what its output did not clamp
-        }
-      }
-    }
-  }
-  return { out, dx };
-}
 
 /** Identity, depthwise 1x1 conv of weight 1 with relu, max pool k, flatten, dense 1 (linear). */
 function passThroughModel(shape: Shape4, k: number, dtype: 'float32' | 'mixed_bfloat16', rng: Rng): { model: Sequential; g: Float32Array } {
@@ -131,10 +103,9 @@ test('training: two Adam steps of Conv2D(relu) + MaxPooling2D give the weights o
   const shape: Shape4 = [4, 9, 8, 2];
   const x = rng.floats(prod(shape), -1, 1);
   const y = Float32Array.from([0, 1, 1, 0]);
-  const results = [];
+  const results: number[][][] = [];
   // the pair on a 2-channel input would run as the fused first block (few-channel-block.test.ts)
-  const previous = native().setFirstBlockFusion(false);
-  try {
+  await withSetting(native().setFirstBlockFusion, false, async () => {
     for (const m of models) {
       m.setLayerWeights(0, [kernel, bias]);
       m.setLayerWeights(m.layers.length - 1, [dense, new Float32Array(1)]);
@@ -142,9 +113,7 @@ test('training: two Adam steps of Conv2D(relu) + MaxPooling2D give the weights o
       for (let step = 0; step < 2; step++) await m.engine.trainStep(x, shape, y, 0);
       results.push([...m.getLayerWeights(0), ...m.getLayerWeights(m.layers.length - 1)].map((w) => Array.from(w.data)));
     }
-  } finally {
-    native().setFirstBlockFusion(previous);
-  }
+  });
   assert.deepEqual(results[0], results[1]);
   assert.notDeepEqual(results[0]![0], Array.from(kernel), 'the steps moved the kernel');
 });

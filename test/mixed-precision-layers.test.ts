@@ -9,14 +9,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { LayerConfig } from '../lib/keras-format/config.js';
 import { layers } from '../lib/models/layers.js';
-import { bf16Support } from '../lib/models/mixed-precision.js';
 import type { Preprocessing } from '../lib/models/preprocessing.js';
 import { Sequential } from '../lib/models/sequential.js';
+import { needsBf16 } from './helpers/engine-settings.js';
 import * as naive from './helpers/naive.js';
-import { numericGradient, prod, Rng, type T, tensor } from './helpers/naive.js';
-
-const support = bf16Support();
-const skip = support.supported ? false : `bfloat16 is emulated here (${support.reason})`;
+import { numericGradient, prod, Rng, relativeError, type T, tensor } from './helpers/naive.js';
 
 const INPUT: [number, number, number] = [6, 6, 3];
 const BATCH = 4;
@@ -111,18 +108,6 @@ const CASES: Case[] = [
   },
 ];
 
-/** ||a - e|| / ||e|| */
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  assert.equal(actual.length, expected.length);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < actual.length; i++) {
-    num += (actual[i] - expected[i]) ** 2;
-    den += expected[i] ** 2;
-  }
-  return Math.sqrt(num / den);
-}
-
 function buildCase(c: Case, seed: number) {
   const rng = new Rng(seed);
   const at = c.flatInput ? 2 : 1; // index of the layer under test
@@ -164,7 +149,7 @@ function buildCase(c: Case, seed: number) {
 }
 
 for (const c of CASES) {
-  test(`mixed_bfloat16 ${c.name}: forward and gradients match float64 within bfloat16 precision`, { skip }, async () => {
+  test(`mixed_bfloat16 ${c.name}: forward and gradients match float64 within bfloat16 precision`, { skip: needsBf16 }, async () => {
     const { model, xf, params, layerOut, logits, trained, at } = buildCase(c, 7);
     const shape = [BATCH, ...INPUT];
 
@@ -200,7 +185,7 @@ for (const c of CASES) {
   });
 }
 
-test('mixed_bfloat16: the output layer activates in float32 (Keras: a float32 output for a stable loss)', { skip }, async () => {
+test('mixed_bfloat16: the output layer activates in float32 (Keras: a float32 output for a stable loss)', { skip: needsBf16 }, async () => {
   const rng = new Rng(3);
   const model = new Sequential([layers.dense({ units: 1, activation: 'sigmoid', inputShape: [8] })], {
     preprocessing: 'none',

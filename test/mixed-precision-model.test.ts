@@ -10,13 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { layers } from '../lib/models/layers.js';
-import { bf16Support, mixedPrecision } from '../lib/models/mixed-precision.js';
+import { mixedPrecision } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { loadModel, METADATA_FILE, saveModel } from '../lib/saving/persistence.js';
+import { needsBf16 } from './helpers/engine-settings.js';
 import { ArrayDataset, Rng } from './helpers/naive.js';
-
-const support = bf16Support();
-const skip = support.supported ? false : `bfloat16 is emulated here (${support.reason})`;
 
 /** conv -> flatten -> dense 1 sigmoid, the output layer pinned to float32 as in Keras's guide */
 function small(options: { dtype?: 'float32' | 'mixed_bfloat16'; seed?: number } = {}): Sequential {
@@ -61,7 +59,7 @@ test("a layer takes its own policy, else its model's, else the global one; summa
   );
 });
 
-test('a mixed model saves float32 weights that reload equal, with its policies in transferlab.json', { skip }, async () => {
+test('a mixed model saves float32 weights that reload equal, with its policies in transferlab.json', { skip: needsBf16 }, async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'tl-mixed-save-'));
   try {
     const rng = new Rng(5);
@@ -127,7 +125,7 @@ function patternData(n: number, seed: number): ArrayDataset {
 }
 
 test('a small model reaches the same validation accuracy (within 1 point) in mixed_bfloat16 as in float32', {
-  skip,
+  skip: needsBf16,
   timeout: 300_000,
 }, async () => {
   const train = patternData(2000, 1);

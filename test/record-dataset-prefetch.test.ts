@@ -12,7 +12,7 @@ import { passOrder } from '../lib/data/prng.js';
 import { RECORD_FORMAT, type RecordDtype, type RecordManifest } from '../lib/data/record-cache.js';
 import { RecordDataset } from '../lib/data/record-dataset.js';
 import type { Batch } from '../lib/data/types.js';
-import { native } from '../lib/engine/native.js';
+import { countingGathers } from './helpers/counting-gathers.js';
 
 const N = 23;
 const BATCH = 5;
@@ -76,23 +76,6 @@ function openFdsTo(file: string): number {
       return false;
     }
   }).length;
-}
-
-/** Counts native gathers started and settled, and the records they read, while `fn` runs. */
-async function countingGathers<T>(fn: (counts: { started: number; settled: number; records: number }) => Promise<T>): Promise<T> {
-  const binding = native();
-  const original = binding.gatherRecords;
-  const counts = { started: 0, settled: 0, records: 0 };
-  binding.gatherRecords = (...args) => {
-    counts.started++;
-    counts.records += args[1].length;
-    return original(...args).finally(() => counts.settled++);
-  };
-  try {
-    return await fn(counts);
-  } finally {
-    binding.gatherRecords = original;
-  }
 }
 
 async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {

@@ -12,8 +12,8 @@ import { RECORD_FORMAT, type RecordManifest } from '../lib/data/record-cache.js'
 import { RecordDataset } from '../lib/data/record-dataset.js';
 import { shardedBatches } from '../lib/data/shard.js';
 import type { Batch, BatchOptions } from '../lib/data/types.js';
-import { native } from '../lib/engine/native.js';
 import { CyclingDataset } from '../lib/training/feature-cache.js';
+import { countingGathers } from './helpers/counting-gathers.js';
 import { ArrayDataset } from './helpers/naive.js';
 
 const N = 11;
@@ -64,23 +64,6 @@ function naiveShards(whole: ReturnType<typeof plain>[], rank: number, worldSize:
   });
 }
 
-/** Records read by native gathers while `fn` runs. */
-async function countingReads(fn: () => Promise<void>): Promise<number> {
-  const binding = native();
-  const original = binding.gatherRecords;
-  let records = 0;
-  binding.gatherRecords = (...args) => {
-    records += args[1].length;
-    return original(...args);
-  };
-  try {
-    await fn();
-  } finally {
-    binding.gatherRecords = original;
-  }
-  return records;
-}
-
 test('each rank of 1 to 5 reads only its rows of every global batch (empty shards included), as sliced from the whole batch', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tl-shards-'));
   try {
@@ -96,8 +79,9 @@ test('each rank of 1 to 5 reads only its rows of every global batch (empty shard
         for (let rank = 0; rank < worldSize; rank++) {
           const options: BatchOptions = { pass, shard: { rank, worldSize } };
           let shards: ReturnType<typeof plain>[] = [];
-          const read = await countingReads(async () => {
+          const read = await countingGathers(async (counts) => {
             shards = await collect(ds.batches(options));
+            return counts.records;
           });
           const expected = naiveShards(whole, rank, worldSize);
           assert.deepEqual(shards, expected, `pass ${pass}, rank ${rank} of ${worldSize}`);
@@ -140,8 +124,9 @@ test('datasets that cannot read shards are read whole and sliced; a cycle of rec
     const cycle = new CyclingDataset([ds, ds]);
     assert.equal(cycle.readsShards, true);
     let shards: ReturnType<typeof plain>[] = [];
-    const read = await countingReads(async () => {
+    const read = await countingGathers(async (counts) => {
       shards = await collect(shardedBatches(cycle, { pass: 1, shard }));
+      return counts.records;
     });
     assert.deepEqual(shards, naiveShards(await collect(ds.batches({ pass: 1 })), 1, 3));
     assert.equal(read, 3, 'one row of each of the 3 global batches');

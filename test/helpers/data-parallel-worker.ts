@@ -22,6 +22,7 @@ import { experimentCnnLayers } from '../../lib/models/zoo.js';
 import { BackupAndRestore } from '../../lib/training/backup-and-restore.js';
 import type { Callback } from '../../lib/training/callbacks.js';
 import { cachedFeatures } from '../../lib/training/feature-cache.js';
+import { countingGathers } from './counting-gathers.js';
 import { ArrayDataset } from './naive.js';
 
 /** Deterministic values from a seed (the same on every rank and for every world size). */
@@ -161,14 +162,10 @@ if (process.env.DP_BACKUP) callbacks.push(new BackupAndRestore(process.env.DP_BA
 const epochs = Number(process.env.DP_EPOCHS ?? 2);
 const steps = process.env.DP_STEPS ? { stepsPerEpoch: 2, validationSteps: 1 } : {};
 // records the record datasets read while training (their native gathers)
-const binding = native();
-const gather = binding.gatherRecords;
-let recordsRead = 0;
-binding.gatherRecords = (...args) => {
-  recordsRead += args[1].length;
-  return gather(...args);
-};
-const history = await model.fit(train, { epochs, validationData: valid, verbose: 0, fromLayer, callbacks, ...steps });
+const { history, recordsRead } = await countingGathers(async (counts) => ({
+  history: await model.fit(train, { epochs, validationData: valid, verbose: 0, fromLayer, callbacks, ...steps }),
+  recordsRead: counts.records, // read once fit is done
+}));
 writeFileSync(
   `${process.env.DP_OUT}.rank${rank}.json`,
   JSON.stringify({

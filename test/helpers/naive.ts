@@ -191,6 +191,43 @@ export function pool2d(x: T, mode: 'max' | 'avg', pool: [number, number], stride
   return { data: out, shape: [n, py.out, px.out, c] };
 }
 
+/**
+ * relu(maxpool(x)) for a Keras 'valid' square pool of stride k, and dx for output gradient `g`, with
+ * libtorch's CPU window rule: row-major scan, a value wins if it is greater or NaN.
+ */
+export function naivePoolRelu(
+  x: ArrayLike<number>,
+  [n, h, w, c]: [number, number, number, number],
+  k: number,
+  g: ArrayLike<number>,
+): { out: number[]; dx: number[] } {
+  const [oh, ow] = [Math.floor(h / k), Math.floor(w / k)];
+  const out = new Array<number>(n * oh * ow * c).fill(0);
+  const dx = new Array<number>(x.length).fill(0);
+  const at = (b: number, i: number, j: number, ch: number): number => ((b * h + i) * w + j) * c + ch;
+  for (let b = 0; b < n; b++) {
+    for (let i = 0; i < oh; i++) {
+      for (let j = 0; j < ow; j++) {
+        for (let ch = 0; ch < c; ch++) {
+          let arg = at(b, i * k, j * k, ch);
+          let max = x[arg]!;
+          for (let di = 0; di < k; di++) {
+            for (let dj = 0; dj < k; dj++) {
+              const p = at(b, i * k + di, j * k + dj, ch);
+              const v = x[p]!;
+              if (v > max || Number.isNaN(v)) [max, arg] = [v, p];
+            }
+          }
+          const o = ((b * oh + i) * ow + j) * c + ch;
+          out[o] = max > 0 || Number.isNaN(max) ? max : 0;
+          if (!(max <= 0)) dx[arg] = g[o]!; // relu's backward passes what its output did not clamp
+        }
+      }
+    }
+  }
+  return { out, dx };
+}
+
 export function globalAvgPool(x: T): T {
   const [n, h, w, c] = x.shape;
   const out = new Float64Array(n * c);
@@ -422,6 +459,26 @@ export function maxAbs(values: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < values.length; i++) m = Math.max(m, Math.abs(values[i]));
   return m;
+}
+
+/** largest |a - b|, element-wise */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, `length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** ||actual - expected|| / ||expected|| (L2) */
+export function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  assert.equal(actual.length, expected.length, `length ${actual.length} vs expected ${expected.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < actual.length; i++) {
+    num += (actual[i] - expected[i]) ** 2;
+    den += expected[i] ** 2;
+  }
+  return Math.sqrt(num / den);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,0 +1,34 @@
+/**
+ * The engine's process-wide switches, set for one piece of work and put back afterwards (the test
+ * files share one engine per process), and the skip reason for tests that need native bfloat16.
+ */
+import { native } from '../../lib/engine/native.js';
+import { bf16Support } from '../../lib/models/mixed-precision.js';
+
+type LayerTimes = ReturnType<ReturnType<typeof native>['takeLayerTimes']>;
+
+/** Runs `work` with a setting at `value`; `set` returns the previous value, restored afterwards, also on a throw. */
+export async function withSetting<V, R>(set: (value: V) => V, value: V, work: () => Promise<R>): Promise<R> {
+  const previous = set(value);
+  try {
+    return await work();
+  } finally {
+    set(previous);
+  }
+}
+
+/** Runs `work` with layer timing on and returns its result and the timing rows it produced; timing is off afterwards. */
+export async function withLayerTimes<R>(work: () => Promise<R>): Promise<{ result: R; rows: LayerTimes }> {
+  const engine = native();
+  engine.setLayerTiming(true);
+  try {
+    const result = await work();
+    return { result, rows: engine.takeLayerTimes() };
+  } finally {
+    engine.setLayerTiming(false);
+  }
+}
+
+const bf16 = bf16Support();
+/** node:test `skip` option for tests that need native bfloat16: false when the CPU has it, else the reason. */
+export const needsBf16: false | string = bf16.supported ? false : `bfloat16 is emulated here (${bf16.reason})`;
