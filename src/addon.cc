@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "allocator.h"
+#include "amx.h"
 #include "chunked-forward.h"
 #include "few-channel-block.h"
 #include "dnnl-conv.h"
@@ -58,6 +59,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("parallelInfo", at::get_parallel_info());
   out.Set("mkldnn", at::hasMKLDNN());
   dnnlconv::addInfo(out);  // dnnl, dnnlVersion
+  amx::addInfo(out);       // amx, amxReason
   out.Set("cuda", torch::cuda::is_available());
   std::string bf16Reason;
   out.Set("bf16Supported", cpuHasBf16(bf16Reason));
@@ -95,6 +97,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   chunking::addExports(env, exports);  // setForwardChunkBytes (bench, tests)
   firstBlock::addExports(env, exports);  // setFirstBlockFusion (bench, tests; few-channel-block.cc)
   dnnlconv::addExports(env, exports);  // setConvAlgorithm, setDnnlConv (dnnl-conv.cc)
+  amx::addExports(env, exports);  // setAmx (bench, tests; amx.cc)
   exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfo));  // device
   exports.Set("resolveDevice", Napi::Function::New(env, ResolveDevice));  // device
   exports.Set("distributed", dist::Init(env));

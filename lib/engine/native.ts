@@ -150,6 +150,9 @@ export interface NativeBinding {
     /** whether the CPU computes bfloat16 natively (avx512_bf16 / amx_bf16), and what it has or lacks */
     bf16Supported: boolean;
     bf16Reason: string;
+    /** whether the hand-written mixed_bfloat16 kernels may use AMX tiles here (src/amx.h), and why not */
+    amx: boolean;
+    amxReason: string;
   };
   /** Returns the caching allocator's kept blocks to the system (a new workload needs other sizes). */
   emptyCache(): void;
@@ -172,6 +175,11 @@ export interface NativeBinding {
    * pool. Returns the previous setting.
    */
   setFirstBlockFusion(on: boolean): boolean;
+  /**
+   * Bench and tests only: whether the hand-written mixed_bfloat16 kernels use AMX tiles where the
+   * CPU has them (`info().amx`; on by default) or their AVX-512 / AVX2 code. Returns the previous setting.
+   */
+  setAmx(on: boolean): boolean;
   /**
    * The algorithm float32 convolutions ask oneDNN for (process-wide): 'auto' (the default: Winograd
    * for 3x3 layers with >= 16 channels in and out, inference and training, where oneDNN has it),
@@ -284,6 +292,7 @@ export function native(): NativeBinding {
     takeLayerTimes: loaded.takeLayerTimes,
     setForwardChunkBytes: loaded.setForwardChunkBytes,
     setFirstBlockFusion: loaded.setFirstBlockFusion,
+    setAmx: loaded.setAmx,
     setConvAlgorithm: loaded.setConvAlgorithm,
     setDnnlConv: loaded.setDnnlConv,
     setWinogradCallBytes: loaded.setWinogradCallBytes,

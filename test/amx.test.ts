@@ -1,0 +1,43 @@
+/**
+ * src/amx.h: whether the mixed_bfloat16 kernels may use AMX tiles is read from the CPU (cpuid) and
+ * Linux's permission; checked here against /proc/cpuinfo's flags, read independently.
+ */
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { native } from '../lib/engine/native.js';
+
+function cpuFlags(): Set<string> | null {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('flags'));
+    return line ? new Set(line.split(':')[1]!.trim().split(/\s+/)) : null;
+  } catch {
+    return null;
+  }
+}
+
+test('info().amx agrees with the CPU flags, and says why not when false', (t) => {
+  const flags = cpuFlags();
+  if (!flags) return t.skip('no /proc/cpuinfo flags to compare with (not Linux)');
+  const info = native().info();
+  const hasTiles = flags.has('amx_tile') && flags.has('amx_bf16');
+  if (!hasTiles) {
+    assert.equal(info.amx, false);
+    assert.match(info.amxReason, /no AMX/);
+  } else {
+    // the CPU has tiles: only an old kernel refusing the tile state can say no, and must say so
+    assert.ok(info.amx || /Linux did not grant/.test(info.amxReason), `amx false with reason '${info.amxReason}'`);
+    if (info.amx) assert.equal(info.amxReason, '');
+  }
+});
+
+test('setAmx returns the previous setting and refuses anything but a boolean', () => {
+  const engine = native();
+  const before = engine.setAmx(false);
+  assert.equal(engine.setAmx(before), false);
+  assert.equal(engine.setAmx(before), before);
+  assert.throws(() => engine.setAmx('no' as unknown as boolean), /setAmx: pass true .* or false/);
+});
