@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import type { Backbone } from '../lib/applications/backbone.js';
 import { type OpenedDatasets, openCatsVsDogs } from '../lib/data/index.js';
 import type { Dataset } from '../lib/data/types.js';
+import { featureCacheKey } from '../lib/experiment/train-model.js';
 import { cachedFeatures, datasetIdentity, type FeatureKey } from '../lib/training/feature-cache.js';
 import { sharedPetImages } from './helpers/pet-images.js';
 import { sharedTinyBackbone, TINY_FEATURE_CHANNELS, TINY_OUTPUT_LAYER } from './helpers/tiny-backbone.js';
@@ -155,6 +156,29 @@ test('the feature cache is reused, and a changed key recomputes', { timeout: 600
     const again = await cachedFeatures(model, data.train, { baseLayers, key, cacheDir, progress: false });
     assert.equal(again.computed, 0);
     assert.equal((await featureFile(cacheDir)).length, 3);
+  });
+});
+
+test("compare's feature key names the float32 convolution algorithm: features of another one are recomputed", {
+  timeout: 600_000,
+}, async () => {
+  await withTempDir('fc-algorithm', async (dir) => {
+    const cacheDir = path.join(dir, 'cache');
+    const data = await openData(cacheDir);
+    const { model, baseLayers, backbone } = await transferModel();
+    const extract = async (algorithm: 'auto' | 'direct') =>
+      (
+        await cachedFeatures(model, data.train, {
+          baseLayers,
+          key: await featureCacheKey(model, baseLayers, backbone, data.train, algorithm),
+          cacheDir,
+          progress: false,
+        })
+      ).computed;
+    assert.equal(await extract('auto'), 120);
+    assert.equal(await extract('direct'), 120, "Winograd's features are not served for direct convolution");
+    assert.equal(await extract('auto'), 0, 'the first entry is still valid');
+    assert.equal((await featureFile(cacheDir)).length, 2);
   });
 });
 

@@ -7,6 +7,7 @@ import type { Dataset } from '../data/types.js';
 import { allreduceSum, barrier, distributedInfo, isChief } from '../distributed/index.js';
 import { workerDevice } from '../distributed/launch-env.js';
 import { emptyCache } from '../engine/memory.js';
+import type { ConvAlgorithm } from '../engine/native.js';
 import { lastConvolutionalLayer } from '../models/grad-cam.js';
 import type { DtypePolicyName } from '../models/mixed-precision.js';
 import type { Sequential } from '../models/sequential.js';
@@ -15,7 +16,7 @@ import type { ModelRunSummary } from '../reports/types.js';
 import { restoreCheckpoint, saveModel } from '../saving/persistence.js';
 import { BackupAndRestore, type BackupState } from '../training/backup-and-restore.js';
 import { type Callback, ModelCheckpoint } from '../training/callbacks.js';
-import { CyclingDataset, cachedFeatures, datasetIdentity } from '../training/feature-cache.js';
+import { CyclingDataset, cachedFeatures, datasetIdentity, type FeatureKey } from '../training/feature-cache.js';
 import type { Logs } from '../training/history.js';
 import { ReduceLROnPlateau } from '../training/reduce-lr-on-plateau.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
@@ -46,14 +47,25 @@ export interface Built {
   backbone?: Backbone;
 }
 
-/** The feature-cache key of a frozen base's output: what makes cached features valid for this model and data. */
-export async function featureCacheKey(model: Sequential, baseLayers: number, backbone: Backbone, data: Dataset) {
+/**
+ * The feature-cache key of a frozen base's output: what makes cached features valid for this model
+ * and data, computed with `convolutions` (the run's native().setConvAlgorithm).
+ */
+export async function featureCacheKey(
+  model: Sequential,
+  baseLayers: number,
+  backbone: Backbone,
+  data: Dataset,
+  convolutions: ConvAlgorithm,
+): Promise<FeatureKey> {
+  const bf16 = model.dtypePolicy.computeDtype === 'bfloat16';
   return {
     weightsId: backbone.weightsId,
     outputLayer: model.layers[baseLayers - 1].config.config.name,
     inputShape: model.inputShape,
     preprocessing: model.preprocessing,
-    bf16: model.dtypePolicy.computeDtype === 'bfloat16',
+    bf16,
+    ...(bf16 ? {} : { convolutions }),
     data: await datasetIdentity(data),
   };
 }
@@ -197,7 +209,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   }
   if (backbone && config.featureCache && (!config.augment || augmentCache) && state.completedEpochs < config.epochs) {
     // the base is frozen until fine-tuning, so its weights are the backbone's as loaded
-    const keyFor = (d: Dataset) => featureCacheKey(model, baseLayers, backbone, d);
+    const keyFor = (d: Dataset) => featureCacheKey(model, baseLayers, backbone, d, config.convAlgorithm ?? 'auto');
     const cacheDir = resolveCacheDir(config.cacheDir);
     const featuresStart = performance.now();
     const trainPasses: Dataset[] = [];

@@ -6,6 +6,7 @@ import { RecordDataset } from '../data/record-dataset.js';
 import { shardedBatches } from '../data/shard.js';
 import type { Batch, BatchOptions, Dataset } from '../data/types.js';
 import { allreduceSum, barrier, DataParallel, distributedInfo, isChief, type ProcessGroupInfo, shardRange } from '../distributed/index.js';
+import type { ConvAlgorithm } from '../engine/native.js';
 import type { Sequential } from '../models/sequential.js';
 
 /**
@@ -21,6 +22,11 @@ export interface FeatureKey {
   preprocessing: string;
   /** the base computed in bfloat16 (its dtype policy is 'mixed_bfloat16'). */
   bf16: boolean;
+  /**
+   * float32 bases: the convolution algorithm (native().setConvAlgorithm) the features came from, as
+   * Winograd and direct convolution differ in the last bits; absent for bfloat16 (always direct).
+   */
+  convolutions?: ConvAlgorithm;
   /** identity of the images: source, size, file list (see datasetIdentity). */
   data: string;
   /** features of augmented images: the model's augmentation layers, its seed, and which augmented pass. */
