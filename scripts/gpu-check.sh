@@ -44,19 +44,14 @@ gpus=$(node --input-type=module -e "import { native } from './dist/lib/engine/na
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Runs test/helpers/data-parallel-worker (case $1) as $2 ranks on loopback with DP_* settings from
-# the environment; fails if any rank fails.
+# Runs test/helpers/data-parallel-worker (case $1) as $2 ranks through the built-in launcher
+# (torchrun's environment; a failing rank stops the others), with DP_* settings from the environment.
 run_ranks() {
-  local which=$1 nproc=$2 out=$3 port pids=() rank status=0
-  port=$(node --input-type=module -e "import { freePort } from './dist/lib/cli/launcher.js'; console.log(await freePort())")
-  for ((rank = 0; rank < nproc; rank++)); do
-    RANK=$rank LOCAL_RANK=$rank WORLD_SIZE=$nproc LOCAL_WORLD_SIZE=$nproc MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-      DP_CASE=$which DP_OUT=$out DP_CACHE="$work/dp-cache-$which-$DP_DEVICE" DP_BUCKET_MB=0.05 \
-      node dist/test/helpers/data-parallel-worker.js &
-    pids+=($!)
-  done
-  for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
-  [[ $status == 0 ]] || fail "data-parallel $which on $DP_DEVICE over $DP_BACKEND: a rank exited with $status"
+  local which=$1 nproc=$2 out=$3
+  DP_CASE=$which DP_OUT=$out DP_CACHE="$work/dp-cache-$which-$DP_DEVICE" DP_BUCKET_MB=0.05 node --input-type=module -e "
+    import { launch } from './dist/lib/cli/launcher.js';
+    const { exitCode } = await launch({ nproc: $nproc, command: [process.execPath, 'dist/test/helpers/data-parallel-worker.js'] });
+    process.exit(exitCode);" || fail "data-parallel $which on $DP_DEVICE over $DP_BACKEND: a rank failed (the others were stopped)"
 }
 
 # NCCL on the GPUs against Gloo on the CPU, same ranks and data: the updates (final - initial
