@@ -5,8 +5,6 @@
  */
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import { freePort } from '../lib/cli/launcher.js';
@@ -16,8 +14,8 @@ import { workerDevice, workerEnv } from '../lib/distributed/launch-env.js';
 import { native } from '../lib/engine/native.js';
 import { OptionError } from '../lib/util/option-error.js';
 import { describeRun, runCli, withTempDir } from './helpers/transfer-helpers.js';
+import { runWorkerRanks } from './helpers/worker-ranks.js';
 
-const WORKER = path.join(path.dirname(new URL(import.meta.url).pathname), 'helpers/data-parallel-worker.js');
 const ncclBuilt = native().distributed.ncclBuilt;
 const withNccl = ncclBuilt ? 'this engine has NCCL: the CPU-only refusals do not apply' : false;
 
@@ -106,29 +104,8 @@ test('compare --dist-backend: a bad name, and nccl on a CPU-only engine, exit 2 
 
 /** Runs the data-parallel worker's `head` case for one epoch as `nproc` ranks; each rank's backend (undefined: no group). */
 async function backendsOfRun(dir: string, nproc: number, extraEnv: NodeJS.ProcessEnv): Promise<(string | undefined)[]> {
-  const spec = { nproc, masterAddr: '127.0.0.1', masterPort: await freePort() };
-  const out = path.join(dir, 'out');
-  const env: NodeJS.ProcessEnv = { ...process.env, DP_CASE: 'head', DP_EPOCHS: '1', DP_OUT: out, DP_CACHE: dir, ...extraEnv };
-  delete env.DP_BACKEND;
-  delete env.DP_DEVICE;
-  const ranks = Array.from({ length: nproc }, (_, rank) => rank);
-  await Promise.all(
-    ranks.map(
-      (rank) =>
-        new Promise<void>((resolve, reject) => {
-          const child = spawn(process.execPath, [WORKER], {
-            env: { ...env, ...workerEnv(spec, rank) },
-            stdio: ['ignore', 'ignore', 'pipe'],
-          });
-          let stderr = '';
-          child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-          child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`rank ${rank} exited with ${code}: ${stderr}`))));
-        }),
-    ),
-  );
-  return Promise.all(
-    ranks.map(async (rank) => (JSON.parse(await readFile(`${out}.rank${rank}.json`, 'utf8')) as { backend?: string }).backend),
-  );
+  const env = { DP_CASE: 'head', DP_EPOCHS: '1', DP_CACHE: dir, DP_BACKEND: undefined, DP_DEVICE: undefined, ...extraEnv };
+  return (await runWorkerRanks<{ backend?: string }>(nproc, path.join(dir, 'out'), env)).map((r) => r.backend);
 }
 
 test('a 2-rank run with the default backend (auto) on the CPU joins a Gloo group', { timeout: 120_000 }, async () => {

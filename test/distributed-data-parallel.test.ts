@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import net from 'node:net';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../lib/cli/launcher.js';
 import { shardRange } from '../lib/distributed/index.js';
+import { runWorkerRanks } from './helpers/worker-ranks.js';
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers/data-parallel-worker.js');
 
@@ -43,43 +44,9 @@ function assertShardReads(results: RankResult[], reads: number[], what: string):
   );
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** Runs the worker as `worldSize` ranks on loopback (alone, without torchrun variables, for 1). */
-async function runRanks(which: string, worldSize: number, out: string, extraEnv: Record<string, string> = {}): Promise<RankResult[]> {
-  const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, DP_CASE: which, DP_OUT: out, ...extraEnv };
-  for (const k of ['RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT']) delete env[k];
-  const runs = Array.from({ length: worldSize }, (_, rank) => {
-    const rankEnv =
-      worldSize === 1
-        ? env
-        : {
-            ...env,
-            RANK: String(rank),
-            LOCAL_RANK: String(rank),
-            WORLD_SIZE: String(worldSize),
-            MASTER_ADDR: '127.0.0.1',
-            MASTER_PORT: String(port),
-          };
-    const child = spawn(process.execPath, [WORKER], { env: rankEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
-    return new Promise<void>((resolve, reject) =>
-      child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`rank ${rank} exited with ${code}:\n${output}`)))),
-    );
-  });
-  await Promise.all(runs);
-  return Promise.all(
-    Array.from({ length: worldSize }, async (_, r) => JSON.parse(await readFile(`${out}.rank${r}.json`, 'utf8')) as RankResult),
-  );
+function runRanks(which: string, worldSize: number, out: string, extraEnv: Record<string, string> = {}): Promise<RankResult[]> {
+  return runWorkerRanks<RankResult>(worldSize, out, { DP_CASE: which, ...extraEnv }, { alone: worldSize === 1 });
 }
 
 /** max |a - b| over each layer's weights, relative to the layer's largest weight (biases start at 0) */
