@@ -9,11 +9,11 @@
       ],
       "defines": ["NAPI_VERSION=8", "USE_C10D_GLOO", "USE_DISTRIBUTED", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "<!@(node scripts/find-libtorch.mjs defines)"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wno-unused-parameter", "-Wno-deprecated-declarations", "-Wno-psabi"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-fopenmp", "-Wno-unused-parameter", "-Wno-deprecated-declarations", "-Wno-psabi"],
       "libraries": [
         "-L<!(node scripts/find-libtorch.mjs lib)",
         "-Wl,-rpath,<!(node scripts/find-libtorch.mjs lib)",
-        "-ltorch", "-ltorch_cpu", "-lc10",
+        "-ltorch", "-ltorch_cpu", "-lc10", "-fopenmp",
         "<!@(node scripts/find-libtorch.mjs cuda-libs)",
         "<!@(node scripts/find-libtorch.mjs dnnl-libs)"
       ]
