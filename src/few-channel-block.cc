@@ -1,11 +1,7 @@
 #include "few-channel-block.h"
 
 #include <ATen/Parallel.h>
-// GCC 12.2's AVX-512 headers trip -Wmaybe-uninitialized on their own `__Y = __Y` (GCC bug 105593)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
-#pragma GCC diagnostic pop
 
 #include <algorithm>
 #include <atomic>
@@ -247,6 +243,10 @@ std::pair<torch::Tensor, torch::Tensor> blockBackward(const torch::Tensor& x, co
 // the bias is added, then the one bfloat16 rounding) and AMX flushing bfloat16 denormal inputs and
 // float32 denormal results to zero.
 
+// GCC 12.2's AVX-512 intrinsics trip -Wmaybe-uninitialized on their own `__Y = __Y` (GCC bug 105593)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 constexpr int64_t kSlack = 64 * 4;  // bfloat16 values: 64 positions
 
 // 4 accumulator tiles in the forward pass, 3 kernel rows x 2 filter halves in the gradient's; a
@@ -254,6 +254,48 @@ constexpr int64_t kSlack = 64 * 4;  // bfloat16 values: 64 positions
 bool amxApplies(const Layer& conv) {
   const torch::Tensor& w = conv.params[0];
   return conv.mixedBf16 && amx::enabled() && w.size(2) <= 3 && w.size(3) * 4 <= 32 && w.size(3) * w.size(1) + 1 <= 16;
+}
+
+// Rows [begin, end) of x4 (row = n * Hp + y) from src, float32 NHWC [N][H][W][C]: 16 pixels at a
+// time, C x 16 floats rounded to bfloat16 (vcvtneps2bf16: nearest even, NaN kept, denormals read as
+// 0 as the tiles would) and spread to 4 channels by one 2-source permute, channels >= C zero.
+TL_AMX void amxInputRows(const float* src, int64_t H, int64_t W, int64_t C, int64_t top, int64_t left, int64_t Hp, int64_t Wp, uint16_t* x4,
+                         int64_t begin, int64_t end) {
+  alignas(64) uint16_t index[64];  // output lane i = pixel i / 4, channel i % 4
+  uint64_t keep = 0;
+  for (int i = 0; i < 64; ++i) {
+    index[i] = static_cast<uint16_t>((i / 4) * C + i % 4);
+    if (i % 4 < C) keep |= uint64_t{1} << i;
+  }
+  const __m512i low = _mm512_load_si512(index), high = _mm512_load_si512(index + 32);
+  for (int64_t r = begin; r < end; ++r) {
+    uint16_t* d = x4 + r * Wp * 4;
+    const int64_t n = r / Hp, y = r % Hp - top;
+    if (y < 0 || y >= H) {
+      std::fill(d, d + Wp * 4, 0);
+      continue;
+    }
+    std::fill(d, d + left * 4, 0);
+    std::fill(d + (left + W) * 4, d + Wp * 4, 0);
+    const float* sr = src + (n * H + y) * W * C;
+    for (int64_t p = 0; p < W; p += 16) {
+      const int64_t floats = std::min<int64_t>(16, W - p) * C, values = std::min<int64_t>(16, W - p) * 4;
+      __m256i part[4];
+      for (int k = 0; k < 4; ++k) {
+        const int64_t rest = std::clamp<int64_t>(floats - 16 * k, 0, 16);
+        part[k] = (__m256i)_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << rest) - 1), sr + p * C + 16 * k));
+      }
+      const __m512i a = _mm512_inserti64x4(_mm512_castsi256_si512(part[0]), part[1], 1);
+      const __m512i b = _mm512_inserti64x4(_mm512_castsi256_si512(part[2]), part[3], 1);
+      const uint64_t store = keep & (values >= 64 ? ~uint64_t{0} : (uint64_t{1} << values) - 1);
+      uint16_t* dp = d + (left + p) * 4;
+      _mm512_mask_storeu_epi16(dp, static_cast<__mmask32>((1ull << std::min<int64_t>(values, 32)) - 1),
+                               _mm512_maskz_permutex2var_epi16(static_cast<__mmask32>(store), a, low, b));
+      if (values > 32)
+        _mm512_mask_storeu_epi16(dp + 32, static_cast<__mmask32>((1ull << (values - 32)) - 1),
+                                 _mm512_maskz_permutex2var_epi16(static_cast<__mmask32>(store >> 32), a, high, b));
+    }
+  }
 }
 
 // The layer's input as x4 [N][Hp][Wp][4] (rounded to bfloat16 as autocast rounds, zero-padded as
@@ -266,18 +308,8 @@ torch::Tensor amxInput(const Layer& conv, const torch::Tensor& input) {
   torch::Tensor buf = torch::empty({size + kSlack}, src.options().dtype(at::kBFloat16));
   uint16_t* x4 = simd::bits(buf);
   std::fill(x4 + size, x4 + size + kSlack, 0);
-  const float* s = src.data_ptr<float>();
   at::parallel_for(0, N * Hp, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      uint16_t* d = x4 + r * Wp * 4;
-      std::fill(d, d + Wp * 4, 0);
-      const int64_t n = r / Hp, y = r % Hp - p[0];
-      if (y < 0 || y >= H) continue;
-      const float* sr = s + (n * H + y) * W * C;
-      uint16_t* dr = d + p[2] * 4;
-      for (int64_t i = 0; i < W; ++i)
-        for (int64_t c = 0; c < C; ++c) dr[i * 4 + c] = simd::toBf16(sr[i * C + c]);
-    }
+    amxInputRows(src.data_ptr<float>(), H, W, C, p[0], p[2], Hp, Wp, x4, begin, end);
   });
   return buf.narrow(0, 0, size).view({N, Hp, Wp, 4});
 }
@@ -506,6 +538,8 @@ std::pair<torch::Tensor, torch::Tensor> amxBlockBackward(const torch::Tensor& x4
     amxAccumulateRows(simd::bits(x4), arg.data_ptr<uint8_t>(), simd::bits(go), acc, bias, g, begin, end);
   });
 }
+
+#pragma GCC diagnostic pop
 
 // Saves the (padded) input and a byte per pooled output, not the conv output.
 // A bfloat16 x is amxInput's x4 (the tile kernels), a float32 one kernelInput's.
