@@ -249,11 +249,11 @@ std::pair<torch::Tensor, torch::Tensor> blockBackward(const torch::Tensor& x, co
 
 constexpr int64_t kSlack = 64 * 4;  // bfloat16 values: 64 positions
 
-// 4 accumulator tiles in the forward pass, 3 kernel rows x 2 filter halves in the gradient's; a
-// kernel row's taps x 4 channels fit a tile row (32 bfloat16), its taps + a bias row 16 tile rows.
+// 3x3 kernels (the gradient keeps 3 kernel rows x 2 filter halves in 6 accumulator tiles; a kernel
+// row's 3 taps x 4 channels fit a tile row, with at most 4 channels its 12 taps + a bias row 16).
 bool amxApplies(const Layer& conv) {
   const torch::Tensor& w = conv.params[0];
-  return conv.mixedBf16 && amx::enabled() && w.size(2) <= 3 && w.size(3) * 4 <= 32 && w.size(3) * w.size(1) + 1 <= 16;
+  return conv.mixedBf16 && amx::enabled() && w.size(2) == 3 && w.size(3) == 3;
 }
 
 // Rows [begin, end) of x4 (row = n * Hp + y) from src, float32 NHWC [N][H][W][C]: 16 pixels at a
@@ -439,10 +439,11 @@ TL_AMX inline void flushTile(const float (&c)[16][16], float* acc, float* bias, 
 // conv row and 32 conv columns, B = the conv output's gradient as pairs of columns (gradientPairs),
 // A = the unfolded input rows under it (taps x columns, plus a row of ones: the bias gradient);
 // accumulators [kernel row][16 filters] in tiles 0..5, flushed into acc once per pooled row
-// (row-sized float32 partial sums). The last KH + 1 unfolded rows are kept for the next pooled row.
+// (row-sized float32 partial sums). A pooled row reads 4 input rows, unfolded into a ring of 4
+// slots: the 2 it shares with the next pooled row are unfolded once.
 TL_AMX void amxAccumulateRows(const uint16_t* x4, const uint8_t* arg, const uint16_t* gOut, float* acc, float* bias, const Geometry& g,
                               int64_t begin, int64_t end) {
-  const int64_t T = g.T, W2 = 2 * g.PW, UW = (W2 + 31) / 32 * 32, CW = (g.Wp + 7) / 8 * 8, slots = g.KH + 1, slotSize = (T + 1) * UW;
+  const int64_t T = g.T, W2 = 2 * g.PW, UW = (W2 + 31) / 32 * 32, CW = (g.Wp + 7) / 8 * 8, slots = 4, slotSize = (T + 1) * UW;
   std::vector<uint16_t> u(static_cast<size_t>(slots * slotSize), 0), chan(static_cast<size_t>(g.C * CW));
   for (int64_t s = 0; s < slots; ++s) std::fill_n(u.data() + s * slotSize + T * UW, W2, uint16_t{0x3f80});  // 1.0
   std::vector<int64_t> held(static_cast<size_t>(slots), -1);  // the input row (n * Hp + y) each slot holds
@@ -456,7 +457,7 @@ TL_AMX void amxAccumulateRows(const uint16_t* x4, const uint8_t* arg, const uint
   for (int64_t row = begin; row < end; ++row) {
     const int64_t n = row / g.PH, ph = row % g.PH;
     const uint16_t* un[4];  // input rows 2 * ph + i
-    for (int64_t i = 0; i <= g.KH; ++i) {
+    for (int64_t i = 0; i < 4; ++i) {
       const int64_t y = n * g.Hp + 2 * ph + i, s = y % slots;
       if (held[s] != y) {
         unfold(x4 + y * g.Wp * 4, g, W2, UW, CW, chan.data(), u.data() + s * slotSize);
@@ -480,50 +481,34 @@ TL_AMX void amxAccumulateRows(const uint16_t* x4, const uint8_t* arg, const uint
           _tile_loadd(7, &b[0][0][0], 64);
           _tile_loadd(6, un[dh] + p0, pitch);
           _tile_dpbf16ps(0, 6, 7);
-          if (g.KH > 1) {
-            _tile_loadd(6, un[dh + 1] + p0, pitch);
-            _tile_dpbf16ps(2, 6, 7);
-          }
-          if (g.KH > 2) {
-            _tile_loadd(6, un[dh + 2] + p0, pitch);
-            _tile_dpbf16ps(4, 6, 7);
-          }
+          _tile_loadd(6, un[dh + 1] + p0, pitch);
+          _tile_dpbf16ps(2, 6, 7);
+          _tile_loadd(6, un[dh + 2] + p0, pitch);
+          _tile_dpbf16ps(4, 6, 7);
           if (!two) continue;
           gradientPairs(go, a, g, p0 / 2, ob + 16, dh, &b[1][0][0]);
           _tile_loadd(7, &b[1][0][0], 64);
           _tile_loadd(6, un[dh] + p0, pitch);
           _tile_dpbf16ps(1, 6, 7);
-          if (g.KH > 1) {
-            _tile_loadd(6, un[dh + 1] + p0, pitch);
-            _tile_dpbf16ps(3, 6, 7);
-          }
-          if (g.KH > 2) {
-            _tile_loadd(6, un[dh + 2] + p0, pitch);
-            _tile_dpbf16ps(5, 6, 7);
-          }
+          _tile_loadd(6, un[dh + 1] + p0, pitch);
+          _tile_dpbf16ps(3, 6, 7);
+          _tile_loadd(6, un[dh + 2] + p0, pitch);
+          _tile_dpbf16ps(5, 6, 7);
         }
       }
       _tile_stored(0, c, 64);
       flushTile(c, acc + ob, bias + ob, T, g.OP);
-      if (g.KH > 1) {
-        _tile_stored(2, c, 64);
-        flushTile(c, acc + T * g.OP + ob, nullptr, T, g.OP);
-      }
-      if (g.KH > 2) {
-        _tile_stored(4, c, 64);
-        flushTile(c, acc + 2 * T * g.OP + ob, nullptr, T, g.OP);
-      }
+      _tile_stored(2, c, 64);
+      flushTile(c, acc + T * g.OP + ob, nullptr, T, g.OP);
+      _tile_stored(4, c, 64);
+      flushTile(c, acc + 2 * T * g.OP + ob, nullptr, T, g.OP);
       if (!two) continue;
       _tile_stored(1, c, 64);
       flushTile(c, acc + ob + 16, bias + ob + 16, T, g.OP);
-      if (g.KH > 1) {
-        _tile_stored(3, c, 64);
-        flushTile(c, acc + T * g.OP + ob + 16, nullptr, T, g.OP);
-      }
-      if (g.KH > 2) {
-        _tile_stored(5, c, 64);
-        flushTile(c, acc + 2 * T * g.OP + ob + 16, nullptr, T, g.OP);
-      }
+      _tile_stored(3, c, 64);
+      flushTile(c, acc + T * g.OP + ob + 16, nullptr, T, g.OP);
+      _tile_stored(5, c, 64);
+      flushTile(c, acc + 2 * T * g.OP + ob + 16, nullptr, T, g.OP);
     }
   }
   _tile_release();
