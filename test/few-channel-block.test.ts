@@ -3,8 +3,12 @@
  * MaxPooling2D as one kernel. Its forward output and its kernel and bias gradients are checked
  * against a float64 reference written here (convolution, pool with libtorch's window rule, relu,
  * and the gradient through each window's winner), in float32 and mixed_bfloat16 (the reference then
- * rounds input, kernel, bias and conv output to bfloat16 as autocast does). A training step with the
- * fused path and with it switched off (today's conv, then max-pool-relu) must agree.
+ * rounds input, kernel, bias and conv output to bfloat16 as autocast does). mixed_bfloat16 runs
+ * on AMX tiles where the CPU has them and on the AVX-512 code with `setAmx(false)`: both checked
+ * against the same reference, with the same tolerances (AMX changes only the float32 summation
+ * order and flushes denormals, which the grids below never produce). A training step with the
+ * fused path and with it switched off (today's conv, then max-pool-relu) must agree, and so must a
+ * mixed_bfloat16 one with AMX on and off.
  */
 
 import assert from 'node:assert/strict';
@@ -22,6 +26,8 @@ interface Case {
   filters: number;
   padding: 'valid' | 'same';
   dtype: Dtype;
+  /** NaN at a few input positions: only the forward pass is checked (the loss, hence every gradient, is NaN) */
+  nan?: boolean;
 }
 
 const BATCH = 3;
@@ -110,7 +116,13 @@ function block(c: Case, head: boolean): Sequential {
   return new Sequential(all, { preprocessing: 'none', name: 'block', seed: 2, dtype: c.dtype });
 }
 
-async function check(c: Case, seed: number): Promise<void> {
+/** The layer's kernel and bias gradients (Keras layouts), as the engine computed them; none for a NaN case */
+interface Gradients {
+  dKernel: number[];
+  dBias: number[];
+}
+
+async function check(c: Case, seed: number): Promise<Gradients | undefined> {
   const rng = new Rng(seed);
   const [h, w, ch] = c.input;
   // values on coarse grids: exact in bfloat16, and every conv sum exact in float32 in any order, so
@@ -121,6 +133,7 @@ async function check(c: Case, seed: number): Promise<void> {
   const kernel = grid(9 * ch * c.filters, 16, -0.5, 0.5);
   const bias = grid(c.filters, 16, -0.25, 0.125);
   const x = grid(BATCH * h * w * ch, 8, -1, 1);
+  if (c.nan) for (const i of [0, 5 * ch, x.length >> 1, x.length - 1]) x[i] = Number.NaN;
   const y = Float32Array.from({ length: BATCH }, (_, i) => i % 2);
   const features = block(c, false);
   features.setLayerWeights(0, [kernel, bias]);
@@ -133,7 +146,12 @@ async function check(c: Case, seed: number): Promise<void> {
 
   const { output } = await features.predict(x, [BATCH, h, w, ch]);
   const bf = c.dtype === 'mixed_bfloat16';
-  assertClose(output, expected.out, { atol: 1e-6 * maxAbs(expected.out), rtol: bf ? 2 ** -7 : 1e-5, what: `${what}: forward` });
+  const finite = expected.out.filter((v) => !Number.isNaN(v));
+  assertClose(output, expected.out, { atol: 1e-6 * maxAbs(finite), rtol: bf ? 2 ** -7 : 1e-5, what: `${what}: forward` });
+  if (c.nan) {
+    assert.ok(finite.length > 0 && finite.length < expected.out.length, `${what}: the case needs NaN and finite outputs`);
+    return undefined;
+  }
 
   const trained = block(c, true);
   trained.setLayerWeights(0, [kernel, bias]);
@@ -156,6 +174,7 @@ async function check(c: Case, seed: number): Promise<void> {
     assertClose(dKernel, expected.dKernel, { atol: 1e-5 * maxAbs(expected.dKernel), rtol: 1e-5, what: `${what}: kernel gradient` });
     assertClose(dBias, expected.dBias, { atol: 1e-5 * maxAbs(expected.dBias), rtol: 1e-5, what: `${what}: bias gradient` });
   }
+  return { dKernel, dBias };
 }
 
 const CASES: Case[] = [
@@ -164,6 +183,10 @@ const CASES: Case[] = [
   { input: [9, 11, 1], filters: 20, padding: 'same', dtype: 'float32' },
   { input: [12, 9, 3], filters: 20, padding: 'same', dtype: 'float32' },
   { input: [7, 8, 1], filters: 32, padding: 'valid', dtype: 'float32' },
+  // conv widths that are not a multiple of 16 (the AMX forward's block) or 32 (its gradient's), 40 filters: a partial second 32
+  { input: [7, 37, 3], filters: 40, padding: 'valid', dtype: 'float32' },
+  { input: [4, 300, 3], filters: 20, padding: 'same', dtype: 'float32' },
+  { input: [8, 37, 3], filters: 32, padding: 'same', dtype: 'float32', nan: true },
 ];
 
 for (const [i, c] of CASES.entries()) {
@@ -172,17 +195,32 @@ for (const [i, c] of CASES.entries()) {
   });
 }
 
+const hasAmx = native().info().amx;
+/** node:test `skip` for the AMX variants: false when the CPU has AMX tiles, else the reason */
+const needsAmx: false | string = needsBf16 || (hasAmx ? false : `no AMX tiles here (${native().info().amxReason})`);
+
 for (const [i, c] of CASES.entries()) {
   const mixed: Case = { ...c, dtype: 'mixed_bfloat16' };
-  test(`mixed_bfloat16: ${c.input} input, ${c.filters} filters, ${c.padding}: forward and gradients within bfloat16 of float64`, {
-    skip: needsBf16,
-  }, async () => {
-    await check(mixed, 20 + i);
-  });
+  for (const amx of [true, false]) {
+    const checks = c.nan ? 'forward (NaN input)' : 'forward and gradients';
+    test(`mixed_bfloat16 (AMX ${amx ? 'on' : 'off'}): ${c.input} input, ${c.filters} filters, ${c.padding}: ${checks} within bfloat16 of float64`, {
+      skip: amx ? needsAmx : needsBf16,
+    }, async () => {
+      const got = await withSetting(native().setAmx, amx, () => check(mixed, 20 + i));
+      if (!amx || !got) return;
+      // the reference's 2e-2 above is the head's bfloat16 rounding (the same with AMX on and off);
+      // the grids make both paths' block outputs and winners identical, so their gradients differ
+      // only by the order of the float32 sums
+      const avx = await withSetting(native().setAmx, false, () => check(mixed, 20 + i));
+      for (const key of ['dKernel', 'dBias'] as const) {
+        assertClose(got[key], avx![key], { atol: 1e-5 * maxAbs(avx![key]), rtol: 1e-5, what: `${c.input} ${key}: AMX vs AVX-512` });
+      }
+    });
+  }
 }
 
 /** Two conv/pool pairs (the first fused, the second 8 channels: today's path), dense sigmoid. */
-function smallCnn(): Sequential {
+function smallCnn(dtype: Dtype = 'float32'): Sequential {
   return new Sequential(
     [
       layers.conv2d({ filters: 24, kernelSize: 3, activation: 'relu', inputShape: [21, 20, 3], name: 'c1' }),
@@ -192,7 +230,7 @@ function smallCnn(): Sequential {
       layers.flatten({ name: 'f' }),
       layers.dense({ units: 1, activation: 'sigmoid', name: 'd' }),
     ],
-    { preprocessing: 'scale01', name: 'small', seed: 4 },
+    { preprocessing: 'scale01', name: 'small', seed: 4, dtype },
   );
 }
 
@@ -228,6 +266,36 @@ test('a training step of a small CNN: same loss and weights with the fused first
   // SGD with learning rate 1: each weight moved by minus its gradient
   for (const [i, w] of fused!.weights.entries()) {
     assertClose(w, today!.weights[i]!, { atol: 1e-6, rtol: 1e-5, what: `weights ${i}` });
+  }
+});
+
+test('a mixed_bfloat16 training step of a small CNN: same loss and weights with the first block on AMX tiles and on AVX-512', {
+  skip: needsAmx,
+}, async () => {
+  const rng = new Rng(8);
+  const shape = [4, 21, 20, 3];
+  const x = Uint8Array.from({ length: prod(shape) }, () => rng.int(256));
+  const y = Float32Array.from([0, 1, 1, 0]);
+  const results: { loss: number; weights: number[][] }[] = [];
+  for (const amx of [true, false]) {
+    await withSetting(native().setAmx, amx, async () => {
+      const m = smallCnn('mixed_bfloat16');
+      m.compile({ optimizer: { sgd: { learningRate: 1 } }, loss: 'binaryCrossentropy' });
+      const result = await m.engine.trainStep(x, shape, y, 0);
+      results.push({ loss: result.loss, weights: [0, 2, 5].flatMap((i) => m.getLayerWeights(i).map((t) => Array.from(t.data))) });
+    });
+  }
+  const [tiles, avx] = results;
+  // AMX sums the first conv's products in another float32 order: a conv output could round to the
+  // neighbouring bfloat16 (a relative 2^-8), moving the loss by about that; on this data none does
+  // (the weights differ by ~1e-8: the first kernel's gradient summed in another float32 order)
+  assertClose([tiles!.loss], [avx!.loss], { atol: 0, rtol: 2 ** -8, what: 'loss' });
+  assert.ok(
+    tiles!.weights[0]!.some((v, i) => v !== avx!.weights[0]![i]),
+    'the first kernel came out bitwise identical: was the AMX path taken?',
+  );
+  for (const [i, w] of tiles!.weights.entries()) {
+    assertClose(w, avx!.weights[i]!, { atol: 1e-6, rtol: 2 ** -8, what: `weights ${i}` });
   }
 });
 
