@@ -1,7 +1,7 @@
 /** The line protocol of the warm bench processes (bench/serve.ts, bench/pytorch_serve.py). */
 
 export interface ServeCommand {
-  op: 'setup' | 'run' | 'layerTimes' | 'stats' | 'roof' | 'fusion' | 'amx';
+  op: 'setup' | 'run' | 'layerTimes' | 'stats' | 'roof' | 'fusion' | 'amx' | 'dnnl';
   workload?: 'cnn' | 'cnn-predict' | 'vgg16';
   batch?: number;
   size?: number;
@@ -10,7 +10,10 @@ export interface ServeCommand {
   steps?: number;
   /** roof: the batch of the bf16 convolution that measures the compute roof */
   n?: number;
-  /** fusion: the fused first conv block (src/few-channel-block.h) on or off; amx: the AMX kernels (src/amx.h) on or off */
+  /**
+   * fusion: the fused first conv block (src/few-channel-block.h) on or off; amx: the AMX kernels (src/amx.h) on or off;
+   * dnnl: convolutions through oneDNN directly (src/dnnl-conv.h, src/dnnl-conv-train.h) on or off
+   */
   on?: boolean;
 }
 

@@ -67,6 +67,8 @@ async function handle(cmd: ServeCommand): Promise<Record<string, unknown>> {
       return { previous: native().setFirstBlockFusion(cmd.on ?? true) };
     case 'amx':
       return { previous: native().setAmx(cmd.on ?? true) };
+    case 'dnnl':
+      return { previous: native().setDnnlConv(cmd.on ?? true) };
     case 'stats': {
       const info = native().info();
       return { peakRssBytes: process.resourceUsage().maxRSS * 1024, torchVersion: info.torchVersion, threads: info.threads };
