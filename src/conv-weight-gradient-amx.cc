@@ -21,14 +21,19 @@ namespace {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-// Output rows summed in the tiles before they are flushed into the float32 partial sums.
-constexpr int64_t kRowsPerFlush = 8;
+// Positions (padded rows x padded width) per block, at least: the tiles run over a block's rows as
+// one flattened sequence and are flushed into the float32 partial sums once per block.
+constexpr int64_t kBlockPositions = 2048;
 
-// x: the bfloat16 input [N][H][W][C], g: the output gradient [N][OH][OW][O]; top/left: padding.
+// x: the bfloat16 input [N][H][W][C], g: the output gradient [N][OH][OW][O]; top/left: padding on
+// each side (Hp = H + 2 top, Wp = W + 2 left). A block of output rows y0 .. y0 + R - 1 is flattened:
+// position q = (y - y0) * Wp + x (columns x >= OW have a zero gradient), and the padded input
+// under it transposed to xt [C][XW] at q', q' = (padded row - y0) * Wp + padded column, so tap
+// (kh, kw) of position q reads xt at q + kh * Wp + kw: a plain column offset.
 struct Geometry {
-  int64_t N, C, H, W, O, KH, KW, top, left, OH, OW;
-  int64_t OWP;  // OW rounded up to 32: the positions of whole tiles
-  int64_t CW;   // pitch (elements) of a transposed input row xt [C][CW], column left + x = input column x
+  int64_t N, C, H, W, O, KH, KW, top, left, OH, OW, Wp;
+  int64_t R;   // output rows per block
+  int64_t XW;  // pitch (elements) of xt's channel rows
 };
 
 // permutex2var indices of a 32 x 32 16-bit transpose, a pair per stage (block size 16, 8, 4, 2, 1)
@@ -47,8 +52,10 @@ struct TransposeIndices {
 // r[i] = row i of a 32 x 32 matrix of 16-bit values -> its transpose: each stage swaps the
 // off-diagonal blocks of every 2s x 2s block.
 TL_AMX inline void transpose32(__m512i (&r)[32], const TransposeIndices& t) {
+#pragma GCC unroll 5
   for (int k = 0, s = 16; k < 5; ++k, s /= 2) {
     const __m512i lo = _mm512_load_si512(t.lo[k]), hi = _mm512_load_si512(t.hi[k]);
+#pragma GCC unroll 32
     for (int i = 0; i < 32; ++i) {
       if (i & s) continue;
       const __m512i a = r[i], b = r[i + s];
@@ -58,38 +65,44 @@ TL_AMX inline void transpose32(__m512i (&r)[32], const TransposeIndices& t) {
   }
 }
 
-// One input row [W][C] -> channel-major xt [C][CW] from column `left` on, 32 x 32 blocks; columns
-// from W to the next multiple of 32 written as zeros (the padding columns are zero from the start).
-TL_AMX void transposeRow(const uint16_t* xr, const Geometry& g, const TransposeIndices& t, uint16_t* xt) {
+// One input row [W][C] -> channel-major dst[c * XW + x], 32 x 32 blocks; only the W columns are
+// written (the padding columns around them stay zero).
+TL_AMX void transposeRow(const uint16_t* xr, const Geometry& g, const TransposeIndices& t, uint16_t* dst) {
   __m512i r[32];
   for (int64_t c0 = 0; c0 < g.C; c0 += 32) {
     const int64_t valid = std::min<int64_t>(32, g.C - c0);
     const __mmask32 lanes = valid == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << valid) - 1);
     for (int64_t x0 = 0; x0 < g.W; x0 += 32) {
-      for (int64_t i = 0; i < 32; ++i)
-        r[i] = x0 + i < g.W ? _mm512_maskz_loadu_epi16(lanes, xr + (x0 + i) * g.C + c0) : _mm512_setzero_si512();
+      const int64_t cols = std::min<int64_t>(32, g.W - x0);
+      const __mmask32 store = cols == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << cols) - 1);
+      for (int64_t i = 0; i < 32; ++i) r[i] = i < cols ? _mm512_maskz_loadu_epi16(lanes, xr + (x0 + i) * g.C + c0) : _mm512_setzero_si512();
       transpose32(r, t);
-      for (int64_t c = 0; c < valid; ++c) _mm512_storeu_si512(xt + (c0 + c) * g.CW + g.left + x0, r[c]);
+      for (int64_t c = 0; c < valid; ++c) _mm512_mask_storeu_epi16(dst + (c0 + c) * g.XW + x0, store, r[c]);
     }
   }
 }
 
-// One output-gradient row [OW][O] -> the B tiles of each 16-filter block, gp [O / 16][OWP / 2][16][2]
-// (VNNI: row j holds, per filter, positions 2j and 2j + 1; zero past OW), and its sum added to bias.
-TL_AMX void pairRow(const uint16_t* gr, const Geometry& g, uint16_t* gp, float* bias) {
-  const int64_t half = g.OWP / 2;
+// The B tiles of a block's KP positions (R rows of the gradient from gr [R][OW][O]), per 16-filter
+// block: gp [O / 16][KP / 2][16][2] (VNNI: row j holds, per filter, positions 2j and 2j + 1; zero at
+// columns >= OW and past the block); the gradient's sum added to bias.
+TL_AMX void pairBlock(const uint16_t* gr, const Geometry& g, int64_t R, int64_t KP, uint16_t* gp, float* bias) {
   for (int64_t ob = 0; ob < g.O / 16; ++ob) {
     __m512 sum = _mm512_setzero_ps();
-    uint16_t* dst = gp + ob * half * 32;
-    for (int64_t j = 0; j < half; ++j) {
-      const int64_t x = 2 * j;
-      const __m512i even = x < g.OW ? _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gr + x * g.O + ob * 16)))
-                                    : _mm512_setzero_si512();
-      const __m512i odd = x + 1 < g.OW ? _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gr + (x + 1) * g.O + ob * 16)))
-                                       : _mm512_setzero_si512();
-      _mm512_storeu_si512(dst + 32 * j, _mm512_or_si512(even, _mm512_slli_epi32(odd, 16)));
-      sum = _mm512_add_ps(sum, _mm512_castsi512_ps(_mm512_slli_epi32(even, 16)));
-      sum = _mm512_add_ps(sum, _mm512_castsi512_ps(_mm512_slli_epi32(odd, 16)));
+    uint16_t* dst = gp + ob * KP * 16;
+    int64_t r = 0, x = 0;  // position 2j's row and column
+    for (int64_t j = 0; j < KP / 2; ++j) {
+      __m512i v[2];
+      for (int k = 0; k < 2; ++k) {
+        v[k] = r < R && x < g.OW ? _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gr + (r * g.OW + x) * g.O + ob * 16)))
+                                 : _mm512_setzero_si512();
+        if (++x == g.Wp) {
+          x = 0;
+          ++r;
+        }
+      }
+      _mm512_storeu_si512(dst + 32 * j, _mm512_or_si512(v[0], _mm512_slli_epi32(v[1], 16)));
+      sum = _mm512_add_ps(sum, _mm512_castsi512_ps(_mm512_slli_epi32(v[0], 16)));
+      sum = _mm512_add_ps(sum, _mm512_castsi512_ps(_mm512_slli_epi32(v[1], 16)));
     }
     _mm512_storeu_ps(bias + ob * 16, _mm512_add_ps(_mm512_loadu_ps(bias + ob * 16), sum));
   }
@@ -100,89 +113,99 @@ TL_AMX inline void flush(const float (&c)[16][16], float* acc, int64_t pitch) {
   for (int m = 0; m < 16; ++m) _mm512_storeu_ps(acc + m * pitch, _mm512_add_ps(_mm512_loadu_ps(acc + m * pitch), _mm512_load_ps(c[m])));
 }
 
+// The next block's input and gradient rows, pulled into L2 a few lines per tile step while the
+// tiles work on this block (the rows come from memory; the tiles are otherwise left waiting).
+struct Prefetch {
+  const char* at[2] = {};
+  const char* end[2] = {};
+  int64_t perStep = 0;
+};
+
+TL_AMX inline void prefetchLines(Prefetch& p) {
+  for (int64_t k = 0; k < p.perStep; ++k) {
+    const int s = p.at[0] < p.end[0] ? 0 : 1;
+    if (p.at[s] >= p.end[s]) return;
+    _mm_prefetch(p.at[s], _MM_HINT_T1);
+    p.at[s] += 64;
+  }
+}
+
 // Adds output rows [begin, end) (row = n * OH + y) to acc [KH][KW][C][O] and bias [O]. Per block of
-// up to kRowsPerFlush rows of one image: the input rows under it transposed (xt), the gradient rows
-// paired (gp); then per kernel row, 16 channels and 2 filter blocks, tiles 0..5 accumulate
-// [kw][filter block] over the block's rows and positions: A = xt at column x0 + kw (tile 6),
-// B = gp (tile 7); flushed once per block.
+// up to R rows of one image: the padded input rows under it transposed (xt), the gradient paired
+// (gp); then per tap (kh, kw), 32 channels and 32 filters, tiles 0..3 accumulate [2 channel blocks]
+// x [2 filter blocks] over the block's positions, 32 at a time: A = xt at q0 + kh * Wp + kw (tiles
+// 4, 5), B = gp at q0 (tiles 6, 7), each tile loaded once per two products; flushed into acc once
+// per block. Positions with a zero gradient (columns >= OW, past the block) read whatever input
+// lies there: products with zero.
 TL_AMX void accumulateRows(const uint16_t* x, const uint16_t* go, float* acc, float* bias, const Geometry& g, int64_t begin, int64_t end) {
   static const TransposeIndices indices;
-  const int64_t slots = kRowsPerFlush + g.KH - 1, OB = g.O / 16, half = g.OWP / 2, rowPairs = OB * half * 32;
-  std::vector<uint16_t> xt(static_cast<size_t>(slots * g.C * g.CW), 0), gp(static_cast<size_t>(kRowsPerFlush * rowPairs));
+  std::vector<uint16_t> xt(static_cast<size_t>(g.C * g.XW), 0), gp(static_cast<size_t>(g.O * ((g.R * g.Wp + 31) / 32 * 32)));
   alignas(64) float c[16][16];
   amx::TileConfig cfg;
   for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);
   _tile_loadconfig(&cfg);
-  const int64_t pitch = g.CW * static_cast<int64_t>(sizeof(uint16_t)), tap = g.C * g.O;
+  const int64_t pitch = g.XW * static_cast<int64_t>(sizeof(uint16_t)), tap = g.C * g.O, OB = g.O / 16;
   for (int64_t row = begin; row < end;) {
-    const int64_t n = row / g.OH, y0 = row % g.OH, R = std::min({kRowsPerFlush, g.OH - y0, end - row});
+    const int64_t n = row / g.OH, y0 = row % g.OH, R = std::min({g.R, g.OH - y0, end - row}), KP = (R * g.Wp + 31) / 32 * 32;
     for (int64_t i = 0; i < R + g.KH - 1; ++i) {
-      const int64_t iy = y0 - g.top + i;
-      if (iy >= 0 && iy < g.H) transposeRow(x + (n * g.H + iy) * g.W * g.C, g, indices, xt.data() + i * g.C * g.CW);
+      const int64_t iy = y0 + i - g.top;
+      uint16_t* dst = xt.data() + i * g.Wp + g.left;
+      if (iy >= 0 && iy < g.H) {
+        transposeRow(x + (n * g.H + iy) * g.W * g.C, g, indices, dst);
+      } else {
+        for (int64_t ch = 0; ch < g.C; ++ch) std::fill_n(dst + ch * g.XW, g.W, uint16_t{0});  // a padding row
+      }
     }
-    for (int64_t r = 0; r < R; ++r) pairRow(go + (n * g.OH + y0 + r) * g.OW * g.O, g, gp.data() + r * rowPairs, bias);
+    pairBlock(go + (n * g.OH + y0) * g.OW * g.O, g, R, KP, gp.data(), bias);
+    Prefetch next;
+    if (row + R < end) {
+      const int64_t n2 = (row + R) / g.OH, y2 = (row + R) % g.OH, R2 = std::min({g.R, g.OH - y2, end - row - R});
+      const int64_t lo = std::max<int64_t>(0, y2 - g.top), hi = std::min<int64_t>(g.H, y2 + R2 + g.KH - 1 - g.top);
+      next.at[0] = reinterpret_cast<const char*>(x + (n2 * g.H + lo) * g.W * g.C);
+      next.end[0] = next.at[0] + std::max<int64_t>(0, hi - lo) * g.W * g.C * 2;
+      next.at[1] = reinterpret_cast<const char*>(go + (n2 * g.OH + y2) * g.OW * g.O);
+      next.end[1] = next.at[1] + R2 * g.OW * g.O * 2;
+      const int64_t steps = g.KH * g.KW * ((g.C + 31) / 32) * ((OB + 1) / 2) * (KP / 32);
+      next.perStep = ((next.end[0] - next.at[0]) + (next.end[1] - next.at[1])) / 64 / steps + 1;
+    }
     for (int64_t kh = 0; kh < g.KH; ++kh) {
-      for (int64_t c0 = 0; c0 < g.C; c0 += 16) {
-        for (int64_t ob = 0; ob < OB; ob += 2) {
-          const bool two = ob + 1 < OB;
-          _tile_zero(0);
-          _tile_zero(1);
-          _tile_zero(2);
-          _tile_zero(3);
-          _tile_zero(4);
-          _tile_zero(5);
-          for (int64_t r = 0; r < R; ++r) {
-            const int64_t iy = y0 + r + kh - g.top;
-            if (iy < 0 || iy >= g.H) continue;  // a padding row: adds zero
-            const uint16_t* a = xt.data() + ((r + kh) * g.C + c0) * g.CW;
-            const uint16_t* b = gp.data() + r * rowPairs + ob * half * 32;
-            for (int64_t x0 = 0; x0 < g.OWP; x0 += 32) {
-              _tile_loadd(7, b + x0 * 16, 64);
-              _tile_loadd(6, a + x0, pitch);
-              _tile_dpbf16ps(0, 6, 7);
-              if (g.KW > 1) {
-                _tile_loadd(6, a + x0 + 1, pitch);
-                _tile_dpbf16ps(1, 6, 7);
-              }
-              if (g.KW > 2) {
-                _tile_loadd(6, a + x0 + 2, pitch);
-                _tile_dpbf16ps(2, 6, 7);
-              }
-              if (!two) continue;
-              _tile_loadd(7, b + half * 32 + x0 * 16, 64);
-              _tile_loadd(6, a + x0, pitch);
-              _tile_dpbf16ps(3, 6, 7);
-              if (g.KW > 1) {
-                _tile_loadd(6, a + x0 + 1, pitch);
-                _tile_dpbf16ps(4, 6, 7);
-              }
-              if (g.KW > 2) {
-                _tile_loadd(6, a + x0 + 2, pitch);
-                _tile_dpbf16ps(5, 6, 7);
-              }
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        for (int64_t c0 = 0; c0 < g.C; c0 += 32) {
+          const bool twoC = c0 + 16 < g.C;
+          const uint16_t* a = xt.data() + c0 * g.XW + kh * g.Wp + kw;
+          for (int64_t ob = 0; ob < OB; ob += 2) {
+            const bool twoO = ob + 1 < OB;
+            const uint16_t* b = gp.data() + ob * KP * 16;
+            _tile_zero(0);
+            _tile_zero(1);
+            _tile_zero(2);
+            _tile_zero(3);
+            for (int64_t q0 = 0; q0 < KP; q0 += 32) {
+              prefetchLines(next);
+              _tile_loadd(4, a + q0, pitch);
+              _tile_loadd(6, b + q0 * 16, 64);
+              if (twoO) _tile_loadd(7, b + KP * 16 + q0 * 16, 64);
+              if (twoC) _tile_loadd(5, a + 16 * g.XW + q0, pitch);
+              _tile_dpbf16ps(0, 4, 6);
+              if (twoO) _tile_dpbf16ps(1, 4, 7);
+              if (twoC) _tile_dpbf16ps(2, 5, 6);
+              if (twoC && twoO) _tile_dpbf16ps(3, 5, 7);
             }
-          }
-          float* out = acc + kh * g.KW * tap + c0 * g.O + ob * 16;  // [kh][kw][c0][ob * 16]
-          _tile_stored(0, c, 64);
-          flush(c, out, g.O);
-          if (g.KW > 1) {
-            _tile_stored(1, c, 64);
-            flush(c, out + tap, g.O);
-          }
-          if (g.KW > 2) {
-            _tile_stored(2, c, 64);
-            flush(c, out + 2 * tap, g.O);
-          }
-          if (!two) continue;
-          _tile_stored(3, c, 64);
-          flush(c, out + 16, g.O);
-          if (g.KW > 1) {
-            _tile_stored(4, c, 64);
-            flush(c, out + tap + 16, g.O);
-          }
-          if (g.KW > 2) {
-            _tile_stored(5, c, 64);
-            flush(c, out + 2 * tap + 16, g.O);
+            float* out = acc + (kh * g.KW + kw) * tap + c0 * g.O + ob * 16;  // [kh][kw][c0][ob * 16]
+            _tile_stored(0, c, 64);
+            flush(c, out, g.O);
+            if (twoO) {
+              _tile_stored(1, c, 64);
+              flush(c, out + 16, g.O);
+            }
+            if (twoC) {
+              _tile_stored(2, c, 64);
+              flush(c, out + 16 * g.O, g.O);
+            }
+            if (twoC && twoO) {
+              _tile_stored(3, c, 64);
+              flush(c, out + 16 * g.O + 16, g.O);
+            }
           }
         }
       }
@@ -198,9 +221,10 @@ TL_AMX void accumulateRows(const uint16_t* x, const uint16_t* go, float* acc, fl
 std::pair<torch::Tensor, torch::Tensor> weightGradient(const torch::Tensor& x, const torch::Tensor& gradOut, int64_t KH, int64_t KW, int64_t top,
                                                        int64_t left) {
   const torch::Tensor go = gradOut.to(at::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast);
-  Geometry g{x.size(0), x.size(1), x.size(2), x.size(3), go.size(1), KH, KW, top, left, go.size(2), go.size(3), 0, 0};
-  g.OWP = (g.OW + 31) / 32 * 32;
-  g.CW = (std::max(g.left + (g.W + 31) / 32 * 32, g.OWP + g.KW - 1) + 31) / 32 * 32;
+  Geometry g{x.size(0), x.size(1), x.size(2), x.size(3), go.size(1), KH, KW, top, left, go.size(2), go.size(3), x.size(3) + 2 * left, 0, 0};
+  g.R = std::clamp<int64_t>((kBlockPositions + g.Wp - 1) / g.Wp, 1, g.OH);
+  // the last tile of a block reads up to 31 positions past it, plus the largest tap offset
+  g.XW = ((g.R * g.Wp + 31) / 32 * 32 + (KH - 1) * g.Wp + KW - 1 + 31) / 32 * 32;
   return simd::weightGradients(g.N * g.OH, KH, KW, g.C, g.O, g.O, [&](float* acc, float* bias, int64_t begin, int64_t end) {
     accumulateRows(simd::bits(x), simd::bits(go), acc, bias, g, begin, end);
   });
@@ -242,7 +266,7 @@ bool convWeightGradientAmxApplies(const Layer& L, const torch::Tensor& input) {
   if (!torch::GradMode::is_enabled() || !L.params[0].requires_grad()) return false;
   if (input.dim() != 4 || !input.device().is_cpu() || (input.scalar_type() != at::kFloat && input.scalar_type() != at::kBFloat16)) return false;
   const torch::Tensor& w = L.params[0];
-  if (w.size(1) != input.size(1) || w.size(1) % 16 != 0 || w.size(0) % 16 != 0 || w.size(3) > 3) return false;
+  if (w.size(1) != input.size(1) || w.size(1) % 16 != 0 || w.size(0) % 16 != 0) return false;
   return input.size(0) > 0;
 }
 

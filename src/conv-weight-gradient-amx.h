@@ -18,8 +18,8 @@ namespace tl {
 
 // Whether Conv2D `L` on `input` takes this path: a mixed_bfloat16 layer on the CPU with AMX enabled
 // (amx::enabled(): not switched off by setAmx(false)), not depthwise, groups, strides and dilation
-// 1, kernel width <= 3, input channels and filters multiples of 16, grad mode on and the kernel
-// needing a gradient.
+// 1, any kernel size and padding, input channels and filters multiples of 16, grad mode on and the
+// kernel needing a gradient.
 bool convWeightGradientAmxApplies(const Layer& L, const torch::Tensor& input);
 
 // The layer's bfloat16 convolution (no activation) of `input` with symmetric `padding` {top, left}

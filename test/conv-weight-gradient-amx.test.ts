@@ -109,8 +109,11 @@ const CASES: Case[] = [
   // 48 channels (a partial second 32-channel transpose block), 48 filters (an odd filter block), 9 rows (two flushes per image)
   { input: [9, 5, 48], filters: 48, kernel: [3, 3], padding: 'same' },
   { input: [12, 34, 64], filters: 16, kernel: [3, 3], padding: 'valid' },
+  // wide rows: several blocks of rows per image (the tiles flush every ~1024 positions), padding rows at block edges
+  { input: [11, 130, 32], filters: 32, kernel: [3, 3], padding: 'same' },
+  { input: [10, 150, 16], filters: 16, kernel: [3, 3], padding: 'valid' },
   // other kernel sizes; 'same' with an even kernel pads asymmetrically (applied before the conv)
-  { input: [11, 20, 16], filters: 32, kernel: [2, 2], padding: 'same' },
+  { input: [11, 20, 16], filters: 32, kernel: [2, 4], padding: 'same' },
   { input: [8, 40, 16], filters: 16, kernel: [5, 1], padding: 'same' },
 ];
 
