@@ -3,6 +3,7 @@
 #include "few-channel-conv.h"
 #include "dnnl-conv.h"
 #include "dnnl-conv-train.h"
+#include "conv-weight-gradient-amx.h"
 
 #include <cmath>
 #include <sstream>
@@ -246,6 +247,8 @@ torch::Tensor forwardLayer(const Layer& L, const torch::Tensor& x, bool training
       std::vector<int64_t> padding{0, 0};
       if (symmetric(L.pad)) padding = {L.pad[0], L.pad[2]};
       else input = padIfNeeded(x, L.pad, 0.0);
+      // mixed_bfloat16 training on AMX: weight gradient on tiles (conv-weight-gradient-amx.cc)
+      if (convWeightGradientAmxApplies(L, input)) return activate(convWeightGradientAmx(L, input, padding), act, L.alpha);
       torch::Tensor bias = L.useBias ? L.params[1] : torch::Tensor();
       torch::Tensor y = fewChannelConvApplies(L, input) ? fewChannelConv(L, input, padding)  // few-channel-conv.cc
                                                         : torch::conv2d(input, L.params[0], bias, L.strides, padding, L.dilation, L.groups);
