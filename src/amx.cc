@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
 
 namespace tl::amx {
 
@@ -17,15 +20,21 @@ std::atomic<bool> gSwitch{true};
 
 struct Probe {
   bool ok = false;
-  const char* reason = "";
+  std::string reason;
 };
 
 Probe probe() {
 #if defined(__x86_64__) && defined(__linux__)
   unsigned a = 0, b = 0, c = 0, d = 0;
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 24) & 1) || !((d >> 22) & 1)) return {false, "the CPU has no AMX bfloat16 tiles"};
+  // the tile kernels' operands are prepared with AVX-512 (TL_AMX); these also check that the OS saves its state
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512vl") || !__builtin_cpu_supports("avx512dq") ||
+      !__builtin_cpu_supports("avx512bf16"))
+    return {false, "the CPU (or the OS, or a VM) does not offer the AVX-512 BW/VL/DQ/BF16 the AMX kernels also use"};
   // Linux hands out the 8 KB tile state per process, on request (kernel 5.16 and later)
-  if (syscall(SYS_arch_prctl, kRequestPermission, kTileData) != 0) return {false, "Linux did not grant AMX tile state (kernel older than 5.16?)"};
+  if (syscall(SYS_arch_prctl, kRequestPermission, kTileData) != 0)
+    return {false, std::string("Linux did not grant AMX tile state (") + std::strerror(errno) + "; kernel older than 5.16?)"};
   return {true, ""};
 #else
   return {false, "AMX is an x86-64 Linux feature"};
@@ -36,7 +45,7 @@ Probe probe() {
 
 bool available(const char** reason) {
   static const Probe result = probe();
-  if (reason) *reason = result.reason;
+  if (reason) *reason = result.reason.c_str();
   return result.ok;
 }
 

@@ -253,6 +253,8 @@ struct ConvFunction : public torch::autograd::Function<ConvFunction> {
                                                 {true, false, false}));
       dx = dx.to(ctx->saved_data["dtype"].toScalarType());
     }
+    // Grad-CAM differentiates by the feature map only: no tile pass for a gradient nobody reads
+    if (!ctx->needs_input_grad(1) && !ctx->needs_input_grad(2)) return {dx, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
     auto [dW, db] = weightGradient(x, grads[0], w.size(2), w.size(3), pad[0], pad[1]);
     return {dx, dW, ctx->saved_data["bias"].toBool() ? db : torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }

@@ -6,7 +6,9 @@
 // the bfloat16 input and G the bfloat16 output gradient: each product is exact in float32 and the
 // products are summed in float32 (tdpbf16ps; today oneDNN sums into a bfloat16 weight gradient that
 // is then cast up, so the two differ by bfloat16 rounding). db[o] = the float32 sum of G. The tiles
-// flush bfloat16 denormal inputs and float32 denormal results to zero.
+// flush bfloat16 denormal inputs and float32 denormal results to zero. Tiles also multiply padding
+// columns and a block's leftover rows by a zero gradient: an Inf or NaN input can make more kernel
+// taps NaN than the exact sum would (the loss is NaN then anyway).
 #pragma once
 #include <torch/torch.h>
 

@@ -17,7 +17,7 @@ import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { needsBf16, withSetting } from './helpers/engine-settings.js';
+import { needsAmx, needsBf16, withSetting } from './helpers/engine-settings.js';
 import { assertClose, maxAbs, prod, Rng, tfPadding } from './helpers/naive.js';
 
 interface Case {
@@ -32,9 +32,6 @@ const BATCH = 4;
 const LABELS = Float32Array.from([0, 0.5, 0.75, 0.25]);
 /** SGD's step is -lr * gradient: a large power of two keeps the gradient's float32 bits */
 const LR = 1024;
-
-const hasAmx = native().info().amx;
-const needsAmx: false | string = needsBf16 || (hasAmx ? false : `no AMX tiles here (${native().info().amxReason})`);
 
 function model(c: Case): Sequential {
   return new Sequential(
@@ -106,11 +103,14 @@ const CASES: Case[] = [
   { input: [7, 9, 16], filters: 16, kernel: [3, 3], padding: 'valid' },
   // 37 columns: a second, partial block of 32 positions; 32 channels: one full transpose block
   { input: [6, 37, 32], filters: 32, kernel: [3, 3], padding: 'same' },
-  // 48 channels (a partial second 32-channel transpose block), 48 filters (an odd filter block), 9 rows (two flushes per image)
+  // 48 channels (a partial second 32-channel transpose block), 48 filters (an odd filter block)
   { input: [9, 5, 48], filters: 48, kernel: [3, 3], padding: 'same' },
   { input: [12, 34, 64], filters: 16, kernel: [3, 3], padding: 'valid' },
-  // wide rows: several blocks of rows per image (the tiles flush every ~1024 positions), padding rows at block edges
+  // wide rows: the whole image one block of rows (a block holds about 2048 positions)
   { input: [11, 130, 32], filters: 32, kernel: [3, 3], padding: 'same' },
+  // 40 rows of 72 padded columns: blocks of 29 and 11 rows (a block starting inside the image, padding
+  // rows at its edges, a shorter last block over the previous block's leftover rows)
+  { input: [40, 70, 16], filters: 16, kernel: [3, 3], padding: 'same' },
   { input: [10, 150, 16], filters: 16, kernel: [3, 3], padding: 'valid' },
   // other kernel sizes; 'same' with an even kernel pads asymmetrically (applied before the conv)
   { input: [11, 20, 16], filters: 32, kernel: [2, 4], padding: 'same' },

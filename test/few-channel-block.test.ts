@@ -16,7 +16,7 @@ import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { needsBf16, withLayerTimes, withSetting } from './helpers/engine-settings.js';
+import { needsAmx, needsBf16, withLayerTimes, withSetting } from './helpers/engine-settings.js';
 import { assertClose, conv2d, maxAbs, naivePoolRelu, prod, Rng, relativeError, sigmoid, tensor } from './helpers/naive.js';
 
 type Dtype = 'float32' | 'mixed_bfloat16';
@@ -194,10 +194,6 @@ for (const [i, c] of CASES.entries()) {
     await check(c, 10 + i);
   });
 }
-
-const hasAmx = native().info().amx;
-/** node:test `skip` for the AMX variants: false when the CPU has AMX tiles, else the reason */
-const needsAmx: false | string = needsBf16 || (hasAmx ? false : `no AMX tiles here (${native().info().amxReason})`);
 
 for (const [i, c] of CASES.entries()) {
   const mixed: Case = { ...c, dtype: 'mixed_bfloat16' };

@@ -32,3 +32,5 @@ export async function withLayerTimes<R>(work: () => Promise<R>): Promise<{ resul
 const bf16 = bf16Support();
 /** node:test `skip` option for tests that need native bfloat16: false when the CPU has it, else the reason. */
 export const needsBf16: false | string = bf16.supported ? false : `bfloat16 is emulated here (${bf16.reason})`;
+/** node:test `skip` option for the mixed_bfloat16 kernels' AMX variants: false when they run on AMX tiles here, else the reason. */
+export const needsAmx: false | string = needsBf16 || (native().info().amx ? false : `no AMX tiles here (${native().info().amxReason})`);
