@@ -177,6 +177,7 @@ async function main(): Promise<void> {
   const vggConvFlops = convFlopsPerLayer(vgg16Layers([SIZE, SIZE, 3]), [SIZE, SIZE, 3]);
   const vggBf16LayerRates = vggBf16
     ? await step('VGG16 bf16 per-layer convolution rates (ours)', 'vgg16Bf16LayerRates', async () =>
+        // the warm process still holds measure('vgg16', 'bf16')'s workload, warmed up: keep these together
         convLayerRates(vggConvFlops, await ours.layerTimes(2), s.vggBatch),
       )
     : null;

@@ -6,6 +6,8 @@
  *   {"op":"run","steps":2}          -> {"seconds":[...]}          (a train step, or a predict batch)
  *   {"op":"layerTimes","steps":2}   -> {"layers":[{layer,forwardMs,backwardMs}]}  (means per step)
  *   {"op":"fusion","on":false}     -> {"previous":true}  (the fused first conv block on/off, for A/B rounds)
+ *   {"op":"amx","on":false}        -> {"previous":true}  (the AMX kernels on/off: native().setAmx)
+ *   {"op":"dnnl","on":false}       -> {"previous":true}  (oneDNN called directly on/off: native().setDnnlConv)
  *   {"op":"stats"}                  -> {"peakRssBytes":...,"torchVersion":...,"threads":...}
  * A failed command replies {"error":"..."} and the process stays up for the next one.
  */

@@ -2,6 +2,7 @@
 // kernels: whether this process may use them, a switch for tests and A/B benches, and the 64-byte
 // tile configuration each kernel loads (per thread) before its tile instructions.
 #pragma once
+#include <immintrin.h>
 #include <napi.h>
 
 #include <cstdint>
@@ -30,6 +31,25 @@ struct alignas(64) TileConfig {
   }
 };
 static_assert(sizeof(TileConfig) == 64, "the tile configuration is 64 bytes");
+
+// `config` loaded on this thread for the scope; the tiles released at its end, exceptions included.
+// One per at::parallel_for chunk (the configuration is per thread).
+struct TileScope {
+  TL_AMX explicit TileScope(const TileConfig& config) { _tile_loadconfig(&config); }
+  TL_AMX ~TileScope() { _tile_release(); }
+  TileScope(const TileScope&) = delete;
+  TileScope& operator=(const TileScope&) = delete;
+};
+
+// `rows` rows of a stored accumulator tile (16 float32 each, 64-byte aligned) added to acc, rows `pitch` apart.
+TL_AMX inline void addTile(const float (*c)[16], int64_t rows, float* acc, int64_t pitch) {
+  for (int64_t m = 0; m < rows; ++m) _mm512_storeu_ps(acc + m * pitch, _mm512_add_ps(_mm512_loadu_ps(acc + m * pitch), _mm512_load_ps(c[m])));
+}
+
+// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized on their own `__Y = __Y` (GCC bug 105593)
+// once inlined into the tile kernels: TL_AMX_BEGIN / TL_AMX_END around them.
+#define TL_AMX_BEGIN _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#define TL_AMX_END _Pragma("GCC diagnostic pop")
 
 // setAmx(on) -> the previous setting; info().amx / info().amxReason
 void addExports(Napi::Env env, Napi::Object exports);

@@ -17,9 +17,7 @@ namespace tl {
 
 namespace {
 
-// GCC 12 warns inside its own AVX-512 headers (their undefined-vector idiom) once inlined here
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+TL_AMX_BEGIN
 
 // Positions (padded rows x padded width) per block, at least: the tiles run over a block's rows as
 // one flattened sequence and are flushed into the float32 partial sums once per block.
@@ -108,11 +106,6 @@ TL_AMX void pairBlock(const uint16_t* gr, const Geometry& g, int64_t R, int64_t 
   }
 }
 
-// A flushed accumulator tile [16 channels][16 filters] added to acc (rows `pitch` apart).
-TL_AMX inline void flush(const float (&c)[16][16], float* acc, int64_t pitch) {
-  for (int m = 0; m < 16; ++m) _mm512_storeu_ps(acc + m * pitch, _mm512_add_ps(_mm512_loadu_ps(acc + m * pitch), _mm512_load_ps(c[m])));
-}
-
 // The next block's input and gradient rows, pulled into L2 a few lines per tile step while the
 // tiles work on this block (the rows come from memory; the tiles are otherwise left waiting).
 struct Prefetch {
@@ -143,7 +136,7 @@ TL_AMX void accumulateRows(const uint16_t* x, const uint16_t* go, float* acc, fl
   alignas(64) float c[16][16];
   amx::TileConfig cfg;
   for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);
-  _tile_loadconfig(&cfg);
+  const amx::TileScope tiles(cfg);
   const int64_t pitch = g.XW * static_cast<int64_t>(sizeof(uint16_t)), tap = g.C * g.O, OB = g.O / 16;
   for (int64_t row = begin; row < end;) {
     const int64_t n = row / g.OH, y0 = row % g.OH, R = std::min({g.R, g.OH - y0, end - row}), KP = (R * g.Wp + 31) / 32 * 32;
@@ -193,18 +186,18 @@ TL_AMX void accumulateRows(const uint16_t* x, const uint16_t* go, float* acc, fl
             }
             float* out = acc + (kh * g.KW + kw) * tap + c0 * g.O + ob * 16;  // [kh][kw][c0][ob * 16]
             _tile_stored(0, c, 64);
-            flush(c, out, g.O);
+            amx::addTile(c, 16, out, g.O);
             if (twoO) {
               _tile_stored(1, c, 64);
-              flush(c, out + 16, g.O);
+              amx::addTile(c, 16, out + 16, g.O);
             }
             if (twoC) {
               _tile_stored(2, c, 64);
-              flush(c, out + 16 * g.O, g.O);
+              amx::addTile(c, 16, out + 16 * g.O, g.O);
             }
             if (twoC && twoO) {
               _tile_stored(3, c, 64);
-              flush(c, out + 16 * g.O + 16, g.O);
+              amx::addTile(c, 16, out + 16 * g.O + 16, g.O);
             }
           }
         }
@@ -212,15 +205,13 @@ TL_AMX void accumulateRows(const uint16_t* x, const uint16_t* go, float* acc, fl
     }
     row += R;
   }
-  _tile_release();
 }
 
-#pragma GCC diagnostic pop
+TL_AMX_END
 
-// dW [O, C, KH, KW] (channels-last) and db [O], float32, of the bfloat16 input x and output gradient.
-std::pair<torch::Tensor, torch::Tensor> weightGradient(const torch::Tensor& x, const torch::Tensor& gradOut, int64_t KH, int64_t KW, int64_t top,
+// dW [O, C, KH, KW] (channels-last) and db [O], float32, of the bfloat16 input x and output gradient go (NHWC).
+std::pair<torch::Tensor, torch::Tensor> weightGradient(const torch::Tensor& x, const torch::Tensor& go, int64_t KH, int64_t KW, int64_t top,
                                                        int64_t left) {
-  const torch::Tensor go = gradOut.to(at::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast);
   Geometry g{x.size(0), x.size(1), x.size(2), x.size(3), go.size(1), KH, KW, top, left, go.size(2), go.size(3), x.size(3) + 2 * left, 0, 0};
   g.R = std::clamp<int64_t>((kBlockPositions + g.Wp - 1) / g.Wp, 1, g.OH);
   // the last tile of a block reads up to 31 positions past it, plus the largest tap offset
@@ -247,15 +238,17 @@ struct ConvFunction : public torch::autograd::Function<ConvFunction> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     const torch::Tensor x = ctx->saved_data["x"].toTensor(), w = ctx->saved_data["w"].toTensor();
     const auto pad = ctx->saved_data["pad"].toIntVector();
+    // the output gradient as both passes read it, converted once
+    const torch::Tensor go = grads[0].to(at::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast);
     torch::Tensor dx;
     if (ctx->needs_input_grad(0)) {
-      dx = std::get<0>(at::convolution_backward(grads[0].to(at::kBFloat16), x, w, c10::nullopt, {1, 1}, pad, {1, 1}, false, {0, 0}, 1,
+      dx = std::get<0>(at::convolution_backward(go, x, w, c10::nullopt, {1, 1}, pad, {1, 1}, false, {0, 0}, 1,
                                                 {true, false, false}));
       dx = dx.to(ctx->saved_data["dtype"].toScalarType());
     }
     // Grad-CAM differentiates by the feature map only: no tile pass for a gradient nobody reads
     if (!ctx->needs_input_grad(1) && !ctx->needs_input_grad(2)) return {dx, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor()};
-    auto [dW, db] = weightGradient(x, grads[0], w.size(2), w.size(3), pad[0], pad[1]);
+    auto [dW, db] = weightGradient(x, go, w.size(2), w.size(3), pad[0], pad[1]);
     return {dx, dW, ctx->saved_data["bias"].toBool() ? db : torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };

@@ -243,9 +243,7 @@ std::pair<torch::Tensor, torch::Tensor> blockBackward(const torch::Tensor& x, co
 // the bias is added, then the one bfloat16 rounding) and AMX flushing bfloat16 denormal inputs and
 // float32 denormal results to zero.
 
-// GCC 12.2's AVX-512 intrinsics trip -Wmaybe-uninitialized on their own `__Y = __Y` (GCC bug 105593)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+TL_AMX_BEGIN
 
 constexpr int64_t kSlack = 64 * 4;  // bfloat16 values: 64 positions
 
@@ -344,7 +342,7 @@ TL_AMX void amxForwardRows(const uint16_t* x4, const uint16_t* w, const float* b
   for (int t = 0; t < 4; ++t) cfg.set(t, 16, 64);
   for (int t = 4; t < 6; ++t) cfg.set(t, 16, static_cast<int>(2 * K));
   for (int t = 6; t < 8; ++t) cfg.set(t, static_cast<int>(K / 2), 64);
-  _tile_loadconfig(&cfg);
+  const amx::TileScope tiles(cfg);
   alignas(64) float c[2][16][32];  // [conv row][column][filter]
   for (int64_t row = begin; row < end; ++row) {
     const int64_t n = row / g.PH, ph = row % g.PH;
@@ -381,7 +379,6 @@ TL_AMX void amxForwardRows(const uint16_t* x4, const uint16_t* w, const float* b
       }
     }
   }
-  _tile_release();
 }
 
 torch::Tensor amxBlockForward(const torch::Tensor& x4, const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& arg) {
@@ -429,10 +426,8 @@ TL_AMX inline void gradientPairs(const uint16_t* go, const uint8_t* a, const Geo
 
 // An accumulator tile [taps + bias row][16 filters] added to acc (rows T apart by OP) and, for kernel row 0, to bias.
 TL_AMX inline void flushTile(const float (&c)[16][16], float* acc, float* bias, int64_t T, int64_t OP) {
-  for (int64_t t = 0; t < T; ++t)
-    for (int l = 0; l < 16; ++l) acc[t * OP + l] += c[t][l];
-  if (bias)
-    for (int l = 0; l < 16; ++l) bias[l] += c[T][l];
+  amx::addTile(c, T, acc, OP);
+  if (bias) amx::addTile(c + T, 1, bias, 0);
 }
 
 // Adds pooled rows [begin, end) to acc [KH][T][OP] and bias [OP] (OP: filters padded to 16): per
@@ -452,7 +447,7 @@ TL_AMX void amxAccumulateRows(const uint16_t* x4, const uint8_t* arg, const uint
   amx::TileConfig cfg;
   for (int t = 0; t < 7; ++t) cfg.set(t, static_cast<int>(T + 1), 64);
   cfg.set(7, 16, 64);
-  _tile_loadconfig(&cfg);
+  const amx::TileScope tiles(cfg);
   const int64_t pitch = UW * sizeof(uint16_t);
   for (int64_t row = begin; row < end; ++row) {
     const int64_t n = row / g.PH, ph = row % g.PH;
@@ -511,7 +506,6 @@ TL_AMX void amxAccumulateRows(const uint16_t* x4, const uint8_t* arg, const uint
       flushTile(c, acc + 2 * T * g.OP + ob + 16, nullptr, T, g.OP);
     }
   }
-  _tile_release();
 }
 
 std::pair<torch::Tensor, torch::Tensor> amxBlockBackward(const torch::Tensor& x4, const torch::Tensor& arg, const torch::Tensor& gradOut, int64_t C,
@@ -524,7 +518,7 @@ std::pair<torch::Tensor, torch::Tensor> amxBlockBackward(const torch::Tensor& x4
   });
 }
 
-#pragma GCC diagnostic pop
+TL_AMX_END
 
 // Saves the (padded) input and a byte per pooled output, not the conv output.
 // A bfloat16 x is amxInput's x4 (the tile kernels), a float32 one kernelInput's.

@@ -76,14 +76,12 @@ function reference(c: Case, x: Float32Array, g: Float64Array): { dKernel: Float6
 async function gradients(c: Case, seed: number) {
   const rng = new Rng(seed);
   const [h, w, ch] = c.input;
-  const grid = (n: number, steps: number, lo: number, hi: number) =>
-    Float32Array.from({ length: n }, () => lo + rng.int(steps * (hi - lo) + 1) / steps);
   const m = model(c);
-  const kernel = grid(c.kernel[0] * c.kernel[1] * ch * c.filters, 64, -1 / 16, 1 / 16);
-  const bias = grid(c.filters, 16, -0.5, 0.5);
-  const x = grid(BATCH * h * w * ch, 8, -1, 1);
+  const kernel = rng.grid(c.kernel[0] * c.kernel[1] * ch * c.filters, 64, -1 / 16, 1 / 16);
+  const bias = rng.grid(c.filters, 16, -0.5, 0.5);
+  const x = rng.grid(BATCH * h * w * ch, 8, -1, 1);
   const features = prod(m.layers[1]!.outputShape as number[]);
-  const r = grid(features, 256, -1 / 16, 1 / 16);
+  const r = rng.grid(features, 256, -1 / 16, 1 / 16);
   m.setLayerWeights(0, [kernel, bias]);
   m.setLayerWeights(2, [r, Float32Array.from([4096])]);
   m.compile({ optimizer: { sgd: { learningRate: LR } }, loss: 'binaryCrossentropy' });

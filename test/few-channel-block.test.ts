@@ -128,18 +128,16 @@ async function check(c: Case, seed: number): Promise<Gradients | undefined> {
   // values on coarse grids: exact in bfloat16, and every conv sum exact in float32 in any order, so
   // the bfloat16 rounding of the conv output (and each window's winner, ties included) is the
   // reference's; a bias mostly negative blocks more windows
-  const grid = (n: number, steps: number, lo: number, hi: number) =>
-    Float32Array.from({ length: n }, () => lo + rng.int(steps * (hi - lo) + 1) / steps);
-  const kernel = grid(9 * ch * c.filters, 16, -0.5, 0.5);
-  const bias = grid(c.filters, 16, -0.25, 0.125);
-  const x = grid(BATCH * h * w * ch, 8, -1, 1);
+  const kernel = rng.grid(9 * ch * c.filters, 16, -0.5, 0.5);
+  const bias = rng.grid(c.filters, 16, -0.25, 0.125);
+  const x = rng.grid(BATCH * h * w * ch, 8, -1, 1);
   if (c.nan) for (const i of [0, 5 * ch, x.length >> 1, x.length - 1]) x[i] = Number.NaN;
   const y = Float32Array.from({ length: BATCH }, (_, i) => i % 2);
   const features = block(c, false);
   features.setLayerWeights(0, [kernel, bias]);
   // a small dense kernel keeps the logits small: bfloat16's rounding of them (in whatever order the
   // engine sums) then moves the loss gradient by ~0.1%
-  const r = grid(prod(features.layers[2]!.outputShape as number[]), 256, -1 / 32, 1 / 32);
+  const r = rng.grid(prod(features.layers[2]!.outputShape as number[]), 256, -1 / 32, 1 / 32);
   const expected = reference(c, x, kernel, bias, r, y);
   const what = `${c.dtype} ${c.input} ${c.filters} filters ${c.padding}`;
   assert.ok(expected.blocked > 0 && expected.blocked < expected.out.length, `${what}: the case needs blocked and passing windows`);

@@ -39,8 +39,9 @@ export async function readRunConfig(runDir: string): Promise<CompareConfig> {
   const file = path.join(runDir, 'config.json');
   if (!existsSync(file)) throw new Error(`${runDir} is not a run folder: it has no config.json`);
   const { bf16: _featuresOnly, ...config } = JSON.parse(await fs.readFile(file, 'utf8')) as CompareConfig & { bf16?: boolean };
-  // runs from before --mixed-precision computed in float32 (their `bf16` applied to features only)
-  return { ...config, mixedPrecision: config.mixedPrecision ?? 'fp32' };
+  // runs from before --mixed-precision computed in float32 (their `bf16` applied to features only),
+  // runs from before --conv-algorithm with auto
+  return { ...config, mixedPrecision: config.mixedPrecision ?? 'fp32', convAlgorithm: config.convAlgorithm ?? 'auto' };
 }
 
 /** The policy this machine runs the config's `mixedPrecision` with, saying why when it cannot. */
@@ -66,7 +67,7 @@ export async function runCompare(
   const resume = options.resume ?? false;
   const runDir = path.resolve(config.out);
   native().setThreads(config.threads);
-  native().setConvAlgorithm(config.convAlgorithm ?? 'auto');
+  native().setConvAlgorithm(config.convAlgorithm);
 
   let interrupted = false;
   const onSigint = () => {

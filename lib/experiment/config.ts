@@ -51,8 +51,8 @@ export interface CompareConfig {
   reduceLrOnPlateau?: string;
   seed: number;
   threads: number;
-  /** float32 convolutions: auto (Winograd for 3x3 layers with >= 16 channels), direct or winograd (native().setConvAlgorithm); absent in older runs (auto) */
-  convAlgorithm?: ConvAlgorithm;
+  /** float32 convolutions: auto (Winograd for 3x3 layers with >= 16 channels), direct or winograd (native().setConvAlgorithm); older runs' configs lack it (read as auto) */
+  convAlgorithm: ConvAlgorithm;
   /** cpu, cuda (each worker's own GPU), cuda:N or auto; absent in runs from before devices (cpu) */
   device?: DeviceName;
   shuffleSeed?: number;

@@ -18,7 +18,7 @@ export function describeEnvironment(options: {
     requestedThreads: options.threads || 'all',
     torchVersion: info.torchVersion,
     mkldnn: info.mkldnn,
-    // inference convolutions straight through oneDNN, and float32's algorithm there
+    // convolutions through oneDNN directly (inference, and float32 training), and float32's algorithm
     dnnlConvolutions: info.dnnl ? `oneDNN ${info.dnnlVersion}, ${options.convAlgorithm ?? 'auto'}` : 'no (libtorch conv2d)',
     dtypePolicy: options.dtypePolicy,
     bf16: info.bf16Reason,

@@ -28,7 +28,7 @@ export async function runLrFind(
 ): Promise<LrFindRun> {
   const log = options.log ?? ((line: string) => console.log(line));
   native().setThreads(config.threads);
-  native().setConvAlgorithm(config.convAlgorithm ?? 'auto');
+  native().setConvAlgorithm(config.convAlgorithm);
   const data = await decodeExperimentData(await inspectExperimentData(config), config);
   const classes = data.train.classNames.length;
   const { model, baseLayers, backbone } = await buildModel(kind, config, classes, runPolicy(config, log));
@@ -40,7 +40,7 @@ export async function runLrFind(
   let fromLayer = 0;
   if (backbone && config.featureCache) {
     // the same cache key as compare's, so either command reuses the other's features
-    const key = await featureCacheKey(model, baseLayers, backbone, data.train, config.convAlgorithm ?? 'auto');
+    const key = await featureCacheKey(model, baseLayers, backbone, data.train, config.convAlgorithm);
     train = (
       await cachedFeatures(model, data.train, { baseLayers, key, cacheDir: resolveCacheDir(config.cacheDir), label: 'features (train)' })
     ).dataset;

@@ -209,7 +209,7 @@ export async function trainModel(ctx: TrainModelContext): Promise<ModelRunSummar
   }
   if (backbone && config.featureCache && (!config.augment || augmentCache) && state.completedEpochs < config.epochs) {
     // the base is frozen until fine-tuning, so its weights are the backbone's as loaded
-    const keyFor = (d: Dataset) => featureCacheKey(model, baseLayers, backbone, d, config.convAlgorithm ?? 'auto');
+    const keyFor = (d: Dataset) => featureCacheKey(model, baseLayers, backbone, d, config.convAlgorithm);
     const cacheDir = resolveCacheDir(config.cacheDir);
     const featuresStart = performance.now();
     const trainPasses: Dataset[] = [];

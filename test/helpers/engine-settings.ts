@@ -2,10 +2,9 @@
  * The engine's process-wide switches, set for one piece of work and put back afterwards (the test
  * files share one engine per process), and the skip reason for tests that need native bfloat16.
  */
+import { type LayerTimeRow, layerTimesOf } from '../../bench/measure.js';
 import { native } from '../../lib/engine/native.js';
 import { bf16Support } from '../../lib/models/mixed-precision.js';
-
-type LayerTimes = ReturnType<ReturnType<typeof native>['takeLayerTimes']>;
 
 /** Runs `work` with a setting at `value`; `set` returns the previous value, restored afterwards, also on a throw. */
 export async function withSetting<V, R>(set: (value: V) => V, value: V, work: () => Promise<R>): Promise<R> {
@@ -18,15 +17,12 @@ export async function withSetting<V, R>(set: (value: V) => V, value: V, work: ()
 }
 
 /** Runs `work` with layer timing on and returns its result and the timing rows it produced; timing is off afterwards. */
-export async function withLayerTimes<R>(work: () => Promise<R>): Promise<{ result: R; rows: LayerTimes }> {
-  const engine = native();
-  engine.setLayerTiming(true);
-  try {
-    const result = await work();
-    return { result, rows: engine.takeLayerTimes() };
-  } finally {
-    engine.setLayerTiming(false);
-  }
+export async function withLayerTimes<R>(work: () => Promise<R>): Promise<{ result: R; rows: LayerTimeRow[] }> {
+  let result: R | undefined;
+  const rows = await layerTimesOf(async () => {
+    result = await work();
+  });
+  return { result: result as R, rows };
 }
 
 const bf16 = bf16Support();

@@ -36,6 +36,10 @@ export class Rng {
     for (let i = 0; i < n; i++) out[i] = this.uniform(lo, hi);
     return out;
   }
+  /** Float32Array of `n` values on the grid lo, lo + 1/steps, ..., hi (coarse values: exact in bfloat16, their sums exact in float32). */
+  grid(n: number, steps: number, lo: number, hi: number): Float32Array {
+    return Float32Array.from({ length: n }, () => lo + this.int(steps * (hi - lo) + 1) / steps);
+  }
   bytes(n: number): Uint8Array {
     const out = new Uint8Array(n);
     for (let i = 0; i < n; i++) out[i] = this.int(256);

@@ -136,7 +136,7 @@ function positiveInt(name: string, text: string | undefined, fallback: number): 
 }
 
 function convAlgorithm(text: string | undefined): ConvAlgorithm {
-  if (text === undefined) return 'auto';
+  if (text === undefined) return DEFAULT_CONFIG.convAlgorithm;
   if (text === 'auto' || text === 'direct' || text === 'winograd') return text;
   throw new Error(`--conv-algorithm takes auto, direct or winograd (got '${text}')`);
 }
