@@ -25,6 +25,9 @@ inline uint16_t toBf16(float f) {
   return static_cast<uint16_t>(f != f ? (u >> 16) | 0x40 : rounded);  // branch-free: vectorizes
 }
 
+// x rounded up to a multiple of m (tile and vector widths)
+constexpr int64_t roundUp(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
 // a bfloat16 tensor's elements as raw bits, which the kernels read through `value`
 inline uint16_t* bits(const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
