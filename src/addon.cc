@@ -11,6 +11,7 @@
 #include "allocator.h"
 #include "amx.h"
 #include "chunked-forward.h"
+#include "conv-pool-amx.h"
 #include "few-channel-block.h"
 #include "dnnl-conv.h"
 #include "gather.h"
@@ -60,6 +61,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("mkldnn", at::hasMKLDNN());
   dnnlconv::addInfo(out);  // dnnl, dnnlVersion
   amx::addInfo(out);       // amx, amxReason
+  addConvPoolAmxInfo(out);  // amxConvPoolCalls
   out.Set("cuda", torch::cuda::is_available());
   std::string bf16Reason;
   out.Set("bf16Supported", cpuHasBf16(bf16Reason));

@@ -51,6 +51,7 @@ struct Layer {
   torch::Tensor offsetTensor;            // Rescale offsets as [1, C, 1, 1]
   std::shared_ptr<AugmentSpec> augment;  // Augment: the random preprocessing layer (augment.cc)
   mutable std::shared_ptr<void> dnnlCache;  // Conv2D: oneDNN primitives and packed weights (dnnl-conv.cc)
+  mutable std::shared_ptr<void> amxConvCache;  // Conv2D: the kernel packed for AMX tiles (conv-pool-amx.cc)
 
   std::vector<int64_t> kerasShape(size_t i) const;  // shape of params[i] in Keras layout
 };

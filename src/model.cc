@@ -4,6 +4,7 @@
 #include <functional>
 #include <stdexcept>
 
+#include "conv-pool-amx.h"
 #include "few-channel-block.h"
 #include "layer-timing.h"
 #include "max-pool-relu.h"
@@ -247,10 +248,16 @@ torch::Tensor Model::forwardLayers(const torch::Tensor& input, size_t from, size
       const bool timed = timing::enabled();
       double start = timed ? timing::now() : 0;
       if (layer.kind == Kind::Conv2D && layer.activation == Act::Relu && i + 1 < to && layers_[i + 1].kind == Kind::MaxPool) {
-        // the model's first block as one kernel (few-channel-block.cc), timed as the conv's forward
-        // and backward (its weight and bias gradients); the pool's row gets ~0 for both
-        if (fewChannelBlockApplies(layer, layers_[i + 1], x, i + 1 == output)) {
-          x = fewChannelBlock(layer, x);
+        // the pair as one kernel, timed as the conv's forward and backward; the pool's row gets ~0:
+        // the model's first block (few-channel-block.cc), or mixed_bfloat16 inference on AMX tiles
+        // with the pool fused (conv-pool-amx.cc)
+        const Layer& pool = layers_[i + 1];
+        const bool poolIsOutput = i + 1 == output;
+        torch::Tensor fused = fewChannelBlockApplies(layer, pool, x, poolIsOutput) ? fewChannelBlock(layer, x)
+                              : convPoolAmxApplies(layer, pool, x, poolIsOutput)   ? convPoolAmx(layer, x)
+                                                                                   : torch::Tensor();
+        if (fused.defined()) {
+          x = fused;
           ++i;
           if (timed) {
             timing::forward(layer.name, start);

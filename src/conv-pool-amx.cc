@@ -1,0 +1,251 @@
+#include "conv-pool-amx.h"
+
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <mutex>
+#include <vector>
+
+#include "amx.h"
+#include "simd.h"
+
+namespace tl {
+
+namespace {
+
+std::atomic<uint64_t> gCalls{0};
+
+// Output positions a work unit covers, at least (whole rows): the copied input rows (KH - 1 more
+// than the unit's) are read from memory once per unit, so few rows per unit re-read many; the rows
+// and the sums must still fit in L2.
+constexpr int64_t kUnitPositions = 2048;
+
+// input channels at most (see convPoolAmxApplies)
+constexpr int64_t kMaxChannels = 256;
+
+// 64-byte aligned scratch: a tile row that straddles two cache lines loads at about half the speed
+template <class T>
+struct Aligned {
+  explicit Aligned(int64_t n) : data(static_cast<T*>(std::aligned_alloc(64, static_cast<size_t>(simd::roundUp(n * sizeof(T), 64))))) {
+    if (!data) throw std::bad_alloc();
+  }
+  ~Aligned() { std::free(data); }
+  Aligned(const Aligned&) = delete;
+  Aligned& operator=(const Aligned&) = delete;
+  T* data;
+};
+
+// Per layer: the kernel and bias in the tiles' layout, made from `weight` at `version`.
+struct Packed {
+  std::mutex mutex;
+  torch::Tensor weight;  // held, so that its identity cannot be reused
+  int64_t version = -1;
+  torch::Tensor kernel;  // bfloat16 [O / 32][KH][KW][C / 32][2][16][16][2]: B tiles, VNNI pairs of channels
+  torch::Tensor bias;    // float32 [O]: the bias rounded to bfloat16, or zeros
+};
+
+std::mutex gPackedCreation;
+
+// The layer's packed kernel and bias, repacked after new weights (set_weights, fine-tuning).
+std::pair<torch::Tensor, torch::Tensor> packedFor(const Layer& L) {
+  Packed* p;
+  {
+    std::lock_guard<std::mutex> lock(gPackedCreation);
+    if (!L.amxConvCache) L.amxConvCache = std::make_shared<Packed>();
+    p = static_cast<Packed*>(L.amxConvCache.get());
+  }
+  std::lock_guard<std::mutex> lock(p->mutex);
+  const torch::Tensor& w = L.params[0];
+  if (!p->weight.defined() || !p->weight.is_same(w) || p->version != static_cast<int64_t>(w._version())) {
+    torch::NoGradGuard noGrad;
+    const int64_t O = w.size(0), C = w.size(1), KH = w.size(2), KW = w.size(3);
+    // [O][C][KH][KW] split as [ob][half][filter][cb][pair][channel of pair][kh][kw] -> one B tile per (ob, kh, kw, cb, half)
+    p->kernel = w.to(at::kBFloat16).contiguous().reshape({O / 32, 2, 16, C / 32, 16, 2, KH, KW}).permute({0, 6, 7, 3, 1, 4, 2, 5}).contiguous();
+    p->bias = L.useBias ? L.params[1].detach().to(at::kBFloat16).to(at::kFloat).contiguous() : torch::zeros({O});
+    p->weight = w;
+    p->version = static_cast<int64_t>(w._version());
+  }
+  return {p->kernel, p->bias};
+}
+
+struct Geometry {
+  int64_t C, H, W, O, KH, KW, top, left;
+  int64_t Wp;      // padded input width
+  int64_t rows;    // conv output rows computed: the pool's 2 * PH
+  int64_t R;       // conv output rows per work unit (even)
+  int64_t PH, PW;  // the pooled output
+};
+
+TL_AMX_BEGIN
+
+TL_AMX inline __m512 maxPropagatingNan(__m512 a, __m512 b) {
+  // libtorch's max_pool2d keeps a NaN; vmaxps would return b
+  return _mm512_mask_mov_ps(_mm512_max_ps(a, b), _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q), a);
+}
+
+// Filters ob * 32 .. + 31 of a unit's conv rows y0 .. y0 + R - 1 (sums: [position r * Wp + x][32])
+// into the pooled output y: per window the largest sum, + bias, relu (vmaxps(0, v) keeps a NaN, as
+// torch's relu does), rounded to bfloat16.
+TL_AMX void finish(const float* sums, const float* bias, const Geometry& g, int64_t n, int64_t y0, int64_t R, int64_t ob, uint16_t* y) {
+  const int64_t right = 32, down = g.Wp * 32;
+  for (int64_t pr = 0; pr < R / 2; ++pr) {
+    uint16_t* dst = y + ((n * g.PH + y0 / 2 + pr) * g.PW) * g.O + ob * 32;
+    for (int64_t px = 0; px < g.PW; ++px) {
+      const float* s = sums + (2 * pr * g.Wp + 2 * px) * 32;
+      __m512 half[2];
+      for (int h = 0; h < 2; ++h) {
+        const float* t = s + 16 * h;
+        const __m512 top = maxPropagatingNan(_mm512_loadu_ps(t), _mm512_loadu_ps(t + right));
+        const __m512 bottom = maxPropagatingNan(_mm512_loadu_ps(t + down), _mm512_loadu_ps(t + down + right));
+        half[h] = _mm512_max_ps(_mm512_setzero_ps(), _mm512_add_ps(maxPropagatingNan(top, bottom), _mm512_loadu_ps(bias + 16 * h)));
+      }
+      _mm512_storeu_si512(dst + px * g.O, (__m512i)_mm512_cvtne2ps_pbh(half[1], half[0]));
+    }
+  }
+}
+
+// Work units [begin, end) (unit = image n, output rows y0 .. y0 + R - 1). Per unit, its padded input
+// rows are copied into `rows` ([R + KH - 1][Wp][C], zero padding), and read there as one flattened
+// sequence of positions: output position q = r * Wp + x takes tap (kh, kw) from position
+// q + kh * Wp + kw, so an A tile (16 positions x 32 channels) is a plain strided load. Columns
+// x > Wp - KW (no full window) are computed from whatever lies there and never pooled. Per 32 filters and 32 positions,
+// tiles 0..3 sum [2 position blocks] x [2 filter blocks] over the taps and channels: A in tiles
+// 4, 5, B (the packed kernel) in 6, 7, each loaded once per two products.
+TL_AMX void runUnits(const uint16_t* x, const uint16_t* kernel, const float* bias, uint16_t* y, const Geometry& g, int64_t begin, int64_t end) {
+  const int64_t P = simd::roundUp(g.R * g.Wp, 32), rowBytes = g.Wp * g.C * 2;
+  const int64_t rowsSize = (P + (g.KH - 1) * g.Wp + g.KW + 32) * g.C;
+  const Aligned<uint16_t> rows(rowsSize);
+  const Aligned<float> sums(P * 32);
+  std::memset(rows.data, 0, static_cast<size_t>(rowsSize) * 2);
+  // per step k of the sum (tap kh, kw and 32 channels cb): where its A tiles start (from a block's
+  // first position) and its B tiles (from the filter block's kernel)
+  std::vector<int64_t> aStep, bStep;
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      for (int64_t cb = 0; cb < g.C / 32; ++cb) {
+        aStep.push_back((kh * g.Wp + kw) * g.C + cb * 32);
+        bStep.push_back(((kh * g.KW + kw) * g.C / 32 + cb) * 1024);
+      }
+    }
+  }
+  const int64_t steps = static_cast<int64_t>(aStep.size()), stride = g.C * 2, a1 = 16 * g.C;
+  amx::TileConfig cfg;
+  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);
+  const amx::TileScope tiles(cfg);
+  const int64_t unitsPerImage = (g.rows + g.R - 1) / g.R;
+  for (int64_t u = begin; u < end; ++u) {
+    const int64_t n = u / unitsPerImage, y0 = (u % unitsPerImage) * g.R, R = std::min(g.R, g.rows - y0);
+    for (int64_t i = 0; i < R + g.KH - 1; ++i) {
+      const int64_t iy = y0 + i - g.top;
+      char* dst = reinterpret_cast<char*>(rows.data + i * g.Wp * g.C);
+      if (iy < 0 || iy >= g.H) {
+        std::memset(dst, 0, static_cast<size_t>(rowBytes));  // a padding row
+        continue;
+      }
+      const int64_t left = g.left * g.C * 2, inner = g.W * g.C * 2;
+      std::memset(dst, 0, static_cast<size_t>(left));
+      std::memcpy(dst + left, x + (n * g.H + iy) * g.W * g.C, static_cast<size_t>(inner));
+      std::memset(dst + left + inner, 0, static_cast<size_t>(rowBytes - left - inner));
+    }
+    const int64_t positions = simd::roundUp(R * g.Wp, 32);
+    for (int64_t ob = 0; ob < g.O / 32; ++ob) {
+      const uint16_t* kob = kernel + ob * g.KH * g.KW * g.C * 32;
+      for (int64_t q0 = 0; q0 < positions; q0 += 32) {
+        const uint16_t* a = rows.data + q0 * g.C;
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        _tile_loadd(4, a + aStep[0], stride);
+        _tile_loadd(6, kob + bStep[0], 64);
+        _tile_loadd(7, kob + bStep[0] + 512, 64);
+        _tile_loadd(5, a + aStep[0] + a1, stride);
+        // each operand tile is reloaded for the next step as soon as its last product of this step
+        // is issued, so the loads overlap the products
+        for (int64_t k = 1; k <= steps; ++k) {
+          const bool more = k < steps;
+          const uint16_t* an = a + aStep[more ? k : 0];
+          const uint16_t* bn = kob + bStep[more ? k : 0];
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          if (more) _tile_loadd(4, an, stride);
+          _tile_dpbf16ps(2, 5, 6);
+          if (more) _tile_loadd(6, bn, 64);
+          _tile_dpbf16ps(3, 5, 7);
+          if (more) {
+            _tile_loadd(5, an + a1, stride);
+            _tile_loadd(7, bn + 512, 64);
+          }
+        }
+        float* s = sums.data + q0 * 32;
+        _tile_stored(0, s, 128);
+        _tile_stored(1, s + 16, 128);
+        _tile_stored(2, s + 16 * 32, 128);
+        _tile_stored(3, s + 16 * 32 + 16, 128);
+      }
+      finish(sums.data, bias + ob * 32, g, n, y0, R, ob, y);
+    }
+  }
+}
+
+TL_AMX_END
+
+}  // namespace
+
+bool convPoolAmxApplies(const Layer& conv, const Layer& pool, const torch::Tensor& input, bool poolIsOutput) {
+  if (!amx::enabled() || poolIsOutput || conv.kind != Kind::Conv2D || !conv.mixedBf16 || conv.depthwise || conv.groups != 1) return false;
+  if (conv.activation != Act::Relu || pool.kind != Kind::MaxPool || !pool.mixedBf16) return false;
+  if (pool.pool != std::vector<int64_t>{2, 2} || pool.strides != std::vector<int64_t>{2, 2}) return false;
+  for (int64_t p : pool.pad) {
+    if (p != 0) return false;
+  }
+  if (conv.strides != std::vector<int64_t>{1, 1} || conv.dilation != std::vector<int64_t>{1, 1}) return false;
+  if (input.dim() != 4 || !input.device().is_cpu() || input.size(0) == 0 || needsGradient(conv, input)) return false;
+  if (input.scalar_type() != at::kFloat && input.scalar_type() != at::kBFloat16) return false;
+  const torch::Tensor& w = conv.params[0];
+  if (w.scalar_type() != at::kFloat || w.size(1) != input.size(1) || w.size(0) % 32 != 0 || w.size(1) % 32 != 0) return false;
+  // with 512 channels a filter block's kernel (9 x 32 KB) no longer stays near the tiles: oneDNN's
+  // convolution and a separate pool were faster on VGG16's blocks 4 and 5
+  if (w.size(1) > kMaxChannels) return false;
+  const int64_t OH = input.size(2) + conv.pad[0] + conv.pad[1] - w.size(2) + 1, OW = input.size(3) + conv.pad[2] + conv.pad[3] - w.size(3) + 1;
+  return OH >= 2 && OW >= 2;  // at least one pooled output
+}
+
+torch::Tensor convPoolAmx(const Layer& conv, const torch::Tensor& input) {
+  const auto [kernel, bias] = packedFor(conv);
+  const torch::Tensor x = input.to(at::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast);
+  Geometry g{};
+  g.C = x.size(1);
+  g.H = x.size(2);
+  g.W = x.size(3);
+  g.O = conv.params[0].size(0);
+  g.KH = conv.params[0].size(2);
+  g.KW = conv.params[0].size(3);
+  g.top = conv.pad[0];
+  g.left = conv.pad[2];
+  g.Wp = g.W + conv.pad[2] + conv.pad[3];
+  g.PH = (g.H + conv.pad[0] + conv.pad[1] - g.KH + 1) / 2;
+  g.PW = (g.Wp - g.KW + 1) / 2;
+  g.rows = 2 * g.PH;
+  g.R = std::min(g.rows, simd::roundUp((kUnitPositions + g.Wp - 1) / g.Wp, 2));
+  const int64_t N = x.size(0);
+  torch::Tensor y = torch::empty({N, g.O, g.PH, g.PW}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  const uint16_t* xp = simd::bits(x);
+  const uint16_t* kp = simd::bits(kernel);
+  const float* bp = bias.data_ptr<float>();
+  uint16_t* yp = simd::bits(y);
+  const int64_t units = N * ((g.rows + g.R - 1) / g.R);
+  at::parallel_for(0, units, 1, [&](int64_t begin, int64_t end) { runUnits(xp, kp, bp, yp, g, begin, end); });
+  gCalls.fetch_add(1);
+  return y;
+}
+
+void addConvPoolAmxInfo(Napi::Object& out) { out.Set("amxConvPoolCalls", static_cast<double>(gCalls.load())); }
+
+}  // namespace tl

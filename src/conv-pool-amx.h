@@ -1,0 +1,33 @@
+// A Conv2D(relu) + 2x2 MaxPooling2D pair of a frozen base (VGG16's blocks) in mixed_bfloat16
+// inference, on AMX tiles: a direct convolution that reads the bfloat16 input rows where they lie
+// (no im2col), then the pool, the bias and the ReLU applied to the float32 sums and one bfloat16
+// store of the pooled output. The convolution's output, a block's largest activation, is never
+// written: with oneDNN's convolution and a separate pool it is written once and read back.
+//
+// Numerics, as autocast defines the convolution: input, kernel and bias rounded to bfloat16,
+// products summed in float32 (the tiles flush bfloat16 denormals to zero), plus the bias, rounded to
+// bfloat16 (nearest even). Rounding is monotonic, so pooling before the rounding gives libtorch's
+// max_pool2d of the bfloat16 convolution (NaN kept, as max_pool2d keeps it).
+#pragma once
+#include <napi.h>
+#include <torch/torch.h>
+
+#include "layers.h"
+
+namespace tl {
+
+// Whether the pair (conv, pool) on `input` runs here: AMX enabled; a Conv2D (relu, strides,
+// dilation and groups 1, not depthwise) under mixed_bfloat16 with 32..256 channels and filters in
+// multiples of 32, on a 4-D CPU float32 or bfloat16 input that needs no gradient; a 2x2
+// MaxPooling2D of stride 2, 'valid', under the same policy, not the model's output. (With 512
+// channels, VGG16's block 4 and 5, oneDNN's convolution and a separate pool measured faster.)
+bool convPoolAmxApplies(const Layer& conv, const Layer& pool, const torch::Tensor& input, bool poolIsOutput);
+
+// relu(maxpool(conv(input))) in bfloat16 (NCHW-logical, channels-last); the conv output's odd last
+// row and column are dropped, as 'valid' pooling does.
+torch::Tensor convPoolAmx(const Layer& conv, const torch::Tensor& input);
+
+// info().amxConvPoolCalls: pairs run here (tests check that a case took this path)
+void addConvPoolAmxInfo(Napi::Object& out);
+
+}  // namespace tl
