@@ -18,7 +18,7 @@ import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { needsAmx, needsBf16, withSetting } from './helpers/engine-settings.js';
-import { assertClose, maxAbs, prod, Rng, tfPadding } from './helpers/naive.js';
+import { assertClose, conv2dFilterGradient, maxAbs, prod, Rng, tensor } from './helpers/naive.js';
 
 interface Case {
   input: [number, number, number];
@@ -44,34 +44,6 @@ function model(c: Case): Sequential {
   );
 }
 
-/** float64 dKernel [KH][KW][C][F] and dBias of the conv, given x and the conv output's gradient g [N][OH][OW][F] */
-function reference(c: Case, x: Float32Array, g: Float64Array): { dKernel: Float64Array; dBias: Float64Array } {
-  const [h, w, ch] = c.input;
-  const [kh, kw] = c.kernel;
-  const f = c.filters;
-  const py = tfPadding(h, kh, 1, 1, c.padding);
-  const px = tfPadding(w, kw, 1, 1, c.padding);
-  const dKernel = new Float64Array(kh * kw * ch * f);
-  const dBias = new Float64Array(f);
-  for (let n = 0; n < BATCH; n++)
-    for (let y = 0; y < py.out; y++)
-      for (let xo = 0; xo < px.out; xo++)
-        for (let o = 0; o < f; o++) {
-          const d = g[((n * py.out + y) * px.out + xo) * f + o]!;
-          dBias[o] += d;
-          for (let i = 0; i < kh; i++) {
-            const iy = y + i - py.before;
-            if (iy < 0 || iy >= h) continue;
-            for (let j = 0; j < kw; j++) {
-              const ix = xo + j - px.before;
-              if (ix < 0 || ix >= w) continue;
-              for (let k = 0; k < ch; k++) dKernel[((i * kw + j) * ch + k) * f + o] += d * x[((n * h + iy) * w + ix) * ch + k]!;
-            }
-          }
-        }
-  return { dKernel, dBias };
-}
-
 /** The conv's kernel and bias gradients (Keras layouts) from one SGD step, and the float64 reference. */
 async function gradients(c: Case, seed: number) {
   const rng = new Rng(seed);
@@ -94,7 +66,13 @@ async function gradients(c: Case, seed: number) {
   // the conv output's gradient: (1 - y) / BATCH times the dense kernel (flattened NHWC)
   const g = new Float64Array(BATCH * features);
   for (let n = 0; n < BATCH; n++) for (let q = 0; q < features; q++) g[n * features + q] = ((1 - LABELS[n]!) / BATCH) * r[q]!;
-  return { got, expected: reference(c, x, g) };
+  const expected = conv2dFilterGradient(
+    tensor(x, [BATCH, h, w, ch]),
+    tensor(g, [BATCH, ...(m.layers[0]!.outputShape as number[])]),
+    c.kernel,
+    c.padding,
+  );
+  return { got, expected };
 }
 
 const CASES: Case[] = [

@@ -17,7 +17,18 @@ import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { needsAmx, needsBf16, withLayerTimes, withSetting } from './helpers/engine-settings.js';
-import { assertClose, conv2d, maxAbs, naivePoolRelu, prod, Rng, relativeError, sigmoid, tensor } from './helpers/naive.js';
+import {
+  assertClose,
+  conv2d,
+  conv2dFilterGradient,
+  maxAbs,
+  naivePoolRelu,
+  prod,
+  Rng,
+  relativeError,
+  sigmoid,
+  tensor,
+} from './helpers/naive.js';
 
 type Dtype = 'float32' | 'mixed_bfloat16';
 
@@ -63,13 +74,9 @@ function reference(c: Case, x: Float32Array, kernel: Float32Array, bias: Float32
   const p = c.padding === 'same' ? 1 : 0;
   const [oh, ow] = [h + 2 * p - 2, w + 2 * p - 2];
   const [ph, pw] = [Math.floor(oh / 2), Math.floor(ow / 2)];
-  const xr = Float64Array.from(x, round);
-  const at = (n: number, i: number, j: number, k: number): number => {
-    const [ii, jj] = [i - p, j - p];
-    return ii < 0 || jj < 0 || ii >= h || jj >= w ? 0 : xr[((n * h + ii) * w + jj) * ch + k]!;
-  };
+  const xr = tensor(Float64Array.from(x, round), [BATCH, h, w, ch]);
   // exact sums on the test's grids; autocast rounds the conv output to bfloat16
-  const conv = conv2d(tensor(xr, [BATCH, h, w, ch]), Float64Array.from(kernel, round), [3, 3, ch, f], Float64Array.from(bias, round), {
+  const conv = conv2d(xr, Float64Array.from(kernel, round), [3, 3, ch, f], Float64Array.from(bias, round), {
     padding: c.padding,
   }).data.map(round);
   const shape: [number, number, number, number] = [BATCH, oh, ow, f];
@@ -88,22 +95,7 @@ function reference(c: Case, x: Float32Array, kernel: Float32Array, bias: Float32
   }
   // the gradient at the conv output: each window's g at its winner, nothing where relu clamped
   const dConv = naivePoolRelu(conv, shape, 2, g).dx;
-  const dKernel = new Float64Array(kernel.length);
-  const dBias = new Float64Array(f);
-  for (let n = 0; n < BATCH; n++)
-    for (let i = 0; i < ph; i++)
-      for (let j = 0; j < pw; j++)
-        for (let o = 0; o < f; o++)
-          for (let k = 0; k < 4; k++) {
-            const [ci, cj] = [2 * i + (k >> 1), 2 * j + (k & 1)];
-            const d = dConv[((n * oh + ci) * ow + cj) * f + o]!;
-            if (d === 0) continue;
-            dBias[o] += d;
-            for (let kh = 0; kh < 3; kh++)
-              for (let kw = 0; kw < 3; kw++)
-                for (let kc = 0; kc < ch; kc++) dKernel[((kh * 3 + kw) * ch + kc) * f + o] += d * at(n, ci + kh, cj + kw, kc);
-          }
-  return { out, blocked, dKernel, dBias };
+  return { out, blocked, ...conv2dFilterGradient(xr, tensor(dConv, shape), [3, 3], c.padding) };
 }
 
 function block(c: Case, head: boolean): Sequential {
