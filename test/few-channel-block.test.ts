@@ -29,6 +29,7 @@ import {
   sigmoid,
   tensor,
 } from './helpers/naive.js';
+import { trainStepOnAndOff } from './helpers/switched-step.js';
 
 type Dtype = 'float32' | 'mixed_bfloat16';
 
@@ -221,67 +222,51 @@ function smallCnn(dtype: Dtype = 'float32'): Sequential {
 }
 
 test('a training step of a small CNN: same loss and weights with the fused first block and with it switched off', async () => {
-  const rng = new Rng(7);
-  const shape = [4, 21, 20, 3];
-  const x = Uint8Array.from({ length: prod(shape) }, () => rng.int(256));
-  const y = Float32Array.from([0, 1, 1, 0]);
-  const engine = native();
-  const results: { loss: number; weights: number[][] }[] = [];
-  for (const fused of [true, false]) {
-    await withSetting(engine.setFirstBlockFusion, fused, async () => {
-      const m = smallCnn();
-      m.compile({ optimizer: { sgd: { learningRate: 1 } }, loss: 'binaryCrossentropy' });
+  const { on: fused, off: today } = await trainStepOnAndOff(
+    native().setFirstBlockFusion,
+    () => smallCnn(),
+    { seed: 7, image: [21, 20, 3], layers: [0, 2, 5] },
+    async (m, x, shape, y) => {
       const { result, rows: times } = await withLayerTimes(() => m.engine.trainStep(x, shape, y, 0));
       // the fused block is timed as the conv's forward and backward; the pool's row still counts its calls
       for (const name of ['c1', 'p1']) {
         const row = times.find((t) => t.layer === name);
         assert.ok(row && row.forwardCalls === 1 && row.backwardCalls === 1, `${name} timing row: ${JSON.stringify(row)}`);
       }
-      const weights = [0, 2, 5].flatMap((i) => m.getLayerWeights(i).map((t) => Array.from(t.data)));
-      results.push({ loss: result.loss, weights });
-    });
-  }
-  const [fused, today] = results;
-  assertClose([fused!.loss], [today!.loss], { atol: 0, rtol: 1e-6, what: 'loss' });
+      return result;
+    },
+  );
+  assertClose([fused.loss], [today.loss], { atol: 0, rtol: 1e-6, what: 'loss' });
   // the switch does change the path: the fused kernel sums the first kernel's gradient in another
   // order than oneDNN, so some of its float32 bits differ
   assert.ok(
-    fused!.weights[0]!.some((v, i) => v !== today!.weights[0]![i]),
+    fused.weights[0]!.some((v, i) => v !== today.weights[0]![i]),
     'the first kernel came out bitwise identical: was the fused path taken?',
   );
   // SGD with learning rate 1: each weight moved by minus its gradient
-  for (const [i, w] of fused!.weights.entries()) {
-    assertClose(w, today!.weights[i]!, { atol: 1e-6, rtol: 1e-5, what: `weights ${i}` });
+  for (const [i, w] of fused.weights.entries()) {
+    assertClose(w, today.weights[i]!, { atol: 1e-6, rtol: 1e-5, what: `weights ${i}` });
   }
 });
 
 test('a mixed_bfloat16 training step of a small CNN: same loss and weights with the first block on AMX tiles and on AVX-512', {
   skip: needsAmx,
 }, async () => {
-  const rng = new Rng(8);
-  const shape = [4, 21, 20, 3];
-  const x = Uint8Array.from({ length: prod(shape) }, () => rng.int(256));
-  const y = Float32Array.from([0, 1, 1, 0]);
-  const results: { loss: number; weights: number[][] }[] = [];
-  for (const amx of [true, false]) {
-    await withSetting(native().setAmx, amx, async () => {
-      const m = smallCnn('mixed_bfloat16');
-      m.compile({ optimizer: { sgd: { learningRate: 1 } }, loss: 'binaryCrossentropy' });
-      const result = await m.engine.trainStep(x, shape, y, 0);
-      results.push({ loss: result.loss, weights: [0, 2, 5].flatMap((i) => m.getLayerWeights(i).map((t) => Array.from(t.data))) });
-    });
-  }
-  const [tiles, avx] = results;
+  const { on: tiles, off: avx } = await trainStepOnAndOff(native().setAmx, () => smallCnn('mixed_bfloat16'), {
+    seed: 8,
+    image: [21, 20, 3],
+    layers: [0, 2, 5],
+  });
   // AMX sums the first conv's products in another float32 order: a conv output could round to the
   // neighbouring bfloat16 (a relative 2^-8), moving the loss by about that; on this data none does
   // (the weights differ by ~1e-8: the first kernel's gradient summed in another float32 order)
-  assertClose([tiles!.loss], [avx!.loss], { atol: 0, rtol: 2 ** -8, what: 'loss' });
+  assertClose([tiles.loss], [avx.loss], { atol: 0, rtol: 2 ** -8, what: 'loss' });
   assert.ok(
-    tiles!.weights[0]!.some((v, i) => v !== avx!.weights[0]![i]),
+    tiles.weights[0]!.some((v, i) => v !== avx.weights[0]![i]),
     'the first kernel came out bitwise identical: was the AMX path taken?',
   );
-  for (const [i, w] of tiles!.weights.entries()) {
-    assertClose(w, avx!.weights[i]!, { atol: 1e-6, rtol: 2 ** -8, what: `weights ${i}` });
+  for (const [i, w] of tiles.weights.entries()) {
+    assertClose(w, avx.weights[i]!, { atol: 1e-6, rtol: 2 ** -8, what: `weights ${i}` });
   }
 });
 
