@@ -104,8 +104,16 @@ function dnnl(found) {
   return ok;
 }
 
-const found = find();
+// node-gyp's outputs (binding.gyp) and --explain: anything else is a mistake, said before searching
+const OUTPUTS = ['include', 'lib', 'cuda-libs', 'dnnl-libs', 'defines', '--explain'];
 const what = process.argv[2];
+if (!OUTPUTS.includes(what)) {
+  console.error(
+    `transferlab: find-libtorch.mjs got ${what === undefined ? 'no argument' : `'${what}'`}: pass one of ${OUTPUTS.join(', ')}.`,
+  );
+  process.exit(2);
+}
+const found = find();
 if (!found) {
   console.error(
     'transferlab: libtorch was not found. Tried:\n' +
@@ -129,12 +137,9 @@ else if (what === 'defines') {
     ...(withDnnl() ? ['TL_WITH_DNNL=1'] : []),
   ];
   console.log(defines.join(' '));
-} else if (what === '--explain') {
+} else {
   const { nccl } = cuda(); // before oneDNN: `tried` lists them in that order
   const backends = found.cuda ? (nccl ? 'with CUDA and NCCL' : 'with CUDA, without NCCL') : 'CPU only';
   const dnnlConvolutions = withDnnl();
   console.log(`${found.root} (${backends}${dnnlConvolutions ? ', oneDNN convolutions' : ''})\n${tried.join('\n')}`);
-} else {
-  const { kind, ...shown } = found;
-  console.log(JSON.stringify(shown));
 }

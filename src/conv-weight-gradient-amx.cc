@@ -132,14 +132,14 @@ TL_AMX inline void prefetchLines(Prefetch& p) {
 // lies there: products with zero.
 TL_AMX void accumulateRows(const uint16_t* x, const uint16_t* go, float* acc, float* bias, const Geometry& g, int64_t begin, int64_t end) {
   static const TransposeIndices indices;
-  std::vector<uint16_t> xt(static_cast<size_t>(g.C * g.XW), 0), gp(static_cast<size_t>(g.O * ((g.R * g.Wp + 31) / 32 * 32)));
+  std::vector<uint16_t> xt(static_cast<size_t>(g.C * g.XW), 0), gp(static_cast<size_t>(g.O * simd::roundUp(g.R * g.Wp, 32)));
   alignas(64) float c[16][16];
   amx::TileConfig cfg;
   for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);
   const amx::TileScope tiles(cfg);
   const int64_t pitch = g.XW * static_cast<int64_t>(sizeof(uint16_t)), tap = g.C * g.O, OB = g.O / 16;
   for (int64_t row = begin; row < end;) {
-    const int64_t n = row / g.OH, y0 = row % g.OH, R = std::min({g.R, g.OH - y0, end - row}), KP = (R * g.Wp + 31) / 32 * 32;
+    const int64_t n = row / g.OH, y0 = row % g.OH, R = std::min({g.R, g.OH - y0, end - row}), KP = simd::roundUp(R * g.Wp, 32);
     for (int64_t i = 0; i < R + g.KH - 1; ++i) {
       const int64_t iy = y0 + i - g.top;
       uint16_t* dst = xt.data() + i * g.Wp + g.left;
@@ -215,7 +215,7 @@ std::pair<torch::Tensor, torch::Tensor> weightGradient(const torch::Tensor& x, c
   Geometry g{x.size(0), x.size(1), x.size(2), x.size(3), go.size(1), KH, KW, top, left, go.size(2), go.size(3), x.size(3) + 2 * left, 0, 0};
   g.R = std::clamp<int64_t>((kBlockPositions + g.Wp - 1) / g.Wp, 1, g.OH);
   // the last tile of a block reads up to 31 positions past it, plus the largest tap offset
-  g.XW = ((g.R * g.Wp + 31) / 32 * 32 + (KH - 1) * g.Wp + KW - 1 + 31) / 32 * 32;
+  g.XW = simd::roundUp(simd::roundUp(g.R * g.Wp, 32) + (KH - 1) * g.Wp + KW - 1, 32);
   return simd::weightGradients(g.N * g.OH, KH, KW, g.C, g.O, g.O, [&](float* acc, float* bias, int64_t begin, int64_t end) {
     accumulateRows(simd::bits(x), simd::bits(go), acc, bias, g, begin, end);
   });

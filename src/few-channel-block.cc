@@ -193,7 +193,7 @@ torch::Tensor kernelInput(const Layer& conv, const torch::Tensor& input) {
 Geometry geometry(const torch::Tensor& x, const torch::Tensor& weight) {
   const int64_t O = weight.size(0), KH = weight.size(2), KW = weight.size(3), C = x.size(1);
   const int64_t OH = x.size(2) - KH + 1, OW = x.size(3) - KW + 1;
-  return {C, x.size(2), x.size(3), O, (O + 15) / 16 * 16, KH, KW * C, OH / 2, OW / 2};
+  return {C, x.size(2), x.size(3), O, simd::roundUp(O, 16), KH, KW * C, OH / 2, OW / 2};
 }
 
 // Kernel [O, C, KH, KW] -> [KH][KW][C][OP] and bias -> [OP], float32 (bfloat16-rounded when mixed).
@@ -226,7 +226,7 @@ std::pair<torch::Tensor, torch::Tensor> blockBackward(const torch::Tensor& x, co
   const bool bf16 = gradOut.scalar_type() == at::kBFloat16;
   const torch::Tensor go = (bf16 ? gradOut : gradOut.to(at::kFloat)).contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t O = go.size(1);
-  const Geometry g{x.size(1), x.size(2), x.size(3), O, (O + 15) / 16 * 16, KH, KW * x.size(1), go.size(2), go.size(3)};
+  const Geometry g{x.size(1), x.size(2), x.size(3), O, simd::roundUp(O, 16), KH, KW * x.size(1), go.size(2), go.size(3)};
   return simd::weightGradients(go.size(0) * g.PH, KH, KW, g.C, O, g.OP, [&](float* acc, float* bias, int64_t begin, int64_t end) {
     std::vector<float> gRow(static_cast<size_t>(2 * g.PW * g.OP)), rowBias(static_cast<size_t>(g.O));
     if (bf16)
@@ -316,7 +316,7 @@ torch::Tensor amxInput(const Layer& conv, const torch::Tensor& input) {
 Geometry amxGeometry(const torch::Tensor& x4, const torch::Tensor& weight) {
   const int64_t O = weight.size(0), C = weight.size(1), KH = weight.size(2), KW = weight.size(3);
   const int64_t OH = x4.size(1) - KH + 1, OW = x4.size(2) - KW + 1;
-  return {C, x4.size(1), x4.size(2), O, (O + 31) / 32 * 32, KH, KW * C, OH / 2, OW / 2};
+  return {C, x4.size(1), x4.size(2), O, simd::roundUp(O, 32), KH, KW * C, OH / 2, OW / 2};
 }
 
 // Kernel [O, C, KH, KW] -> bfloat16 in the tiles' VNNI layout [KH][OP/16][K/2][16][2] (K = KW * 4:
@@ -438,7 +438,7 @@ TL_AMX inline void flushTile(const float (&c)[16][16], float* acc, float* bias, 
 // slots: the 2 it shares with the next pooled row are unfolded once.
 TL_AMX void amxAccumulateRows(const uint16_t* x4, const uint8_t* arg, const uint16_t* gOut, float* acc, float* bias, const Geometry& g,
                               int64_t begin, int64_t end) {
-  const int64_t T = g.T, W2 = 2 * g.PW, UW = (W2 + 31) / 32 * 32, CW = (g.Wp + 7) / 8 * 8, slots = 4, slotSize = (T + 1) * UW;
+  const int64_t T = g.T, W2 = 2 * g.PW, UW = simd::roundUp(W2, 32), CW = simd::roundUp(g.Wp, 8), slots = 4, slotSize = (T + 1) * UW;
   std::vector<uint16_t> u(static_cast<size_t>(slots * slotSize), 0), chan(static_cast<size_t>(g.C * CW));
   for (int64_t s = 0; s < slots; ++s) std::fill_n(u.data() + s * slotSize + T * UW, W2, uint16_t{0x3f80});  // 1.0
   std::vector<int64_t> held(static_cast<size_t>(slots), -1);  // the input row (n * Hp + y) each slot holds
@@ -512,7 +512,7 @@ std::pair<torch::Tensor, torch::Tensor> amxBlockBackward(const torch::Tensor& x4
                                                          int64_t KH, int64_t KW) {
   const torch::Tensor go = gradOut.to(at::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t O = go.size(1);
-  const Geometry g{C, x4.size(1), x4.size(2), O, (O + 15) / 16 * 16, KH, KW * C, go.size(2), go.size(3)};
+  const Geometry g{C, x4.size(1), x4.size(2), O, simd::roundUp(O, 16), KH, KW * C, go.size(2), go.size(3)};
   return simd::weightGradients(go.size(0) * g.PH, KH, KW, C, O, g.OP, [&](float* acc, float* bias, int64_t begin, int64_t end) {
     amxAccumulateRows(simd::bits(x4), arg.data_ptr<uint8_t>(), simd::bits(go), acc, bias, g, begin, end);
   });

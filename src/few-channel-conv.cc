@@ -62,8 +62,8 @@ std::pair<torch::Tensor, torch::Tensor> weightGradients(const torch::Tensor& xPa
   const torch::Tensor x = xPadded.contiguous(at::MemoryFormat::ChannelsLast);
   const torch::Tensor g = gradOut.to(at::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast);
   const int64_t O = g.size(1);
-  const Geometry geo{x.size(1), x.size(2),   x.size(3),   O,           (O + 15) / 16 * 16, KH,       KW,
-                     stride[0], stride[1], dilation[0], dilation[1], g.size(2),          g.size(3)};
+  const Geometry geo{x.size(1), x.size(2),   x.size(3),   O,           simd::roundUp(O, 16), KH,       KW,
+                     stride[0], stride[1], dilation[0], dilation[1], g.size(2),            g.size(3)};
   return simd::weightGradients(g.size(0) * geo.OH, KH, KW, geo.C, O, geo.OP, [&](float* acc, float* bias, int64_t begin, int64_t end) {
     std::vector<float> xRow(static_cast<size_t>(geo.W * geo.C)), gRow(static_cast<size_t>(geo.OW * geo.OP)), rowBias(static_cast<size_t>(geo.O));
     accumulateRows(simd::bits(x), simd::bits(g), acc, bias, geo, begin, end, xRow.data(), gRow.data(), rowBias.data());

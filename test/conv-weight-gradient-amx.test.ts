@@ -18,7 +18,8 @@ import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { needsAmx, needsBf16, withSetting } from './helpers/engine-settings.js';
-import { assertClose, maxAbs, prod, Rng, tfPadding } from './helpers/naive.js';
+import { assertClose, conv2dFilterGradient, maxAbs, prod, Rng, tensor } from './helpers/naive.js';
+import { trainStepOnAndOff } from './helpers/switched-step.js';
 
 interface Case {
   input: [number, number, number];
@@ -44,34 +45,6 @@ function model(c: Case): Sequential {
   );
 }
 
-/** float64 dKernel [KH][KW][C][F] and dBias of the conv, given x and the conv output's gradient g [N][OH][OW][F] */
-function reference(c: Case, x: Float32Array, g: Float64Array): { dKernel: Float64Array; dBias: Float64Array } {
-  const [h, w, ch] = c.input;
-  const [kh, kw] = c.kernel;
-  const f = c.filters;
-  const py = tfPadding(h, kh, 1, 1, c.padding);
-  const px = tfPadding(w, kw, 1, 1, c.padding);
-  const dKernel = new Float64Array(kh * kw * ch * f);
-  const dBias = new Float64Array(f);
-  for (let n = 0; n < BATCH; n++)
-    for (let y = 0; y < py.out; y++)
-      for (let xo = 0; xo < px.out; xo++)
-        for (let o = 0; o < f; o++) {
-          const d = g[((n * py.out + y) * px.out + xo) * f + o]!;
-          dBias[o] += d;
-          for (let i = 0; i < kh; i++) {
-            const iy = y + i - py.before;
-            if (iy < 0 || iy >= h) continue;
-            for (let j = 0; j < kw; j++) {
-              const ix = xo + j - px.before;
-              if (ix < 0 || ix >= w) continue;
-              for (let k = 0; k < ch; k++) dKernel[((i * kw + j) * ch + k) * f + o] += d * x[((n * h + iy) * w + ix) * ch + k]!;
-            }
-          }
-        }
-  return { dKernel, dBias };
-}
-
 /** The conv's kernel and bias gradients (Keras layouts) from one SGD step, and the float64 reference. */
 async function gradients(c: Case, seed: number) {
   const rng = new Rng(seed);
@@ -94,7 +67,13 @@ async function gradients(c: Case, seed: number) {
   // the conv output's gradient: (1 - y) / BATCH times the dense kernel (flattened NHWC)
   const g = new Float64Array(BATCH * features);
   for (let n = 0; n < BATCH; n++) for (let q = 0; q < features; q++) g[n * features + q] = ((1 - LABELS[n]!) / BATCH) * r[q]!;
-  return { got, expected: reference(c, x, g) };
+  const expected = conv2dFilterGradient(
+    tensor(x, [BATCH, h, w, ch]),
+    tensor(g, [BATCH, ...(m.layers[0]!.outputShape as number[])]),
+    c.kernel,
+    c.padding,
+  );
+  return { got, expected };
 }
 
 const CASES: Case[] = [
@@ -148,36 +127,24 @@ function smallCnn(): Sequential {
 }
 
 test('a mixed_bfloat16 training step of a small CNN: AMX on and off agree, the input gradient unchanged', { skip: needsAmx }, async () => {
-  const rng = new Rng(9);
-  const shape = [4, 18, 21, 3];
-  const x = Uint8Array.from({ length: prod(shape) }, () => rng.int(256));
-  const y = Float32Array.from([0, 1, 1, 0]);
-  const results: { loss: number; grads: number[][] }[] = [];
-  for (const amx of [true, false]) {
-    await withSetting(native().setAmx, amx, async () => {
-      const m = smallCnn();
-      m.compile({ optimizer: { sgd: { learningRate: 1 } }, loss: 'binaryCrossentropy' });
-      const weights = () => [0, 1, 3, 5].flatMap((i) => m.getLayerWeights(i).map((t) => Array.from(t.data)));
-      const before = weights();
-      const result = await m.engine.trainStep(x, shape, y, 0);
-      // SGD with learning rate 1: each weight moved by minus its gradient
-      results.push({ loss: result.loss, grads: weights().map((w, i) => w.map((v, j) => before[i]![j]! - v)) });
-    });
-  }
-  const [tiles, today] = results;
+  const { on: tiles, off: today } = await trainStepOnAndOff(native().setAmx, smallCnn, {
+    seed: 9,
+    image: [18, 21, 3],
+    layers: [0, 1, 3, 5],
+  });
   // the forward pass is today's either way
-  assert.equal(tiles!.loss, today!.loss, 'loss');
+  assert.equal(tiles.loss, today.loss, 'loss');
   // c1's kernel and bias gradients come through the AMX convs' input gradients: bitwise today's
-  assert.deepEqual(tiles!.grads[0], today!.grads[0], 'c1 kernel gradient');
-  assert.deepEqual(tiles!.grads[1], today!.grads[1], 'c1 bias gradient');
+  assert.deepEqual(tiles.gradients[0], today.gradients[0], 'c1 kernel gradient');
+  assert.deepEqual(tiles.gradients[1], today.gradients[1], 'c1 bias gradient');
   // c2, c3: float32 sums vs oneDNN's bfloat16 weight gradient
   for (const i of [2, 4]) {
     assert.ok(
-      tiles!.grads[i]!.some((v, j) => v !== today!.grads[i]![j]),
+      tiles.gradients[i]!.some((v, j) => v !== today.gradients[i]![j]),
       `gradient ${i} came out bitwise identical: was the AMX path taken?`,
     );
   }
-  for (const [i, g] of tiles!.grads.entries()) {
-    assertClose(g, today!.grads[i]!, { atol: 2 ** -8 * maxAbs(today!.grads[i]!), rtol: 2 ** -7, what: `gradient ${i}` });
+  for (const [i, g] of tiles.gradients.entries()) {
+    assertClose(g, today.gradients[i]!, { atol: 2 ** -8 * maxAbs(today.gradients[i]!), rtol: 2 ** -7, what: `gradient ${i}` });
   }
 });

@@ -1,15 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { freePort } from '../lib/cli/launcher.js';
 import { shardRange } from '../lib/distributed/index.js';
-import { runWorkerRanks } from './helpers/worker-ranks.js';
-
-const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers/data-parallel-worker.js');
+import { runWorkerRanks, spawnWorker } from './helpers/worker-ranks.js';
 
 interface RankResult {
   initial: number[][][];
@@ -219,23 +215,17 @@ test('record datasets with repeating streams: a run of three ranks resumes on tw
 
 test('a rank whose rank 0 never comes stops within the timeout, naming its rank and the address', { timeout: 120_000 }, async () => {
   const port = await freePort();
-  const child = spawn(process.execPath, [WORKER], {
-    env: {
-      ...process.env,
-      DP_CASE: 'head',
-      DP_OUT: '/nonexistent',
-      DP_TIMEOUT_MS: '2000',
-      RANK: '1',
-      LOCAL_RANK: '1',
-      WORLD_SIZE: '2',
-      MASTER_ADDR: '127.0.0.1',
-      MASTER_PORT: String(port),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { code, output } = await spawnWorker({
+    ...process.env,
+    DP_CASE: 'head',
+    DP_OUT: '/nonexistent',
+    DP_TIMEOUT_MS: '2000',
+    RANK: '1',
+    LOCAL_RANK: '1',
+    WORLD_SIZE: '2',
+    MASTER_ADDR: '127.0.0.1',
+    MASTER_PORT: String(port),
   });
-  let output = '';
-  child.stderr.on('data', (d) => (output += d));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   assert.notEqual(code, 0);
   assert.match(output, new RegExp(`rank 1 of 2: the rendezvous at 127\\.0\\.0\\.1:${port} failed`));
 });
@@ -254,13 +244,7 @@ test('a rank that dies mid-training stops the other with an error naming its ran
     };
     const ranks = [0, 1].map((rank) => {
       const extra = rank === 1 ? { DP_DIE_AT_EPOCH: '1' } : {};
-      const child = spawn(process.execPath, [WORKER], {
-        env: { ...env, ...extra, RANK: String(rank), LOCAL_RANK: String(rank) },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let output = '';
-      child.stderr.on('data', (d) => (output += d));
-      return new Promise<{ code: number | null; output: string }>((resolve) => child.on('close', (code) => resolve({ code, output })));
+      return spawnWorker({ ...env, ...extra, RANK: String(rank), LOCAL_RANK: String(rank) });
     });
     const [survivor, dead] = await Promise.all(ranks);
     assert.equal(dead!.code, 3);

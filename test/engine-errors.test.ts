@@ -217,6 +217,18 @@ test('find-libtorch finds the installed libtorch-dev (include dirs that exist)',
   assert.match(dirs[1], /torch\/csrc\/api\/include$/);
 });
 
+test('find-libtorch with no or an unknown argument: exit 2, names it and the outputs it prints', () => {
+  for (const [args, named] of [
+    [[], 'no argument'],
+    [['json'], "'json'"],
+  ] as const) {
+    const r = spawnSync(process.execPath, [path.join(repoRoot, 'scripts/find-libtorch.mjs'), ...args], { encoding: 'utf8' });
+    assert.equal(r.status, 2, `${named}: ${r.stderr}`);
+    assert.equal(r.stdout, '', `${named}: nothing on stdout`);
+    assert.match(r.stderr, new RegExp(`got ${named}: pass one of include, lib, cuda-libs, dnnl-libs, defines, --explain`));
+  }
+});
+
 /** Loads the engine in a child process with TRANSFERLAB_NATIVE set; returns the error message. */
 function loadWith(addon: string): { status: number | null; message: string } {
   const nativeJs = pathToFileURL(path.join(repoRoot, 'dist/lib/engine/native.js')).href;

@@ -7,28 +7,11 @@ import assert from 'node:assert/strict';
 import test from 'node:test';
 import { emptyCache } from '../lib/engine/memory.js';
 import { native } from '../lib/engine/native.js';
-import { layers } from '../lib/models/layers.js';
-import { Sequential } from '../lib/models/sequential.js';
+import { memoryModel, SIZE } from './helpers/memory-model.js';
 
 // these steps need the first conv's output as a large block: the fused first block (few-channel-block.h)
 // never allocates it, so it is switched off in this file's process
 native().setFirstBlockFusion(false);
-
-const SIZE = 64;
-
-function model(): Sequential {
-  const m = new Sequential(
-    [
-      layers.conv2d({ filters: 32, kernelSize: 3, activation: 'relu', inputShape: [SIZE, SIZE, 3] }),
-      layers.maxPooling2d({ poolSize: 2 }),
-      layers.flatten(),
-      layers.dense({ units: 1, activation: 'sigmoid' }),
-    ],
-    { seed: 1 },
-  );
-  m.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
-  return m;
-}
 
 function batch(n: number): { x: Uint8Array; shape: number[]; y: Float32Array } {
   return {
@@ -39,7 +22,7 @@ function batch(n: number): { x: Uint8Array; shape: number[]; y: Float32Array } {
 }
 
 test("a smaller last batch is served from the full batch's cached blocks", async () => {
-  const m = model();
+  const m = memoryModel();
   const full = batch(8);
   const last = batch(6);
   await m.engine.trainStep(full.x, full.shape, full.y, 0);
@@ -56,7 +39,7 @@ test("a smaller last batch is served from the full batch's cached blocks", async
 });
 
 test("a smaller batch computed in a full batch's reused blocks gives that batch's rows", async () => {
-  const m = model();
+  const m = memoryModel();
   const full = batch(8);
   const last = batch(5); // the first 5 examples of `full`
   const rows = await m.engine.evaluate(full.x, full.shape, full.y, 0);
@@ -70,7 +53,7 @@ test("a smaller batch computed in a full batch's reused blocks gives that batch'
 });
 
 test('a far smaller batch gets blocks of its own, and emptyCache() hands every kept block back', async () => {
-  const m = model();
+  const m = memoryModel();
   const full = batch(8);
   await m.engine.trainStep(full.x, full.shape, full.y, 0);
   const before = native().info();

@@ -5,28 +5,18 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { native } from '../lib/engine/native.js';
-import { layers } from '../lib/models/layers.js';
-import { Sequential } from '../lib/models/sequential.js';
+import { memoryModel, SIZE } from './helpers/memory-model.js';
 
 // these steps need the first conv's output as a large block: the fused first block (few-channel-block.h)
 // never allocates it, so it is switched off in this file's process
 native().setFirstBlockFusion(false);
 
 test('after a warm-up step, training steps reuse every large buffer from the caching allocator', async () => {
-  const model = new Sequential(
-    [
-      layers.conv2d({ filters: 32, kernelSize: 3, activation: 'relu', inputShape: [64, 64, 3] }),
-      layers.maxPooling2d({ poolSize: 2 }),
-      layers.flatten(),
-      layers.dense({ units: 1, activation: 'sigmoid' }),
-    ],
-    { seed: 1 },
-  );
-  model.compile({ optimizer: 'adam', loss: 'binaryCrossentropy' });
+  const model = memoryModel();
   const n = 8;
-  const x = Uint8Array.from({ length: n * 64 * 64 * 3 }, (_, i) => (i * 31) % 256);
+  const x = Uint8Array.from({ length: n * SIZE * SIZE * 3 }, (_, i) => (i * 31) % 256);
   const y = Float32Array.from({ length: n }, (_, i) => i % 2);
-  const step = () => model.engine.trainStep(x, [n, 64, 64, 3], y, 0);
+  const step = () => model.engine.trainStep(x, [n, SIZE, SIZE, 3], y, 0);
   await step();
   await step();
   const before = native().info();

@@ -17,7 +17,19 @@ import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { needsAmx, needsBf16, withLayerTimes, withSetting } from './helpers/engine-settings.js';
-import { assertClose, conv2d, maxAbs, naivePoolRelu, prod, Rng, relativeError, sigmoid, tensor } from './helpers/naive.js';
+import {
+  assertClose,
+  conv2d,
+  conv2dFilterGradient,
+  maxAbs,
+  naivePoolRelu,
+  prod,
+  Rng,
+  relativeError,
+  sigmoid,
+  tensor,
+} from './helpers/naive.js';
+import { trainStepOnAndOff } from './helpers/switched-step.js';
 
 type Dtype = 'float32' | 'mixed_bfloat16';
 
@@ -63,13 +75,9 @@ function reference(c: Case, x: Float32Array, kernel: Float32Array, bias: Float32
   const p = c.padding === 'same' ? 1 : 0;
   const [oh, ow] = [h + 2 * p - 2, w + 2 * p - 2];
   const [ph, pw] = [Math.floor(oh / 2), Math.floor(ow / 2)];
-  const xr = Float64Array.from(x, round);
-  const at = (n: number, i: number, j: number, k: number): number => {
-    const [ii, jj] = [i - p, j - p];
-    return ii < 0 || jj < 0 || ii >= h || jj >= w ? 0 : xr[((n * h + ii) * w + jj) * ch + k]!;
-  };
+  const xr = tensor(Float64Array.from(x, round), [BATCH, h, w, ch]);
   // exact sums on the test's grids; autocast rounds the conv output to bfloat16
-  const conv = conv2d(tensor(xr, [BATCH, h, w, ch]), Float64Array.from(kernel, round), [3, 3, ch, f], Float64Array.from(bias, round), {
+  const conv = conv2d(xr, Float64Array.from(kernel, round), [3, 3, ch, f], Float64Array.from(bias, round), {
     padding: c.padding,
   }).data.map(round);
   const shape: [number, number, number, number] = [BATCH, oh, ow, f];
@@ -88,22 +96,7 @@ function reference(c: Case, x: Float32Array, kernel: Float32Array, bias: Float32
   }
   // the gradient at the conv output: each window's g at its winner, nothing where relu clamped
   const dConv = naivePoolRelu(conv, shape, 2, g).dx;
-  const dKernel = new Float64Array(kernel.length);
-  const dBias = new Float64Array(f);
-  for (let n = 0; n < BATCH; n++)
-    for (let i = 0; i < ph; i++)
-      for (let j = 0; j < pw; j++)
-        for (let o = 0; o < f; o++)
-          for (let k = 0; k < 4; k++) {
-            const [ci, cj] = [2 * i + (k >> 1), 2 * j + (k & 1)];
-            const d = dConv[((n * oh + ci) * ow + cj) * f + o]!;
-            if (d === 0) continue;
-            dBias[o] += d;
-            for (let kh = 0; kh < 3; kh++)
-              for (let kw = 0; kw < 3; kw++)
-                for (let kc = 0; kc < ch; kc++) dKernel[((kh * 3 + kw) * ch + kc) * f + o] += d * at(n, ci + kh, cj + kw, kc);
-          }
-  return { out, blocked, dKernel, dBias };
+  return { out, blocked, ...conv2dFilterGradient(xr, tensor(dConv, shape), [3, 3], c.padding) };
 }
 
 function block(c: Case, head: boolean): Sequential {
@@ -229,67 +222,51 @@ function smallCnn(dtype: Dtype = 'float32'): Sequential {
 }
 
 test('a training step of a small CNN: same loss and weights with the fused first block and with it switched off', async () => {
-  const rng = new Rng(7);
-  const shape = [4, 21, 20, 3];
-  const x = Uint8Array.from({ length: prod(shape) }, () => rng.int(256));
-  const y = Float32Array.from([0, 1, 1, 0]);
-  const engine = native();
-  const results: { loss: number; weights: number[][] }[] = [];
-  for (const fused of [true, false]) {
-    await withSetting(engine.setFirstBlockFusion, fused, async () => {
-      const m = smallCnn();
-      m.compile({ optimizer: { sgd: { learningRate: 1 } }, loss: 'binaryCrossentropy' });
+  const { on: fused, off: today } = await trainStepOnAndOff(
+    native().setFirstBlockFusion,
+    () => smallCnn(),
+    { seed: 7, image: [21, 20, 3], layers: [0, 2, 5] },
+    async (m, x, shape, y) => {
       const { result, rows: times } = await withLayerTimes(() => m.engine.trainStep(x, shape, y, 0));
       // the fused block is timed as the conv's forward and backward; the pool's row still counts its calls
       for (const name of ['c1', 'p1']) {
         const row = times.find((t) => t.layer === name);
         assert.ok(row && row.forwardCalls === 1 && row.backwardCalls === 1, `${name} timing row: ${JSON.stringify(row)}`);
       }
-      const weights = [0, 2, 5].flatMap((i) => m.getLayerWeights(i).map((t) => Array.from(t.data)));
-      results.push({ loss: result.loss, weights });
-    });
-  }
-  const [fused, today] = results;
-  assertClose([fused!.loss], [today!.loss], { atol: 0, rtol: 1e-6, what: 'loss' });
+      return result;
+    },
+  );
+  assertClose([fused.loss], [today.loss], { atol: 0, rtol: 1e-6, what: 'loss' });
   // the switch does change the path: the fused kernel sums the first kernel's gradient in another
   // order than oneDNN, so some of its float32 bits differ
   assert.ok(
-    fused!.weights[0]!.some((v, i) => v !== today!.weights[0]![i]),
+    fused.weights[0]!.some((v, i) => v !== today.weights[0]![i]),
     'the first kernel came out bitwise identical: was the fused path taken?',
   );
   // SGD with learning rate 1: each weight moved by minus its gradient
-  for (const [i, w] of fused!.weights.entries()) {
-    assertClose(w, today!.weights[i]!, { atol: 1e-6, rtol: 1e-5, what: `weights ${i}` });
+  for (const [i, w] of fused.weights.entries()) {
+    assertClose(w, today.weights[i]!, { atol: 1e-6, rtol: 1e-5, what: `weights ${i}` });
   }
 });
 
 test('a mixed_bfloat16 training step of a small CNN: same loss and weights with the first block on AMX tiles and on AVX-512', {
   skip: needsAmx,
 }, async () => {
-  const rng = new Rng(8);
-  const shape = [4, 21, 20, 3];
-  const x = Uint8Array.from({ length: prod(shape) }, () => rng.int(256));
-  const y = Float32Array.from([0, 1, 1, 0]);
-  const results: { loss: number; weights: number[][] }[] = [];
-  for (const amx of [true, false]) {
-    await withSetting(native().setAmx, amx, async () => {
-      const m = smallCnn('mixed_bfloat16');
-      m.compile({ optimizer: { sgd: { learningRate: 1 } }, loss: 'binaryCrossentropy' });
-      const result = await m.engine.trainStep(x, shape, y, 0);
-      results.push({ loss: result.loss, weights: [0, 2, 5].flatMap((i) => m.getLayerWeights(i).map((t) => Array.from(t.data))) });
-    });
-  }
-  const [tiles, avx] = results;
+  const { on: tiles, off: avx } = await trainStepOnAndOff(native().setAmx, () => smallCnn('mixed_bfloat16'), {
+    seed: 8,
+    image: [21, 20, 3],
+    layers: [0, 2, 5],
+  });
   // AMX sums the first conv's products in another float32 order: a conv output could round to the
   // neighbouring bfloat16 (a relative 2^-8), moving the loss by about that; on this data none does
   // (the weights differ by ~1e-8: the first kernel's gradient summed in another float32 order)
-  assertClose([tiles!.loss], [avx!.loss], { atol: 0, rtol: 2 ** -8, what: 'loss' });
+  assertClose([tiles.loss], [avx.loss], { atol: 0, rtol: 2 ** -8, what: 'loss' });
   assert.ok(
-    tiles!.weights[0]!.some((v, i) => v !== avx!.weights[0]![i]),
+    tiles.weights[0]!.some((v, i) => v !== avx.weights[0]![i]),
     'the first kernel came out bitwise identical: was the AMX path taken?',
   );
-  for (const [i, w] of tiles!.weights.entries()) {
-    assertClose(w, avx!.weights[i]!, { atol: 1e-6, rtol: 2 ** -8, what: `weights ${i}` });
+  for (const [i, w] of tiles.weights.entries()) {
+    assertClose(w, avx.weights[i]!, { atol: 1e-6, rtol: 2 ** -8, what: `weights ${i}` });
   }
 });
 

@@ -125,6 +125,43 @@ export function conv2d(
   return { data: out, shape: [n, py.out, px.out, co] };
 }
 
+/**
+ * Conv2D's kernel gradient (HWIO) and bias gradient, stride 1, TF padding (zeros): x NHWC, g the
+ * gradient at the conv output (NHWC, as conv2d's output).
+ */
+export function conv2dFilterGradient(
+  x: T,
+  g: T,
+  kernel: [number, number],
+  padding: 'valid' | 'same',
+): { dKernel: Float64Array; dBias: Float64Array } {
+  const [n, h, w, c] = x.shape;
+  const [kh, kw] = kernel;
+  const f = g.shape[3];
+  const py = tfPadding(h, kh, 1, 1, padding);
+  const px = tfPadding(w, kw, 1, 1, padding);
+  assert.deepEqual(g.shape, [n, py.out, px.out, f], 'conv2dFilterGradient: g is not the conv output shape');
+  const dKernel = new Float64Array(kh * kw * c * f);
+  const dBias = new Float64Array(f);
+  for (let b = 0; b < n; b++)
+    for (let oy = 0; oy < py.out; oy++)
+      for (let ox = 0; ox < px.out; ox++)
+        for (let o = 0; o < f; o++) {
+          const d = g.data[((b * py.out + oy) * px.out + ox) * f + o];
+          dBias[o] += d;
+          for (let ky = 0; ky < kh; ky++) {
+            const iy = oy + ky - py.before;
+            if (iy < 0 || iy >= h) continue;
+            for (let kx = 0; kx < kw; kx++) {
+              const ix = ox + kx - px.before;
+              if (ix < 0 || ix >= w) continue;
+              for (let ch = 0; ch < c; ch++) dKernel[((ky * kw + kx) * c + ch) * f + o] += d * x.data[((b * h + iy) * w + ix) * c + ch];
+            }
+          }
+        }
+  return { dKernel, dBias };
+}
+
 /** DepthwiseConv2D: kernel [kh, kw, C, M]; output channel c * M + m (TensorFlow's order). */
 export function depthwiseConv2d(
   x: T,
