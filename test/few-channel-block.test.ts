@@ -19,6 +19,7 @@ import { Sequential } from '../lib/models/sequential.js';
 import { needsAmx, needsBf16, withLayerTimes, withSetting } from './helpers/engine-settings.js';
 import {
   assertClose,
+  bf16,
   conv2d,
   conv2dFilterGradient,
   maxAbs,
@@ -45,16 +46,6 @@ interface Case {
 const BATCH = 3;
 /** SGD's step is -lr * gradient: a large power of two keeps the gradient's float32 bits (see below) */
 const LR = 1024;
-
-const bits = new Uint32Array(1);
-const word = new Float32Array(bits.buffer);
-/** float -> the nearest bfloat16 (ties to even), as a number */
-function bf16(v: number): number {
-  word[0] = v;
-  const u = bits[0]!;
-  bits[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
-  return word[0]!;
-}
 
 interface Reference {
   out: Float64Array; // pooled output, NHWC

@@ -153,6 +153,8 @@ export interface NativeBinding {
     /** whether the hand-written mixed_bfloat16 kernels may use AMX tiles here (src/amx.h), and why not */
     amx: boolean;
     amxReason: string;
+    /** Conv2D(relu) + MaxPooling2D pairs run on AMX tiles so far (mixed_bfloat16 inference, src/conv-pool-amx.cc) */
+    amxConvPoolCalls: number;
   };
   /** Returns the caching allocator's kept blocks to the system (a new workload needs other sizes). */
   emptyCache(): void;

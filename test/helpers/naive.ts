@@ -47,6 +47,16 @@ export class Rng {
   }
 }
 
+const bf16Bits = new Uint32Array(1);
+const bf16Word = new Float32Array(bf16Bits.buffer);
+/** float -> the nearest bfloat16 (ties to even), as a number: how autocast rounds inputs, kernels and outputs */
+export function bf16(v: number): number {
+  bf16Word[0] = v;
+  const u = bf16Bits[0]!;
+  bf16Bits[0] = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+  return bf16Word[0]!;
+}
+
 export const prod = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /** A float64 tensor in Keras layout. */

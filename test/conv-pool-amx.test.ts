@@ -1,0 +1,155 @@
+/**
+ * The Conv2D(relu) + 2x2 MaxPooling2D pair of a frozen base in mixed_bfloat16 inference on AMX tiles
+ * (src/conv-pool-amx.cc). Inputs, kernels and biases lie on coarse grids, so every conv sum is
+ * exact in float32 in any order: the engine's bfloat16 output must then equal, bit for bit, a
+ * float64 reference that rounds as autocast does (input, kernel, bias, conv output to bfloat16),
+ * then pools with libtorch's window rule and applies the relu. The same cases run with AMX switched
+ * off (oneDNN's convolution, then max-pool-relu) against the same reference. Cases cover channel
+ * and filter counts, 'same' and 'valid', odd conv outputs, several work units per image, NaN
+ * inputs, new weights after a first call (the packed kernel is redone), and the pairs that must
+ * not take this path.
+ */
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { native } from '../lib/engine/native.js';
+import { layers } from '../lib/models/layers.js';
+import type { DtypePolicyName } from '../lib/models/mixed-precision.js';
+import { Sequential } from '../lib/models/sequential.js';
+import { needsAmx, needsBf16, withSetting } from './helpers/engine-settings.js';
+import { bf16, conv2d, naivePoolRelu, Rng, tensor } from './helpers/naive.js';
+
+interface Case {
+  input: [number, number, number];
+  filters: number;
+  padding: 'valid' | 'same';
+  /** NaN at a few input positions */
+  nan?: boolean;
+}
+
+const BATCH = 2;
+const engine = native();
+const calls = (): number => engine.info().amxConvPoolCalls;
+
+/** conv(relu) -> pool -> flatten: the pool is not the model's output, as in a base with a head */
+function pair(c: Case, dtype: DtypePolicyName = 'mixed_bfloat16'): Sequential {
+  return new Sequential(
+    [
+      layers.conv2d({ filters: c.filters, kernelSize: 3, padding: c.padding, activation: 'relu', inputShape: c.input, name: 'c' }),
+      layers.maxPooling2d({ poolSize: 2, name: 'p' }),
+      layers.flatten({ name: 'f' }),
+    ],
+    { preprocessing: 'none', seed: 4, dtype },
+  );
+}
+
+interface Weights {
+  x: Float32Array;
+  kernel: Float32Array;
+  bias: Float32Array;
+}
+
+/** Grid values: exact in bfloat16, every conv sum exact in float32; a bias mostly negative blocks some windows. */
+function weights(c: Case, seed: number): Weights {
+  const rng = new Rng(seed);
+  const [h, w, ch] = c.input;
+  const x = rng.grid(BATCH * h * w * ch, 8, -1, 1);
+  if (c.nan) for (const i of [0, 7 * ch + 3, x.length >> 1, x.length - 1]) x[i] = Number.NaN;
+  return { x, kernel: rng.grid(9 * ch * c.filters, 16, -0.25, 0.25), bias: rng.grid(c.filters, 16, -1, 0.5) };
+}
+
+/** relu(maxpool(round(conv(x) + b))) in float64, NHWC; `round` is autocast's bfloat16 rounding, or none for float32 */
+function reference(c: Case, { x, kernel, bias }: Weights, round: (v: number) => number = bf16): number[] {
+  const [h, w, ch] = c.input;
+  const conv = conv2d(tensor(Float64Array.from(x), [BATCH, h, w, ch]), kernel, [3, 3, ch, c.filters], bias, { padding: c.padding });
+  const [, oh, ow] = conv.shape;
+  return naivePoolRelu(conv.data.map(round), [BATCH, oh!, ow!, c.filters], 2, new Float64Array(conv.data.length)).out;
+}
+
+async function run(c: Case, wts: Weights, model = pair(c)): Promise<Float32Array> {
+  model.setLayerWeights(0, [wts.kernel, wts.bias]);
+  const [h, w, ch] = c.input;
+  return (await model.predict(wts.x, [BATCH, h, w, ch])).output;
+}
+
+/** Bit-exact where the reference is a number, NaN where it is NaN. */
+function assertSame(actual: Float32Array, expected: number[], what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: output length`);
+  let passing = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i]!;
+    if (Number.isNaN(e)) assert.ok(Number.isNaN(actual[i]!), `${what}: output ${i} should be NaN, got ${actual[i]}`);
+    else assert.equal(actual[i], e, `${what}: output ${i}`);
+    if (e > 0) passing++;
+  }
+  assert.ok(passing > 0 && passing < expected.length, `${what}: the case needs blocked and passing windows (${passing} passing)`);
+}
+
+const CASES: Case[] = [
+  { input: [8, 10, 32], filters: 32, padding: 'same' },
+  // odd conv outputs (an unpooled last row and column), 96 filters (three 32-filter blocks)
+  { input: [9, 11, 64], filters: 96, padding: 'valid' },
+  { input: [7, 13, 32], filters: 64, padding: 'same' },
+  // the largest channel count taken (256), 160 filters
+  { input: [6, 6, 256], filters: 160, padding: 'same' },
+  // 2048 positions per work unit: at width 70 (72 padded), units of 30 rows, here 30 + 10 per image
+  { input: [40, 70, 32], filters: 32, padding: 'same' },
+  // VGG16's first pair's width: units of 8 rows of 302 positions, 2 per image
+  { input: [16, 300, 32], filters: 32, padding: 'same' },
+  { input: [10, 12, 32], filters: 32, padding: 'same', nan: true },
+];
+
+for (const [i, c] of CASES.entries()) {
+  const what = `${c.input} input, ${c.filters} filters, ${c.padding}${c.nan ? ', NaN inputs' : ''}`;
+  test(`AMX: ${what}: bit-exact against float64 with autocast's rounding`, { skip: needsAmx }, async () => {
+    const wts = weights(c, 30 + i);
+    const before = calls();
+    const out = await run(c, wts);
+    assert.equal(calls(), before + 1, 'the pair ran on AMX tiles');
+    assertSame(out, reference(c, wts), `AMX ${what}`);
+  });
+  test(`AMX off: ${what}: the same against float64`, { skip: needsBf16 }, async () => {
+    const wts = weights(c, 30 + i);
+    const before = calls();
+    const out = await withSetting(engine.setAmx, false, () => run(c, wts));
+    assert.equal(calls(), before, 'AMX off: the pair did not run on tiles');
+    assertSame(out, reference(c, wts), `AMX off ${what}`);
+  });
+}
+
+test('AMX: new weights after a first call are used (the packed kernel is redone)', { skip: needsAmx }, async () => {
+  const c: Case = { input: [8, 8, 32], filters: 64, padding: 'same' };
+  const model = pair(c);
+  const first = weights(c, 50);
+  assertSame(await run(c, first, model), reference(c, first), 'first weights');
+  const second = { ...weights(c, 51), x: first.x };
+  assertSame(await run(c, second, model), reference(c, second), 'second weights');
+});
+
+test('AMX: pairs outside the kernel take the other path, and agree with it', { skip: needsAmx }, async () => {
+  const others: [string, Case, DtypePolicyName][] = [
+    ['float32 policy', { input: [6, 6, 32], filters: 32, padding: 'same' }, 'float32'],
+    ['512 channels', { input: [4, 4, 512], filters: 32, padding: 'same' }, 'mixed_bfloat16'],
+    ['48 channels (not a multiple of 32)', { input: [6, 6, 48], filters: 32, padding: 'same' }, 'mixed_bfloat16'],
+    ['40 filters', { input: [6, 6, 32], filters: 40, padding: 'same' }, 'mixed_bfloat16'],
+  ];
+  for (const [name, c, dtype] of others) {
+    const wts = weights(c, 60);
+    const before = calls();
+    const out = await run(c, wts, pair(c, dtype));
+    assert.equal(calls(), before, `${name}: not on the AMX pair kernel`);
+    assertSame(out, reference(c, wts, dtype === 'float32' ? (v) => v : bf16), name);
+  }
+  // the pool as the model's output stays on the general path (its output is float32 there)
+  const c: Case = { input: [6, 6, 32], filters: 32, padding: 'same' };
+  const last = new Sequential(
+    [
+      layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', inputShape: c.input, name: 'c' }),
+      layers.maxPooling2d({ poolSize: 2, name: 'p' }),
+    ],
+    { preprocessing: 'none', seed: 4, dtype: 'mixed_bfloat16' },
+  );
+  const before = calls();
+  await run(c, weights(c, 61), last);
+  assert.equal(calls(), before, 'a pool that is the output: not on the AMX pair kernel');
+});
