@@ -62,6 +62,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   dnnlconv::addInfo(out);  // dnnl, dnnlVersion
   amx::addInfo(out);       // amx, amxReason
   addConvPoolAmxInfo(out);  // amxConvPoolCalls
+  addFewChannelConvAmxInfo(out);  // amxFewChannelConvCalls
   out.Set("cuda", torch::cuda::is_available());
   std::string bf16Reason;
   out.Set("bf16Supported", cpuHasBf16(bf16Reason));

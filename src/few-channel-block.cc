@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "amx.h"
@@ -22,6 +23,7 @@ using simd::kMaxChannels;
 using simd::v16;
 
 std::atomic<bool> gEnabled{true};
+std::atomic<uint64_t> gConvCalls{0};  // fewChannelConvAmx calls (info().amxFewChannelConvCalls: tests)
 
 // x: the padded input [N][Hp][Wp][C] in float; conv output [Hp-KH+1][Wp-KW+1] pooled to [PH][PW];
 // kernel packed [KH][KW * C][OP], O filters zero-padded to OP (a multiple of 16).
@@ -381,6 +383,62 @@ TL_AMX void amxForwardRows(const uint16_t* x4, const uint16_t* w, const float* b
   }
 }
 
+// Unpooled, for a few-channel Conv2D without a pool after it (VGG16's first): conv row pairs
+// [begin, end) (pair = n * ceil(OH / 2) + y / 2), the same tiles as amxForwardRows, then + bias,
+// relu when asked, one bfloat16 rounding and the conv output stored (NHWC [N][OH][OW][O]). An odd
+// last row's pair reads its own row twice (the row under it lies past the input).
+TL_AMX void amxConvRows(const uint16_t* x4, const uint16_t* w, const float* bias, uint16_t* out, const Geometry& g, int64_t OH, int64_t OW,
+                        bool relu, int64_t begin, int64_t end) {
+  const int64_t K = g.T / g.C * 4, packed = K * 16, rowStep = g.Wp * 4, pairs = (OH + 1) / 2;
+  amx::TileConfig cfg;
+  for (int t = 0; t < 4; ++t) cfg.set(t, 16, 64);
+  for (int t = 4; t < 6; ++t) cfg.set(t, 16, static_cast<int>(2 * K));
+  for (int t = 6; t < 8; ++t) cfg.set(t, static_cast<int>(K / 2), 64);
+  const amx::TileScope tiles(cfg);
+  alignas(64) float c[2][16][32];  // [conv row][column][filter]
+  const __m512 floor = relu ? _mm512_setzero_ps() : _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t pair = begin; pair < end; ++pair) {
+    const int64_t n = pair / pairs, y = pair % pairs * 2, rows = std::min<int64_t>(2, OH - y);
+    for (int64_t c0 = 0; c0 < OW; c0 += 16) {
+      const uint16_t* r0 = x4 + ((n * g.Hp + y) * g.Wp + c0) * 4;
+      for (int64_t ob = 0; ob < g.OP; ob += 32) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (int64_t kh = 0; kh < g.KH; ++kh) {
+          const uint16_t* a = r0 + kh * rowStep;
+          const uint16_t* b = w + (kh * g.OP / 16 + ob / 16) * packed;
+          _tile_loadd(4, a, 8);
+          _tile_loadd(5, rows == 2 ? a + rowStep : a, 8);
+          _tile_loadd(6, b, 64);
+          _tile_loadd(7, b + packed, 64);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+        _tile_stored(0, &c[0][0][0], 128);
+        _tile_stored(1, &c[0][0][16], 128);
+        _tile_stored(2, &c[1][0][0], 128);
+        _tile_stored(3, &c[1][0][16], 128);
+        const __m512 b0 = _mm512_loadu_ps(bias + ob), b1 = _mm512_loadu_ps(bias + ob + 16);
+        // vmaxps(floor, v) returns v when v is NaN: torch's relu keeps a NaN
+        const int64_t lanes = std::min<int64_t>(32, g.O - ob);
+        const __mmask32 keep = lanes == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << lanes) - 1);
+        for (int64_t r = 0; r < rows; ++r) {
+          uint16_t* dst = out + ((n * OH + y + r) * OW + c0) * g.O + ob;
+          for (int64_t j = 0; j < 16 && c0 + j < OW; ++j) {
+            const __m512 lo = _mm512_max_ps(floor, _mm512_add_ps(_mm512_load_ps(&c[r][j][0]), b0));
+            const __m512 hi = _mm512_max_ps(floor, _mm512_add_ps(_mm512_load_ps(&c[r][j][16]), b1));
+            _mm512_mask_storeu_epi16(dst + j * g.O, keep, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+          }
+        }
+      }
+    }
+  }
+}
+
 torch::Tensor amxBlockForward(const torch::Tensor& x4, const torch::Tensor& weight, const torch::Tensor& bias, const torch::Tensor& arg) {
   const Geometry g = amxGeometry(x4, weight);
   const auto [w, b] = amxParams(weight, bias, g.OP);
@@ -578,6 +636,32 @@ torch::Tensor fewChannelBlock(const Layer& conv, const torch::Tensor& input) {
   torch::NoGradGuard noGrad;  // no winners to record
   return tiles ? amxBlockForward(x, weight, bias, torch::Tensor()) : blockForward(x, weight, bias, conv.mixedBf16, torch::Tensor());
 }
+
+bool fewChannelConvAmxApplies(const Layer& conv, const torch::Tensor& input) {
+  if (conv.kind != Kind::Conv2D || conv.depthwise || conv.groups != 1 || !amxApplies(conv)) return false;
+  if (conv.strides != std::vector<int64_t>{1, 1} || conv.dilation != std::vector<int64_t>{1, 1}) return false;
+  if (input.dim() != 4 || !input.device().is_cpu() || input.size(0) == 0 || needsGradient(conv, input)) return false;
+  if (input.scalar_type() != at::kFloat && input.scalar_type() != at::kBFloat16) return false;
+  const int64_t C = input.size(1);
+  if (C < 1 || C > kMaxChannels || conv.params[0].size(1) != C) return false;
+  return input.size(2) + conv.pad[0] + conv.pad[1] >= 3 && input.size(3) + conv.pad[2] + conv.pad[3] >= 3;
+}
+
+torch::Tensor fewChannelConvAmx(const Layer& conv, const torch::Tensor& input, bool relu) {
+  const torch::Tensor x4 = amxInput(conv, input);
+  const torch::Tensor& weight = conv.params[0];
+  const Geometry g = amxGeometry(x4, weight);
+  const auto [w, b] = amxParams(weight, conv.useBias ? conv.params[1] : torch::Tensor(), g.OP);
+  const int64_t N = x4.size(0), OH = g.Hp - g.KH + 1, OW = g.Wp - g.T / g.C + 1;
+  torch::Tensor out = torch::empty({N, g.O, OH, OW}, x4.options().memory_format(at::MemoryFormat::ChannelsLast));
+  at::parallel_for(0, N * ((OH + 1) / 2), 1, [&](int64_t begin, int64_t end) {
+    amxConvRows(simd::bits(x4), simd::bits(w), b.data_ptr<float>(), simd::bits(out), g, OH, OW, relu, begin, end);
+  });
+  gConvCalls.fetch_add(1);
+  return out;
+}
+
+void addFewChannelConvAmxInfo(Napi::Object& out) { out.Set("amxFewChannelConvCalls", static_cast<double>(gConvCalls.load())); }
 
 namespace firstBlock {
 

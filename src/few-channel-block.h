@@ -31,6 +31,18 @@ bool fewChannelBlockApplies(const Layer& conv, const Layer& pool, const torch::T
 // the conv's weight and bias when they need gradients (and grad mode is on).
 torch::Tensor fewChannelBlock(const Layer& conv, const torch::Tensor& input);
 
+// A few-channel Conv2D without a pool after it (VGG16's first) in mixed_bfloat16 inference, on the
+// same AMX tiles as the block's forward: AMX enabled, 3x3, strides, dilation and groups 1, at most 4
+// channels, a CPU float32 or bfloat16 input that needs no gradient. oneDNN ran it at a tenth of
+// its larger convolutions' rate (3 channels fill its blocks poorly).
+bool fewChannelConvAmxApplies(const Layer& conv, const torch::Tensor& input);
+
+// conv(input) + bias, relu when `relu`, rounded to bfloat16 once (NCHW-logical, channels-last).
+torch::Tensor fewChannelConvAmx(const Layer& conv, const torch::Tensor& input, bool relu);
+
+// info().amxFewChannelConvCalls: convolutions run by fewChannelConvAmx (tests check the path)
+void addFewChannelConvAmxInfo(Napi::Object& out);
+
 namespace firstBlock {
 // setFirstBlockFusion(on): tests and A/B benches switch this path off (today's conv + max-pool-relu)
 void addExports(Napi::Env env, Napi::Object exports);

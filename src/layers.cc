@@ -2,6 +2,7 @@
 #include "precision.h"
 #include "few-channel-conv.h"
 #include "dnnl-conv.h"
+#include "few-channel-block.h"
 #include "dnnl-conv-train.h"
 #include "conv-weight-gradient-amx.h"
 
@@ -239,6 +240,8 @@ torch::Tensor forwardLayer(const Layer& L, const torch::Tensor& x, bool training
   const Act act = skipActivation ? Act::Linear : L.activation;
   switch (L.kind) {
     case Kind::Conv2D: {
+      // mixed_bfloat16 inference on an image's few channels: AMX tiles (few-channel-block.cc)
+      if ((act == Act::Relu || act == Act::Linear) && fewChannelConvAmxApplies(L, x)) return fewChannelConvAmx(L, x, act == Act::Relu);
       // inference: oneDNN directly, weights pre-packed, ReLU fused (dnnl-conv.cc)
       if (torch::Tensor y = dnnlconv::forward(L, x, act == Act::Relu); y.defined()) return act == Act::Relu ? y : activate(y, act, L.alpha);
       // training, float32: Winograd forward and backward (dnnl-conv-train.cc)

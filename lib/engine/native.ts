@@ -155,6 +155,8 @@ export interface NativeBinding {
     amxReason: string;
     /** Conv2D(relu) + MaxPooling2D pairs run on AMX tiles so far (mixed_bfloat16 inference, src/conv-pool-amx.cc) */
     amxConvPoolCalls: number;
+    /** few-channel Conv2Ds without a pool run on AMX tiles so far (mixed_bfloat16 inference, src/few-channel-block.cc) */
+    amxFewChannelConvCalls: number;
   };
   /** Returns the caching allocator's kept blocks to the system (a new workload needs other sizes). */
   emptyCache(): void;
