@@ -185,6 +185,11 @@ async function main(): Promise<void> {
     theirs && vggBf16
       ? await step('bf16 compute roof (a large bf16 convolution in PyTorch)', 'bf16RoofFlops', () => theirs.roofFlops(s.roofBatch, 5))
       : null;
+  // the hardware ceiling beside it: the AMX tiles' own rate, no memory traffic (informational; 0 without AMX)
+  const amxPeak =
+    vggBf16 && cpu.bf16Supported
+      ? await step('AMX tile peak (bf16 FLOP/s of the tiles alone)', 'amxPeakFlops', () => ours.amxPeakFlops())
+      : null;
   const bestLayer = [...(vggBf16LayerRates ?? new Map<string, number>()).entries()].sort((a, b) => b[1] - a[1])[0];
   const bf16Roof = Math.max(pytorchRoof ?? 0, bestLayer?.[1] ?? 0) || null;
   const bf16RoofSource =
@@ -210,6 +215,7 @@ async function main(): Promise<void> {
   const vggFlops = [...vggConvFlops.values()].reduce((a, b) => a + b, 0);
   const vggBf16Roofline = vggBf16Img === null || !bf16Roof ? null : (vggBf16Img * vggFlops) / bf16Roof;
   if (vggBf16 && !bf16Roof) notes.vgg16Bf16RooflineFraction = 'no bf16 convolution rate was measured';
+  const vggBf16AmxPeakFraction = vggBf16Img === null || !amxPeak ? null : (vggBf16Img * vggFlops) / amxPeak;
   const cnnEpochImg = rr('cnnEpochImgPerSec');
   const rates = {
     decodeImgPerSec: rr('decodeColdImgPerSec'),
@@ -272,6 +278,8 @@ async function main(): Promise<void> {
     bf16RoofTflops: bf16Roof === null ? null : bf16Roof / 1e12,
     bf16RoofSource,
     pytorchBf16ConvTflops: pytorchRoof === null ? null : pytorchRoof / 1e12,
+    amxPeakTflops: amxPeak ? amxPeak / 1e12 : null,
+    vgg16Bf16AmxPeakFraction: vggBf16AmxPeakFraction,
     vgg16Bf16LayerTflops: vggBf16LayerRates ? Object.fromEntries([...vggBf16LayerRates].map(([k, v]) => [k, v / 1e12])) : null,
     vgg16Bf16SpeedupOverFp32: div(vggBf16Img, vggImg),
     bf16Supported: cpu.bf16Supported,
@@ -364,6 +372,14 @@ async function main(): Promise<void> {
       ratio: '—',
       target: `>= ${TARGETS.vggBf16RooflineFraction * 100}%`,
       met: targetsMet.vgg16Bf16Roofline,
+    },
+    {
+      metric: 'VGG16 bf16 share of the AMX tile peak',
+      ours: vggBf16AmxPeakFraction === null ? 'n/a' : `${(vggBf16AmxPeakFraction * 100).toFixed(0)}%`,
+      reference: amxPeak ? `${(amxPeak / 1e12).toFixed(2)} TFLOP/s (the tiles alone, no memory traffic)` : 'no AMX here',
+      ratio: '—',
+      target: '(info)',
+      met: null,
     },
     {
       metric: 'CNN real epoch (img/s)',

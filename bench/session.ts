@@ -56,6 +56,11 @@ export class Session {
     return (await this.send<{ flops: number }>({ op: 'roof', n, steps })).flops;
   }
 
+  /** The AMX tiles' own bfloat16 FLOP/s on every thread (our process only; 0 without AMX). */
+  async amxPeakFlops(): Promise<number> {
+    return (await this.send<{ flops: number }>({ op: 'amxPeak' })).flops;
+  }
+
   stats(): Promise<{ peakRssBytes: number; torchVersion: string; threads: number }> {
     return this.send({ op: 'stats' });
   }

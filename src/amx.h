@@ -51,7 +51,7 @@ TL_AMX inline void addTile(const float (*c)[16], int64_t rows, float* acc, int64
 #define TL_AMX_BEGIN _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
 #define TL_AMX_END _Pragma("GCC diagnostic pop")
 
-// setAmx(on) -> the previous setting; info().amx / info().amxReason
+// setAmx(on) -> the previous setting; amxPeakFlops() (bench); info().amx / info().amxReason
 void addExports(Napi::Env env, Napi::Object exports);
 void addInfo(Napi::Object out);
 

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
+import { withSetting } from './helpers/engine-settings.js';
 
 function cpuFlags(): Set<string> | null {
   try {
@@ -40,4 +41,12 @@ test('setAmx returns the previous setting and refuses anything but a boolean', (
   assert.equal(engine.setAmx(before), false);
   assert.equal(engine.setAmx(before), before);
   assert.throws(() => engine.setAmx('no' as unknown as boolean), /setAmx: pass true .* or false/);
+});
+
+test('amxPeakFlops (bench): 0 with the tiles switched off or absent, a finite rate with them', async () => {
+  const engine = native();
+  assert.equal(await withSetting(engine.setAmx, false, async () => engine.amxPeakFlops()), 0);
+  const peak = engine.amxPeakFlops();
+  if (engine.info().amx) assert.ok(Number.isFinite(peak) && peak > 0, `peak ${peak}`);
+  else assert.equal(peak, 0);
 });

@@ -184,6 +184,8 @@ export interface NativeBinding {
    * CPU has them (`info().amx`; on by default) or their AVX-512 / AVX2 code. Returns the previous setting.
    */
   setAmx(on: boolean): boolean;
+  /** Bench only: the bfloat16 FLOP/s of the AMX tiles alone on every thread (no memory traffic), 0 without AMX. */
+  amxPeakFlops(): number;
   /**
    * The algorithm float32 convolutions ask oneDNN for (process-wide): 'auto' (the default: Winograd
    * for 3x3 layers with >= 16 channels in and out, inference and training, where oneDNN has it),
@@ -297,6 +299,7 @@ export function native(): NativeBinding {
     setForwardChunkBytes: loaded.setForwardChunkBytes,
     setFirstBlockFusion: loaded.setFirstBlockFusion,
     setAmx: loaded.setAmx,
+    amxPeakFlops: loaded.amxPeakFlops,
     setConvAlgorithm: loaded.setConvAlgorithm,
     setDnnlConv: loaded.setDnnlConv,
     setWinogradCallBytes: loaded.setWinogradCallBytes,
