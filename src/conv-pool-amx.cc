@@ -27,7 +27,7 @@ std::atomic<uint64_t> gCalls{0};
 constexpr int64_t kUnitPositions = 2048;
 
 // input channels at most (see convPoolAmxApplies)
-constexpr int64_t kMaxChannels = 256;
+constexpr int64_t kMaxPairChannels = 256;
 
 // 64-byte aligned scratch: a tile row that straddles two cache lines loads at about half the speed
 template <class T>
@@ -41,13 +41,13 @@ struct Aligned {
   T* data;
 };
 
-// Per layer: the kernel and bias in the tiles' layout, made from `weight` at `version`.
+// Per layer: the kernel and bias in the tiles' layout, made from the layer's parameters at these versions.
 struct Packed {
   std::mutex mutex;
-  torch::Tensor weight;  // held, so that its identity cannot be reused
-  int64_t version = -1;
-  torch::Tensor kernel;  // bfloat16 [O / 32][KH][KW][C / 32][2][16][16][2]: B tiles, VNNI pairs of channels
-  torch::Tensor bias;    // float32 [O]: the bias rounded to bfloat16, or zeros
+  torch::Tensor weight, bias;  // held, so that their identities cannot be reused
+  int64_t weightVersion = -1, biasVersion = -1;
+  torch::Tensor packedKernel;  // bfloat16 [O / 32][KH][KW][C / 32][2][16][16][2]: B tiles, VNNI pairs of channels
+  torch::Tensor packedBias;    // float32 [O]: the bias rounded to bfloat16, or zeros
 };
 
 std::mutex gPackedCreation;
@@ -62,16 +62,22 @@ std::pair<torch::Tensor, torch::Tensor> packedFor(const Layer& L) {
   }
   std::lock_guard<std::mutex> lock(p->mutex);
   const torch::Tensor& w = L.params[0];
-  if (!p->weight.defined() || !p->weight.is_same(w) || p->version != static_cast<int64_t>(w._version())) {
+  const torch::Tensor b = L.useBias ? L.params[1] : torch::Tensor();
+  const auto same = [](const torch::Tensor& held, int64_t version, const torch::Tensor& t) {
+    return held.defined() == t.defined() && (!t.defined() || (held.is_same(t) && version == static_cast<int64_t>(t._version())));
+  };
+  if (!p->weight.defined() || !same(p->weight, p->weightVersion, w) || !same(p->bias, p->biasVersion, b)) {
     torch::NoGradGuard noGrad;
     const int64_t O = w.size(0), C = w.size(1), KH = w.size(2), KW = w.size(3);
     // [O][C][KH][KW] split as [ob][half][filter][cb][pair][channel of pair][kh][kw] -> one B tile per (ob, kh, kw, cb, half)
-    p->kernel = w.to(at::kBFloat16).contiguous().reshape({O / 32, 2, 16, C / 32, 16, 2, KH, KW}).permute({0, 6, 7, 3, 1, 4, 2, 5}).contiguous();
-    p->bias = L.useBias ? L.params[1].detach().to(at::kBFloat16).to(at::kFloat).contiguous() : torch::zeros({O});
+    p->packedKernel = w.to(at::kBFloat16).contiguous().reshape({O / 32, 2, 16, C / 32, 16, 2, KH, KW}).permute({0, 6, 7, 3, 1, 4, 2, 5}).contiguous();
+    p->packedBias = b.defined() ? b.detach().to(at::kBFloat16).to(at::kFloat).contiguous() : torch::zeros({O});
     p->weight = w;
-    p->version = static_cast<int64_t>(w._version());
+    p->bias = b;
+    p->weightVersion = static_cast<int64_t>(w._version());
+    p->biasVersion = b.defined() ? static_cast<int64_t>(b._version()) : -1;
   }
-  return {p->kernel, p->bias};
+  return {p->packedKernel, p->packedBias};
 }
 
 struct Geometry {
@@ -212,7 +218,7 @@ bool convPoolAmxApplies(const Layer& conv, const Layer& pool, const torch::Tenso
   if (w.scalar_type() != at::kFloat || w.size(1) != input.size(1) || w.size(0) % 32 != 0 || w.size(1) % 32 != 0) return false;
   // with 512 channels a filter block's kernel (9 x 32 KB) no longer stays near the tiles: oneDNN's
   // convolution and a separate pool were faster on VGG16's blocks 4 and 5
-  if (w.size(1) > kMaxChannels) return false;
+  if (w.size(1) > kMaxPairChannels) return false;
   const int64_t OH = input.size(2) + conv.pad[0] + conv.pad[1] - w.size(2) + 1, OW = input.size(3) + conv.pad[2] + conv.pad[3] - w.size(3) + 1;
   return OH >= 2 && OW >= 2;  // at least one pooled output
 }

@@ -173,7 +173,8 @@ const Prepared* preparedFor(Cache& cache, const Layer& L, const torch::Tensor& s
 void run(const Prepared& p, const Layer& L, const torch::Tensor& src, const torch::Tensor& y, DT dt) {
   Runner r;
   const memory convSrc = r.convert(r.wrap(memory::desc(p.src.dims(), dt, Tag::nhwc), src.data_ptr()), p.src);
-  const torch::Tensor bias = L.useBias ? L.params[1].contiguous() : torch::Tensor();
+  // autocast's bfloat16 convolution adds a bfloat16 bias (as the AMX kernels do): rounded here, kept float32 for oneDNN
+  const torch::Tensor bias = !L.useBias ? torch::Tensor() : dt == DT::bf16 ? L.params[1].to(at::kBFloat16).to(at::kFloat) : L.params[1].contiguous();
   r.into(r.wrap(memory::desc(p.dst.dims(), dt, Tag::nhwc), y.data_ptr()), p.dst, [&](memory dst) {
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, convSrc}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
     if (bias.defined()) args.emplace(DNNL_ARG_BIAS, r.wrap(p.bias, bias.data_ptr()));

@@ -333,44 +333,57 @@ std::pair<torch::Tensor, torch::Tensor> amxParams(const torch::Tensor& weight, c
   return {w, b};
 }
 
-// Pooled rows [begin, end): per 16 conv columns and 32 filters, 4 accumulator tiles (2 conv rows x
-// 2 filter halves) summed over the kernel rows, A = 16 positions x a kernel row's taps read in
-// place from x4 (position c + 1's taps start 4 values after c's: row stride 8 bytes), B = the
-// packed kernel row. Garbage positions past 2 * PW (the next row's values) are never pooled.
-TL_AMX void amxForwardRows(const uint16_t* x4, const uint16_t* w, const float* bias, void* out, uint8_t* arg, const Geometry& g, int64_t begin,
-                           int64_t end) {
-  const int64_t K = g.T / g.C * 4, packed = K * 16, rowStep = g.Wp * 4;
+// The forward's tiles: 4 accumulators [16 positions][16 filters], A = 16 positions x a kernel row's
+// K taps (tiles 4, 5), B = the packed kernel row, K / 2 pair rows (tiles 6, 7).
+amx::TileConfig forwardTiles(const Geometry& g) {
+  const int64_t K = g.T / g.C * 4;
   amx::TileConfig cfg;
   for (int t = 0; t < 4; ++t) cfg.set(t, 16, 64);
   for (int t = 4; t < 6; ++t) cfg.set(t, 16, static_cast<int>(2 * K));
   for (int t = 6; t < 8; ++t) cfg.set(t, static_cast<int>(K / 2), 64);
-  const amx::TileScope tiles(cfg);
+  return cfg;
+}
+
+// Two conv rows (r0's and the row `second` values after it) x 16 columns from x4 at r0 x filters
+// ob .. ob + 31 into c [conv row][column][filter]: 4 accumulator tiles (2 rows x 2 filter halves)
+// summed over the kernel rows, A = 16 positions x a kernel row's taps read in place (position
+// c + 1's taps start 4 values after c's: row stride 8 bytes), B = the packed kernel row.
+TL_AMX inline void rowPairTiles(const uint16_t* r0, int64_t second, const uint16_t* w, int64_t ob, const Geometry& g, float (&c)[2][16][32]) {
+  const int64_t packed = g.T / g.C * 4 * 16, rowStep = g.Wp * 4;
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const uint16_t* a = r0 + kh * rowStep;
+    const uint16_t* b = w + (kh * g.OP / 16 + ob / 16) * packed;
+    _tile_loadd(4, a, 8);
+    _tile_loadd(5, a + second, 8);
+    _tile_loadd(6, b, 64);
+    _tile_loadd(7, b + packed, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, &c[0][0][0], 128);
+  _tile_stored(1, &c[0][0][16], 128);
+  _tile_stored(2, &c[1][0][0], 128);
+  _tile_stored(3, &c[1][0][16], 128);
+}
+
+// Pooled rows [begin, end): per 16 conv columns and 32 filters, rowPairTiles over the window's two
+// conv rows, then the epilogue. Garbage positions past 2 * PW (the next row's values) are never pooled.
+TL_AMX void amxForwardRows(const uint16_t* x4, const uint16_t* w, const float* bias, void* out, uint8_t* arg, const Geometry& g, int64_t begin,
+                           int64_t end) {
+  const amx::TileScope tiles(forwardTiles(g));
   alignas(64) float c[2][16][32];  // [conv row][column][filter]
   for (int64_t row = begin; row < end; ++row) {
     const int64_t n = row / g.PH, ph = row % g.PH;
     for (int64_t c0 = 0; c0 < 2 * g.PW; c0 += 16) {
       const uint16_t* r0 = x4 + ((n * g.Hp + 2 * ph) * g.Wp + c0) * 4;
       for (int64_t ob = 0; ob < g.OP; ob += 32) {
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        for (int64_t kh = 0; kh < g.KH; ++kh) {
-          const uint16_t* a = r0 + kh * rowStep;
-          const uint16_t* b = w + (kh * g.OP / 16 + ob / 16) * packed;
-          _tile_loadd(4, a, 8);
-          _tile_loadd(5, a + rowStep, 8);
-          _tile_loadd(6, b, 64);
-          _tile_loadd(7, b + packed, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-        }
-        _tile_stored(0, &c[0][0][0], 128);
-        _tile_stored(1, &c[0][0][16], 128);
-        _tile_stored(2, &c[1][0][0], 128);
-        _tile_stored(3, &c[1][0][16], 128);
+        rowPairTiles(r0, g.Wp * 4, w, ob, g, c);
         const int64_t lanes = std::min<int64_t>(32, g.O - ob);
         for (int64_t j = 0; j < 8 && c0 / 2 + j < g.PW; ++j) {
           float sums[4][32];
@@ -384,17 +397,13 @@ TL_AMX void amxForwardRows(const uint16_t* x4, const uint16_t* w, const float* b
 }
 
 // Unpooled, for a few-channel Conv2D without a pool after it (VGG16's first): conv row pairs
-// [begin, end) (pair = n * ceil(OH / 2) + y / 2), the same tiles as amxForwardRows, then + bias,
+// [begin, end) (pair = n * ceil(OH / 2) + y / 2), rowPairTiles as amxForwardRows, then + bias,
 // relu when asked, one bfloat16 rounding and the conv output stored (NHWC [N][OH][OW][O]). An odd
 // last row's pair reads its own row twice (the row under it lies past the input).
 TL_AMX void amxConvRows(const uint16_t* x4, const uint16_t* w, const float* bias, uint16_t* out, const Geometry& g, int64_t OH, int64_t OW,
                         bool relu, int64_t begin, int64_t end) {
-  const int64_t K = g.T / g.C * 4, packed = K * 16, rowStep = g.Wp * 4, pairs = (OH + 1) / 2;
-  amx::TileConfig cfg;
-  for (int t = 0; t < 4; ++t) cfg.set(t, 16, 64);
-  for (int t = 4; t < 6; ++t) cfg.set(t, 16, static_cast<int>(2 * K));
-  for (int t = 6; t < 8; ++t) cfg.set(t, static_cast<int>(K / 2), 64);
-  const amx::TileScope tiles(cfg);
+  const int64_t pairs = (OH + 1) / 2;
+  const amx::TileScope tiles(forwardTiles(g));
   alignas(64) float c[2][16][32];  // [conv row][column][filter]
   const __m512 floor = relu ? _mm512_setzero_ps() : _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int64_t pair = begin; pair < end; ++pair) {
@@ -402,26 +411,7 @@ TL_AMX void amxConvRows(const uint16_t* x4, const uint16_t* w, const float* bias
     for (int64_t c0 = 0; c0 < OW; c0 += 16) {
       const uint16_t* r0 = x4 + ((n * g.Hp + y) * g.Wp + c0) * 4;
       for (int64_t ob = 0; ob < g.OP; ob += 32) {
-        _tile_zero(0);
-        _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        for (int64_t kh = 0; kh < g.KH; ++kh) {
-          const uint16_t* a = r0 + kh * rowStep;
-          const uint16_t* b = w + (kh * g.OP / 16 + ob / 16) * packed;
-          _tile_loadd(4, a, 8);
-          _tile_loadd(5, rows == 2 ? a + rowStep : a, 8);
-          _tile_loadd(6, b, 64);
-          _tile_loadd(7, b + packed, 64);
-          _tile_dpbf16ps(0, 4, 6);
-          _tile_dpbf16ps(1, 4, 7);
-          _tile_dpbf16ps(2, 5, 6);
-          _tile_dpbf16ps(3, 5, 7);
-        }
-        _tile_stored(0, &c[0][0][0], 128);
-        _tile_stored(1, &c[0][0][16], 128);
-        _tile_stored(2, &c[1][0][0], 128);
-        _tile_stored(3, &c[1][0][16], 128);
+        rowPairTiles(r0, rows == 2 ? g.Wp * 4 : 0, w, ob, g, c);
         const __m512 b0 = _mm512_loadu_ps(bias + ob), b1 = _mm512_loadu_ps(bias + ob + 16);
         // vmaxps(floor, v) returns v when v is NaN: torch's relu keeps a NaN
         const int64_t lanes = std::min<int64_t>(32, g.O - ob);

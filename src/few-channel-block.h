@@ -44,7 +44,8 @@ torch::Tensor fewChannelConvAmx(const Layer& conv, const torch::Tensor& input, b
 void addFewChannelConvAmxInfo(Napi::Object& out);
 
 namespace firstBlock {
-// setFirstBlockFusion(on): tests and A/B benches switch this path off (today's conv + max-pool-relu)
+// setFirstBlockFusion(on): tests and A/B benches switch this path off (the conv, then max-pool-relu;
+// in mixed_bfloat16 inference the conv alone may still run on tiles: setAmx(false) for oneDNN's)
 void addExports(Napi::Env env, Napi::Object exports);
 }  // namespace firstBlock
 

@@ -1,9 +1,10 @@
 /**
  * A few-channel Conv2D without a pool after it (VGG16's first convolution) in mixed_bfloat16
- * inference on AMX tiles (fewChannelConvAmx, src/few-channel-block.cc). Inputs, kernels and biases
- * lie on coarse grids, so every conv sum is exact in float32: the engine's output must equal, bit
- * for bit, a float64 reference that rounds input, kernel, bias and output to bfloat16 as autocast
- * does, then applies the activation (torch's relu keeps a NaN). The same cases run with AMX off
+ * inference on AMX tiles (fewChannelConvAmx, src/few-channel-block.cc). Inputs and kernels lie on
+ * grids bfloat16 holds exactly, the bias off them (rounded to bfloat16 first, as autocast does),
+ * and every conv sum stays exact in float32: the engine's output must equal, bit for bit, a float64
+ * reference that rounds input, kernel, bias and output to bfloat16, then applies the activation
+ * (torch's relu keeps a NaN). The same cases run with AMX off
  * (oneDNN) against the same reference, but for NaN inputs: oneDNN's fused relu turns NaN into 0.
  */
 
@@ -13,7 +14,7 @@ import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { needsAmx, needsBf16, withSetting } from './helpers/engine-settings.js';
-import { bf16, conv2d, Rng, tensor } from './helpers/naive.js';
+import { assertBitExact, bf16, conv2d, Rng, tensor } from './helpers/naive.js';
 
 interface Case {
   input: [number, number, number];
@@ -34,7 +35,8 @@ async function run(c: Case, seed: number): Promise<{ out: Float32Array; expected
   const x = rng.grid(BATCH * h * w * ch, 8, -1, 1);
   if (c.nan) for (const i of [0, 5 * ch + 1, x.length >> 1, x.length - 1]) x[i] = Number.NaN;
   const kernel = rng.grid(9 * ch * c.filters, 16, -0.5, 0.5);
-  const bias = rng.grid(c.filters, 16, -0.5, 0.25);
+  // 1/8..3/4 in magnitude: a multiple of 2^-10 once rounded to bfloat16, so sums stay exact in float32
+  const bias = Float32Array.from(rng.grid(c.filters, 997, -0.625, 0.375), (v) => v + Math.sign(v || 1) * 0.125);
   const model = new Sequential(
     [
       layers.conv2d({ filters: c.filters, kernelSize: 3, padding: c.padding, activation: c.activation, inputShape: c.input, name: 'c' }),
@@ -44,18 +46,17 @@ async function run(c: Case, seed: number): Promise<{ out: Float32Array; expected
   );
   model.setLayerWeights(0, [kernel, bias]);
   const { output } = await model.predict(x, [BATCH, h, w, ch]);
-  const conv = conv2d(tensor(Float64Array.from(x), [BATCH, h, w, ch]), kernel, [3, 3, ch, c.filters], bias, { padding: c.padding });
+  const conv = conv2d(
+    tensor(Float64Array.from(x, bf16), [BATCH, h, w, ch]),
+    Float64Array.from(kernel, bf16),
+    [3, 3, ch, c.filters],
+    Float64Array.from(bias, bf16),
+    {
+      padding: c.padding,
+    },
+  );
   const act = c.activation === 'relu' ? (v: number) => (v > 0 || Number.isNaN(v) ? v : 0) : (v: number) => v;
   return { out: output, expected: Array.from(conv.data, (v) => act(bf16(v))) };
-}
-
-function assertSame(actual: Float32Array, expected: number[], what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: output length`);
-  for (let i = 0; i < expected.length; i++) {
-    const e = expected[i]!;
-    if (Number.isNaN(e)) assert.ok(Number.isNaN(actual[i]!), `${what}: output ${i} should be NaN, got ${actual[i]}`);
-    else assert.equal(actual[i], e, `${what}: output ${i}`);
-  }
 }
 
 const CASES: Case[] = [
@@ -73,13 +74,13 @@ for (const [i, c] of CASES.entries()) {
     const before = calls();
     const { out, expected } = await run(c, 70 + i);
     assert.equal(calls(), before + 1, 'the conv ran on AMX tiles');
-    assertSame(out, expected, `AMX ${what}`);
+    assertBitExact(out, expected, `AMX ${what}`);
   });
   test(`AMX off: ${what}: the same against float64`, { skip: needsBf16 || (c.nan && "oneDNN's fused relu turns NaN into 0") }, async () => {
     const before = calls();
     const { out, expected } = await withSetting(engine.setAmx, false, () => run(c, 70 + i));
     assert.equal(calls(), before, 'AMX off: not on tiles');
-    assertSame(out, expected, `AMX off ${what}`);
+    assertBitExact(out, expected, `AMX off ${what}`);
   });
 }
 

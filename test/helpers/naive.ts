@@ -475,6 +475,19 @@ export function numericGradient(f: () => number, params: Float64Array[], h = 1e-
 /**
  * Element-wise |actual - expected| <= atol + rtol * |expected|, reporting the worst element.
  */
+/**
+ * Every element equal to the expected one (Object.is: -0 and +0 differ), NaN where it is NaN: for
+ * results that must match a reference bit for bit.
+ */
+export function assertBitExact(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) {
+    const e = expected[i]!;
+    if (Number.isNaN(e)) assert.ok(Number.isNaN(actual[i]!), `${what}: element ${i} should be NaN, got ${actual[i]}`);
+    else assert.equal(actual[i], e, `${what}: element ${i}`);
+  }
+}
+
 export function assertClose(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
