@@ -51,9 +51,7 @@ TL_AMX_BEGIN
 // `iterations` x 4 tdpbf16ps into 4 accumulator tiles from 4 operand tiles loaded once: the tiles'
 // own rate, no memory traffic. Operands of ordinary magnitude (the tiles ran ~20% faster on zeros).
 TL_AMX void peakLoop(int64_t iterations) {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);
-  const TileScope tiles(cfg);
+  const TileScope tiles(TileConfig::full());
   alignas(64) uint16_t operand[16 * 32];
   for (int i = 0; i < 16 * 32; ++i) operand[i] = static_cast<uint16_t>(0x3f80 ^ ((i * 37) & 0x7f));  // bfloat16 values in [1, 2)
   alignas(64) float sink[16][16];

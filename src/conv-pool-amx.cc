@@ -6,9 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 #include <mutex>
 #include <vector>
 
@@ -28,18 +26,6 @@ constexpr int64_t kUnitPositions = 2048;
 
 // input channels at most (see convPoolAmxApplies)
 constexpr int64_t kMaxPairChannels = 256;
-
-// 64-byte aligned scratch: a tile row that straddles two cache lines loads at about half the speed
-template <class T>
-struct Aligned {
-  explicit Aligned(int64_t n) : data(static_cast<T*>(std::aligned_alloc(64, static_cast<size_t>(simd::roundUp(n * sizeof(T), 64))))) {
-    if (!data) throw std::bad_alloc();
-  }
-  ~Aligned() { std::free(data); }
-  Aligned(const Aligned&) = delete;
-  Aligned& operator=(const Aligned&) = delete;
-  T* data;
-};
 
 // Per layer: the kernel and bias in the tiles' layout, made from the layer's parameters at these versions.
 struct Packed {
@@ -126,9 +112,8 @@ TL_AMX void finish(const float* sums, const float* bias, const Geometry& g, int6
 TL_AMX void runUnits(const uint16_t* x, const uint16_t* kernel, const float* bias, uint16_t* y, const Geometry& g, int64_t begin, int64_t end) {
   const int64_t P = simd::roundUp(g.R * g.Wp, 32), rowBytes = g.Wp * g.C * 2;
   const int64_t rowsSize = (P + (g.KH - 1) * g.Wp + g.KW + 32) * g.C;
-  const Aligned<uint16_t> rows(rowsSize);
-  const Aligned<float> sums(P * 32);
-  std::memset(rows.data, 0, static_cast<size_t>(rowsSize) * 2);
+  const amx::Buffer<uint16_t> rows(rowsSize);  // aligned: every A tile row starts on a cache line
+  const amx::Buffer<float> sums(P * 32);
   // per step k of the sum (tap kh, kw and 32 channels cb): where its A tiles start (from a block's
   // first position) and its B tiles (from the filter block's kernel)
   std::vector<int64_t> aStep, bStep;
@@ -141,9 +126,7 @@ TL_AMX void runUnits(const uint16_t* x, const uint16_t* kernel, const float* bia
     }
   }
   const int64_t steps = static_cast<int64_t>(aStep.size()), stride = g.C * 2, a1 = 16 * g.C;
-  amx::TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);
-  const amx::TileScope tiles(cfg);
+  const amx::TileScope tiles(amx::TileConfig::full());
   const int64_t unitsPerImage = (g.rows + g.R - 1) / g.R;
   for (int64_t u = begin; u < end; ++u) {
     const int64_t n = u / unitsPerImage, y0 = (u % unitsPerImage) * g.R, R = std::min(g.R, g.rows - y0);
@@ -205,15 +188,8 @@ TL_AMX_END
 }  // namespace
 
 bool convPoolAmxApplies(const Layer& conv, const Layer& pool, const torch::Tensor& input, bool poolIsOutput) {
-  if (!amx::enabled() || poolIsOutput || conv.kind != Kind::Conv2D || !conv.mixedBf16 || conv.depthwise || conv.groups != 1) return false;
-  if (conv.activation != Act::Relu || pool.kind != Kind::MaxPool || !pool.mixedBf16) return false;
-  if (pool.pool != std::vector<int64_t>{2, 2} || pool.strides != std::vector<int64_t>{2, 2}) return false;
-  for (int64_t p : pool.pad) {
-    if (p != 0) return false;
-  }
-  if (conv.strides != std::vector<int64_t>{1, 1} || conv.dilation != std::vector<int64_t>{1, 1}) return false;
-  if (input.dim() != 4 || !input.device().is_cpu() || input.size(0) == 0 || needsGradient(conv, input)) return false;
-  if (input.scalar_type() != at::kFloat && input.scalar_type() != at::kBFloat16) return false;
+  if (!amx::enabled() || poolIsOutput || !plainConv(conv) || !halvingPool(pool) || !conv.mixedBf16 || !pool.mixedBf16) return false;
+  if (conv.activation != Act::Relu || !kernelInput4d(input) || input.size(0) == 0 || needsGradient(conv, input)) return false;
   const torch::Tensor& w = conv.params[0];
   if (w.scalar_type() != at::kFloat || w.size(1) != input.size(1) || w.size(0) % 32 != 0 || w.size(1) % 32 != 0) return false;
   // with 512 channels a filter block's kernel (9 x 32 KB) no longer stays near the tiles: oneDNN's

@@ -132,24 +132,22 @@ TL_AMX inline void prefetchLines(Prefetch& p) {
 // lies there: products with zero.
 TL_AMX void accumulateRows(const uint16_t* x, const uint16_t* go, float* acc, float* bias, const Geometry& g, int64_t begin, int64_t end) {
   static const TransposeIndices indices;
-  std::vector<uint16_t> xt(static_cast<size_t>(g.C * g.XW), 0), gp(static_cast<size_t>(g.O * simd::roundUp(g.R * g.Wp, 32)));
+  const amx::Buffer<uint16_t> xt(g.C * g.XW), gp(g.O * simd::roundUp(g.R * g.Wp, 32));
   alignas(64) float c[16][16];
-  amx::TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.set(t, 16, 64);
-  const amx::TileScope tiles(cfg);
+  const amx::TileScope tiles(amx::TileConfig::full());
   const int64_t pitch = g.XW * static_cast<int64_t>(sizeof(uint16_t)), tap = g.C * g.O, OB = g.O / 16;
   for (int64_t row = begin; row < end;) {
     const int64_t n = row / g.OH, y0 = row % g.OH, R = std::min({g.R, g.OH - y0, end - row}), KP = simd::roundUp(R * g.Wp, 32);
     for (int64_t i = 0; i < R + g.KH - 1; ++i) {
       const int64_t iy = y0 + i - g.top;
-      uint16_t* dst = xt.data() + i * g.Wp + g.left;
+      uint16_t* dst = xt.data + i * g.Wp + g.left;
       if (iy >= 0 && iy < g.H) {
         transposeRow(x + (n * g.H + iy) * g.W * g.C, g, indices, dst);
       } else {
         for (int64_t ch = 0; ch < g.C; ++ch) std::fill_n(dst + ch * g.XW, g.W, uint16_t{0});  // a padding row
       }
     }
-    pairBlock(go + (n * g.OH + y0) * g.OW * g.O, g, R, KP, gp.data(), bias);
+    pairBlock(go + (n * g.OH + y0) * g.OW * g.O, g, R, KP, gp.data, bias);
     Prefetch next;
     if (row + R < end) {
       const int64_t n2 = (row + R) / g.OH, y2 = (row + R) % g.OH, R2 = std::min({g.R, g.OH - y2, end - row - R});
@@ -165,10 +163,10 @@ TL_AMX void accumulateRows(const uint16_t* x, const uint16_t* go, float* acc, fl
       for (int64_t kw = 0; kw < g.KW; ++kw) {
         for (int64_t c0 = 0; c0 < g.C; c0 += 32) {
           const bool twoC = c0 + 16 < g.C;
-          const uint16_t* a = xt.data() + c0 * g.XW + kh * g.Wp + kw;
+          const uint16_t* a = xt.data + c0 * g.XW + kh * g.Wp + kw;
           for (int64_t ob = 0; ob < OB; ob += 2) {
             const bool twoO = ob + 1 < OB;
-            const uint16_t* b = gp.data() + ob * KP * 16;
+            const uint16_t* b = gp.data + ob * KP * 16;
             _tile_zero(0);
             _tile_zero(1);
             _tile_zero(2);
@@ -256,10 +254,8 @@ struct ConvFunction : public torch::autograd::Function<ConvFunction> {
 }  // namespace
 
 bool convWeightGradientAmxApplies(const Layer& L, const torch::Tensor& input) {
-  if (!L.mixedBf16 || L.depthwise || L.groups != 1 || !amx::enabled()) return false;
-  if (L.strides != std::vector<int64_t>{1, 1} || L.dilation != std::vector<int64_t>{1, 1}) return false;
-  if (!torch::GradMode::is_enabled() || !L.params[0].requires_grad()) return false;
-  if (input.dim() != 4 || !input.device().is_cpu() || (input.scalar_type() != at::kFloat && input.scalar_type() != at::kBFloat16)) return false;
+  if (!L.mixedBf16 || !plainConv(L) || !amx::enabled()) return false;
+  if (!torch::GradMode::is_enabled() || !L.params[0].requires_grad() || !kernelInput4d(input)) return false;
   const torch::Tensor& w = L.params[0];
   if (w.size(1) != input.size(1) || w.size(1) % 16 != 0 || w.size(0) % 16 != 0) return false;
   return input.size(0) > 0;

@@ -56,6 +56,10 @@ struct Cache {
   std::mutex mutex;
   torch::Tensor weight;
   int64_t version = -1;
+  // the bias as a bfloat16 convolution adds it (autocast's, the AMX kernels'): rounded to bfloat16,
+  // kept float32 for oneDNN; made from `bias` at `biasVersion`
+  torch::Tensor bias, roundedBias;
+  int64_t biasVersion = -1;
   std::list<Prepared> prepared;
   std::set<std::vector<int64_t>> unsupported;
 };
@@ -169,12 +173,11 @@ const Prepared* preparedFor(Cache& cache, const Layer& L, const torch::Tensor& s
   return &cache.prepared.front();
 }
 
-// Runs `p` on `src` (NHWC) into `y` (NHWC, src's rows), through Winograd's blocked layout where `p` wants it.
-void run(const Prepared& p, const Layer& L, const torch::Tensor& src, const torch::Tensor& y, DT dt) {
+// Runs `p` on `src` (NHWC) into `y` (NHWC, src's rows), through Winograd's blocked layout where `p`
+// wants it, adding `bias` (undefined: none).
+void run(const Prepared& p, const torch::Tensor& bias, const torch::Tensor& src, const torch::Tensor& y, DT dt) {
   Runner r;
   const memory convSrc = r.convert(r.wrap(memory::desc(p.src.dims(), dt, Tag::nhwc), src.data_ptr()), p.src);
-  // autocast's bfloat16 convolution adds a bfloat16 bias (as the AMX kernels do): rounded here, kept float32 for oneDNN
-  const torch::Tensor bias = !L.useBias ? torch::Tensor() : dt == DT::bf16 ? L.params[1].to(at::kBFloat16).to(at::kFloat) : L.params[1].contiguous();
   r.into(r.wrap(memory::desc(p.dst.dims(), dt, Tag::nhwc), y.data_ptr()), p.dst, [&](memory dst) {
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, convSrc}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
     if (bias.defined()) args.emplace(DNNL_ARG_BIAS, r.wrap(p.bias, bias.data_ptr()));
@@ -207,6 +210,17 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
     cache.weight = weight;
     cache.version = static_cast<int64_t>(weight._version());
   }
+  torch::Tensor bias;
+  if (L.useBias && dt == DT::f32) bias = L.params[1].contiguous();
+  if (L.useBias && dt == DT::bf16) {
+    const torch::Tensor& b = L.params[1];
+    if (!cache.bias.defined() || !cache.bias.is_same(b) || cache.biasVersion != static_cast<int64_t>(b._version())) {
+      cache.roundedBias = b.detach().to(at::kBFloat16).to(at::kFloat);
+      cache.bias = b;
+      cache.biasVersion = static_cast<int64_t>(b._version());
+    }
+    bias = cache.roundedBias;
+  }
   try {
     const at::ScalarType type = dt == DT::bf16 ? at::kBFloat16 : at::kFloat;
     const torch::Tensor src = x.to(type).contiguous(at::MemoryFormat::ChannelsLast);
@@ -229,7 +243,7 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
       const torch::Tensor part = k == n ? src : src.narrow(0, r, k);
       const Prepared* p = k == n ? whole : preparedFor(cache, L, part, dt, relu, weight);
       if (!p) throw std::runtime_error("no oneDNN primitive for a slice of " + std::to_string(k) + " rows");
-      run(*p, L, part, k == n ? y : y.narrow(0, r, k), dt);
+      run(*p, bias, part, k == n ? y : y.narrow(0, r, k), dt);
     }
     return y;
   } catch (const dnnl::error& e) {

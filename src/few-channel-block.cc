@@ -487,8 +487,9 @@ TL_AMX inline void flushTile(const float (&c)[16][16], float* acc, float* bias, 
 TL_AMX void amxAccumulateRows(const uint16_t* x4, const uint8_t* arg, const uint16_t* gOut, float* acc, float* bias, const Geometry& g,
                               int64_t begin, int64_t end) {
   const int64_t T = g.T, W2 = 2 * g.PW, UW = simd::roundUp(W2, 32), CW = simd::roundUp(g.Wp, 8), slots = 4, slotSize = (T + 1) * UW;
-  std::vector<uint16_t> u(static_cast<size_t>(slots * slotSize), 0), chan(static_cast<size_t>(g.C * CW));
-  for (int64_t s = 0; s < slots; ++s) std::fill_n(u.data() + s * slotSize + T * UW, W2, uint16_t{0x3f80});  // 1.0
+  const amx::Buffer<uint16_t> u(slots * slotSize);
+  std::vector<uint16_t> chan(static_cast<size_t>(g.C * CW));
+  for (int64_t s = 0; s < slots; ++s) std::fill_n(u.data + s * slotSize + T * UW, W2, uint16_t{0x3f80});  // 1.0
   std::vector<int64_t> held(static_cast<size_t>(slots), -1);  // the input row (n * Hp + y) each slot holds
   alignas(64) uint16_t b[2][16][32];
   alignas(64) float c[16][16];
@@ -503,10 +504,10 @@ TL_AMX void amxAccumulateRows(const uint16_t* x4, const uint8_t* arg, const uint
     for (int64_t i = 0; i < 4; ++i) {
       const int64_t y = n * g.Hp + 2 * ph + i, s = y % slots;
       if (held[s] != y) {
-        unfold(x4 + y * g.Wp * 4, g, W2, UW, CW, chan.data(), u.data() + s * slotSize);
+        unfold(x4 + y * g.Wp * 4, g, W2, UW, CW, chan.data(), u.data + s * slotSize);
         held[s] = y;
       }
-      un[i] = u.data() + s * slotSize;
+      un[i] = u.data + s * slotSize;
     }
     const uint16_t* go = gOut + row * g.PW * g.O;
     const uint8_t* a = arg + row * g.PW * g.O;
@@ -600,15 +601,9 @@ Napi::Value SetFirstBlockFusion(const Napi::CallbackInfo& info) {
 }  // namespace
 
 bool fewChannelBlockApplies(const Layer& conv, const Layer& pool, const torch::Tensor& input, bool poolIsOutput) {
-  if (!gEnabled.load() || poolIsOutput || conv.kind != Kind::Conv2D || pool.kind != Kind::MaxPool) return false;
-  if (conv.depthwise || conv.groups != 1 || conv.activation != Act::Relu || conv.mixedBf16 != pool.mixedBf16) return false;
-  if (conv.strides != std::vector<int64_t>{1, 1} || conv.dilation != std::vector<int64_t>{1, 1}) return false;
-  if (pool.pool != std::vector<int64_t>{2, 2} || pool.strides != std::vector<int64_t>{2, 2}) return false;
-  for (int64_t p : pool.pad) {
-    if (p != 0) return false;
-  }
-  if (input.dim() != 4 || !input.device().is_cpu() || input.requires_grad()) return false;
-  if (input.scalar_type() != at::kFloat && input.scalar_type() != at::kBFloat16) return false;
+  if (!gEnabled.load() || poolIsOutput || !plainConv(conv) || !halvingPool(pool)) return false;
+  if (conv.activation != Act::Relu || conv.mixedBf16 != pool.mixedBf16) return false;
+  if (!kernelInput4d(input) || input.requires_grad()) return false;
   const torch::Tensor& w = conv.params[0];
   const int64_t C = input.size(1);
   if (C < 1 || C > kMaxChannels || w.size(1) != C || w.size(3) * C > simd::kMaxRowTaps) return false;
@@ -628,10 +623,8 @@ torch::Tensor fewChannelBlock(const Layer& conv, const torch::Tensor& input) {
 }
 
 bool fewChannelConvAmxApplies(const Layer& conv, const torch::Tensor& input) {
-  if (conv.kind != Kind::Conv2D || conv.depthwise || conv.groups != 1 || !amxApplies(conv)) return false;
-  if (conv.strides != std::vector<int64_t>{1, 1} || conv.dilation != std::vector<int64_t>{1, 1}) return false;
-  if (input.dim() != 4 || !input.device().is_cpu() || input.size(0) == 0 || needsGradient(conv, input)) return false;
-  if (input.scalar_type() != at::kFloat && input.scalar_type() != at::kBFloat16) return false;
+  if (!plainConv(conv) || !amxApplies(conv)) return false;
+  if (!kernelInput4d(input) || input.size(0) == 0 || needsGradient(conv, input)) return false;
   const int64_t C = input.size(1);
   if (C < 1 || C > kMaxChannels || conv.params[0].size(1) != C) return false;
   return input.size(2) + conv.pad[0] + conv.pad[1] >= 3 && input.size(3) + conv.pad[2] + conv.pad[3] >= 3;

@@ -6,6 +6,7 @@
 #include "dnnl-conv-train.h"
 #include "conv-weight-gradient-amx.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
@@ -99,6 +100,20 @@ torch::Tensor glorotUniform(std::vector<int64_t> shape, double fanIn, double fan
 }
 
 }  // namespace
+
+bool plainConv(const Layer& conv) {
+  return conv.kind == Kind::Conv2D && !conv.depthwise && conv.groups == 1 && conv.strides == std::vector<int64_t>{1, 1} &&
+         conv.dilation == std::vector<int64_t>{1, 1};
+}
+
+bool halvingPool(const Layer& pool) {
+  return pool.kind == Kind::MaxPool && pool.pool == std::vector<int64_t>{2, 2} && pool.strides == std::vector<int64_t>{2, 2} &&
+         std::all_of(pool.pad.begin(), pool.pad.end(), [](int64_t p) { return p == 0; });
+}
+
+bool kernelInput4d(const torch::Tensor& x) {
+  return x.dim() == 4 && x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16);
+}
 
 bool needsGradient(const Layer& layer, const torch::Tensor& x) {
   if (!torch::GradMode::is_enabled()) return false;

@@ -70,5 +70,10 @@ std::string shapeString(c10::IntArrayRef sizes);
 // Whether running `layer` on `x` must record a gradient (grad mode on, and x or a weight wants one):
 // the engine's own forward-only kernels decline then, its training ones decline otherwise.
 bool needsGradient(const Layer& layer, const torch::Tensor& x);
+// What the hand-written convolution kernels take: a Conv2D (not depthwise) with groups, strides and
+// dilation 1; a MaxPooling2D 2x2 of stride 2, 'valid'; a 4-D CPU float32 or bfloat16 input.
+bool plainConv(const Layer& conv);
+bool halvingPool(const Layer& pool);
+bool kernelInput4d(const torch::Tensor& x);
 
 }  // namespace tl

@@ -1,5 +1,5 @@
-// The float32 weight-gradient reduction the few-channel kernels share (few-channel-conv.cc,
-// few-channel-block.cc): rows split into a chunk per thread, each summed into a partial of its own,
+// The float32 weight-gradient reduction the hand-written kernels share (few-channel-conv.cc,
+// few-channel-block.cc, conv-weight-gradient-amx.cc): rows split into a chunk per thread, each summed into a partial of its own,
 // the partials summed at the end.
 #pragma once
 #include <ATen/Parallel.h>
@@ -13,7 +13,7 @@ namespace tl::simd {
 
 // Weight [O, C, KH, KW] (channels-last, like the layer's kernel) and bias [O] gradients, float32.
 // `accumulate(acc, bias, begin, end)` adds rows [begin, end) of `rows` to acc [KH][KW][C][OP] and
-// bias [OP] (OP: O rounded up to 16).
+// bias [OP] (OP: O rounded up to 16, O itself when it is a multiple of 16).
 template <typename Accumulate>
 std::pair<torch::Tensor, torch::Tensor> weightGradients(int64_t rows, int64_t KH, int64_t KW, int64_t C, int64_t O, int64_t OP,
                                                         const Accumulate& accumulate) {

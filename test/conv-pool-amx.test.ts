@@ -18,7 +18,7 @@ import { layers } from '../lib/models/layers.js';
 import type { DtypePolicyName } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { needsAmx, needsBf16, withSetting } from './helpers/engine-settings.js';
-import { assertBitExact, bf16, conv2d, naivePoolRelu, Rng, tensor } from './helpers/naive.js';
+import { assertBitExact, bf16, naivePoolRelu, Rng, roundedConv2d } from './helpers/naive.js';
 
 interface Case {
   input: [number, number, number];
@@ -60,24 +60,16 @@ function weights(c: Case, seed: number): Weights {
   const [h, w, ch] = c.input;
   const x = rng.grid(BATCH * h * w * ch, 8, -1, 1);
   if (c.nan) for (const i of [0, 7 * ch + 3, x.length >> 1, x.length - 1]) x[i] = Number.NaN;
-  const bias = Float32Array.from(rng.grid(c.filters, 997, -0.875, 0.375), (v) => v + Math.sign(v || 1) * 0.125);
+  const bias = rng.offGridBias(c.filters, -1, 0.5);
   return { x, kernel: rng.grid(9 * ch * c.filters, 16, -0.25, 0.25), bias };
 }
 
 /** relu(maxpool(round(conv(x) + b))) in float64, NHWC; `round` is autocast's bfloat16 rounding, or float32's */
 function reference(c: Case, { x, kernel, bias }: Weights, round: (v: number) => number = bf16): number[] {
   const [h, w, ch] = c.input;
-  const conv = conv2d(
-    tensor(Float64Array.from(x, round), [BATCH, h, w, ch]),
-    Float64Array.from(kernel, round),
-    [3, 3, ch, c.filters],
-    Float64Array.from(bias, round),
-    {
-      padding: c.padding,
-    },
-  );
+  const conv = roundedConv2d(x, [BATCH, h, w, ch], kernel, [3, 3, ch, c.filters], bias, { padding: c.padding }, round);
   const [, oh, ow] = conv.shape;
-  return naivePoolRelu(conv.data.map(round), [BATCH, oh!, ow!, c.filters], 2, new Float64Array(conv.data.length)).out;
+  return naivePoolRelu(conv.data, [BATCH, oh!, ow!, c.filters], 2, new Float64Array(conv.data.length)).out;
 }
 
 async function run(c: Case, wts: Weights, model = pair(c)): Promise<Float32Array> {

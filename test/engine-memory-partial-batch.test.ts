@@ -9,10 +9,6 @@ import { emptyCache } from '../lib/engine/memory.js';
 import { native } from '../lib/engine/native.js';
 import { memoryModel, SIZE } from './helpers/memory-model.js';
 
-// these steps need the first conv's output as a large block: the fused first block (few-channel-block.h)
-// never allocates it, so it is switched off in this file's process
-native().setFirstBlockFusion(false);
-
 function batch(n: number): { x: Uint8Array; shape: number[]; y: Float32Array } {
   return {
     x: Uint8Array.from({ length: n * SIZE * SIZE * 3 }, (_, i) => (i * 31 + 7) % 256),

@@ -7,10 +7,6 @@ import test from 'node:test';
 import { native } from '../lib/engine/native.js';
 import { memoryModel, SIZE } from './helpers/memory-model.js';
 
-// these steps need the first conv's output as a large block: the fused first block (few-channel-block.h)
-// never allocates it, so it is switched off in this file's process
-native().setFirstBlockFusion(false);
-
 test('after a warm-up step, training steps reuse every large buffer from the caching allocator', async () => {
   const model = memoryModel();
   const n = 8;

@@ -44,6 +44,12 @@ export async function readRunConfig(runDir: string): Promise<CompareConfig> {
   return { ...config, mixedPrecision: config.mixedPrecision ?? 'fp32', convAlgorithm: config.convAlgorithm ?? 'auto' };
 }
 
+/** The engine settings a run's config fixes for the process: intra-op threads, float32's convolution algorithm. */
+export function applyEngineConfig(config: CompareConfig): void {
+  native().setThreads(config.threads);
+  native().setConvAlgorithm(config.convAlgorithm);
+}
+
 /** The policy this machine runs the config's `mixedPrecision` with, saying why when it cannot. */
 export function runPolicy(config: CompareConfig, log: (line: string) => void): DtypePolicyName {
   if (config.mixedPrecision !== 'bf16') return 'float32';
@@ -66,8 +72,7 @@ export async function runCompare(
   const log = options.log ?? ((line: string) => console.log(line));
   const resume = options.resume ?? false;
   const runDir = path.resolve(config.out);
-  native().setThreads(config.threads);
-  native().setConvAlgorithm(config.convAlgorithm);
+  applyEngineConfig(config);
 
   let interrupted = false;
   const onSigint = () => {

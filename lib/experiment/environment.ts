@@ -7,7 +7,7 @@ export function describeEnvironment(options: {
   threads: number;
   dtypePolicy: DtypePolicyName;
   device?: string;
-  convAlgorithm?: ConvAlgorithm;
+  convAlgorithm: ConvAlgorithm;
 }): Record<string, unknown> {
   const info = native().info();
   return {
@@ -19,7 +19,7 @@ export function describeEnvironment(options: {
     torchVersion: info.torchVersion,
     mkldnn: info.mkldnn,
     // convolutions through oneDNN directly (inference, and float32 training), and float32's algorithm
-    dnnlConvolutions: info.dnnl ? `oneDNN ${info.dnnlVersion}, ${options.convAlgorithm ?? 'auto'}` : 'no (libtorch conv2d)',
+    dnnlConvolutions: info.dnnl ? `oneDNN ${info.dnnlVersion}, ${options.convAlgorithm}` : 'no (libtorch conv2d)',
     dtypePolicy: options.dtypePolicy,
     bf16: info.bf16Reason,
     device: native().resolveDevice(options.device ?? 'cpu'),

@@ -1,13 +1,12 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Dataset } from '../data/types.js';
-import { native } from '../engine/native.js';
 import { renderLrFind } from '../reports/lr-find-chart.js';
 import { cachedFeatures } from '../training/feature-cache.js';
 import { type LrFindOptions, type LrFindResult, lrFind } from '../training/lr-finder.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { resolveCacheDir } from '../util/cache-dir.js';
-import { runPolicy } from './compare.js';
+import { applyEngineConfig, runPolicy } from './compare.js';
 import { type CompareConfig, MODEL_LABELS, type ModelKind } from './config.js';
 import { decodeExperimentData, inspectExperimentData } from './data.js';
 import { buildModel, featureCacheKey } from './train-model.js';
@@ -27,8 +26,7 @@ export async function runLrFind(
   options: Omit<LrFindOptions, 'fromLayer'> & { log?: (line: string) => void },
 ): Promise<LrFindRun> {
   const log = options.log ?? ((line: string) => console.log(line));
-  native().setThreads(config.threads);
-  native().setConvAlgorithm(config.convAlgorithm);
+  applyEngineConfig(config);
   const data = await decodeExperimentData(await inspectExperimentData(config), config);
   const classes = data.train.classNames.length;
   const { model, baseLayers, backbone } = await buildModel(kind, config, classes, runPolicy(config, log));

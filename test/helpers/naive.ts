@@ -40,6 +40,13 @@ export class Rng {
   grid(n: number, steps: number, lo: number, hi: number): Float32Array {
     return Float32Array.from({ length: n }, () => lo + this.int(steps * (hi - lo) + 1) / steps);
   }
+  /**
+   * `n` biases lo..hi off bfloat16's grid (bfloat16 rounding changes them), at least 1/8 in
+   * magnitude: once rounded, multiples of 2^-10, so a grid convolution's sums plus the bias stay exact in float32.
+   */
+  offGridBias(n: number, lo: number, hi: number): Float32Array {
+    return Float32Array.from(this.grid(n, 997, lo + 0.125, hi - 0.125), (v) => v + Math.sign(v || 1) * 0.125);
+  }
   bytes(n: number): Uint8Array {
     const out = new Uint8Array(n);
     for (let i = 0; i < n; i++) out[i] = this.int(256);
@@ -133,6 +140,29 @@ export function conv2d(
           out[((b * py.out + oy) * px.out + ox) * co + f] = s;
         }
   return { data: out, shape: [n, py.out, px.out, co] };
+}
+
+/**
+ * conv2d as a lower-precision convolution defines it (autocast's bfloat16 by default): input, kernel
+ * and bias rounded by `round`, the sums in float64, the output rounded once more.
+ */
+export function roundedConv2d(
+  x: ArrayLike<number>,
+  xShape: number[],
+  kernel: ArrayLike<number>,
+  kshape: [number, number, number, number],
+  bias: ArrayLike<number>,
+  o: ConvOptions = {},
+  round: (v: number) => number = bf16,
+): T {
+  const conv = conv2d(
+    tensor(Float64Array.from(x, round), xShape),
+    Float64Array.from(kernel, round),
+    kshape,
+    Float64Array.from(bias, round),
+    o,
+  );
+  return { data: conv.data.map(round), shape: conv.shape };
 }
 
 /**
@@ -473,9 +503,6 @@ export function numericGradient(f: () => number, params: Float64Array[], h = 1e-
 // Assertions
 
 /**
- * Element-wise |actual - expected| <= atol + rtol * |expected|, reporting the worst element.
- */
-/**
  * Every element equal to the expected one (Object.is: -0 and +0 differ), NaN where it is NaN: for
  * results that must match a reference bit for bit.
  */
@@ -488,6 +515,9 @@ export function assertBitExact(actual: ArrayLike<number>, expected: ArrayLike<nu
   }
 }
 
+/**
+ * Element-wise |actual - expected| <= atol + rtol * |expected|, reporting the worst element.
+ */
 export function assertClose(
   actual: ArrayLike<number>,
   expected: ArrayLike<number>,
