@@ -19,16 +19,25 @@ export function convFlopsPerLayer(chain: LayerConfig[], inputShape: Shape): Map<
   return flops;
 }
 
-/** Each convolution's FLOP/s from per-layer forward times of a batch, by layer name (layers without a time are left out). */
+/**
+ * Each convolution's FLOP/s from per-layer forward times of a batch, by layer name (layers without
+ * a row are left out). A convolution run inside the next one's kernel (a row with no time: VGG16's
+ * block1_conv1 fed straight into block1_conv2) adds its FLOPs to the next timed convolution's.
+ */
 export function convLayerRates(
   flopsPerImage: Map<string, number>,
   times: { layer: string; forwardMs: number }[],
   batch: number,
 ): Map<string, number> {
   const rates = new Map<string, number>();
+  let carried = 0;
   for (const t of times) {
     const f = flopsPerImage.get(t.layer);
-    if (f !== undefined && t.forwardMs > 0) rates.set(t.layer, (f * batch) / (t.forwardMs / 1000));
+    if (f === undefined) continue;
+    if (t.forwardMs > 0) {
+      rates.set(t.layer, ((f + carried) * batch) / (t.forwardMs / 1000));
+      carried = 0;
+    } else carried += f;
   }
   return rates;
 }

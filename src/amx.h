@@ -50,6 +50,10 @@ struct TileScope {
   TileScope& operator=(const TileScope&) = delete;
 };
 
+// `config` loaded on this thread, for a kernel that borrows the tiles inside another's TileScope
+// (which loads its own again after).
+TL_AMX inline void loadTiles(const TileConfig& config) { _tile_loadconfig(&config); }
+
 // Zeroed, 64-byte aligned per-thread scratch for tile operands and sums: a tile row that straddles two
 // cache lines loads at about half the speed (measured in conv-pool-amx.cc's kernel).
 template <class T>

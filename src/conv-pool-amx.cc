@@ -8,16 +8,19 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "amx.h"
+#include "few-channel-block.h"
 #include "simd.h"
 
 namespace tl {
 
 namespace {
 
-std::atomic<uint64_t> gCalls{0};
+std::atomic<uint64_t> gCalls{0};          // convPoolAmx
+std::atomic<uint64_t> gIntoPairCalls{0};  // fewChannelConvIntoPairAmx
 
 // Output positions a work unit covers, at least (whole rows): the copied input rows (KH - 1 more
 // than the unit's) are read from memory once per unit, so few rows per unit re-read many; the rows
@@ -102,15 +105,59 @@ TL_AMX void finish(const float* sums, const float* bias, const Geometry& g, int6
   }
 }
 
+// Of a unit's input rows (buffer rows i = 0 .. count - 1, [Wp][C] each, for input row first + i):
+// those outside the input zeroed, and the padding columns of the others; returns the input rows
+// [lo, hi) left for the source to fill.
+std::pair<int64_t, int64_t> padUnitRows(const Geometry& g, int64_t first, int64_t count, uint16_t* rows) {
+  const int64_t rowBytes = g.Wp * g.C * 2, left = g.left * g.C * 2, inner = g.W * g.C * 2;
+  const int64_t lo = std::clamp<int64_t>(first, 0, g.H), hi = std::clamp<int64_t>(first + count, lo, g.H);
+  for (int64_t i = 0; i < count; ++i) {
+    char* dst = reinterpret_cast<char*>(rows + i * g.Wp * g.C);
+    if (first + i < lo || first + i >= hi) {
+      std::memset(dst, 0, static_cast<size_t>(rowBytes));
+      continue;
+    }
+    std::memset(dst, 0, static_cast<size_t>(left));
+    std::memset(dst + left + inner, 0, static_cast<size_t>(rowBytes - left - inner));
+  }
+  return {lo, hi};
+}
+
+// A unit's input rows from the layer's input, stored as bfloat16 NHWC [N][H][W][C]: copied.
+struct StoredRows {
+  static constexpr bool kBorrowsTiles = false;
+  const uint16_t* x;
+  void fill(const Geometry& g, int64_t n, int64_t first, int64_t count, uint16_t* rows) const {
+    const auto [lo, hi] = padUnitRows(g, first, count, rows);
+    for (int64_t iy = lo; iy < hi; ++iy) {
+      std::memcpy(rows + ((iy - first) * g.Wp + g.left) * g.C, x + (n * g.H + iy) * g.W * g.C, static_cast<size_t>(g.W * g.C * 2));
+    }
+  }
+};
+
+// ... computed there by the few-channel convolution before the pair (VGG16's block1_conv1), whose
+// output is then never stored: the rows two units share are computed twice.
+struct ComputedRows {
+  static constexpr bool kBorrowsTiles = true;  // the convolution loads its own tiles
+  const FewChannelConvRows& conv;
+  void fill(const Geometry& g, int64_t n, int64_t first, int64_t count, uint16_t* rows) const {
+    const auto [lo, hi] = padUnitRows(g, first, count, rows);
+    if (lo == hi) return;
+    amx::loadTiles(conv.tiles());
+    conv.rows(n, lo, hi, rows + ((lo - first) * g.Wp + g.left) * g.C, g.Wp * g.C);
+  }
+};
+
 // Work units [begin, end) (unit = image n, output rows y0 .. y0 + R - 1). Per unit, its padded input
-// rows are copied into `rows` ([R + KH - 1][Wp][C], zero padding), and read there as one flattened
+// rows ([R + KH - 1][Wp][C], zero padding) are filled from `source`, and read there as one flattened
 // sequence of positions: output position q = r * Wp + x takes tap (kh, kw) from position
 // q + kh * Wp + kw, so an A tile (16 positions x 32 channels) is a plain strided load. Columns
 // x > Wp - KW (no full window) are computed from whatever lies there and never pooled. Per 32 filters and 32 positions,
 // tiles 0..3 sum [2 position blocks] x [2 filter blocks] over the taps and channels: A in tiles
 // 4, 5, B (the packed kernel) in 6, 7, each loaded once per two products.
-TL_AMX void runUnits(const uint16_t* x, const uint16_t* kernel, const float* bias, uint16_t* y, const Geometry& g, int64_t begin, int64_t end) {
-  const int64_t P = simd::roundUp(g.R * g.Wp, 32), rowBytes = g.Wp * g.C * 2;
+template <class Rows>
+TL_AMX void runUnits(const Rows& source, const uint16_t* kernel, const float* bias, uint16_t* y, const Geometry& g, int64_t begin, int64_t end) {
+  const int64_t P = simd::roundUp(g.R * g.Wp, 32);
   const int64_t rowsSize = (P + (g.KH - 1) * g.Wp + g.KW + 32) * g.C;
   const amx::Buffer<uint16_t> rows(rowsSize);  // aligned: every A tile row starts on a cache line
   const amx::Buffer<float> sums(P * 32);
@@ -126,22 +173,13 @@ TL_AMX void runUnits(const uint16_t* x, const uint16_t* kernel, const float* bia
     }
   }
   const int64_t steps = static_cast<int64_t>(aStep.size()), stride = g.C * 2, a1 = 16 * g.C;
-  const amx::TileScope tiles(amx::TileConfig::full());
+  const amx::TileConfig config = amx::TileConfig::full();
+  const amx::TileScope tiles(config);
   const int64_t unitsPerImage = (g.rows + g.R - 1) / g.R;
   for (int64_t u = begin; u < end; ++u) {
     const int64_t n = u / unitsPerImage, y0 = (u % unitsPerImage) * g.R, R = std::min(g.R, g.rows - y0);
-    for (int64_t i = 0; i < R + g.KH - 1; ++i) {
-      const int64_t iy = y0 + i - g.top;
-      char* dst = reinterpret_cast<char*>(rows.data + i * g.Wp * g.C);
-      if (iy < 0 || iy >= g.H) {
-        std::memset(dst, 0, static_cast<size_t>(rowBytes));  // a padding row
-        continue;
-      }
-      const int64_t left = g.left * g.C * 2, inner = g.W * g.C * 2;
-      std::memset(dst, 0, static_cast<size_t>(left));
-      std::memcpy(dst + left, x + (n * g.H + iy) * g.W * g.C, static_cast<size_t>(inner));
-      std::memset(dst + left + inner, 0, static_cast<size_t>(rowBytes - left - inner));
-    }
+    source.fill(g, n, y0 - g.top, R + g.KH - 1, rows.data);
+    if constexpr (Rows::kBorrowsTiles) amx::loadTiles(config);
     const int64_t positions = simd::roundUp(R * g.Wp, 32);
     for (int64_t ob = 0; ob < g.O / 32; ++ob) {
       const uint16_t* kob = kernel + ob * g.KH * g.KW * g.C * 32;
@@ -185,27 +223,25 @@ TL_AMX void runUnits(const uint16_t* x, const uint16_t* kernel, const float* bia
 
 TL_AMX_END
 
-}  // namespace
-
-bool convPoolAmxApplies(const Layer& conv, const Layer& pool, const torch::Tensor& input, bool poolIsOutput) {
+// The pair's conditions on the layers and on its input's channels C, height H and width W.
+bool pairFits(const Layer& conv, const Layer& pool, bool poolIsOutput, int64_t C, int64_t H, int64_t W) {
   if (!amx::enabled() || poolIsOutput || !plainConv(conv) || !halvingPool(pool) || !conv.mixedBf16 || !pool.mixedBf16) return false;
-  if (conv.activation != Act::Relu || !kernelInput4d(input) || input.size(0) == 0 || needsGradient(conv, input)) return false;
+  if (conv.activation != Act::Relu) return false;
   const torch::Tensor& w = conv.params[0];
-  if (w.scalar_type() != at::kFloat || w.size(1) != input.size(1) || w.size(0) % 32 != 0 || w.size(1) % 32 != 0) return false;
+  if (w.scalar_type() != at::kFloat || w.size(1) != C || w.size(0) % 32 != 0 || C % 32 != 0) return false;
   // with 512 channels a filter block's kernel (9 x 32 KB) no longer stays near the tiles: oneDNN's
   // convolution and a separate pool were faster on VGG16's blocks 4 and 5
-  if (w.size(1) > kMaxPairChannels) return false;
-  const int64_t OH = input.size(2) + conv.pad[0] + conv.pad[1] - w.size(2) + 1, OW = input.size(3) + conv.pad[2] + conv.pad[3] - w.size(3) + 1;
+  if (C > kMaxPairChannels) return false;
+  const int64_t OH = H + conv.pad[0] + conv.pad[1] - w.size(2) + 1, OW = W + conv.pad[2] + conv.pad[3] - w.size(3) + 1;
   return OH >= 2 && OW >= 2;  // at least one pooled output
 }
 
-torch::Tensor convPoolAmx(const Layer& conv, const torch::Tensor& input) {
-  const auto [kernel, bias] = packedFor(conv);
-  const torch::Tensor x = input.to(at::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast);
+// Rows per work unit: at least kUnitPositions positions, even (whole pool windows).
+Geometry geometry(const Layer& conv, int64_t C, int64_t H, int64_t W) {
   Geometry g{};
-  g.C = x.size(1);
-  g.H = x.size(2);
-  g.W = x.size(3);
+  g.C = C;
+  g.H = H;
+  g.W = W;
   g.O = conv.params[0].size(0);
   g.KH = conv.params[0].size(2);
   g.KW = conv.params[0].size(3);
@@ -216,18 +252,55 @@ torch::Tensor convPoolAmx(const Layer& conv, const torch::Tensor& input) {
   g.PW = (g.Wp - g.KW + 1) / 2;
   g.rows = 2 * g.PH;
   g.R = std::min(g.rows, simd::roundUp((kUnitPositions + g.Wp - 1) / g.Wp, 2));
-  const int64_t N = x.size(0);
-  torch::Tensor y = torch::empty({N, g.O, g.PH, g.PW}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
-  const uint16_t* xp = simd::bits(x);
+  return g;
+}
+
+// The pooled output [N][O][PH][PW] (channels-last bfloat16), the units spread over the threads.
+template <class Rows>
+torch::Tensor runPair(const Layer& conv, const Rows& source, const Geometry& g, int64_t N, const torch::TensorOptions& options) {
+  const auto [kernel, bias] = packedFor(conv);
+  torch::Tensor y = torch::empty({N, g.O, g.PH, g.PW}, options.dtype(at::kBFloat16).memory_format(at::MemoryFormat::ChannelsLast));
   const uint16_t* kp = simd::bits(kernel);
   const float* bp = bias.data_ptr<float>();
   uint16_t* yp = simd::bits(y);
   const int64_t units = N * ((g.rows + g.R - 1) / g.R);
-  at::parallel_for(0, units, 1, [&](int64_t begin, int64_t end) { runUnits(xp, kp, bp, yp, g, begin, end); });
+  at::parallel_for(0, units, 1, [&](int64_t begin, int64_t end) { runUnits(source, kp, bp, yp, g, begin, end); });
+  return y;
+}
+
+}  // namespace
+
+bool convPoolAmxApplies(const Layer& conv, const Layer& pool, const torch::Tensor& input, bool poolIsOutput) {
+  if (!kernelInput4d(input) || input.size(0) == 0 || needsGradient(conv, input)) return false;
+  return pairFits(conv, pool, poolIsOutput, input.size(1), input.size(2), input.size(3));
+}
+
+torch::Tensor convPoolAmx(const Layer& conv, const torch::Tensor& input) {
+  const torch::Tensor x = input.to(at::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast);
+  torch::Tensor y = runPair(conv, StoredRows{simd::bits(x)}, geometry(conv, x.size(1), x.size(2), x.size(3)), x.size(0), x.options());
   gCalls.fetch_add(1);
   return y;
 }
 
-void addConvPoolAmxInfo(Napi::Object& out) { out.Set("amxConvPoolCalls", static_cast<double>(gCalls.load())); }
+bool fewChannelConvIntoPairAmxApplies(const Layer& first, const Layer& conv, const Layer& pool, const torch::Tensor& input, bool poolIsOutput) {
+  if (first.activation != Act::Relu && first.activation != Act::Linear) return false;
+  if (!fewChannelConvAmxApplies(first, input) || needsGradient(conv, input)) return false;
+  const torch::Tensor& w = first.params[0];
+  const int64_t H = input.size(2) + first.pad[0] + first.pad[1] - w.size(2) + 1, W = input.size(3) + first.pad[2] + first.pad[3] - w.size(3) + 1;
+  return pairFits(conv, pool, poolIsOutput, w.size(0), H, W);
+}
+
+torch::Tensor fewChannelConvIntoPairAmx(const Layer& first, const Layer& conv, const torch::Tensor& input) {
+  const FewChannelConvRows source(first, input, first.activation == Act::Relu);
+  const Geometry g = geometry(conv, first.params[0].size(0), source.height(), source.width());
+  torch::Tensor y = runPair(conv, ComputedRows{source}, g, input.size(0), input.options());
+  gIntoPairCalls.fetch_add(1);
+  return y;
+}
+
+void addConvPoolAmxInfo(Napi::Object& out) {
+  out.Set("amxConvPoolCalls", static_cast<double>(gCalls.load()));
+  out.Set("amxConvIntoPairCalls", static_cast<double>(gIntoPairCalls.load()));
+}
 
 }  // namespace tl

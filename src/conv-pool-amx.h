@@ -27,7 +27,16 @@ bool convPoolAmxApplies(const Layer& conv, const Layer& pool, const torch::Tenso
 // row and column are dropped, as 'valid' pooling does.
 torch::Tensor convPoolAmx(const Layer& conv, const torch::Tensor& input);
 
-// info().amxConvPoolCalls: pairs run here (tests check that a case took this path)
+// VGG16's block 1 whole: a few-channel Conv2D (relu or linear) where fewChannelConvAmxApplies
+// (few-channel-block.h), then a pair that convPoolAmxApplies would take on its output. The first
+// conv's rows are computed into each work unit's input rows, so its output (at 300x300 and batch
+// 16, 184 MB of bfloat16) is never written or read back. The same bits as the two run one after
+// the other.
+bool fewChannelConvIntoPairAmxApplies(const Layer& first, const Layer& conv, const Layer& pool, const torch::Tensor& input, bool poolIsOutput);
+torch::Tensor fewChannelConvIntoPairAmx(const Layer& first, const Layer& conv, const torch::Tensor& input);
+
+// info().amxConvPoolCalls, amxConvIntoPairCalls: pairs run here, alone or fed by a first conv
+// (tests check that a case took this path)
 void addConvPoolAmxInfo(Napi::Object& out);
 
 }  // namespace tl

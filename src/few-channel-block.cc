@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <tuple>
 #include <vector>
 
 #include "amx.h"
@@ -396,32 +397,31 @@ TL_AMX void amxForwardRows(const uint16_t* x4, const uint16_t* w, const float* b
   }
 }
 
-// Unpooled, for a few-channel Conv2D without a pool after it (VGG16's first): conv row pairs
-// [begin, end) (pair = n * ceil(OH / 2) + y / 2), rowPairTiles as amxForwardRows, then + bias,
-// relu when asked, one bfloat16 rounding and the conv output stored (NHWC [N][OH][OW][O]). An odd
-// last row's pair reads its own row twice (the row under it lies past the input).
-TL_AMX void amxConvRows(const uint16_t* x4, const uint16_t* w, const float* bias, uint16_t* out, const Geometry& g, int64_t OH, int64_t OW,
-                        bool relu, int64_t begin, int64_t end) {
-  const int64_t pairs = (OH + 1) / 2;
-  const amx::TileScope tiles(forwardTiles(g));
+// Unpooled, for a few-channel Conv2D without a pool after it (VGG16's first): conv rows [begin,
+// end) of image n, two at a time through rowPairTiles as amxForwardRows, then + bias, relu when
+// asked, one bfloat16 rounding, stored to dst (row y at dst + (y - begin) * rowStride, column x's
+// filters at + x * O). An odd last row's pair reads its own row twice (the row under it may lie
+// past the input). The caller has loaded forwardTiles(g).
+TL_AMX void amxConvRowsInto(const uint16_t* x4, const uint16_t* w, const float* bias, const Geometry& g, int64_t OW, bool relu, int64_t n,
+                            int64_t begin, int64_t end, uint16_t* dst, int64_t rowStride) {
   alignas(64) float c[2][16][32];  // [conv row][column][filter]
+  // vmaxps(floor, v) returns v when v is NaN: torch's relu keeps a NaN
   const __m512 floor = relu ? _mm512_setzero_ps() : _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  for (int64_t pair = begin; pair < end; ++pair) {
-    const int64_t n = pair / pairs, y = pair % pairs * 2, rows = std::min<int64_t>(2, OH - y);
+  for (int64_t y = begin; y < end; y += 2) {
+    const int64_t rows = std::min<int64_t>(2, end - y);
     for (int64_t c0 = 0; c0 < OW; c0 += 16) {
       const uint16_t* r0 = x4 + ((n * g.Hp + y) * g.Wp + c0) * 4;
       for (int64_t ob = 0; ob < g.OP; ob += 32) {
         rowPairTiles(r0, rows == 2 ? g.Wp * 4 : 0, w, ob, g, c);
         const __m512 b0 = _mm512_loadu_ps(bias + ob), b1 = _mm512_loadu_ps(bias + ob + 16);
-        // vmaxps(floor, v) returns v when v is NaN: torch's relu keeps a NaN
         const int64_t lanes = std::min<int64_t>(32, g.O - ob);
         const __mmask32 keep = lanes == 32 ? ~__mmask32{0} : static_cast<__mmask32>((1u << lanes) - 1);
         for (int64_t r = 0; r < rows; ++r) {
-          uint16_t* dst = out + ((n * OH + y + r) * OW + c0) * g.O + ob;
+          uint16_t* d = dst + (y - begin + r) * rowStride + c0 * g.O + ob;
           for (int64_t j = 0; j < 16 && c0 + j < OW; ++j) {
             const __m512 lo = _mm512_max_ps(floor, _mm512_add_ps(_mm512_load_ps(&c[r][j][0]), b0));
             const __m512 hi = _mm512_max_ps(floor, _mm512_add_ps(_mm512_load_ps(&c[r][j][16]), b1));
-            _mm512_mask_storeu_epi16(dst + j * g.O, keep, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+            _mm512_mask_storeu_epi16(d + j * g.O, keep, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
           }
         }
       }
@@ -630,15 +630,48 @@ bool fewChannelConvAmxApplies(const Layer& conv, const torch::Tensor& input) {
   return input.size(2) + conv.pad[0] + conv.pad[1] >= 3 && input.size(3) + conv.pad[2] + conv.pad[3] >= 3;
 }
 
+struct FewChannelConvRows::State {
+  torch::Tensor x4, w, b;
+  Geometry g;
+  amx::TileConfig tiles;
+  int64_t OH, OW;
+  bool relu;
+};
+
+FewChannelConvRows::FewChannelConvRows(const Layer& conv, const torch::Tensor& input, bool relu) : state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.x4 = amxInput(conv, input);
+  s.g = amxGeometry(s.x4, conv.params[0]);
+  std::tie(s.w, s.b) = amxParams(conv.params[0], conv.useBias ? conv.params[1] : torch::Tensor(), s.g.OP);
+  s.tiles = forwardTiles(s.g);
+  s.OH = s.g.Hp - s.g.KH + 1;
+  s.OW = s.g.Wp - s.g.T / s.g.C + 1;
+  s.relu = relu;
+}
+
+FewChannelConvRows::~FewChannelConvRows() = default;
+
+int64_t FewChannelConvRows::height() const { return state_->OH; }
+int64_t FewChannelConvRows::width() const { return state_->OW; }
+
+const amx::TileConfig& FewChannelConvRows::tiles() const { return state_->tiles; }
+
+void FewChannelConvRows::rows(int64_t n, int64_t begin, int64_t end, uint16_t* dst, int64_t rowStride) const {
+  const State& s = *state_;
+  amxConvRowsInto(simd::bits(s.x4), simd::bits(s.w), s.b.data_ptr<float>(), s.g, s.OW, s.relu, n, begin, end, dst, rowStride);
+}
+
 torch::Tensor fewChannelConvAmx(const Layer& conv, const torch::Tensor& input, bool relu) {
-  const torch::Tensor x4 = amxInput(conv, input);
-  const torch::Tensor& weight = conv.params[0];
-  const Geometry g = amxGeometry(x4, weight);
-  const auto [w, b] = amxParams(weight, conv.useBias ? conv.params[1] : torch::Tensor(), g.OP);
-  const int64_t N = x4.size(0), OH = g.Hp - g.KH + 1, OW = g.Wp - g.T / g.C + 1;
-  torch::Tensor out = torch::empty({N, g.O, OH, OW}, x4.options().memory_format(at::MemoryFormat::ChannelsLast));
-  at::parallel_for(0, N * ((OH + 1) / 2), 1, [&](int64_t begin, int64_t end) {
-    amxConvRows(simd::bits(x4), simd::bits(w), b.data_ptr<float>(), simd::bits(out), g, OH, OW, relu, begin, end);
+  const FewChannelConvRows source(conv, input, relu);
+  const int64_t N = input.size(0), O = conv.params[0].size(0), OH = source.height(), OW = source.width(), pairs = (OH + 1) / 2;
+  torch::Tensor out = torch::empty({N, O, OH, OW}, input.options().dtype(at::kBFloat16).memory_format(at::MemoryFormat::ChannelsLast));
+  uint16_t* y = simd::bits(out);
+  at::parallel_for(0, N * pairs, 1, [&](int64_t begin, int64_t end) {
+    const amx::TileScope tiles(source.tiles());
+    for (int64_t pair = begin; pair < end; ++pair) {
+      const int64_t n = pair / pairs, row = pair % pairs * 2;
+      source.rows(n, row, std::min(row + 2, OH), y + (n * OH + row) * OW * O, OW * O);
+    }
   });
   gConvCalls.fetch_add(1);
   return out;

@@ -17,6 +17,10 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <memory>
+
+#include "amx.h"
 #include "layers.h"
 
 namespace tl {
@@ -39,6 +43,27 @@ bool fewChannelConvAmxApplies(const Layer& conv, const torch::Tensor& input);
 
 // conv(input) + bias, relu when `relu`, rounded to bfloat16 once (NCHW-logical, channels-last).
 torch::Tensor fewChannelConvAmx(const Layer& conv, const torch::Tensor& input, bool relu);
+
+// VGG16's first convolution as the row source of the pair after it: conv-pool-amx.cc runs block 1
+// whole on tiles, so the conv's output (the pass's largest activation) is never stored.
+// fewChannelConvAmx's arithmetic, a few output rows at a time (where fewChannelConvAmxApplies).
+class FewChannelConvRows {
+ public:
+  // the input rounded and padded once, the kernel packed
+  FewChannelConvRows(const Layer& conv, const torch::Tensor& input, bool relu);
+  ~FewChannelConvRows();
+  int64_t height() const;  // the conv output's
+  int64_t width() const;
+  // the tiles rows() needs, loaded on the calling thread first (amx::TileScope or amx::loadTiles)
+  const amx::TileConfig& tiles() const;
+  // Output rows [begin, end) of image n into dst: row y at dst + (y - begin) * rowStride, column x's
+  // filters at + x * filters, bfloat16 bits.
+  void rows(int64_t n, int64_t begin, int64_t end, uint16_t* dst, int64_t rowStride) const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
 
 // info().amxFewChannelConvCalls: convolutions run by fewChannelConvAmx (tests check the path)
 void addFewChannelConvAmxInfo(Napi::Object& out);

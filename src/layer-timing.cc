@@ -44,6 +44,11 @@ void forward(const std::string& layer, double start) {
   e.forwardCalls++;
 }
 
+void fusedForward(const std::string& layer) {
+  std::lock_guard<std::mutex> lock(gMutex);
+  entry(layer).forwardCalls++;
+}
+
 void markOutput(torch::Tensor& out, const std::string& layer) {
   if (!out.requires_grad()) return;
   out.register_hook([layer](const torch::Tensor&) {

@@ -12,6 +12,8 @@ namespace tl::timing {
 bool enabled();
 double now();
 void forward(const std::string& layer, double start);
+// A layer run inside the next layer's kernel: a row with no time of its own (the next one's holds it).
+void fusedForward(const std::string& layer);
 // Marks `out` as the output of `layer`: its gradient's arrival starts that layer's backward.
 void markOutput(torch::Tensor& out, const std::string& layer);
 void backwardBegin();

@@ -247,6 +247,18 @@ torch::Tensor Model::forwardLayers(const torch::Tensor& input, size_t from, size
       // layer timing hook (bench only; layer-timing.cc): start time, and each output marked below
       const bool timed = timing::enabled();
       double start = timed ? timing::now() : 0;
+      // mixed_bfloat16 inference: VGG16's block 1 whole on AMX tiles (conv-pool-amx.cc), timed as the
+      // second conv's forward; the first conv's row gets no time of its own, the pool's ~0
+      if (i + 2 < to && fewChannelConvIntoPairAmxApplies(layer, layers_[i + 1], layers_[i + 2], x, i + 2 == output)) {
+        x = fewChannelConvIntoPairAmx(layer, layers_[i + 1], x);
+        if (timed) {
+          timing::fusedForward(layer.name);
+          timing::forward(layers_[i + 1].name, start);
+          timing::forward(layers_[i + 2].name, timing::now());
+        }
+        i += 2;
+        continue;
+      }
       if (layer.kind == Kind::Conv2D && layer.activation == Act::Relu && i + 1 < to && layers_[i + 1].kind == Kind::MaxPool) {
         // the pair as one kernel, timed as the conv's forward and backward; the pool's row gets ~0:
         // the model's first block (few-channel-block.cc), or mixed_bfloat16 inference on AMX tiles

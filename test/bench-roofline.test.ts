@@ -26,3 +26,28 @@ test('per-layer rates: FLOPs x batch over forward seconds, convolutions only', (
   );
   assert.deepEqual([...rates], [['c1', 8e9]]);
 });
+
+test('per-layer rates: a convolution without time of its own counts in the next timed one', () => {
+  const flops = new Map([
+    ['c1', 1e9],
+    ['c2', 3e9],
+    ['c3', 2e9],
+  ]);
+  const rates = convLayerRates(
+    flops,
+    [
+      { layer: 'c1', forwardMs: 0 },
+      { layer: 'c2', forwardMs: 1000 },
+      { layer: 'pool', forwardMs: 0 },
+      { layer: 'c3', forwardMs: 500 },
+    ],
+    2,
+  );
+  assert.deepEqual(
+    [...rates],
+    [
+      ['c2', 8e9],
+      ['c3', 8e9],
+    ],
+  );
+});

@@ -155,6 +155,8 @@ export interface NativeBinding {
     amxReason: string;
     /** Conv2D(relu) + MaxPooling2D pairs run on AMX tiles so far (mixed_bfloat16 inference, src/conv-pool-amx.cc) */
     amxConvPoolCalls: number;
+    /** few-channel Conv2Ds run straight into the Conv2D(relu) + MaxPooling2D pair after them (VGG16's block 1, src/conv-pool-amx.cc) */
+    amxConvIntoPairCalls: number;
     /** few-channel Conv2Ds without a pool run on AMX tiles so far (mixed_bfloat16 inference, src/few-channel-block.cc) */
     amxFewChannelConvCalls: number;
   };
