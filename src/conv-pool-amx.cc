@@ -26,9 +26,12 @@ std::atomic<uint64_t> gIntoPairCalls{0};  // fewChannelConvIntoPairAmx
 // than the unit's) are read from memory once per unit, so few rows per unit re-read many; the rows
 // and the sums must still fit in L2.
 constexpr int64_t kUnitPositions = 2048;
+// ... and its input rows' bytes, at most (about): every filter block re-reads them, so they must
+// stay in L2 beside a filter block's kernel (at 512 channels, 288 KB). Binds above 256 channels.
+constexpr int64_t kUnitBytes = int64_t{1} << 20;
 
 // input channels at most (see convPoolAmxApplies)
-constexpr int64_t kMaxPairChannels = 256;
+constexpr int64_t kMaxPairChannels = 512;
 
 // Per layer: the kernel and bias in the tiles' layout, made from the layer's parameters at these versions.
 struct Packed {
@@ -229,14 +232,12 @@ bool pairFits(const Layer& conv, const Layer& pool, bool poolIsOutput, int64_t C
   if (conv.activation != Act::Relu) return false;
   const torch::Tensor& w = conv.params[0];
   if (w.scalar_type() != at::kFloat || w.size(1) != C || w.size(0) % 32 != 0 || C % 32 != 0) return false;
-  // with 512 channels a filter block's kernel (9 x 32 KB) no longer stays near the tiles: oneDNN's
-  // convolution and a separate pool were faster on VGG16's blocks 4 and 5
   if (C > kMaxPairChannels) return false;
   const int64_t OH = H + conv.pad[0] + conv.pad[1] - w.size(2) + 1, OW = W + conv.pad[2] + conv.pad[3] - w.size(3) + 1;
   return OH >= 2 && OW >= 2;  // at least one pooled output
 }
 
-// Rows per work unit: at least kUnitPositions positions, even (whole pool windows).
+// Rows per work unit: about kUnitPositions positions (fewer at 512 channels), even (whole pool windows).
 Geometry geometry(const Layer& conv, int64_t C, int64_t H, int64_t W) {
   Geometry g{};
   g.C = C;
@@ -251,7 +252,8 @@ Geometry geometry(const Layer& conv, int64_t C, int64_t H, int64_t W) {
   g.PH = (g.H + conv.pad[0] + conv.pad[1] - g.KH + 1) / 2;
   g.PW = (g.Wp - g.KW + 1) / 2;
   g.rows = 2 * g.PH;
-  g.R = std::min(g.rows, simd::roundUp((kUnitPositions + g.Wp - 1) / g.Wp, 2));
+  const int64_t positions = std::min(kUnitPositions, kUnitBytes / (2 * C));
+  g.R = std::min(g.rows, simd::roundUp((positions + g.Wp - 1) / g.Wp, 2));
   return g;
 }
 

@@ -17,10 +17,9 @@
 namespace tl {
 
 // Whether the pair (conv, pool) on `input` runs here: AMX enabled; a Conv2D (relu, strides,
-// dilation and groups 1, not depthwise) under mixed_bfloat16 with 32..256 channels and filters in
+// dilation and groups 1, not depthwise) under mixed_bfloat16 with 32..512 channels and filters in
 // multiples of 32, on a 4-D CPU float32 or bfloat16 input that needs no gradient; a 2x2
-// MaxPooling2D of stride 2, 'valid', under the same policy, not the model's output. (With 512
-// channels, VGG16's block 4 and 5, oneDNN's convolution and a separate pool measured faster.)
+// MaxPooling2D of stride 2, 'valid', under the same policy, not the model's output.
 bool convPoolAmxApplies(const Layer& conv, const Layer& pool, const torch::Tensor& input, bool poolIsOutput);
 
 // relu(maxpool(conv(input))) in bfloat16 (NCHW-logical, channels-last); the conv output's odd last

@@ -90,8 +90,10 @@ const CASES: Case[] = [
   // odd conv outputs (an unpooled last row and column), 96 filters (three 32-filter blocks)
   { input: [9, 11, 64], filters: 96, padding: 'valid' },
   { input: [7, 13, 32], filters: 64, padding: 'same' },
-  // the largest channel count taken (256), 160 filters
+  // 256 channels, 160 filters
   { input: [6, 6, 256], filters: 160, padding: 'same' },
+  // the largest channel count taken (512): units of about 1024 positions (32 rows at width 34), 32 + 4 per image
+  { input: [36, 32, 512], filters: 32, padding: 'same' },
   // 2048 positions per work unit: at width 70 (72 padded), units of 30 rows, here 30 + 10 per image
   { input: [40, 70, 32], filters: 32, padding: 'same' },
   // VGG16's first pair's width: units of 8 rows of 302 positions, 2 per image
@@ -129,7 +131,7 @@ test('AMX: new weights after a first call are used (the packed kernel is redone)
 test('AMX: pairs outside the kernel take the other path, and agree with it', { skip: needsAmx }, async () => {
   const others: [string, Case, DtypePolicyName][] = [
     ['float32 policy', { input: [6, 6, 32], filters: 32, padding: 'same' }, 'float32'],
-    ['512 channels', { input: [4, 4, 512], filters: 32, padding: 'same' }, 'mixed_bfloat16'],
+    ['544 channels', { input: [4, 4, 544], filters: 32, padding: 'same' }, 'mixed_bfloat16'],
     ['48 channels (not a multiple of 32)', { input: [6, 6, 48], filters: 32, padding: 'same' }, 'mixed_bfloat16'],
     ['40 filters', { input: [6, 6, 32], filters: 40, padding: 'same' }, 'mixed_bfloat16'],
   ];
