@@ -13,6 +13,7 @@
 
 #include "amx.h"
 #include "few-channel-block.h"
+#include "parameter-cache.h"
 #include "simd.h"
 
 namespace tl {
@@ -33,43 +34,30 @@ constexpr int64_t kUnitBytes = int64_t{1} << 20;
 // input channels at most (see convPoolAmxApplies)
 constexpr int64_t kMaxPairChannels = 512;
 
-// Per layer: the kernel and bias in the tiles' layout, made from the layer's parameters at these versions.
+// Per layer: the kernel and bias in the tiles' layout, made from the layer's parameters.
 struct Packed {
   std::mutex mutex;
-  torch::Tensor weight, bias;  // held, so that their identities cannot be reused
-  int64_t weightVersion = -1, biasVersion = -1;
+  DerivedFrom weight, bias;
   torch::Tensor packedKernel;  // bfloat16 [O / 32][KH][KW][C / 32][2][16][16][2]: B tiles, VNNI pairs of channels
   torch::Tensor packedBias;    // float32 [O]: the bias rounded to bfloat16, or zeros
 };
 
-std::mutex gPackedCreation;
-
 // The layer's packed kernel and bias, repacked after new weights (set_weights, fine-tuning).
 std::pair<torch::Tensor, torch::Tensor> packedFor(const Layer& L) {
-  Packed* p;
-  {
-    std::lock_guard<std::mutex> lock(gPackedCreation);
-    if (!L.amxConvCache) L.amxConvCache = std::make_shared<Packed>();
-    p = static_cast<Packed*>(L.amxConvCache.get());
-  }
-  std::lock_guard<std::mutex> lock(p->mutex);
+  Packed& p = layerCache<Packed>(L.amxConvCache);
+  std::lock_guard<std::mutex> lock(p.mutex);
   const torch::Tensor& w = L.params[0];
   const torch::Tensor b = L.useBias ? L.params[1] : torch::Tensor();
-  const auto same = [](const torch::Tensor& held, int64_t version, const torch::Tensor& t) {
-    return held.defined() == t.defined() && (!t.defined() || (held.is_same(t) && version == static_cast<int64_t>(t._version())));
-  };
-  if (!p->weight.defined() || !same(p->weight, p->weightVersion, w) || !same(p->bias, p->biasVersion, b)) {
+  if (!p.packedKernel.defined() || !p.weight.current(w) || !p.bias.current(b)) {
     torch::NoGradGuard noGrad;
     const int64_t O = w.size(0), C = w.size(1), KH = w.size(2), KW = w.size(3);
     // [O][C][KH][KW] split as [ob][half][filter][cb][pair][channel of pair][kh][kw] -> one B tile per (ob, kh, kw, cb, half)
-    p->packedKernel = w.to(at::kBFloat16).contiguous().reshape({O / 32, 2, 16, C / 32, 16, 2, KH, KW}).permute({0, 6, 7, 3, 1, 4, 2, 5}).contiguous();
-    p->packedBias = b.defined() ? b.detach().to(at::kBFloat16).to(at::kFloat).contiguous() : torch::zeros({O});
-    p->weight = w;
-    p->bias = b;
-    p->weightVersion = static_cast<int64_t>(w._version());
-    p->biasVersion = b.defined() ? static_cast<int64_t>(b._version()) : -1;
+    p.packedKernel = w.to(at::kBFloat16).contiguous().reshape({O / 32, 2, 16, C / 32, 16, 2, KH, KW}).permute({0, 6, 7, 3, 1, 4, 2, 5}).contiguous();
+    p.packedBias = b.defined() ? b.detach().to(at::kBFloat16).to(at::kFloat).contiguous() : torch::zeros({O});
+    p.weight.remember(w);
+    p.bias.remember(b);
   }
-  return {p->packedKernel, p->packedBias};
+  return {p.packedKernel, p.packedBias};
 }
 
 struct Geometry {

@@ -14,6 +14,7 @@
 
 #ifdef TL_WITH_DNNL
 #include "dnnl-engine.h"
+#include "parameter-cache.h"
 #endif
 
 namespace tl {
@@ -54,25 +55,16 @@ struct Prepared {
 // has no primitive for (asked once).
 struct Cache {
   std::mutex mutex;
-  torch::Tensor weight;
-  int64_t version = -1;
+  DerivedFrom weight;  // what `prepared` packed
   // the bias as a bfloat16 convolution adds it (autocast's, the AMX kernels'): rounded to bfloat16,
-  // kept float32 for oneDNN; made from `bias` at `biasVersion`
-  torch::Tensor bias, roundedBias;
-  int64_t biasVersion = -1;
+  // kept float32 for oneDNN
+  DerivedFrom bias;
+  torch::Tensor roundedBias;
   std::list<Prepared> prepared;
   std::set<std::vector<int64_t>> unsupported;
 };
 constexpr size_t kShapesPerLayer = 8;  // a batch of another size (a dataset's last), and a call's slices, need their own
 std::atomic<size_t> gBlockedCallBytes{kDefaultBlockedCallBytes};  // Winograd's copies and scratchpad per call
-
-std::mutex gCacheCreation;
-
-Cache& cacheOf(const Layer& L) {
-  std::lock_guard<std::mutex> lock(gCacheCreation);
-  if (!L.dnnlCache) L.dnnlCache = std::make_shared<Cache>();
-  return *static_cast<Cache*>(L.dnnlCache.get());
-}
 
 // Float32 only (oneDNN has no bfloat16 Winograd). 'auto' asks for it with at least 16 channels in
 // and out: with fewer (an image's RGB) oneDNN still offers it, several times slower than direct.
@@ -202,22 +194,20 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
   } else {
     return {};
   }
-  Cache& cache = cacheOf(L);
+  Cache& cache = layerCache<Cache>(L.dnnlCache);
   std::unique_lock<std::mutex> lock(cache.mutex);
   // new weights (set_weights, an optimizer step): every packed copy is stale
-  if (!cache.weight.defined() || !cache.weight.is_same(weight) || cache.version != static_cast<int64_t>(weight._version())) {
+  if (!cache.weight.current(weight)) {
     cache.prepared.clear();
-    cache.weight = weight;
-    cache.version = static_cast<int64_t>(weight._version());
+    cache.weight.remember(weight);
   }
   torch::Tensor bias;
   if (L.useBias && dt == DT::f32) bias = L.params[1].contiguous();
   if (L.useBias && dt == DT::bf16) {
     const torch::Tensor& b = L.params[1];
-    if (!cache.bias.defined() || !cache.bias.is_same(b) || cache.biasVersion != static_cast<int64_t>(b._version())) {
+    if (!cache.roundedBias.defined() || !cache.bias.current(b)) {
       cache.roundedBias = b.detach().to(at::kBFloat16).to(at::kFloat);
-      cache.bias = b;
-      cache.biasVersion = static_cast<int64_t>(b._version());
+      cache.bias.remember(b);
     }
     bias = cache.roundedBias;
   }
