@@ -18,7 +18,7 @@ import { type Interleaved, interleave } from './interleave.js';
 import { type BenchOptions, parseArgs } from './options.js';
 import type { LayerTime } from './protocol.js';
 import { bytesText, fmt, formatTable, type Row, ratioText } from './report.js';
-import { convFlopsPerLayer, convLayerRates } from './roofline.js';
+import { convFlopsPerLayer, convLayerRates, type RoofRound, roofline } from './roofline.js';
 import { Session } from './session.js';
 import { cpuInfo } from './system.js';
 
@@ -175,11 +175,18 @@ async function main(): Promise<void> {
   // the compute roof VGG16 bf16 is set against: the best rate reached here on a bf16 3x3 convolution,
   // either PyTorch's on one large convolution or ours on VGG16's fastest layer (whichever is higher)
   const vggConvFlops = convFlopsPerLayer(vgg16Layers([SIZE, SIZE, 3]), [SIZE, SIZE, 3]);
-  const vggBf16LayerRates = vggBf16
-    ? await step('VGG16 bf16 per-layer convolution rates (ours)', 'vgg16Bf16LayerRates', async () =>
-        // the warm process still holds measure('vgg16', 'bf16')'s workload, warmed up: keep these together
-        convLayerRates(vggConvFlops, await ours.layerTimes(2), s.vggBatch),
-      )
+  const vggFlops = [...vggConvFlops.values()].reduce((a, b) => a + b, 0);
+  // per-layer rates and the whole pass from the same batches (the warm process still holds
+  // measure('vgg16', 'bf16')'s workload, warmed up: keep these together)
+  const vggBf16RoofRounds = vggBf16
+    ? await step('VGG16 bf16 per-layer convolution rates and the pass, timed together (ours)', 'vgg16Bf16LayerRates', async () => {
+        const rounds: RoofRound[] = [];
+        for (let r = 0; r < s.roofRounds; r++) {
+          const { layers, seconds } = await ours.timedLayerTimes(1);
+          rounds.push({ rates: convLayerRates(vggConvFlops, layers, s.vggBatch), passSeconds: seconds[0]! });
+        }
+        return rounds;
+      })
     : null;
   const pytorchRoof =
     theirs && vggBf16
@@ -190,10 +197,10 @@ async function main(): Promise<void> {
     vggBf16 && cpu.bf16Supported
       ? await step('AMX tile peak (bf16 FLOP/s of the tiles alone)', 'amxPeakFlops', () => ours.amxPeakFlops())
       : null;
-  const bestLayer = [...(vggBf16LayerRates ?? new Map<string, number>()).entries()].sort((a, b) => b[1] - a[1])[0];
-  const bf16Roof = Math.max(pytorchRoof ?? 0, bestLayer?.[1] ?? 0) || null;
-  const bf16RoofSource =
-    bf16Roof === null ? null : bf16Roof === pytorchRoof ? 'PyTorch, one large bf16 3x3 convolution' : `ours, VGG16 ${bestLayer![0]}`;
+  const roof = vggBf16RoofRounds ? roofline(vggBf16RoofRounds, vggFlops, s.vggBatch, pytorchRoof) : null;
+  const bf16Roof = roof?.roof ?? (pytorchRoof || null);
+  const bf16RoofSource = roof?.source ?? (pytorchRoof ? 'PyTorch, one large bf16 3x3 convolution' : null);
+  const vggBf16LayerRates = roof?.rates ?? null;
   ours.close();
   theirs?.close();
   const real = await step('real runs from real caches (decode, CNN epoch, feature cache, head epochs)', 'realRuns', () =>
@@ -212,9 +219,8 @@ async function main(): Promise<void> {
   const pyVggImg = num(vgg?.theirsImgPerSec);
   const vggBf16Img = num(vggBf16?.oursImgPerSec);
   const pyVggBf16Img = num(vggBf16?.theirsImgPerSec);
-  const vggFlops = [...vggConvFlops.values()].reduce((a, b) => a + b, 0);
-  const vggBf16Roofline = vggBf16Img === null || !bf16Roof ? null : (vggBf16Img * vggFlops) / bf16Roof;
-  if (vggBf16 && !bf16Roof) notes.vgg16Bf16RooflineFraction = 'no bf16 convolution rate was measured';
+  const vggBf16Roofline = roof?.fraction ?? null;
+  if (vggBf16 && !roof) notes.vgg16Bf16RooflineFraction = 'no bf16 convolution rate was measured';
   const vggBf16AmxPeakFraction = vggBf16Img === null || !amxPeak ? null : (vggBf16Img * vggFlops) / amxPeak;
   const cnnEpochImg = rr('cnnEpochImgPerSec');
   const rates = {
@@ -310,6 +316,15 @@ async function main(): Promise<void> {
       cnnTrainBf16: cnnBf16,
       vgg16Features: vgg,
       vgg16FeaturesBf16: vggBf16,
+      // every round's fraction and roof; `unpaired`: the interleaved bf16 rate over the median round's
+      // roof (how the fraction was computed before 2026-12-02)
+      vgg16Bf16Roofline: roof
+        ? {
+            fractions: roof.fractions,
+            roofTflops: roof.roofs.map((r) => r / 1e12),
+            unpaired: vggBf16Img === null ? null : (vggBf16Img * vggFlops) / roof.roof,
+          }
+        : null,
       realRuns: real ? { ...real.result, peakRssBytes: real.maxRssBytes } : null,
       augment: augment ?? null,
       seconds: (performance.now() - started) / 1000,

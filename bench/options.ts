@@ -18,6 +18,8 @@ export interface BenchSizes {
   allreduces: number;
   /** batch of the large bf16 convolution that measures the bf16 compute roof */
   roofBatch: number;
+  /** VGG16 bf16 feature batches timed layer by layer, each against its own roof (odd: a median round) */
+  roofRounds: number;
   /** real runs: photos decoded into a real cache, batch size, head epochs on the real feature cache. */
   realImages: number;
   realBatch: number;
@@ -46,6 +48,7 @@ export const FULL_SIZES: BenchSizes = {
   layerSteps: 2,
   allreduces: 20,
   roofBatch: 16,
+  roofRounds: 5,
   realImages: 256,
   realBatch: 64,
   headEpochs: 20,
@@ -63,6 +66,7 @@ export const QUICK_SIZES: BenchSizes = {
   layerSteps: 1,
   allreduces: 3,
   roofBatch: 1,
+  roofRounds: 1,
   realImages: 64,
   realBatch: 64,
   headEpochs: 20,

@@ -41,3 +41,48 @@ export function convLayerRates(
   }
   return rates;
 }
+
+/** One VGG16 bf16 feature batch timed layer by layer: its convolutions' rates and the whole pass's seconds. */
+export interface RoofRound {
+  rates: Map<string, number>;
+  passSeconds: number;
+}
+
+export interface Roofline {
+  /** the pass's FLOP/s over the roof, in the round with the median fraction */
+  fraction: number;
+  /** that round's roof (FLOP/s), what set it, and its per-layer rates */
+  roof: number;
+  source: string;
+  rates: Map<string, number>;
+  /** every round's fraction and roof, in order */
+  fractions: number[];
+  roofs: number[];
+}
+
+/**
+ * The pass against the compute roof, each round on its own: the pass's FLOP/s (flopsPerImage x batch
+ * over its seconds) over that round's roof, the higher of `externalRoof` (PyTorch's large
+ * convolution) and the round's fastest layer. Numerator and denominator come from the same batch, so
+ * a neighbour's load hits both alike; the round with the median fraction is the result (null
+ * without rounds or a roof).
+ */
+export function roofline(rounds: RoofRound[], flopsPerImage: number, batch: number, externalRoof: number | null): Roofline | null {
+  const scored = rounds.map((r) => {
+    const best = [...r.rates.entries()].sort((a, b) => b[1] - a[1])[0];
+    const roof = Math.max(externalRoof ?? 0, best?.[1] ?? 0);
+    const source = roof === externalRoof ? 'PyTorch, one large bf16 3x3 convolution' : `ours, VGG16 ${best?.[0]}`;
+    return { round: r, roof, source, fraction: roof > 0 ? (flopsPerImage * batch) / r.passSeconds / roof : Number.NaN };
+  });
+  const valid = scored.filter((s) => Number.isFinite(s.fraction));
+  if (!valid.length) return null;
+  const median = [...valid].sort((a, b) => a.fraction - b.fraction)[valid.length >> 1]!;
+  return {
+    fraction: median.fraction,
+    roof: median.roof,
+    source: median.source,
+    rates: median.round.rates,
+    fractions: scored.map((s) => s.fraction),
+    roofs: scored.map((s) => s.roof),
+  };
+}

@@ -4,7 +4,7 @@
  * protocol for PyTorch, so bench/interleave.ts can alternate rounds of steps between the two.
  *   {"op":"setup","workload":"cnn"|"cnn-predict"|"vgg16","batch":64,"size":300,"threads":2,"precision":"fp32"|"bf16"}
  *   {"op":"run","steps":2}          -> {"seconds":[...]}          (a train step, or a predict batch)
- *   {"op":"layerTimes","steps":2}   -> {"layers":[{layer,forwardMs,backwardMs}]}  (means per step)
+ *   {"op":"layerTimes","steps":2}   -> {"layers":[{layer,forwardMs,backwardMs}],"seconds":[...]}  (means per step; each step's wall seconds)
  *   {"op":"fusion","on":false}     -> {"previous":true}  (the fused first conv block on/off, for A/B rounds)
  *   {"op":"amx","on":false}        -> {"previous":true}  (the AMX kernels on/off: native().setAmx)
  *   {"op":"dnnl","on":false}       -> {"previous":true}  (oneDNN called directly on/off: native().setDnnlConv)
@@ -50,12 +50,17 @@ async function run(steps: number): Promise<number[]> {
   return timedSteps(0, steps, step);
 }
 
-async function layerTimes(steps: number): Promise<LayerTime[]> {
-  return (await layerTimesOf(() => run(steps))).map((r) => ({
+async function layerTimes(steps: number): Promise<{ layers: LayerTime[]; seconds: number[] }> {
+  let seconds: number[] = [];
+  const rows = await layerTimesOf(async () => {
+    seconds = await run(steps);
+  });
+  const layers = rows.map((r) => ({
     layer: r.layer,
     forwardMs: (r.forwardSeconds * 1000) / steps,
     backwardMs: (r.backwardSeconds * 1000) / steps,
   }));
+  return { layers, seconds };
 }
 
 async function handle(cmd: ServeCommand): Promise<Record<string, unknown>> {
@@ -65,7 +70,7 @@ async function handle(cmd: ServeCommand): Promise<Record<string, unknown>> {
     case 'run':
       return { seconds: await run(cmd.steps ?? 1) };
     case 'layerTimes':
-      return { layers: await layerTimes(cmd.steps ?? 1) };
+      return layerTimes(cmd.steps ?? 1);
     case 'fusion':
       return { previous: native().setFirstBlockFusion(cmd.on ?? true) };
     case 'amx':

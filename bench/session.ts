@@ -48,7 +48,12 @@ export class Session {
   }
 
   async layerTimes(steps: number): Promise<LayerTime[]> {
-    return (await this.send<{ layers: LayerTime[] }>({ op: 'layerTimes', steps })).layers;
+    return (await this.timedLayerTimes(steps)).layers;
+  }
+
+  /** layerTimes, and each step's wall seconds (the same steps). */
+  timedLayerTimes(steps: number): Promise<{ layers: LayerTime[]; seconds: number[] }> {
+    return this.send<{ layers: LayerTime[]; seconds: number[] }>({ op: 'layerTimes', steps });
   }
 
   /** FLOP/s of a large bf16 3x3 convolution of batch n (PyTorch's process only: oneDNN's reachable bf16 rate). */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { convFlopsPerLayer, convLayerRates } from '../bench/roofline.js';
+import { convFlopsPerLayer, convLayerRates, roofline } from '../bench/roofline.js';
 import { vgg16Layers } from '../lib/applications/vgg16.js';
 
 test('VGG16 convolution FLOPs at 224x224 match the published 15.35 GMAC', () => {
@@ -50,4 +50,27 @@ test('per-layer rates: a convolution without time of its own counts in the next 
       ['c3', 8e9],
     ],
   );
+});
+
+test('roofline: each round against its own roof, the median round reported', () => {
+  // 1e9 FLOPs per image, batch 2: a pass of 1 s runs at 2e9 FLOP/s
+  const round = (passSeconds: number, best: number) => ({
+    rates: new Map([
+      ['c1', best / 2],
+      ['c2', best],
+    ]),
+    passSeconds,
+  });
+  const rounds = [round(1, 4e9), round(2, 2e9), round(0.5, 8e9), round(1, 2.5e9), round(4, 1e9)];
+  const r = roofline(rounds, 1e9, 2, null)!;
+  // fractions 0.5, 0.5, 0.5, 0.8, 0.5: a slow round slows the pass and its best layer alike
+  assert.deepEqual(r.fractions, [0.5, 0.5, 0.5, 0.8, 0.5]);
+  assert.equal(r.fraction, 0.5);
+  assert.equal(r.source, 'ours, VGG16 c2');
+  // a higher external roof sets the denominator where it beats the round's best layer
+  const withPytorch = roofline(rounds, 1e9, 2, 5e9)!;
+  assert.deepEqual(withPytorch.fractions, [0.4, 0.2, 0.5, 0.4, 0.1]);
+  assert.equal(withPytorch.fraction, 0.4);
+  assert.equal(withPytorch.roofs[2], 8e9);
+  assert.equal(roofline([], 1e9, 2, 5e9), null);
 });
