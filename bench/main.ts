@@ -180,11 +180,18 @@ async function main(): Promise<void> {
   // measure('vgg16', 'bf16')'s workload, warmed up: keep these together)
   const vggBf16RoofRounds = vggBf16
     ? await step('VGG16 bf16 per-layer convolution rates and the pass, timed together (ours)', 'vgg16Bf16LayerRates', async () => {
+        // a failed round loses only itself
         const rounds: RoofRound[] = [];
+        let failure: unknown;
         for (let r = 0; r < s.roofRounds; r++) {
-          const { layers, seconds } = await ours.timedLayerTimes(1);
-          rounds.push({ rates: convLayerRates(vggConvFlops, layers, s.vggBatch), passSeconds: seconds[0]! });
+          try {
+            const { layers, seconds } = await ours.timedLayerTimes(1);
+            rounds.push({ rates: convLayerRates(vggConvFlops, layers, s.vggBatch), passSeconds: seconds[0]! });
+          } catch (error) {
+            failure = error;
+          }
         }
+        if (!rounds.length) throw failure;
         return rounds;
       })
     : null;
@@ -198,8 +205,8 @@ async function main(): Promise<void> {
       ? await step('AMX tile peak (bf16 FLOP/s of the tiles alone)', 'amxPeakFlops', () => ours.amxPeakFlops())
       : null;
   const roof = vggBf16RoofRounds ? roofline(vggBf16RoofRounds, vggFlops, s.vggBatch, pytorchRoof) : null;
-  const bf16Roof = roof?.roof ?? (pytorchRoof || null);
-  const bf16RoofSource = roof?.source ?? (pytorchRoof ? 'PyTorch, one large bf16 3x3 convolution' : null);
+  const bf16Roof = roof?.roof ?? null;
+  const bf16RoofSource = roof?.source ?? null;
   const vggBf16LayerRates = roof?.rates ?? null;
   ours.close();
   theirs?.close();
@@ -220,7 +227,7 @@ async function main(): Promise<void> {
   const vggBf16Img = num(vggBf16?.oursImgPerSec);
   const pyVggBf16Img = num(vggBf16?.theirsImgPerSec);
   const vggBf16Roofline = roof?.fraction ?? null;
-  if (vggBf16 && !roof) notes.vgg16Bf16RooflineFraction = 'no bf16 convolution rate was measured';
+  if (vggBf16 && !roof) notes.vgg16Bf16RooflineFraction = 'no VGG16 bf16 batch was timed layer by layer (see errors)';
   const vggBf16AmxPeakFraction = vggBf16Img === null || !amxPeak ? null : (vggBf16Img * vggFlops) / amxPeak;
   const cnnEpochImg = rr('cnnEpochImgPerSec');
   const rates = {
@@ -322,6 +329,7 @@ async function main(): Promise<void> {
         ? {
             fractions: roof.fractions,
             roofTflops: roof.roofs.map((r) => r / 1e12),
+            roofSources: roof.sources,
             unpaired: vggBf16Img === null ? null : (vggBf16Img * vggFlops) / roof.roof,
           }
         : null,

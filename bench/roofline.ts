@@ -55,17 +55,19 @@ export interface Roofline {
   roof: number;
   source: string;
   rates: Map<string, number>;
-  /** every round's fraction and roof, in order */
+  /** every round's fraction, roof and what set it, in order */
   fractions: number[];
   roofs: number[];
+  sources: string[];
 }
 
 /**
  * The pass against the compute roof, each round on its own: the pass's FLOP/s (flopsPerImage x batch
  * over its seconds) over that round's roof, the higher of `externalRoof` (PyTorch's large
- * convolution) and the round's fastest layer. Numerator and denominator come from the same batch, so
- * a neighbour's load hits both alike; the round with the median fraction is the result (null
- * without rounds or a roof).
+ * convolution) and the round's fastest layer. Where that layer sets the roof, numerator and
+ * denominator come from the same batch, so a neighbour's load hits both alike (PyTorch's rate is
+ * measured apart: a round it sets is not paired). The round with the median fraction is the result
+ * (null without rounds or a roof).
  */
 export function roofline(rounds: RoofRound[], flopsPerImage: number, batch: number, externalRoof: number | null): Roofline | null {
   const scored = rounds.map((r) => {
@@ -84,5 +86,6 @@ export function roofline(rounds: RoofRound[], flopsPerImage: number, batch: numb
     rates: median.round.rates,
     fractions: scored.map((s) => s.fraction),
     roofs: scored.map((s) => s.roof),
+    sources: scored.map((s) => s.source),
   };
 }

@@ -48,7 +48,7 @@ std::pair<torch::Tensor, torch::Tensor> packedFor(const Layer& L) {
   std::lock_guard<std::mutex> lock(p.mutex);
   const torch::Tensor& w = L.params[0];
   const torch::Tensor b = L.useBias ? L.params[1] : torch::Tensor();
-  if (!p.packedKernel.defined() || !p.weight.current(w) || !p.bias.current(b)) {
+  if (!p.weight.current(w) || !p.bias.current(b)) {
     torch::NoGradGuard noGrad;
     const int64_t O = w.size(0), C = w.size(1), KH = w.size(2), KW = w.size(3);
     // [O][C][KH][KW] split as [ob][half][filter][cb][pair][channel of pair][kh][kw] -> one B tile per (ob, kh, kw, cb, half)
@@ -225,7 +225,7 @@ bool pairFits(const Layer& conv, const Layer& pool, bool poolIsOutput, int64_t C
   return OH >= 2 && OW >= 2;  // at least one pooled output
 }
 
-// Rows per work unit: about kUnitPositions positions (fewer at 512 channels), even (whole pool windows).
+// Rows per work unit: about kUnitPositions positions (fewer above 256 channels), even (whole pool windows).
 Geometry geometry(const Layer& conv, int64_t C, int64_t H, int64_t W) {
   Geometry g{};
   g.C = C;

@@ -205,7 +205,7 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
   if (L.useBias && dt == DT::f32) bias = L.params[1].contiguous();
   if (L.useBias && dt == DT::bf16) {
     const torch::Tensor& b = L.params[1];
-    if (!cache.roundedBias.defined() || !cache.bias.current(b)) {
+    if (!cache.bias.current(b)) {
       cache.roundedBias = b.detach().to(at::kBFloat16).to(at::kFloat);
       cache.bias.remember(b);
     }

@@ -72,5 +72,7 @@ test('roofline: each round against its own roof, the median round reported', () 
   assert.deepEqual(withPytorch.fractions, [0.4, 0.2, 0.5, 0.4, 0.1]);
   assert.equal(withPytorch.fraction, 0.4);
   assert.equal(withPytorch.roofs[2], 8e9);
+  const pytorch = 'PyTorch, one large bf16 3x3 convolution';
+  assert.deepEqual(withPytorch.sources, [pytorch, pytorch, 'ours, VGG16 c2', pytorch, pytorch]);
   assert.equal(roofline([], 1e9, 2, 5e9), null);
 });

@@ -17,8 +17,8 @@ import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { needsAmx, needsBf16, withSetting } from './helpers/engine-settings.js';
-import { assertBitExact, naivePoolRelu, Rng, roundedConv2d } from './helpers/naive.js';
+import { needsAmx, needsBf16, withLayerTimes, withSetting } from './helpers/engine-settings.js';
+import { assertBitExactPassingAndBlocked, naivePoolRelu, Rng, roundedConv2d } from './helpers/naive.js';
 
 interface Case {
   /** height, width, channels (at most 4) */
@@ -95,13 +95,6 @@ async function run(c: Case, wts: Weights, model = chain(c)): Promise<Float32Arra
   return (await model.predict(wts.x, [BATCH, h, w, ch])).output;
 }
 
-/** Bit-exact against the reference, on a case with blocked and passing windows. */
-function assertSame(actual: Float32Array, expected: number[], what: string): void {
-  const passing = expected.filter((e) => e > 0).length;
-  assert.ok(passing > 0 && passing < expected.length, `${what}: the case needs blocked and passing windows (${passing} passing)`);
-  assertBitExact(actual, expected, what);
-}
-
 const relu64 = { filters: 64, padding: 'same', activation: 'relu' } as const;
 const CASES: Case[] = [
   // VGG16's width: units of 8 rows (302 padded columns), so 8 + 2 rows per image; the first unit's
@@ -123,14 +116,14 @@ for (const [i, c] of CASES.entries()) {
     const [into, pairs, convs] = counts();
     const out = await run(c, wts);
     assert.deepEqual(counts(), [into + 1, pairs, convs], 'the block ran as one kernel on AMX tiles');
-    assertSame(out, reference(c, wts), `AMX ${what}`);
+    assertBitExactPassingAndBlocked(out, reference(c, wts), `AMX ${what}`);
   });
   test(`AMX off: ${what}: the same against float64`, { skip: needsBf16 || (c.nan && "oneDNN's fused relu turns NaN into 0") }, async () => {
     const wts = weights(c, 80 + i);
     const before = counts();
     const out = await withSetting(engine.setAmx, false, () => run(c, wts));
     assert.deepEqual(counts(), before, 'AMX off: not on tiles');
-    assertSame(out, reference(c, wts), `AMX off ${what}`);
+    assertBitExactPassingAndBlocked(out, reference(c, wts), `AMX off ${what}`);
   });
 }
 
@@ -142,12 +135,12 @@ test('AMX: new weights for either conv after a first call are used', { skip: nee
   };
   const model = chain(c);
   const first = weights(c, 90);
-  assertSame(await run(c, first, model), reference(c, first), 'first weights');
+  assertBitExactPassingAndBlocked(await run(c, first, model), reference(c, first), 'first weights');
   const other = weights(c, 91);
   const newFirstConv = { ...first, k1: other.k1, b1: other.b1 };
-  assertSame(await run(c, newFirstConv, model), reference(c, newFirstConv), 'new first conv weights');
+  assertBitExactPassingAndBlocked(await run(c, newFirstConv, model), reference(c, newFirstConv), 'new first conv weights');
   const newSecondConv = { ...newFirstConv, k2: other.k2, b2: other.b2 };
-  assertSame(await run(c, newSecondConv, model), reference(c, newSecondConv), 'new second conv weights');
+  assertBitExactPassingAndBlocked(await run(c, newSecondConv, model), reference(c, newSecondConv), 'new second conv weights');
 });
 
 test('AMX: chains outside the kernel take the other paths, and agree with them', { skip: needsAmx }, async () => {
@@ -171,6 +164,27 @@ test('AMX: chains outside the kernel take the other paths, and agree with them',
       moved,
       `${name}: [into pair, pair alone, first conv alone] calls`,
     );
-    assertSame(out, reference(c, wts), name);
+    assertBitExactPassingAndBlocked(out, reference(c, wts), name);
   }
+});
+
+test('AMX: layer timing gives the first conv a row with no time of its own, before the second conv', { skip: needsAmx }, async () => {
+  // bench/roofline.ts counts a conv without time in the next conv's rate
+  const c: Case = {
+    input: [8, 9, 3],
+    first: { filters: 32, padding: 'same', activation: 'relu' },
+    second: { filters: 32, padding: 'same' },
+  };
+  const model = chain(c);
+  const wts = weights(c, 97);
+  await run(c, wts, model);
+  const [into] = counts();
+  const { rows } = await withLayerTimes(() => run(c, wts, model));
+  assert.equal(counts()[0], into + 1, 'the block ran as one kernel');
+  assert.deepEqual(
+    rows.slice(0, 3).map((r) => r.layer),
+    ['c1', 'c2', 'p'],
+  );
+  assert.deepEqual([rows[0]!.forwardSeconds, rows[0]!.forwardCalls], [0, 1], 'c1: a call, no time');
+  assert.ok(rows[1]!.forwardSeconds > 0, 'c2 holds the block');
 });

@@ -18,7 +18,7 @@ import { layers } from '../lib/models/layers.js';
 import type { DtypePolicyName } from '../lib/models/mixed-precision.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { needsAmx, needsBf16, withSetting } from './helpers/engine-settings.js';
-import { assertBitExact, bf16, naivePoolRelu, Rng, roundedConv2d } from './helpers/naive.js';
+import { assertBitExactPassingAndBlocked, bf16, naivePoolRelu, Rng, roundedConv2d } from './helpers/naive.js';
 
 interface Case {
   input: [number, number, number];
@@ -78,13 +78,6 @@ async function run(c: Case, wts: Weights, model = pair(c)): Promise<Float32Array
   return (await model.predict(wts.x, [BATCH, h, w, ch])).output;
 }
 
-/** Bit-exact against the reference (NaN where it is NaN), on a case with blocked and passing windows. */
-function assertSame(actual: Float32Array, expected: number[], what: string): void {
-  const passing = expected.filter((e) => e > 0).length;
-  assert.ok(passing > 0 && passing < expected.length, `${what}: the case needs blocked and passing windows (${passing} passing)`);
-  assertBitExact(actual, expected, what);
-}
-
 const CASES: Case[] = [
   { input: [8, 10, 32], filters: 32, padding: 'same' },
   // odd conv outputs (an unpooled last row and column), 96 filters (three 32-filter blocks)
@@ -108,14 +101,14 @@ for (const [i, c] of CASES.entries()) {
     const before = calls();
     const out = await run(c, wts);
     assert.equal(calls(), before + 1, 'the pair ran on AMX tiles');
-    assertSame(out, reference(c, wts), `AMX ${what}`);
+    assertBitExactPassingAndBlocked(out, reference(c, wts), `AMX ${what}`);
   });
   test(`AMX off: ${what}: the same against float64`, { skip: needsBf16 }, async () => {
     const wts = weights(c, 30 + i);
     const before = calls();
     const out = await withSetting(engine.setAmx, false, () => run(c, wts));
     assert.equal(calls(), before, 'AMX off: the pair did not run on tiles');
-    assertSame(out, reference(c, wts), `AMX off ${what}`);
+    assertBitExactPassingAndBlocked(out, reference(c, wts), `AMX off ${what}`);
   });
 }
 
@@ -123,9 +116,9 @@ test('AMX: new weights after a first call are used (the packed kernel is redone)
   const c: Case = { input: [8, 8, 32], filters: 64, padding: 'same' };
   const model = pair(c);
   const first = weights(c, 50);
-  assertSame(await run(c, first, model), reference(c, first), 'first weights');
+  assertBitExactPassingAndBlocked(await run(c, first, model), reference(c, first), 'first weights');
   const second = { ...weights(c, 51), x: first.x };
-  assertSame(await run(c, second, model), reference(c, second), 'second weights');
+  assertBitExactPassingAndBlocked(await run(c, second, model), reference(c, second), 'second weights');
 });
 
 test('AMX: pairs outside the kernel take the other path, and agree with it', { skip: needsAmx }, async () => {
@@ -140,7 +133,7 @@ test('AMX: pairs outside the kernel take the other path, and agree with it', { s
     const before = calls();
     const out = await run(c, wts, pair(c, dtype));
     assert.equal(calls(), before, `${name}: not on the AMX pair kernel`);
-    assertSame(out, reference(c, wts, dtype === 'float32' ? Math.fround : bf16), name);
+    assertBitExactPassingAndBlocked(out, reference(c, wts, dtype === 'float32' ? Math.fround : bf16), name);
   }
   // the pool as the model's output stays on the general path (its output is float32 there)
   const c: Case = { input: [6, 6, 32], filters: 32, padding: 'same' };

@@ -516,6 +516,16 @@ export function assertBitExact(actual: ArrayLike<number>, expected: ArrayLike<nu
 }
 
 /**
+ * assertBitExact on a relu'd output that must hold both positive and blocked (zero) values, so that
+ * the case exercises both sides of the relu.
+ */
+export function assertBitExactPassingAndBlocked(actual: ArrayLike<number>, expected: ArrayLike<number>, what: string): void {
+  const passing = Array.from(expected).filter((e) => e > 0).length;
+  assert.ok(passing > 0 && passing < expected.length, `${what}: the case needs blocked and passing windows (${passing} passing)`);
+  assertBitExact(actual, expected, what);
+}
+
+/**
  * Element-wise |actual - expected| <= atol + rtol * |expected|, reporting the worst element.
  */
 export function assertClose(
