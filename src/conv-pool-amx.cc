@@ -53,7 +53,7 @@ std::pair<torch::Tensor, torch::Tensor> packedFor(const Layer& L) {
     const int64_t O = w.size(0), C = w.size(1), KH = w.size(2), KW = w.size(3);
     // [O][C][KH][KW] split as [ob][half][filter][cb][pair][channel of pair][kh][kw] -> one B tile per (ob, kh, kw, cb, half)
     p.packedKernel = w.to(at::kBFloat16).contiguous().reshape({O / 32, 2, 16, C / 32, 16, 2, KH, KW}).permute({0, 6, 7, 3, 1, 4, 2, 5}).contiguous();
-    p.packedBias = b.defined() ? b.detach().to(at::kBFloat16).to(at::kFloat).contiguous() : torch::zeros({O});
+    p.packedBias = b.defined() ? bf16RoundedBias(b) : torch::zeros({O});
     p.weight.remember(w);
     p.bias.remember(b);
   }
@@ -221,7 +221,7 @@ bool pairFits(const Layer& conv, const Layer& pool, bool poolIsOutput, int64_t C
   const torch::Tensor& w = conv.params[0];
   if (w.scalar_type() != at::kFloat || w.size(1) != C || w.size(0) % 32 != 0 || C % 32 != 0) return false;
   if (C > kMaxPairChannels) return false;
-  const int64_t OH = H + conv.pad[0] + conv.pad[1] - w.size(2) + 1, OW = W + conv.pad[2] + conv.pad[3] - w.size(3) + 1;
+  const auto [OH, OW] = plainConvOutput(conv, H, W);
   return OH >= 2 && OW >= 2;  // at least one pooled output
 }
 
@@ -237,8 +237,9 @@ Geometry geometry(const Layer& conv, int64_t C, int64_t H, int64_t W) {
   g.top = conv.pad[0];
   g.left = conv.pad[2];
   g.Wp = g.W + conv.pad[2] + conv.pad[3];
-  g.PH = (g.H + conv.pad[0] + conv.pad[1] - g.KH + 1) / 2;
-  g.PW = (g.Wp - g.KW + 1) / 2;
+  const auto [OH, OW] = plainConvOutput(conv, H, W);
+  g.PH = OH / 2;
+  g.PW = OW / 2;
   g.rows = 2 * g.PH;
   const int64_t positions = std::min(kUnitPositions, kUnitBytes / (2 * C));
   g.R = std::min(g.rows, simd::roundUp((positions + g.Wp - 1) / g.Wp, 2));
@@ -275,9 +276,8 @@ torch::Tensor convPoolAmx(const Layer& conv, const torch::Tensor& input) {
 bool fewChannelConvIntoPairAmxApplies(const Layer& first, const Layer& conv, const Layer& pool, const torch::Tensor& input, bool poolIsOutput) {
   if (first.activation != Act::Relu && first.activation != Act::Linear) return false;
   if (!fewChannelConvAmxApplies(first, input) || needsGradient(conv, input)) return false;
-  const torch::Tensor& w = first.params[0];
-  const int64_t H = input.size(2) + first.pad[0] + first.pad[1] - w.size(2) + 1, W = input.size(3) + first.pad[2] + first.pad[3] - w.size(3) + 1;
-  return pairFits(conv, pool, poolIsOutput, w.size(0), H, W);
+  const auto [H, W] = plainConvOutput(first, input.size(2), input.size(3));
+  return pairFits(conv, pool, poolIsOutput, first.params[0].size(0), H, W);
 }
 
 torch::Tensor fewChannelConvIntoPairAmx(const Layer& first, const Layer& conv, const torch::Tensor& input) {

@@ -206,7 +206,7 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
   if (L.useBias && dt == DT::bf16) {
     const torch::Tensor& b = L.params[1];
     if (!cache.bias.current(b)) {
-      cache.roundedBias = b.detach().to(at::kBFloat16).to(at::kFloat);
+      cache.roundedBias = bf16RoundedBias(b);
       cache.bias.remember(b);
     }
     bias = cache.roundedBias;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "amx.h"
+#include "parameter-cache.h"
 #include "simd.h"
 #include "weight-gradient.h"
 
@@ -330,7 +331,7 @@ std::pair<torch::Tensor, torch::Tensor> amxParams(const torch::Tensor& weight, c
   const int64_t O = weight.size(0), C = weight.size(1), KH = weight.size(2), KW = weight.size(3);
   torch::Tensor w = torch::constant_pad_nd(weight.to(at::kBFloat16).permute({2, 3, 1, 0}), {0, OP - O, 0, 4 - C}, 0.0);  // [KH][KW][4][OP]
   w = w.reshape({KH, KW * 2, 2, OP / 16, 16}).permute({0, 3, 1, 4, 2}).contiguous();
-  torch::Tensor b = bias.defined() ? torch::constant_pad_nd(bias.to(at::kBFloat16).to(at::kFloat), {0, OP - O}, 0.0).contiguous() : torch::zeros({OP});
+  torch::Tensor b = bias.defined() ? torch::constant_pad_nd(bf16RoundedBias(bias), {0, OP - O}, 0.0).contiguous() : torch::zeros({OP});
   return {w, b};
 }
 
@@ -608,7 +609,7 @@ bool fewChannelBlockApplies(const Layer& conv, const Layer& pool, const torch::T
   const int64_t C = input.size(1);
   if (C < 1 || C > kMaxChannels || w.size(1) != C || w.size(3) * C > simd::kMaxRowTaps) return false;
   // at least one pooled output
-  const int64_t OH = input.size(2) + conv.pad[0] + conv.pad[1] - w.size(2) + 1, OW = input.size(3) + conv.pad[2] + conv.pad[3] - w.size(3) + 1;
+  const auto [OH, OW] = plainConvOutput(conv, input.size(2), input.size(3));
   return input.size(0) > 0 && OH >= 2 && OW >= 2;
 }
 

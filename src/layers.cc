@@ -106,6 +106,11 @@ bool plainConv(const Layer& conv) {
          conv.dilation == std::vector<int64_t>{1, 1};
 }
 
+std::pair<int64_t, int64_t> plainConvOutput(const Layer& conv, int64_t H, int64_t W) {
+  const torch::Tensor& w = conv.params[0];
+  return {H + conv.pad[0] + conv.pad[1] - w.size(2) + 1, W + conv.pad[2] + conv.pad[3] - w.size(3) + 1};
+}
+
 bool halvingPool(const Layer& pool) {
   return pool.kind == Kind::MaxPool && pool.pool == std::vector<int64_t>{2, 2} && pool.strides == std::vector<int64_t>{2, 2} &&
          std::all_of(pool.pad.begin(), pool.pad.end(), [](int64_t p) { return p == 0; });

@@ -4,7 +4,9 @@
 #pragma once
 #include <napi.h>
 #include <torch/torch.h>
+#include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "augment.h"
@@ -73,6 +75,8 @@ bool needsGradient(const Layer& layer, const torch::Tensor& x);
 // What the hand-written convolution kernels take: a Conv2D (not depthwise) with groups, strides and
 // dilation 1; a MaxPooling2D 2x2 of stride 2, 'valid'; a 4-D CPU float32 or bfloat16 input.
 bool plainConv(const Layer& conv);
+// A plainConv's output height and width on an input of height H and width W.
+std::pair<int64_t, int64_t> plainConvOutput(const Layer& conv, int64_t H, int64_t W);
 bool halvingPool(const Layer& pool);
 bool kernelInput4d(const torch::Tensor& x);
 

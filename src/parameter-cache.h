@@ -24,6 +24,10 @@ struct DerivedFrom {
   }
 };
 
+// A bias as a bfloat16 convolution adds it (autocast's, oneDNN's and the AMX kernels' alike): rounded
+// to bfloat16 (nearest even), kept float32.
+inline torch::Tensor bf16RoundedBias(const torch::Tensor& bias) { return bias.detach().to(at::kBFloat16).to(at::kFloat).contiguous(); }
+
 // The layer's cache of type T held in `slot` (one of Layer's cache slots), made on first use.
 template <class T>
 T& layerCache(std::shared_ptr<void>& slot) {

@@ -18,7 +18,7 @@ import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { needsAmx, needsBf16, withLayerTimes, withSetting } from './helpers/engine-settings.js';
-import { assertBitExactPassingAndBlocked, naivePoolRelu, Rng, roundedConv2d } from './helpers/naive.js';
+import { activation, assertBitExactPassingAndBlocked, naivePoolRelu, Rng, roundedConv2d } from './helpers/naive.js';
 
 interface Case {
   /** height, width, channels (at most 4) */
@@ -80,9 +80,8 @@ function weights(c: Case, seed: number): Weights {
 
 function reference(c: Case, wts: Weights): number[] {
   const [h, w, ch] = c.input;
-  const relu = (v: number): number => (v > 0 || Number.isNaN(v) ? v : 0);
   const conv1 = roundedConv2d(wts.x, [BATCH, h, w, ch], wts.k1, [3, 3, ch, c.first.filters], wts.b1, { padding: c.first.padding });
-  const y1 = c.first.activation === 'relu' ? conv1.data.map(relu) : conv1.data;
+  const y1 = activation(conv1, c.first.activation).data;
   const conv2 = roundedConv2d(y1, conv1.shape, wts.k2, [3, 3, c.first.filters, c.second.filters], wts.b2, { padding: c.second.padding });
   const [, oh, ow] = conv2.shape;
   return naivePoolRelu(conv2.data, [BATCH, oh!, ow!, c.second.filters], 2, new Float64Array(conv2.data.length)).out;

@@ -14,7 +14,7 @@ import { native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { needsAmx, needsBf16, withSetting } from './helpers/engine-settings.js';
-import { assertBitExact, Rng, roundedConv2d } from './helpers/naive.js';
+import { activation, assertBitExact, Rng, roundedConv2d } from './helpers/naive.js';
 
 interface Case {
   input: [number, number, number];
@@ -46,8 +46,8 @@ async function run(c: Case, seed: number): Promise<{ out: Float32Array; expected
   model.setLayerWeights(0, [kernel, bias]);
   const { output } = await model.predict(x, [BATCH, h, w, ch]);
   const conv = roundedConv2d(x, [BATCH, h, w, ch], kernel, [3, 3, ch, c.filters], bias, { padding: c.padding });
-  const act = c.activation === 'relu' ? (v: number) => (v > 0 || Number.isNaN(v) ? v : 0) : (v: number) => v;
-  return { out: output, expected: Array.from(conv.data, act) };
+  // Math.max(0, NaN) is NaN: torch's relu keeps a NaN
+  return { out: output, expected: Array.from(activation(conv, c.activation).data) };
 }
 
 const CASES: Case[] = [
