@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "transferlab",
-      "sources": ["src/addon.cc", "src/model.cc", "src/layers.cc", "src/tensors.cc", "src/allocator.cc", "src/layer-timing.cc", "src/augment.cc", "src/gradcam.cc", "src/precision.cc", "src/gather.cc", "src/learning-rate.cc", "src/distributed.cc", "src/distributed-nccl.cc", "src/device.cc", "src/max-pool-relu.cc", "src/few-channel-conv.cc", "src/chunked-forward.cc", "src/few-channel-block.cc", "src/dnnl-conv.cc", "src/dnnl-conv-train.cc", "src/amx.cc", "src/conv-weight-gradient-amx.cc", "src/conv-pool-amx.cc"],
+      "sources": ["src/addon.cc", "src/model.cc", "src/layers.cc", "src/tensors.cc", "src/allocator.cc", "src/layer-timing.cc", "src/augment.cc", "src/gradcam.cc", "src/precision.cc", "src/gather.cc", "src/learning-rate.cc", "src/distributed.cc", "src/distributed-nccl.cc", "src/device.cc", "src/max-pool-relu.cc", "src/few-channel-conv.cc", "src/chunked-forward.cc", "src/few-channel-block.cc", "src/dnnl-conv.cc", "src/dnnl-conv-train.cc", "src/amx.cc", "src/conv-weight-gradient-amx.cc", "src/conv-pool-amx.cc", "src/blocked-stretch.cc"],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node scripts/find-libtorch.mjs include)"

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <thread>
 
+#include "blocked-stretch.h"
 #include "allocator.h"
 #include "amx.h"
 #include "chunked-forward.h"
@@ -62,6 +63,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   dnnlconv::addInfo(out);  // dnnl, dnnlVersion
   amx::addInfo(out);       // amx, amxReason
   addConvPoolAmxInfo(out);  // amxConvPoolCalls
+  addBlockedStretchInfo(out);
   addFewChannelConvAmxInfo(out);  // amxFewChannelConvCalls
   out.Set("cuda", torch::cuda::is_available());
   std::string bf16Reason;

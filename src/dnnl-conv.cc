@@ -4,6 +4,7 @@
 #include <ATen/autocast_mode.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <list>
 #include <optional>
@@ -38,6 +39,9 @@ void countCall() { gCalls.fetch_add(1); }
 #ifdef TL_WITH_DNNL
 
 namespace {
+
+// An input's logical N, C, H, W, whatever its layout.
+using Shape = std::array<int64_t, 4>;
 
 // One prepared convolution: the primitive for one input shape, dtype and fused activation, and the
 // weights already in its layout. src/dst are NHWC unless the primitive wants its own (Winograd's
@@ -76,9 +80,9 @@ bool wantWinograd(DT dt, int64_t channels, int64_t filters) {
 }
 
 // nullopt when oneDNN has no primitive for this convolution.
-std::optional<Prepared> prepare(const Layer& L, const torch::Tensor& x, DT dt, bool relu, const torch::Tensor& weight,
+std::optional<Prepared> prepare(const Layer& L, const Shape& x, DT dt, bool relu, const torch::Tensor& weight,
                             const std::vector<int64_t>& key, const std::list<Prepared>& others) {
-  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  const auto [N, C, H, W] = x;
   const int64_t O = L.filters, KH = L.kernel[0], KW = L.kernel[1];
   const int64_t OH = (H + L.pad[0] + L.pad[1] - L.dilation[0] * (KH - 1) - 1) / L.strides[0] + 1;
   const int64_t OW = (W + L.pad[2] + L.pad[3] - L.dilation[1] * (KW - 1) - 1) / L.strides[1] + 1;
@@ -145,9 +149,9 @@ std::optional<Prepared> prepare(const Layer& L, const torch::Tensor& x, DT dt, b
 
 // The prepared convolution for `src`'s shape (made and kept on first use; most recently used first),
 // or nullptr when oneDNN has none. `cache.mutex` is held.
-const Prepared* preparedFor(Cache& cache, const Layer& L, const torch::Tensor& src, DT dt, bool relu, const torch::Tensor& weight) {
+const Prepared* preparedFor(Cache& cache, const Layer& L, const Shape& src, DT dt, bool relu, const torch::Tensor& weight) {
   // a primitive splits its work for the thread count it was created under (native().setThreads)
-  const std::vector<int64_t> key{src.size(0), src.size(1), src.size(2), src.size(3), dt == DT::bf16, relu, static_cast<int64_t>(gAlgorithm.load()),
+  const std::vector<int64_t> key{src[0], src[1], src[2], src[3], dt == DT::bf16, relu, static_cast<int64_t>(gAlgorithm.load()),
                                  at::get_num_threads()};
   auto hit = std::find_if(cache.prepared.begin(), cache.prepared.end(), [&](const Prepared& p) { return p.key == key; });
   if (hit == cache.prepared.end()) {
@@ -165,12 +169,13 @@ const Prepared* preparedFor(Cache& cache, const Layer& L, const torch::Tensor& s
   return &cache.prepared.front();
 }
 
-// Runs `p` on `src` (NHWC) into `y` (NHWC, src's rows), through Winograd's blocked layout where `p`
-// wants it, adding `bias` (undefined: none).
-void run(const Prepared& p, const torch::Tensor& bias, const torch::Tensor& src, const torch::Tensor& y, DT dt) {
+// Runs `p` on `src` (in layout `in`) into `y` (layout `out`, src's rows), converting either where `p`
+// wants another layout (Winograd's blocked one, unless the tensors are in it already), adding `bias`
+// (undefined: none).
+void run(const Prepared& p, const torch::Tensor& bias, const torch::Tensor& src, const torch::Tensor& y, DT dt, Tag in, Tag out) {
   Runner r;
-  const memory convSrc = r.convert(r.wrap(memory::desc(p.src.dims(), dt, Tag::nhwc), src.data_ptr()), p.src);
-  r.into(r.wrap(memory::desc(p.dst.dims(), dt, Tag::nhwc), y.data_ptr()), p.dst, [&](memory dst) {
+  const memory convSrc = r.convert(r.wrap(memory::desc(p.src.dims(), dt, in), src.data_ptr()), p.src);
+  r.into(r.wrap(memory::desc(p.dst.dims(), dt, out), y.data_ptr()), p.dst, [&](memory dst) {
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, convSrc}, {DNNL_ARG_WEIGHTS, p.weights}, {DNNL_ARG_DST, dst}};
     if (bias.defined()) args.emplace(DNNL_ARG_BIAS, r.wrap(p.bias, bias.data_ptr()));
     r.run(p.primitive, args, p.scratchpadBytes);
@@ -181,9 +186,11 @@ void run(const Prepared& p, const torch::Tensor& bias, const torch::Tensor& src,
 
 }  // namespace
 
-torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
+// The convolution with its input in layout `in` and its output in `out`: Tag::nhwc (4-D
+// channels-last tensors) or Tag::nChw16c (5-D [N][C/16][H][W][16], float32 only).
+torch::Tensor convolve(const Layer& L, const torch::Tensor& x, bool relu, Tag in, Tag out) {
   if (!gEnabled.load() || L.kind != Kind::Conv2D || L.depthwise || L.groups != 1) return {};
-  if (x.dim() != 4 || !x.device().is_cpu() || x.size(0) == 0 || needsGradient(L, x)) return {};
+  if (x.dim() != (in == Tag::nhwc ? 4 : 5) || !x.device().is_cpu() || x.size(0) == 0 || needsGradient(L, x)) return {};
   const torch::Tensor& weight = L.params[0];
   if (weight.scalar_type() != at::kFloat || (L.useBias && L.params[1].scalar_type() != at::kFloat)) return {};
   DT dt;
@@ -194,6 +201,7 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
   } else {
     return {};
   }
+  if ((in != Tag::nhwc || out != Tag::nhwc) && dt != DT::f32) return {};
   Cache& cache = layerCache<Cache>(L.dnnlCache);
   std::unique_lock<std::mutex> lock(cache.mutex);
   // new weights (set_weights, an optimizer step): every packed copy is stale
@@ -213,27 +221,31 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) {
   }
   try {
     const at::ScalarType type = dt == DT::bf16 ? at::kBFloat16 : at::kFloat;
-    const torch::Tensor src = x.to(type).contiguous(at::MemoryFormat::ChannelsLast);
+    const torch::Tensor src = in == Tag::nhwc ? x.to(type).contiguous(at::MemoryFormat::ChannelsLast) : x.contiguous();
     const int64_t n = src.size(0);
-    const Prepared* whole = preparedFor(cache, L, src, dt, relu, weight);
+    auto shapeOf = [&](const torch::Tensor& t) -> Shape {
+      return {t.size(0), in == Tag::nhwc ? t.size(1) : t.size(1) * t.size(4), t.size(2), t.size(3)};
+    };
+    const Prepared* whole = preparedFor(cache, L, shapeOf(src), dt, relu, weight);
     if (!whole) return {};  // oneDNN has no primitive for it: libtorch's conv2d
     const memory::dims& d = whole->dst.dims();
     // allocated by torch, so the engine's caching allocator serves it
-    torch::Tensor y = torch::empty({d[0], d[1], d[2], d[3]}, src.options().memory_format(at::MemoryFormat::ChannelsLast));
+    torch::Tensor y = out == Tag::nhwc ? torch::empty({d[0], d[1], d[2], d[3]}, src.options().memory_format(at::MemoryFormat::ChannelsLast))
+                                       : torch::empty({d[0], d[1] / 16, d[2], d[3], 16}, src.options());
     // Winograd's blocked copies of src and dst and its scratchpad are whole-batch sized: VGG16's
     // 300x300x64 layers in 22-row chunks added 2.7 GB to the feature pass. Rows are independent, so
     // such a call runs on slices of rows whose copies and scratchpad stay under gBlockedCallBytes.
-    auto blockedBytes = [&](const memory::desc& d) { return d != memory::desc(d.dims(), dt, Tag::nhwc) ? d.get_size() : 0; };
-    const size_t extra = blockedBytes(whole->src) + blockedBytes(whole->dst) + whole->scratchpadBytes;
+    auto copyBytes = [&](const memory::desc& d, Tag user) { return d != memory::desc(d.dims(), dt, user) ? d.get_size() : 0; };
+    const size_t extra = copyBytes(whole->src, in) + copyBytes(whole->dst, out) + whole->scratchpadBytes;
     const size_t budget = gBlockedCallBytes.load();
     const int64_t slices = std::min<int64_t>(n, static_cast<int64_t>((extra + budget - 1) / budget));
     const int64_t rows = slices > 1 ? (n + slices - 1) / slices : n;
     for (int64_t r = 0; r < n; r += rows) {
       const int64_t k = std::min(rows, n - r);
       const torch::Tensor part = k == n ? src : src.narrow(0, r, k);
-      const Prepared* p = k == n ? whole : preparedFor(cache, L, part, dt, relu, weight);
+      const Prepared* p = k == n ? whole : preparedFor(cache, L, shapeOf(part), dt, relu, weight);
       if (!p) throw std::runtime_error("no oneDNN primitive for a slice of " + std::to_string(k) + " rows");
-      run(*p, bias, part, k == n ? y : y.narrow(0, r, k), dt);
+      run(*p, bias, part, k == n ? y : y.narrow(0, r, k), dt, in, out);
     }
     return y;
   } catch (const dnnl::error& e) {
@@ -251,9 +263,39 @@ void addInfo(Napi::Object& out) {
   out.Set("dnnlCalls", static_cast<double>(gCalls.load()));
 }
 
+torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) { return convolve(L, x, relu, Tag::nhwc, Tag::nhwc); }
+
+bool blockedApplies(const Layer& L, int64_t channels) {
+  if (!gEnabled.load() || L.kind != Kind::Conv2D || L.depthwise || L.groups != 1 || L.mixedBf16) return false;
+  if (L.params[0].scalar_type() != at::kFloat || channels % 16 != 0 || L.filters % 16 != 0) return false;
+  return wantWinograd(DT::f32, channels, L.filters);
+}
+
+torch::Tensor forwardBlocked(const Layer& L, const torch::Tensor& x, bool relu, bool blockedOut) {
+  return convolve(L, x, relu, x.dim() == 5 ? Tag::nChw16c : Tag::nhwc, blockedOut ? Tag::nChw16c : Tag::nhwc);
+}
+
+torch::Tensor fromBlocked(const torch::Tensor& x) {
+  const torch::Tensor src = x.contiguous();
+  const memory::dims d = dims({src.size(0), src.size(1) * 16, src.size(2), src.size(3)});
+  torch::Tensor y = torch::empty({d[0], d[1], d[2], d[3]}, src.options().memory_format(at::MemoryFormat::ChannelsLast));
+  try {
+    Runner r;
+    memory from = r.wrap(memory::desc(d, DT::f32, Tag::nChw16c), src.data_ptr()), to = r.wrap(memory::desc(d, DT::f32, Tag::nhwc), y.data_ptr());
+    dnnl::reorder(from, to).execute(r.stream, from, to);
+    r.stream.wait();
+  } catch (const dnnl::error& e) {
+    rethrow("reorder to channels-last", x.sizes(), {}, "", e);
+  }
+  return y;
+}
+
 #else  // !TL_WITH_DNNL
 
 torch::Tensor forward(const Layer&, const torch::Tensor&, bool) { return {}; }
+bool blockedApplies(const Layer&, int64_t) { return false; }
+torch::Tensor forwardBlocked(const Layer&, const torch::Tensor&, bool, bool) { return {}; }
+torch::Tensor fromBlocked(const torch::Tensor& x) { return x; }
 
 void addInfo(Napi::Object& out) {
   out.Set("dnnl", false);

@@ -29,6 +29,17 @@ void countCall();  // one more convolution through oneDNN (info().dnnlCalls)
 // oneDNN primitive for it): the caller then runs libtorch's conv2d.
 torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu);
 
+// Float32 inference can keep activations in Winograd's blocked layout (nChw16c) from one layer to
+// the next (blocked-stretch.cc) instead of converting every convolution's input and output from and
+// to channels-last: whether Conv2D `L` on `channels` input channels runs Winograd (float32, channels
+// and filters multiples of 16, oneDNN on).
+bool blockedApplies(const Layer& L, int64_t channels);
+// forward() with the input channels-last (4-D) or blocked (5-D [N][C/16][H][W][16]) and the output
+// blocked when `blockedOut`; undefined where forward() would be.
+torch::Tensor forwardBlocked(const Layer& L, const torch::Tensor& x, bool relu, bool blockedOut);
+// A blocked activation back in the engine's layout (4-D, channels-last).
+torch::Tensor fromBlocked(const torch::Tensor& x);
+
 // info(): whether the path is compiled in, oneDNN's version, and how many convolutions it ran.
 void addInfo(Napi::Object& out);
 // setConvAlgorithm (engine option), setDnnlConv (tests and bench: off runs libtorch's conv2d, inference and training).

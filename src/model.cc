@@ -4,6 +4,7 @@
 #include <functional>
 #include <stdexcept>
 
+#include "blocked-stretch.h"
 #include "conv-pool-amx.h"
 #include "few-channel-block.h"
 #include "layer-timing.h"
@@ -258,6 +259,14 @@ torch::Tensor Model::forwardLayers(const torch::Tensor& input, size_t from, size
         }
         i += 2;
         continue;
+      }
+      // float32 inference: consecutive Winograd convolutions (and the pools between them) with the
+      // activations kept in oneDNN's blocked layout (blocked-stretch.cc), each layer timed there
+      if (blockedStretchApplies(layers_, i, to, x)) {
+        if (torch::Tensor y = blockedStretch(layers_, i, to, x); y.defined()) {
+          x = y;
+          continue;
+        }
       }
       if (layer.kind == Kind::Conv2D && layer.activation == Act::Relu && i + 1 < to && layers_[i + 1].kind == Kind::MaxPool) {
         // the pair as one kernel, timed as the conv's forward and backward; the pool's row gets ~0:

@@ -1,0 +1,35 @@
+// Float32 inference through consecutive convolutions in oneDNN Winograd's own blocked layout.
+// Winograd reads and writes nChw16c, so each call alone converts its input from channels-last and
+// its output back: in VGG16's float32 feature pass those copies took about as long as block 1's
+// second convolution itself. A stretch of Conv2D (relu or linear) layers that run Winograd, with
+// 2x2 MaxPooling2D layers between them, instead keeps the activations blocked from one layer to the
+// next: one conversion in (the first convolution's, as before) and one out.
+//
+// Numerics are those of the layers run one by one: the same oneDNN primitives, and a pool after a
+// relu convolution pools first and applies the relu after (maxPoolRelu's rule: a value wins its
+// window if greater or NaN; the relu keeps NaN).
+#pragma once
+#include <napi.h>
+#include <torch/torch.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "layers.h"
+
+namespace tl {
+
+// Whether a stretch starts at layers[i] on `x`: a float32 Conv2D, relu or linear, that needs no
+// gradient and runs Winograd (dnnlconv::blockedApplies), and the layer after it (before `to`)
+// another one or a 2x2 MaxPooling2D of stride 2, 'valid'.
+bool blockedStretchApplies(const std::vector<Layer>& layers, size_t i, size_t to, const torch::Tensor& x);
+
+// Runs the stretch from layers[i] for as long as the layers qualify (before `to`); returns its
+// output channels-last and leaves `i` at its last layer, or an undefined tensor when oneDNN had no
+// primitive for the first convolution after all (then nothing ran). Each layer is timed as it runs.
+torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t to, const torch::Tensor& x);
+
+// info().blockedStretches: stretches run so far
+void addBlockedStretchInfo(Napi::Object& out);
+
+}  // namespace tl

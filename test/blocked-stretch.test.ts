@@ -1,0 +1,169 @@
+/**
+ * Float32 inference through consecutive Winograd convolutions with the activations kept in oneDNN's
+ * blocked layout (src/blocked-stretch.cc). The stretch must give what the same layers give run one
+ * at a time (each its own one-layer model: the same oneDNN primitives, converting to and from
+ * channels-last around every convolution) bit for bit, NaN included, and match a float64
+ * reference within Winograd's rounding. Cases: a relu conv into a pool (the relu applied after the
+ * pool), a linear conv into a pool (no relu), odd sizes the 'valid' pool floors, and the layers a
+ * stretch must leave alone (fewer than 16 channels, a model being trained).
+ */
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { native } from '../lib/engine/native.js';
+import type { LayerConfig } from '../lib/keras-format/config.js';
+import { layers } from '../lib/models/layers.js';
+import { Sequential } from '../lib/models/sequential.js';
+import { ArrayDataset, activation, conv2d, maxAbs, maxAbsDiff, pool2d, prod, Rng, type T, tensor } from './helpers/naive.js';
+
+const engine = native();
+const skip = engine.info().dnnl ? false : 'the engine was built without oneDNN headers (apt-get install libdnnl-dev, rebuild)';
+const stretches = (): number => engine.info().blockedStretches;
+
+interface ConvSpec {
+  filters: number;
+  padding: 'same' | 'valid';
+  activation: 'relu' | 'linear';
+}
+type Spec = ConvSpec | 'pool';
+
+const INPUT: [number, number, number] = [14, 12, 16];
+const BATCH = 2;
+// conv, conv, pool (after a relu conv), conv, pool (after a linear conv): 14x12 -> 7x6 -> 5x4 -> 2x2
+const SPECS: Spec[] = [
+  { filters: 32, padding: 'same', activation: 'relu' },
+  { filters: 32, padding: 'same', activation: 'relu' },
+  'pool',
+  { filters: 16, padding: 'valid', activation: 'linear' },
+  'pool',
+];
+
+function layerOf(spec: Spec, i: number): LayerConfig {
+  return spec === 'pool'
+    ? layers.maxPooling2d({ poolSize: 2, name: `l${i}` })
+    : layers.conv2d({ filters: spec.filters, kernelSize: 3, padding: spec.padding, activation: spec.activation, name: `l${i}` });
+}
+
+function model(specs: Spec[], input: [number, number, number], first = 0): Sequential {
+  return new Sequential(
+    specs.map((s, i) => layerOf(s, first + i)),
+    { inputShape: input, preprocessing: 'none', seed: 3 },
+  );
+}
+
+/** kernel and bias per conv of SPECS, in Keras layout (HWIO) */
+function weights(rng: Rng): Map<number, Float32Array[]> {
+  const out = new Map<number, Float32Array[]>();
+  let channels = INPUT[2];
+  for (const [i, s] of SPECS.entries()) {
+    if (s === 'pool') continue;
+    out.set(i, [rng.floats(9 * channels * s.filters, -0.15, 0.15), rng.floats(s.filters, -0.3, 0.3)]);
+    channels = s.filters;
+  }
+  return out;
+}
+
+/** the layers run one at a time, each as its own one-layer model */
+async function layerByLayer(x: Float32Array, w: Map<number, Float32Array[]>): Promise<{ output: Float32Array; shape: number[] }> {
+  let data = x;
+  let shape = [BATCH, ...INPUT];
+  for (const [i, s] of SPECS.entries()) {
+    const m = model([s], shape.slice(1) as [number, number, number], i);
+    const kw = w.get(i);
+    if (kw) m.setLayerWeights(`l${i}`, kw);
+    const before = stretches();
+    const y = await m.predict(data, shape);
+    assert.equal(stretches(), before, 'one layer alone is not a stretch');
+    data = y.output;
+    shape = y.shape;
+  }
+  return { output: data, shape };
+}
+
+/** the float64 reference */
+function reference(x: Float32Array, w: Map<number, Float32Array[]>): T {
+  let t = tensor(x, [BATCH, ...INPUT]);
+  for (const [i, s] of SPECS.entries()) {
+    if (s === 'pool') {
+      t = pool2d(t, 'max', [2, 2], [2, 2], 'valid');
+      continue;
+    }
+    const [kernel, bias] = w.get(i)!;
+    t = activation(conv2d(t, kernel!, [3, 3, t.shape[3]!, s.filters], bias, { padding: s.padding }), s.activation);
+  }
+  return t;
+}
+
+async function stretched(x: Float32Array, w: Map<number, Float32Array[]>): Promise<{ output: Float32Array; shape: number[] }> {
+  const m = model([...SPECS], INPUT);
+  for (const [i, kw] of w) m.setLayerWeights(`l${i}`, kw);
+  const before = stretches();
+  const y = await m.predict(x, [BATCH, ...INPUT]);
+  assert.equal(stretches(), before + 1, 'the five layers ran as one stretch');
+  return y;
+}
+
+function assertSameBits(actual: Float32Array, expected: Float32Array, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < actual.length; i++) {
+    if (!Object.is(actual[i], expected[i])) assert.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]}`);
+  }
+}
+
+test('a stretch gives the bits of its layers run one at a time, and a float64 reference within Winograd rounding', { skip }, async () => {
+  const rng = new Rng(41);
+  const w = weights(rng);
+  const x = rng.floats(prod([BATCH, ...INPUT]), -1, 1);
+  const got = await stretched(x, w);
+  const alone = await layerByLayer(x, w);
+  assert.deepEqual(got.shape, [BATCH, 2, 2, 16]);
+  assert.deepEqual(got.shape, alone.shape);
+  assertSameBits(got.output, alone.output, 'stretch vs layer by layer');
+  const ref = reference(x, w);
+  const error = maxAbsDiff(got.output, ref.data) / maxAbs(ref.data);
+  assert.ok(error <= 3e-5, `relative error ${error} against float64`);
+  assert.ok(
+    got.output.some((v) => v < 0),
+    'the last pool follows a linear conv: negative values pass (no relu)',
+  );
+});
+
+test('NaN inputs: the stretch keeps the NaNs its layers keep one at a time', { skip }, async () => {
+  const rng = new Rng(42);
+  const w = weights(rng);
+  const x = rng.floats(prod([BATCH, ...INPUT]), -1, 1);
+  for (const at of [5, 700, 2 * 14 * 12 * 16 - 3]) x[at] = Number.NaN;
+  const got = await stretched(x, w);
+  const alone = await layerByLayer(x, w);
+  assert.ok(got.output.some(Number.isNaN), 'some NaN reached the output');
+  assert.ok(
+    got.output.some((v) => !Number.isNaN(v)),
+    'not all of it',
+  );
+  assertSameBits(got.output, alone.output, 'stretch vs layer by layer, NaN');
+});
+
+test('no stretch: fewer than 16 channels, or weights that need a gradient', { skip }, async () => {
+  const rng = new Rng(43);
+  const few = model(
+    [{ filters: 8, padding: 'same', activation: 'relu' }, { filters: 16, padding: 'same', activation: 'relu' }, 'pool'],
+    [8, 8, 16],
+  );
+  const before = stretches();
+  await few.predict(rng.floats(2 * 8 * 8 * 16, -1, 1), [2, 8, 8, 16]);
+  assert.equal(stretches(), before, '8 filters: no blocked layout without padding the channels');
+
+  const trained = new Sequential(
+    [...SPECS.map(layerOf), layers.flatten({ name: 'f' }), layers.dense({ units: 1, activation: 'sigmoid', name: 'd' })],
+    {
+      inputShape: INPUT,
+      preprocessing: 'none',
+      seed: 3,
+    },
+  );
+  trained.compile({ optimizer: { sgd: { learningRate: 0.01 } }, loss: 'binaryCrossentropy' });
+  const data = new ArrayDataset(rng.floats(prod([4, ...INPUT]), -1, 1), INPUT, new Float32Array([0, 1, 1, 0]), 2);
+  const start = stretches();
+  await trained.fit(data, { epochs: 1, verbose: 0 });
+  assert.equal(stretches(), start, 'training needs the gradient: the layers run one by one');
+});
