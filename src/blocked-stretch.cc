@@ -22,6 +22,13 @@ bool takesConv(const Layer& L, int64_t channels, const torch::Tensor& x) {
 
 bool takesPool(const Layer& L, int64_t height, int64_t width) { return halvingPool(L) && !L.mixedBf16 && height >= 2 && width >= 2; }
 
+// Whether layers[k] (before `to`) joins a stretch on an input of `channels` x `height` x `width`.
+bool joins(const std::vector<Layer>& layers, size_t k, size_t to, int64_t channels, int64_t height, int64_t width, const torch::Tensor& x) {
+  if (k >= to) return false;
+  const Layer& L = layers[k];
+  return (L.kind == Kind::Conv2D && takesConv(L, channels, x)) || (L.kind == Kind::MaxPool && takesPool(L, height, width));
+}
+
 // Pooled rows [begin, end) (row = (n * CB + cb) * OH + oh) of the blocked input [N][CB][H][W][16]:
 // windows scanned row-major, a value winning if greater or NaN, then the relu when `relu`, into
 // the blocked output [N][CB][OH][OW][16] or, when `!blockedOut`, channels-last [N][OH][OW][CB * 16].
@@ -56,12 +63,11 @@ torch::Tensor pool(const torch::Tensor& x, bool relu, bool blockedOut) {
 }  // namespace
 
 bool blockedStretchApplies(const std::vector<Layer>& layers, size_t i, size_t to, const torch::Tensor& x) {
-  if (i + 1 >= to || !kernelInput4d(x) || x.scalar_type() != at::kFloat || x.size(0) == 0) return false;
+  if (!kernelInput4d(x) || x.scalar_type() != at::kFloat || x.size(0) == 0) return false;
   const Layer& first = layers[i];
-  if (first.kind != Kind::Conv2D || !takesConv(first, x.size(1), x)) return false;
-  const Layer& next = layers[i + 1];
+  if (first.kind != Kind::Conv2D || !joins(layers, i, to, x.size(1), x.size(2), x.size(3), x)) return false;
   const auto [OH, OW] = plainConvOutput(first, x.size(2), x.size(3));
-  return (next.kind == Kind::Conv2D && takesConv(next, first.filters, x)) || (next.kind == Kind::MaxPool && takesPool(next, OH, OW));
+  return joins(layers, i + 1, to, first.filters, OH, OW, x);
 }
 
 torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t to, const torch::Tensor& x) {
@@ -69,12 +75,7 @@ torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t
   int64_t channels = x.size(1), height = x.size(2), width = x.size(3);
   bool pendingRelu = false;  // the last conv's relu, left for the pool after it
   bool ran = false;
-  // whether layers[k] (before `to`) continues the stretch on an input of the current shape
-  auto continues = [&](size_t k, int64_t c, int64_t h, int64_t w) {
-    if (k >= to) return false;
-    const Layer& L = layers[k];
-    return (L.kind == Kind::Conv2D && takesConv(L, c, x)) || (L.kind == Kind::MaxPool && takesPool(L, h, w));
-  };
+  auto continues = [&](size_t k, int64_t c, int64_t h, int64_t w) { return joins(layers, k, to, c, h, w, x); };
   for (size_t k = i; k < to && continues(k, channels, height, width); ++k) {
     const Layer& L = layers[k];
     const double start = timing::enabled() ? timing::now() : 0;
@@ -104,8 +105,6 @@ torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t
   return y.dim() == 5 ? dnnlconv::fromBlocked(y) : y;
 }
 
-}  // namespace tl
-
-namespace tl {
 void addBlockedStretchInfo(Napi::Object& out) { out.Set("blockedStretches", static_cast<double>(gStretches.load())); }
+
 }  // namespace tl
