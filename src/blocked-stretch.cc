@@ -20,6 +20,12 @@ bool takesConv(const Layer& L, int64_t channels, const torch::Tensor& x) {
          !needsGradient(L, x);
 }
 
+// The stretch's first layer: any float32 convolution that can write its output blocked.
+bool startsStretch(const Layer& L, const torch::Tensor& x) {
+  return L.kind == Kind::Conv2D && plainConv(L) && (L.activation == Act::Relu || L.activation == Act::Linear) && dnnlconv::blockedOutputApplies(L) &&
+         !needsGradient(L, x);
+}
+
 bool takesPool(const Layer& L, int64_t height, int64_t width) { return halvingPool(L) && !L.mixedBf16 && height >= 2 && width >= 2; }
 
 // Whether layers[k] (before `to`) joins a stretch on an input of `channels` x `height` x `width`.
@@ -65,9 +71,12 @@ torch::Tensor pool(const torch::Tensor& x, bool relu, bool blockedOut) {
 bool blockedStretchApplies(const std::vector<Layer>& layers, size_t i, size_t to, const torch::Tensor& x) {
   if (!kernelInput4d(x) || x.scalar_type() != at::kFloat || x.size(0) == 0) return false;
   const Layer& first = layers[i];
-  if (first.kind != Kind::Conv2D || !joins(layers, i, to, x.size(1), x.size(2), x.size(3), x)) return false;
+  if (!startsStretch(first, x)) return false;
   const auto [OH, OW] = plainConvOutput(first, x.size(2), x.size(3));
-  return joins(layers, i + 1, to, first.filters, OH, OW, x);
+  // a first convolution that does not run Winograd itself (an image's RGB) only into one that does:
+  // into a pool, the model's fused first block (few-channel-block.cc) never writes the conv output
+  const bool winograd = takesConv(first, x.size(1), x);
+  return (winograd || (i + 1 < to && layers[i + 1].kind == Kind::Conv2D)) && joins(layers, i + 1, to, first.filters, OH, OW, x);
 }
 
 torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t to, const torch::Tensor& x) {
@@ -76,7 +85,7 @@ torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t
   bool pendingRelu = false;  // the last conv's relu, left for the pool after it
   bool ran = false;
   auto continues = [&](size_t k, int64_t c, int64_t h, int64_t w) { return joins(layers, k, to, c, h, w, x); };
-  for (size_t k = i; k < to && continues(k, channels, height, width); ++k) {
+  for (size_t k = i; k < to && (k == i || continues(k, channels, height, width)); ++k) {
     const Layer& L = layers[k];
     const double start = timing::enabled() ? timing::now() : 0;
     if (L.kind == Kind::Conv2D) {

@@ -20,8 +20,10 @@
 namespace tl {
 
 // Whether a stretch starts at layers[i] on `x`: a float32 Conv2D, relu or linear, that needs no
-// gradient and runs Winograd (dnnlconv::blockedApplies), and the layer after it (before `to`)
-// another one or a 2x2 MaxPooling2D of stride 2, 'valid'.
+// gradient and can write its output blocked (dnnlconv::blockedOutputApplies: an image's first
+// convolution too, which oneDNN then runs on planar input), and the layer after it (before `to`)
+// one that runs Winograd (dnnlconv::blockedApplies) or, after a Winograd one, a 2x2 MaxPooling2D of
+// stride 2, 'valid'.
 bool blockedStretchApplies(const std::vector<Layer>& layers, size_t i, size_t to, const torch::Tensor& x);
 
 // Runs the stretch from layers[i] for as long as the layers qualify (before `to`); returns its

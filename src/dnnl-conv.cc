@@ -8,6 +8,7 @@
 #include <atomic>
 #include <list>
 #include <optional>
+#include <string>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -80,7 +81,7 @@ bool wantWinograd(DT dt, int64_t channels, int64_t filters) {
 }
 
 // nullopt when oneDNN has no primitive for this convolution.
-std::optional<Prepared> prepare(const Layer& L, const Shape& x, DT dt, bool relu, const torch::Tensor& weight,
+std::optional<Prepared> prepare(const Layer& L, const Shape& x, DT dt, bool relu, Tag in, Tag out, const torch::Tensor& weight,
                             const std::vector<int64_t>& key, const std::list<Prepared>& others) {
   const auto [N, C, H, W] = x;
   const int64_t O = L.filters, KH = L.kernel[0], KW = L.kernel[1];
@@ -99,8 +100,8 @@ std::optional<Prepared> prepare(const Layer& L, const Shape& x, DT dt, bool relu
     ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
     attr.set_post_ops(ops);
   }
-  auto describe = [&](dnnl::algorithm algorithm, Tag activations) {
-    const memory::desc src(srcDims, dt, activations), dst(dstDims, dt, activations), wei(weiDims, dt, Tag::any);
+  auto describe = [&](dnnl::algorithm algorithm, Tag srcTag, Tag dstTag) {
+    const memory::desc src(srcDims, dt, srcTag), dst(dstDims, dt, dstTag), wei(weiDims, dt, Tag::any);
     dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, algorithm, src, wei, biasDesc, dst, strides, dilates, padL,
                                       padR);
     return dnnl::convolution_forward::primitive_desc(d, attr, cpu());
@@ -109,7 +110,7 @@ std::optional<Prepared> prepare(const Layer& L, const Shape& x, DT dt, bool relu
   bool winograd = false;
   if (wantWinograd(dt, C, O)) {
     try {
-      pd = describe(dnnl::algorithm::convolution_winograd, Tag::any);  // its own blocked src/dst
+      pd = describe(dnnl::algorithm::convolution_winograd, Tag::any, Tag::any);  // its own blocked src/dst
       winograd = true;
     } catch (const dnnl::error&) {
       // no Winograd for this shape (kernel, stride, channels, CPU): direct below
@@ -117,7 +118,11 @@ std::optional<Prepared> prepare(const Layer& L, const Shape& x, DT dt, bool relu
   }
   if (!winograd) {
     try {
-      pd = describe(dnnl::algorithm::convolution_direct, Tag::nhwc);
+      // the caller's layouts, so nothing is converted; where they differ (a stretch's first
+      // convolution, nhwc in and blocked out) oneDNN picks the input layout it has a kernel for (for
+      // an image's 3 channels, planar), else its reference code would run, 300x slower
+      pd = describe(dnnl::algorithm::convolution_direct, in == out ? in : Tag::any, out);
+      if (in != out && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) pd = describe(dnnl::algorithm::convolution_direct, Tag::nhwc, Tag::nhwc);
     } catch (const dnnl::error&) {
       return std::nullopt;
     }
@@ -149,14 +154,14 @@ std::optional<Prepared> prepare(const Layer& L, const Shape& x, DT dt, bool relu
 
 // The prepared convolution for `src`'s shape (made and kept on first use; most recently used first),
 // or nullptr when oneDNN has none. `cache.mutex` is held.
-const Prepared* preparedFor(Cache& cache, const Layer& L, const Shape& src, DT dt, bool relu, const torch::Tensor& weight) {
+const Prepared* preparedFor(Cache& cache, const Layer& L, const Shape& src, DT dt, bool relu, Tag in, Tag out, const torch::Tensor& weight) {
   // a primitive splits its work for the thread count it was created under (native().setThreads)
   const std::vector<int64_t> key{src[0], src[1], src[2], src[3], dt == DT::bf16, relu, static_cast<int64_t>(gAlgorithm.load()),
-                                 at::get_num_threads()};
+                                 at::get_num_threads(), static_cast<int64_t>(in), static_cast<int64_t>(out)};
   auto hit = std::find_if(cache.prepared.begin(), cache.prepared.end(), [&](const Prepared& p) { return p.key == key; });
   if (hit == cache.prepared.end()) {
     if (cache.unsupported.count(key)) return nullptr;
-    std::optional<Prepared> made = prepare(L, src, dt, relu, weight, key, cache.prepared);
+    std::optional<Prepared> made = prepare(L, src, dt, relu, in, out, weight, key, cache.prepared);
     if (!made) {
       cache.unsupported.insert(key);
       return nullptr;
@@ -226,7 +231,7 @@ torch::Tensor convolve(const Layer& L, const torch::Tensor& x, bool relu, Tag in
     auto shapeOf = [&](const torch::Tensor& t) -> Shape {
       return {t.size(0), in == Tag::nhwc ? t.size(1) : t.size(1) * t.size(4), t.size(2), t.size(3)};
     };
-    const Prepared* whole = preparedFor(cache, L, shapeOf(src), dt, relu, weight);
+    const Prepared* whole = preparedFor(cache, L, shapeOf(src), dt, relu, in, out, weight);
     if (!whole) return {};  // oneDNN has no primitive for it: libtorch's conv2d
     const memory::dims& d = whole->dst.dims();
     // allocated by torch, so the engine's caching allocator serves it
@@ -243,7 +248,7 @@ torch::Tensor convolve(const Layer& L, const torch::Tensor& x, bool relu, Tag in
     for (int64_t r = 0; r < n; r += rows) {
       const int64_t k = std::min(rows, n - r);
       const torch::Tensor part = k == n ? src : src.narrow(0, r, k);
-      const Prepared* p = k == n ? whole : preparedFor(cache, L, shapeOf(part), dt, relu, weight);
+      const Prepared* p = k == n ? whole : preparedFor(cache, L, shapeOf(part), dt, relu, in, out, weight);
       if (!p) throw std::runtime_error("no oneDNN primitive for a slice of " + std::to_string(k) + " rows");
       run(*p, bias, part, k == n ? y : y.narrow(0, r, k), dt, in, out);
     }
@@ -265,10 +270,13 @@ void addInfo(Napi::Object& out) {
 
 torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu) { return convolve(L, x, relu, Tag::nhwc, Tag::nhwc); }
 
-bool blockedApplies(const Layer& L, int64_t channels) {
+bool blockedOutputApplies(const Layer& L) {
   if (!gEnabled.load() || L.kind != Kind::Conv2D || L.depthwise || L.groups != 1 || L.mixedBf16) return false;
-  if (L.params[0].scalar_type() != at::kFloat || channels % 16 != 0 || L.filters % 16 != 0) return false;
-  return wantWinograd(DT::f32, channels, L.filters);
+  return L.params[0].scalar_type() == at::kFloat && L.filters % 16 == 0;
+}
+
+bool blockedApplies(const Layer& L, int64_t channels) {
+  return blockedOutputApplies(L) && channels % 16 == 0 && wantWinograd(DT::f32, channels, L.filters);
 }
 
 torch::Tensor forwardBlocked(const Layer& L, const torch::Tensor& x, bool relu, bool blockedOut) {
@@ -293,6 +301,7 @@ torch::Tensor fromBlocked(const torch::Tensor& x) {
 #else  // !TL_WITH_DNNL
 
 torch::Tensor forward(const Layer&, const torch::Tensor&, bool) { return {}; }
+bool blockedOutputApplies(const Layer&) { return false; }
 bool blockedApplies(const Layer&, int64_t) { return false; }
 torch::Tensor forwardBlocked(const Layer&, const torch::Tensor&, bool, bool) { return {}; }
 torch::Tensor fromBlocked(const torch::Tensor& x) { return x; }

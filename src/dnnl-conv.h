@@ -34,6 +34,9 @@ torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu);
 // to channels-last: whether Conv2D `L` on `channels` input channels runs Winograd (float32, channels
 // and filters multiples of 16, oneDNN on).
 bool blockedApplies(const Layer& L, int64_t channels);
+// Whether Conv2D `L` can write its output blocked for such a stretch to start from, whatever it
+// computes with (float32, filters a multiple of 16, oneDNN on): an image's first convolution too.
+bool blockedOutputApplies(const Layer& L);
 // forward() with the input channels-last (4-D) or blocked (5-D [N][C/16][H][W][16]) and the output
 // blocked when `blockedOut`; undefined where forward() would be.
 torch::Tensor forwardBlocked(const Layer& L, const torch::Tensor& x, bool relu, bool blockedOut);

@@ -51,11 +51,11 @@ function model(specs: Spec[], input: [number, number, number], first = 0): Seque
   );
 }
 
-/** kernel and bias per conv of SPECS, in Keras layout (HWIO) */
-function weights(rng: Rng): Map<number, Float32Array[]> {
+/** kernel and bias per conv of `specs`, in Keras layout (HWIO) */
+function weights(rng: Rng, specs = SPECS, input = INPUT): Map<number, Float32Array[]> {
   const out = new Map<number, Float32Array[]>();
-  let channels = INPUT[2];
-  for (const [i, s] of SPECS.entries()) {
+  let channels = input[2];
+  for (const [i, s] of specs.entries()) {
     if (s === 'pool') continue;
     out.set(i, [rng.floats(9 * channels * s.filters, -0.15, 0.15), rng.floats(s.filters, -0.3, 0.3)]);
     channels = s.filters;
@@ -64,10 +64,15 @@ function weights(rng: Rng): Map<number, Float32Array[]> {
 }
 
 /** the layers run one at a time, each as its own one-layer model */
-async function layerByLayer(x: Float32Array, w: Map<number, Float32Array[]>): Promise<{ output: Float32Array; shape: number[] }> {
+async function layerByLayer(
+  x: Float32Array,
+  w: Map<number, Float32Array[]>,
+  specs = SPECS,
+  input = INPUT,
+): Promise<{ output: Float32Array; shape: number[] }> {
   let data = x;
-  let shape = [BATCH, ...INPUT];
-  for (const [i, s] of SPECS.entries()) {
+  let shape = [BATCH, ...input];
+  for (const [i, s] of specs.entries()) {
     const m = model([s], shape.slice(1) as [number, number, number], i);
     const kw = w.get(i);
     if (kw) m.setLayerWeights(`l${i}`, kw);
@@ -81,9 +86,9 @@ async function layerByLayer(x: Float32Array, w: Map<number, Float32Array[]>): Pr
 }
 
 /** the float64 reference */
-function reference(x: Float32Array, w: Map<number, Float32Array[]>): T {
-  let t = tensor(x, [BATCH, ...INPUT]);
-  for (const [i, s] of SPECS.entries()) {
+function reference(x: Float32Array, w: Map<number, Float32Array[]>, specs = SPECS, input = INPUT): T {
+  let t = tensor(x, [BATCH, ...input]);
+  for (const [i, s] of specs.entries()) {
     if (s === 'pool') {
       t = pool2d(t, 'max', [2, 2], [2, 2], 'valid');
       continue;
@@ -166,4 +171,37 @@ test('no stretch: fewer than 16 channels, or weights that need a gradient', { sk
   const start = stretches();
   await trained.fit(data, { epochs: 1, verbose: 0 });
   assert.equal(stretches(), start, 'training needs the gradient: the layers run one by one');
+});
+
+test("an image's 3-channel first convolution starts a stretch into a Winograd one, and not into a pool", { skip }, async () => {
+  const input: [number, number, number] = [10, 10, 3];
+  const specs: Spec[] = [
+    { filters: 16, padding: 'same', activation: 'relu' },
+    { filters: 16, padding: 'same', activation: 'relu' },
+    'pool',
+  ];
+  const rng = new Rng(44);
+  const w = weights(rng, specs, input);
+  const x = rng.floats(prod([BATCH, ...input]), -1, 1);
+  const m = model(specs, input);
+  for (const [i, kw] of w) m.setLayerWeights(`l${i}`, kw);
+  const before = stretches();
+  const got = await m.predict(x, [BATCH, ...input]);
+  assert.equal(stretches(), before + 1, 'the three layers ran as one stretch');
+  const alone = await layerByLayer(x, w, specs, input);
+  const ref = reference(x, w, specs, input);
+  assert.deepEqual(got.shape, [BATCH, 5, 5, 16]);
+  assert.ok(maxAbsDiff(got.output, alone.output) / maxAbs(alone.output) <= 1e-6, 'as the layers one at a time, to float32 rounding');
+  assert.ok(maxAbsDiff(got.output, ref.data) / maxAbs(ref.data) <= 3e-5, 'as float64, within Winograd rounding');
+
+  // conv(relu) + pool as a model's first block stays on its fused kernel (few-channel-block.cc)
+  const block = new Sequential([layerOf(specs[0]!, 0), layerOf('pool', 1), layers.flatten({ name: 'f' })], {
+    inputShape: input,
+    preprocessing: 'none',
+    seed: 3,
+  });
+  const [start, dnnl] = [stretches(), engine.info().dnnlCalls];
+  await block.predict(x, [BATCH, ...input]);
+  assert.equal(stretches(), start, 'no stretch from a few-channel convolution into a pool');
+  assert.equal(engine.info().dnnlCalls, dnnl, 'the fused first block ran, not oneDNN');
 });
