@@ -1,7 +1,7 @@
 /** The line protocol of the warm bench processes (bench/serve.ts, bench/pytorch_serve.py). */
 
 export interface ServeCommand {
-  op: 'setup' | 'run' | 'layerTimes' | 'stats' | 'roof' | 'fusion' | 'amx' | 'dnnl' | 'amxPeak';
+  op: 'setup' | 'run' | 'layerTimes' | 'stats' | 'roof' | 'fusion' | 'amx' | 'dnnl' | 'stretch' | 'amxPeak';
   workload?: 'cnn' | 'cnn-predict' | 'vgg16';
   batch?: number;
   size?: number;

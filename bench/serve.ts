@@ -8,6 +8,7 @@
  *   {"op":"fusion","on":false}     -> {"previous":true}  (the fused first conv block on/off, for A/B rounds)
  *   {"op":"amx","on":false}        -> {"previous":true}  (the AMX kernels on/off: native().setAmx)
  *   {"op":"dnnl","on":false}       -> {"previous":true}  (oneDNN called directly on/off: native().setDnnlConv)
+ *   {"op":"stretch","on":false}    -> {"previous":true}  (float32 Winograd layers kept blocked on/off: native().setBlockedStretch)
  *   {"op":"amxPeak"}               -> {"flops":...}      (the AMX tiles' own bf16 rate on every thread, 0 without AMX)
  *   {"op":"stats"}                  -> {"peakRssBytes":...,"torchVersion":...,"threads":...}
  * A failed command replies {"error":"..."} and the process stays up for the next one.
@@ -77,6 +78,8 @@ async function handle(cmd: ServeCommand): Promise<Record<string, unknown>> {
       return { previous: native().setAmx(cmd.on ?? true) };
     case 'dnnl':
       return { previous: native().setDnnlConv(cmd.on ?? true) };
+    case 'stretch':
+      return { previous: native().setBlockedStretch(cmd.on ?? true) };
     case 'amxPeak':
       return { flops: native().amxPeakFlops() };
     case 'stats': {

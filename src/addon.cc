@@ -102,6 +102,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   chunking::addExports(env, exports);  // setForwardChunkBytes (bench, tests)
   firstBlock::addExports(env, exports);  // setFirstBlockFusion (bench, tests; few-channel-block.cc)
   dnnlconv::addExports(env, exports);  // setConvAlgorithm, setDnnlConv (dnnl-conv.cc)
+  addBlockedStretchExports(env, exports);  // setBlockedStretch (bench, tests; blocked-stretch.cc)
   amx::addExports(env, exports);  // setAmx (bench, tests; amx.cc)
   exports.Set("deviceInfo", Napi::Function::New(env, DeviceInfo));  // device
   exports.Set("resolveDevice", Napi::Function::New(env, ResolveDevice));  // device

@@ -2,9 +2,11 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
+#include "dnnl-conv-train.h"
 #include "dnnl-conv.h"
 #include "layer-timing.h"
 #include "simd.h"
@@ -14,69 +16,163 @@ namespace tl {
 namespace {
 
 std::atomic<uint64_t> gStretches{0};  // stretches run (info().blockedStretches: tests check a case took this path)
+std::atomic<bool> gEnabled{true};      // setBlockedStretch (tests and bench: off runs the layers one by one)
 
-bool takesConv(const Layer& L, int64_t channels, const torch::Tensor& x) {
-  return plainConv(L) && (L.activation == Act::Relu || L.activation == Act::Linear) && dnnlconv::blockedApplies(L, channels) &&
-         !needsGradient(L, x);
+// A stretch runs in inference (no layer needs a gradient: oneDNN's inference primitives) or in
+// training (every convolution on the Winograd training primitives of dnnl-conv-train.cc).
+bool takesConv(const Layer& L, int64_t channels, const torch::Tensor& x, bool train) {
+  if (!plainConv(L) || (L.activation != Act::Relu && L.activation != Act::Linear)) return false;
+  return train ? dnnlconv::trainingBlockedApplies(L, channels) : dnnlconv::blockedApplies(L, channels) && !needsGradient(L, x);
 }
 
-// The stretch's first layer: any float32 convolution that can write its output blocked.
-bool startsStretch(const Layer& L, const torch::Tensor& x) {
-  return L.kind == Kind::Conv2D && plainConv(L) && (L.activation == Act::Relu || L.activation == Act::Linear) && dnnlconv::blockedOutputApplies(L) &&
-         !needsGradient(L, x);
+// The stretch's first layer. In inference any float32 convolution that can write its output blocked
+// (an image's first too); in training one that takesConv.
+bool startsStretch(const Layer& L, const torch::Tensor& x, bool train) {
+  if (L.kind != Kind::Conv2D || !plainConv(L) || (L.activation != Act::Relu && L.activation != Act::Linear)) return false;
+  return train ? takesConv(L, x.size(1), x, true) : dnnlconv::blockedOutputApplies(L) && !needsGradient(L, x);
 }
 
 bool takesPool(const Layer& L, int64_t height, int64_t width) { return halvingPool(L) && !L.mixedBf16 && height >= 2 && width >= 2; }
 
 // Whether layers[k] (before `to`) joins a stretch on an input of `channels` x `height` x `width`.
-bool joins(const std::vector<Layer>& layers, size_t k, size_t to, int64_t channels, int64_t height, int64_t width, const torch::Tensor& x) {
+bool joins(const std::vector<Layer>& layers, size_t k, size_t to, int64_t channels, int64_t height, int64_t width, const torch::Tensor& x,
+           bool train) {
   if (k >= to) return false;
   const Layer& L = layers[k];
-  return (L.kind == Kind::Conv2D && takesConv(L, channels, x)) || (L.kind == Kind::MaxPool && takesPool(L, height, width));
+  return (L.kind == Kind::Conv2D && takesConv(L, channels, x, train)) || (L.kind == Kind::MaxPool && takesPool(L, height, width));
 }
 
-// Pooled rows [begin, end) (row = (n * CB + cb) * OH + oh) of the blocked input [N][CB][H][W][16]:
-// windows scanned row-major, a value winning if greater or NaN, then the relu when `relu`, into
-// the blocked output [N][CB][OH][OW][16] or, when `!blockedOut`, channels-last [N][OH][OW][CB * 16].
-TL_CLONES void poolRows(const float* x, float* y, int64_t CB, int64_t H, int64_t W, int64_t OH, int64_t OW, bool relu, bool blockedOut,
-                        int64_t begin, int64_t end) {
+struct PoolGeometry {
+  int64_t N, CB, H, W, OH, OW;
+};
+
+PoolGeometry poolGeometry(const torch::Tensor& x) { return {x.size(0), x.size(1), x.size(2), x.size(3), x.size(2) / 2, x.size(3) / 2}; }
+
+// Where output (row, ow)'s 16 channels lie: row = (n * CB + cb) * OH + oh; blocked [N][CB][OH][OW][16]
+// or channels-last [N][OH][OW][CB * 16].
+inline int64_t outputAt(const PoolGeometry& g, int64_t row, int64_t ow, bool blocked) {
+  if (blocked) return (row * g.OW + ow) * 16;
+  const int64_t oh = row % g.OH, cb = (row / g.OH) % g.CB, n = row / (g.OH * g.CB);
+  return ((n * g.OH + oh) * g.OW + ow) * g.CB * 16 + cb * 16;
+}
+
+// Pooled rows [begin, end) of the blocked input [N][CB][H][W][16]: windows scanned row-major, a
+// value winning if greater or NaN (maxPoolRelu's rule), then the relu when `relu`; with Arg, each
+// output's winner 0..3, or kBlocked where the relu blocked it, into arg [N][CB][OH][OW][16].
+template <bool Arg>
+__attribute__((always_inline)) inline void poolRowsT(const float* __restrict__ x, float* __restrict__ y, uint8_t* __restrict__ arg,
+                                                     const PoolGeometry& g, bool relu, bool blockedOut, int64_t begin, int64_t end) {
   for (int64_t row = begin; row < end; ++row) {
-    const int64_t oh = row % OH, cb = (row / OH) % CB, n = row / (OH * CB);
-    const float* top = x + (((n * CB + cb) * H + 2 * oh) * W) * 16;
-    for (int64_t ow = 0; ow < OW; ++ow) {
-      const float* p[4] = {top + 2 * ow * 16, top + (2 * ow + 1) * 16, top + (W + 2 * ow) * 16, top + (W + 2 * ow + 1) * 16};
-      float* o = blockedOut ? y + (row * OW + ow) * 16 : y + ((n * OH + oh) * OW + ow) * CB * 16 + cb * 16;
+    const int64_t oh = row % g.OH, nc = row / g.OH;
+    const float* top = x + ((nc * g.H + 2 * oh) * g.W) * 16;
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      const float* p[4] = {top + 2 * ow * 16, top + (2 * ow + 1) * 16, top + (g.W + 2 * ow) * 16, top + (g.W + 2 * ow + 1) * 16};
+      float* o = y + outputAt(g, row, ow, blockedOut);
+      uint8_t* a = Arg ? arg + (row * g.OW + ow) * 16 : nullptr;
 #pragma GCC ivdep
       for (int l = 0; l < 16; ++l) {
         float m = p[0][l];
-        for (int k = 1; k < 4; ++k) m = simd::wins(p[k][l], m) ? p[k][l] : m;
-        o[l] = !relu || simd::reluPasses(m) ? m : 0.f;
+        uint8_t at = 0;
+        for (int k = 1; k < 4; ++k) {
+          const bool take = simd::wins(p[k][l], m);
+          m = take ? p[k][l] : m;
+          at = take ? static_cast<uint8_t>(k) : at;
+        }
+        const bool pass = !relu || simd::reluPasses(m);
+        o[l] = pass ? m : 0.f;
+        if (Arg) a[l] = pass ? at : simd::kBlocked;
       }
     }
   }
 }
 
-torch::Tensor pool(const torch::Tensor& x, bool relu, bool blockedOut) {
-  const int64_t N = x.size(0), CB = x.size(1), H = x.size(2), W = x.size(3), OH = H / 2, OW = W / 2;
-  torch::Tensor y = blockedOut ? torch::empty({N, CB, OH, OW, 16}, x.options())
-                               : torch::empty({N, CB * 16, OH, OW}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+TL_CLONES void poolRows(const float* x, float* y, const PoolGeometry& g, bool relu, bool blockedOut, int64_t begin, int64_t end) {
+  poolRowsT<false>(x, y, nullptr, g, relu, blockedOut, begin, end);
+}
+
+TL_CLONES void poolRowsArg(const float* x, float* y, uint8_t* arg, const PoolGeometry& g, bool relu, bool blockedOut, int64_t begin, int64_t end) {
+  poolRowsT<true>(x, y, arg, g, relu, blockedOut, begin, end);
+}
+
+// The input gradient under pooled rows [begin, end): each output's gradient at its winner, 0 at the
+// window's other 3 positions (and at all 4 where the relu blocked it); every element of dx written
+// once, the odd last row and column that no window covers as 0.
+TL_CLONES void poolBackRows(const uint8_t* __restrict__ arg, const float* __restrict__ grad, float* __restrict__ dx, const PoolGeometry& g,
+                            bool blockedOut, int64_t begin, int64_t end) {
+  for (int64_t row = begin; row < end; ++row) {
+    const int64_t oh = row % g.OH, nc = row / g.OH;
+    float* top = dx + ((nc * g.H + 2 * oh) * g.W) * 16;
+    for (int64_t ow = 0; ow < g.OW; ++ow) {
+      float* p[4] = {top + 2 * ow * 16, top + (2 * ow + 1) * 16, top + (g.W + 2 * ow) * 16, top + (g.W + 2 * ow + 1) * 16};
+      const float* gr = grad + outputAt(g, row, ow, blockedOut);
+      const uint8_t* a = arg + (row * g.OW + ow) * 16;
+      for (int k = 0; k < 4; ++k) {
+#pragma GCC ivdep
+        for (int l = 0; l < 16; ++l) p[k][l] = a[l] == k ? gr[l] : 0.f;
+      }
+    }
+    if (g.W % 2) {
+      std::fill_n(top + (g.W - 1) * 16, 16, 0.f);
+      std::fill_n(top + (2 * g.W - 1) * 16, 16, 0.f);
+    }
+    if (g.H % 2 && oh == g.OH - 1) std::fill_n(top + 2 * g.W * 16, g.W * 16, 0.f);
+  }
+}
+
+torch::Tensor pool(const torch::Tensor& x, bool relu, bool blockedOut, const torch::Tensor& arg = {}) {
+  const PoolGeometry g = poolGeometry(x);
+  torch::Tensor y = blockedOut ? torch::empty({g.N, g.CB, g.OH, g.OW, 16}, x.options())
+                               : torch::empty({g.N, g.CB * 16, g.OH, g.OW}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   const float* xp = x.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  at::parallel_for(0, N * CB * OH, 1, [&](int64_t begin, int64_t end) { poolRows(xp, yp, CB, H, W, OH, OW, relu, blockedOut, begin, end); });
+  at::parallel_for(0, g.N * g.CB * g.OH, 1, [&](int64_t begin, int64_t end) {
+    if (arg.defined()) poolRowsArg(xp, yp, arg.data_ptr<uint8_t>(), g, relu, blockedOut, begin, end);
+    else poolRows(xp, yp, g, relu, blockedOut, begin, end);
+  });
   return y;
 }
+
+// The pool (and the relu of the conv before it) in training: saves a winner byte per output, as
+// max-pool-relu.cc does, not the input.
+struct BlockedPoolFunction : public torch::autograd::Function<BlockedPoolFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, bool relu, bool blockedOut) {
+    const PoolGeometry g = poolGeometry(x);
+    torch::Tensor arg = torch::empty({g.N, g.CB, g.OH, g.OW, 16}, x.options().dtype(at::kByte));
+    torch::Tensor y = pool(x.contiguous(), relu, blockedOut, arg);
+    ctx->save_for_backward({arg});
+    ctx->saved_data["sizes"] = x.sizes().vec();
+    ctx->saved_data["blockedOut"] = blockedOut;
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    const torch::Tensor arg = ctx->get_saved_variables()[0];
+    const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
+    const bool blockedOut = ctx->saved_data["blockedOut"].toBool();
+    const PoolGeometry g{sizes[0], sizes[1], sizes[2], sizes[3], sizes[2] / 2, sizes[3] / 2};
+    const torch::Tensor grad = blockedOut ? grads[0].contiguous() : grads[0].contiguous(at::MemoryFormat::ChannelsLast);
+    torch::Tensor dx = torch::empty(sizes, grad.options());
+    const float* gp = grad.data_ptr<float>();
+    float* dp = dx.data_ptr<float>();
+    at::parallel_for(0, g.N * g.CB * g.OH, 1, [&](int64_t begin, int64_t end) {
+      poolBackRows(arg.data_ptr<uint8_t>(), gp, dp, g, blockedOut, begin, end);
+    });
+    return {dx, torch::Tensor(), torch::Tensor()};
+  }
+};
 
 }  // namespace
 
 bool blockedStretchApplies(const std::vector<Layer>& layers, size_t i, size_t to, const torch::Tensor& x) {
-  if (!kernelInput4d(x) || x.scalar_type() != at::kFloat || x.size(0) == 0) return false;
+  if (!gEnabled.load() || !kernelInput4d(x) || x.scalar_type() != at::kFloat || x.size(0) == 0) return false;
   const Layer& first = layers[i];
-  if (!startsStretch(first, x)) return false;
+  if (first.kind != Kind::Conv2D) return false;
+  const bool train = needsGradient(first, x);
+  if (!startsStretch(first, x, train)) return false;
   const auto [OH, OW] = plainConvOutput(first, x.size(2), x.size(3));
   // a first convolution that does not run Winograd itself (an image's RGB) only into one that does:
   // into a pool, the model's fused first block (few-channel-block.cc) never writes the conv output
-  const bool winograd = takesConv(first, x.size(1), x);
-  return (winograd || (i + 1 < to && layers[i + 1].kind == Kind::Conv2D)) && joins(layers, i + 1, to, first.filters, OH, OW, x);
+  const bool winograd = takesConv(first, x.size(1), x, train);
+  return (winograd || (i + 1 < to && layers[i + 1].kind == Kind::Conv2D)) && joins(layers, i + 1, to, first.filters, OH, OW, x, train);
 }
 
 torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t to, const torch::Tensor& x) {
@@ -84,7 +180,8 @@ torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t
   int64_t channels = x.size(1), height = x.size(2), width = x.size(3);
   bool pendingRelu = false;  // the last conv's relu, left for the pool after it
   bool ran = false;
-  auto continues = [&](size_t k, int64_t c, int64_t h, int64_t w) { return joins(layers, k, to, c, h, w, x); };
+  const bool train = needsGradient(layers[i], x);
+  auto continues = [&](size_t k, int64_t c, int64_t h, int64_t w) { return joins(layers, k, to, c, h, w, x, train); };
   for (size_t k = i; k < to && (k == i || continues(k, channels, height, width)); ++k) {
     const Layer& L = layers[k];
     const double start = timing::enabled() ? timing::now() : 0;
@@ -92,28 +189,47 @@ torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t
       const auto [OH, OW] = plainConvOutput(L, height, width);
       const bool poolNext = k + 1 < to && layers[k + 1].kind == Kind::MaxPool && takesPool(layers[k + 1], OH, OW);
       const bool relu = L.activation == Act::Relu && !poolNext;
-      torch::Tensor out = dnnlconv::forwardBlocked(L, y, relu, continues(k + 1, L.filters, OH, OW));
+      const bool blockedOut = continues(k + 1, L.filters, OH, OW);
+      torch::Tensor out = train ? dnnlconv::trainingForwardBlocked(L, y, blockedOut) : dnnlconv::forwardBlocked(L, y, relu, blockedOut);
       if (!out.defined()) break;  // no oneDNN primitive after all: the layers from here run one by one
+      if (train && relu) out = torch::relu(out);
       y = out;
       pendingRelu = L.activation == Act::Relu && poolNext;
       channels = L.filters;
       height = OH;
       width = OW;
     } else {
-      y = pool(y, pendingRelu, continues(k + 1, channels, height / 2, width / 2));
+      const bool blockedOut = continues(k + 1, channels, height / 2, width / 2);
+      y = train ? BlockedPoolFunction::apply(y, pendingRelu, blockedOut) : pool(y, pendingRelu, blockedOut);
       pendingRelu = false;
       height /= 2;
       width /= 2;
     }
-    if (timing::enabled()) timing::forward(L.name, start);
+    if (timing::enabled()) {
+      timing::forward(L.name, start);
+      if (train) timing::markOutput(y, L.name);  // its backward timed too
+    }
     i = k;
     ran = true;
   }
   if (!ran) return {};
   gStretches.fetch_add(1);
-  return y.dim() == 5 ? dnnlconv::fromBlocked(y) : y;
+  if (y.dim() == 4) return y;
+  if (!train) return dnnlconv::fromBlocked(y);
+  // stopped early in training: back to channels-last through ops autograd knows
+  const int64_t N = y.size(0), H = y.size(2), W = y.size(3), C = y.size(1) * 16;
+  return y.permute({0, 2, 3, 1, 4}).reshape({N, H, W, C}).permute({0, 3, 1, 2});
 }
 
 void addBlockedStretchInfo(Napi::Object& out) { out.Set("blockedStretches", static_cast<double>(gStretches.load())); }
+
+namespace {
+Napi::Value SetBlockedStretch(const Napi::CallbackInfo& info) {
+  if (!info[0].IsBoolean()) throw Napi::TypeError::New(info.Env(), "setBlockedStretch takes true or false");
+  return Napi::Boolean::New(info.Env(), gEnabled.exchange(info[0].As<Napi::Boolean>().Value()));
+}
+}  // namespace
+
+void addBlockedStretchExports(Napi::Env env, Napi::Object exports) { exports.Set("setBlockedStretch", Napi::Function::New(env, SetBlockedStretch)); }
 
 }  // namespace tl

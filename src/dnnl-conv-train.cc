@@ -103,20 +103,35 @@ std::shared_ptr<Primitives> primitivesFor(const std::vector<int64_t>& key) {
   return gPrimitives.front();
 }
 
+// An activation tensor as oneDNN memory: 4-D channels-last (`user`), or 5-D [N][C/16][H][W][16]
+// (Winograd's blocked layout, carried between layers by blocked-stretch.cc).
+memory::desc layoutOf(const torch::Tensor& t, const memory::desc& user) {
+  return t.dim() == 5 ? memory::desc(user.dims(), DT::f32, Tag::nChw16c) : user;
+}
+
+// A new activation in the layout of `like` (4-D channels-last or 5-D blocked) with `d`'s N, C, H, W.
+torch::Tensor emptyLike(const torch::Tensor& like, const memory::dims& d, bool blocked) {
+  return blocked ? torch::empty({d[0], d[1] / 16, d[2], d[3], 16}, like.options())
+                 : torch::empty({d[0], d[1], d[2], d[3]}, like.options().memory_format(at::MemoryFormat::ChannelsLast));
+}
+
+torch::Tensor dense(const torch::Tensor& t) { return t.dim() == 5 ? t.contiguous() : t.contiguous(at::MemoryFormat::ChannelsLast); }
+
+// Input and output channels-last (4-D) or blocked (5-D): the gradients come and go in the same
+// layouts as the tensors they belong to.
 struct WinogradConvFunction : public torch::autograd::Function<WinogradConvFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& input, const torch::Tensor& weight,
-                               const torch::Tensor& bias, const std::shared_ptr<Primitives>& p) {
-    const torch::Tensor x = input.contiguous(at::MemoryFormat::ChannelsLast);
+                               const torch::Tensor& bias, const std::shared_ptr<Primitives>& p, bool blockedOut) {
+    const torch::Tensor x = dense(input);
     const torch::Tensor w = weight.contiguous(at::MemoryFormat::ChannelsLast);
-    const memory::dims& d = p->userDst.dims();
-    torch::Tensor y = torch::empty({d[0], d[1], d[2], d[3]}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+    torch::Tensor y = emptyLike(x, p->userDst.dims(), blockedOut);
     const torch::Tensor b = bias.defined() ? bias.contiguous() : bias;
     Runner r;
     torch::Tensor blockedX;
     try {
-      const memory src = r.convert(r.wrap(p->userSrc, x.data_ptr()), p->src, &blockedX);
+      const memory src = r.convert(r.wrap(layoutOf(x, p->userSrc), x.data_ptr()), p->src, &blockedX);
       memory wei = r.convert(r.wrap(p->userWeights, w.data_ptr()), p->weights);
-      r.into(r.wrap(p->userDst, y.data_ptr()), p->dst, [&](memory dst) {
+      r.into(r.wrap(layoutOf(y, p->userDst), y.data_ptr()), p->dst, [&](memory dst) {
         std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DST, dst}};
         if (b.defined()) args.emplace(DNNL_ARG_BIAS, r.wrap(memory::desc(dims({b.size(0)}), DT::f32, Tag::a), b.data_ptr()));
         r.run(p->forward, args, p->scratchForward);
@@ -131,6 +146,7 @@ struct WinogradConvFunction : public torch::autograd::Function<WinogradConvFunct
     const bool keepBlocked = blockedX.defined() && p->weightsSrc == p->src;
     ctx->saved_data["x"] = keepBlocked ? blockedX : x;
     ctx->saved_data["blocked"] = keepBlocked;
+    ctx->saved_data["inputBlocked"] = x.dim() == 5;
     ctx->saved_data["w"] = w;
     ctx->saved_data["key"] = p->key;
     return y;
@@ -143,22 +159,23 @@ struct WinogradConvFunction : public torch::autograd::Function<WinogradConvFunct
     const std::vector<int64_t> key = ctx->saved_data["key"].toIntVector();
     const std::shared_ptr<Primitives> p = primitivesFor(key);  // the forward's, unless evicted since
     if (!p) throw std::logic_error("oneDNN Winograd primitives for " + shapeString(key) + " vanished between forward and backward");
-    const torch::Tensor g = grads[0].contiguous(at::MemoryFormat::ChannelsLast);
+    const bool inputBlocked = ctx->saved_data["inputBlocked"].toBool();
+    const torch::Tensor g = dense(grads[0]);
     torch::Tensor dx, dw = torch::empty_like(w, at::MemoryFormat::ChannelsLast), db;
     Runner r;
     try {
-      memory userDiffDst = r.wrap(p->userDst, g.data_ptr());
+      memory userDiffDst = r.wrap(layoutOf(g, p->userDst), g.data_ptr());
       std::optional<memory> dataDiffDst;  // the output gradient in backward data's layout, reused when the same
       if (ctx->needs_input_grad(0)) {
-        dx = torch::empty({key[0], key[1], key[2], key[3]}, w.options().memory_format(at::MemoryFormat::ChannelsLast));
+        dx = emptyLike(g, p->userSrc.dims(), inputBlocked);
         dataDiffDst = r.convert(userDiffDst, p->dataDiffDst);
         memory diffDst = *dataDiffDst;
         memory wei = r.convert(r.wrap(p->userWeights, w.data_ptr()), p->dataWeights);
-        r.into(r.wrap(p->userSrc, dx.data_ptr()), p->dataDiffSrc, [&](memory diffSrc) {
+        r.into(r.wrap(layoutOf(dx, p->userSrc), dx.data_ptr()), p->dataDiffSrc, [&](memory diffSrc) {
           r.run(p->backwardData, {{DNNL_ARG_DIFF_DST, diffDst}, {DNNL_ARG_WEIGHTS, wei}, {DNNL_ARG_DIFF_SRC, diffSrc}}, p->scratchData);
         });
       }
-      memory src = blocked ? r.wrap(p->weightsSrc, x.data_ptr()) : r.convert(r.wrap(p->userSrc, x.data_ptr()), p->weightsSrc);
+      memory src = blocked ? r.wrap(p->weightsSrc, x.data_ptr()) : r.convert(r.wrap(layoutOf(x, p->userSrc), x.data_ptr()), p->weightsSrc);
       memory diffDst = dataDiffDst && p->dataDiffDst == p->weightsDiffDst ? *dataDiffDst : r.convert(userDiffDst, p->weightsDiffDst);
       std::optional<memory> diffBias;
       if (key[9]) {
@@ -175,29 +192,41 @@ struct WinogradConvFunction : public torch::autograd::Function<WinogradConvFunct
     } catch (const dnnl::error& e) {
       rethrow("Winograd backward", {key[0], key[1], key[2], key[3]}, w.sizes(), "", e);
     }
-    return {dx, dw, db, torch::Tensor()};
+    return {dx, dw, db, torch::Tensor(), torch::Tensor()};
   }
 
 };
 
+bool trainingApplies(const Layer& L, int64_t channels) {
+  if (!enabled() || algorithm() == Algorithm::Direct || L.kind != Kind::Conv2D || L.depthwise || L.groups != 1 || L.mixedBf16) return false;
+  if (L.kernel[0] != 3 || L.kernel[1] != 3 || L.strides[0] != 1 || L.strides[1] != 1 || L.dilation[0] != 1 || L.dilation[1] != 1) return false;
+  return channels >= 16 && L.filters >= 16 && L.params[0].scalar_type() == at::kFloat;
+}
+
 }  // namespace
 
-torch::Tensor trainingForward(const Layer& L, const torch::Tensor& x) {
-  if (!enabled() || algorithm() == Algorithm::Direct || L.kind != Kind::Conv2D || L.depthwise || L.groups != 1 || L.mixedBf16) return {};
-  if (L.kernel[0] != 3 || L.kernel[1] != 3 || L.strides[0] != 1 || L.strides[1] != 1 || L.dilation[0] != 1 || L.dilation[1] != 1) return {};
-  if (x.dim() != 4 || !x.device().is_cpu() || x.scalar_type() != at::kFloat || x.size(0) == 0) return {};
-  if (x.size(1) < 16 || L.filters < 16 || L.params[0].scalar_type() != at::kFloat) return {};
-  if (!needsGradient(L, x)) return {};
-  const std::vector<int64_t> key{x.size(0), x.size(1), x.size(2), x.size(3), L.filters, L.pad[0], L.pad[1], L.pad[2], L.pad[3],
+torch::Tensor trainingForwardBlocked(const Layer& L, const torch::Tensor& x, bool blockedOut) {
+  const bool blockedIn = x.dim() == 5;
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || x.size(0) == 0) return {};
+  const int64_t C = blockedIn ? x.size(1) * x.size(4) : x.size(1);
+  if (!trainingApplies(L, C) || !needsGradient(L, x)) return {};
+  if ((blockedIn || blockedOut) && (C % 16 != 0 || L.filters % 16 != 0)) return {};
+  const std::vector<int64_t> key{x.size(0), C, x.size(2), x.size(3), L.filters, L.pad[0], L.pad[1], L.pad[2], L.pad[3],
                                  L.useBias, at::get_num_threads()};
   const std::shared_ptr<Primitives> p = primitivesFor(key);
   if (!p) return {};
-  return WinogradConvFunction::apply(x, L.params[0], L.useBias ? L.params[1] : torch::Tensor(), p);
+  return WinogradConvFunction::apply(x, L.params[0], L.useBias ? L.params[1] : torch::Tensor(), p, blockedOut);
 }
+
+bool trainingBlockedApplies(const Layer& L, int64_t channels) { return trainingApplies(L, channels) && channels % 16 == 0 && L.filters % 16 == 0; }
+
+torch::Tensor trainingForward(const Layer& L, const torch::Tensor& x) { return x.dim() == 4 ? trainingForwardBlocked(L, x, false) : torch::Tensor(); }
 
 #else  // !TL_WITH_DNNL
 
 torch::Tensor trainingForward(const Layer&, const torch::Tensor&) { return {}; }
+torch::Tensor trainingForwardBlocked(const Layer&, const torch::Tensor&, bool) { return {}; }
+bool trainingBlockedApplies(const Layer&, int64_t) { return false; }
 
 #endif
 

@@ -17,5 +17,12 @@ namespace dnnlconv {
 // tensor (the caller runs libtorch's conv2d).
 torch::Tensor trainingForward(const Layer& L, const torch::Tensor& x);
 
+// For a stretch of such layers in Winograd's blocked layout (blocked-stretch.cc): whether `L` on
+// `channels` input channels qualifies (as above, channels and filters multiples of 16), and
+// trainingForward with `x` channels-last (4-D) or blocked (5-D [N][C/16][H][W][16]), the output
+// blocked when `blockedOut`; gradients come back in the layouts of the tensors they belong to.
+bool trainingBlockedApplies(const Layer& L, int64_t channels);
+torch::Tensor trainingForwardBlocked(const Layer& L, const torch::Tensor& x, bool blockedOut);
+
 }  // namespace dnnlconv
 }  // namespace tl

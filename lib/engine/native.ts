@@ -200,6 +200,8 @@ export interface NativeBinding {
   setConvAlgorithm(algorithm: ConvAlgorithm): ConvAlgorithm;
   /** Tests and bench only: false runs every convolution through libtorch's conv2d (as before oneDNN was called directly). Returns the previous setting. */
   setDnnlConv(enabled: boolean): boolean;
+  /** Tests and bench only: false runs float32 Winograd convolutions one by one, converting around each (src/blocked-stretch.cc). Returns the previous setting. */
+  setBlockedStretch(enabled: boolean): boolean;
   /**
    * Tests and bench only: the most bytes of Winograd's blocked copies and scratchpad one oneDNN call
    * may use (default 256 MiB); a batch over it runs in slices of rows. Returns the previous one.
@@ -306,6 +308,7 @@ export function native(): NativeBinding {
     amxPeakFlops: loaded.amxPeakFlops,
     setConvAlgorithm: loaded.setConvAlgorithm,
     setDnnlConv: loaded.setDnnlConv,
+    setBlockedStretch: loaded.setBlockedStretch,
     setWinogradCallBytes: loaded.setWinogradCallBytes,
     gatherRecords: loaded.gatherRecords,
     deviceInfo: loaded.deviceInfo,
