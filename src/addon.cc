@@ -8,9 +8,9 @@
 #include <atomic>
 #include <thread>
 
-#include "blocked-stretch.h"
 #include "allocator.h"
 #include "amx.h"
+#include "blocked-stretch.h"
 #include "chunked-forward.h"
 #include "conv-pool-amx.h"
 #include "few-channel-block.h"

@@ -25,21 +25,26 @@ bool takesConv(const Layer& L, int64_t channels, const torch::Tensor& x, bool tr
   return train ? dnnlconv::trainingBlockedApplies(L, channels) : dnnlconv::blockedApplies(L, channels) && !needsGradient(L, x);
 }
 
-// The stretch's first layer. In inference any float32 convolution that can write its output blocked
-// (an image's first too); in training one that takesConv.
+// The stretch's first layer (a Conv2D). In inference any float32 convolution that can write its
+// output blocked (an image's first too); in training one that takesConv.
 bool startsStretch(const Layer& L, const torch::Tensor& x, bool train) {
-  if (L.kind != Kind::Conv2D || !plainConv(L) || (L.activation != Act::Relu && L.activation != Act::Linear)) return false;
-  return train ? takesConv(L, x.size(1), x, true) : dnnlconv::blockedOutputApplies(L) && !needsGradient(L, x);
+  if (train) return takesConv(L, x.size(1), x, true);
+  return plainConv(L) && (L.activation == Act::Relu || L.activation == Act::Linear) && dnnlconv::blockedOutputApplies(L) && !needsGradient(L, x);
 }
 
 bool takesPool(const Layer& L, int64_t height, int64_t width) { return halvingPool(L) && !L.mixedBf16 && height >= 2 && width >= 2; }
 
 // Whether layers[k] (before `to`) joins a stretch on an input of `channels` x `height` x `width`.
+// A relu conv before a pool the stretch does not take (3x3, padded...) does not join either: the
+// pair path (maxPoolRelu) keeps its relu after the pool.
 bool joins(const std::vector<Layer>& layers, size_t k, size_t to, int64_t channels, int64_t height, int64_t width, const torch::Tensor& x,
            bool train) {
   if (k >= to) return false;
   const Layer& L = layers[k];
-  return (L.kind == Kind::Conv2D && takesConv(L, channels, x, train)) || (L.kind == Kind::MaxPool && takesPool(L, height, width));
+  if (L.kind == Kind::MaxPool) return takesPool(L, height, width);
+  if (L.kind != Kind::Conv2D || !takesConv(L, channels, x, train)) return false;
+  const auto [OH, OW] = plainConvOutput(L, height, width);
+  return !(L.activation == Act::Relu && k + 1 < to && layers[k + 1].kind == Kind::MaxPool && !takesPool(layers[k + 1], OH, OW));
 }
 
 struct PoolGeometry {
@@ -177,6 +182,7 @@ bool blockedStretchApplies(const std::vector<Layer>& layers, size_t i, size_t to
 
 torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t to, const torch::Tensor& x) {
   torch::Tensor y = x;  // 4-D channels-last, or 5-D blocked
+  const size_t first = i;
   int64_t channels = x.size(1), height = x.size(2), width = x.size(3);
   bool pendingRelu = false;  // the last conv's relu, left for the pool after it
   bool ran = false;
@@ -213,7 +219,7 @@ torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t
     ran = true;
   }
   if (!ran) return {};
-  gStretches.fetch_add(1);
+  if (i > first) gStretches.fetch_add(1);  // at least two layers ran blocked
   if (y.dim() == 4) return y;
   if (!train) return dnnlconv::fromBlocked(y);
   // stopped early in training: back to channels-last through ops autograd knows

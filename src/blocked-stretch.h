@@ -8,9 +8,10 @@
 // primitives (dnnl-conv.cc); in training its Winograd training primitives (dnnl-conv-train.cc),
 // whose gradients then come and go blocked too.
 //
-// Numerics are those of the layers run one by one: the same oneDNN primitives, and a pool after a
-// relu convolution pools first and applies the relu after (maxPoolRelu's rule: a value wins its
-// window if greater or NaN; the relu keeps NaN), its backward through the winner it recorded.
+// Numerics are those of the layers run one by one: the same oneDNN primitives (but for a stretch's
+// 3-channel first convolution, which oneDNN runs on planar input with another kernel), and a pool
+// after a relu convolution pools first and applies the relu after (maxPoolRelu's rule: a value wins
+// its window if greater or NaN; the relu keeps NaN), its backward through the winner it recorded.
 #pragma once
 #include <napi.h>
 #include <torch/torch.h>
@@ -22,11 +23,12 @@
 
 namespace tl {
 
-// Whether a stretch starts at layers[i] on `x`: a float32 Conv2D, relu or linear, that needs no
-// gradient and can write its output blocked (dnnlconv::blockedOutputApplies: an image's first
-// convolution too, which oneDNN then runs on planar input), and the layer after it (before `to`)
-// one that runs Winograd (dnnlconv::blockedApplies) or, after a Winograd one, a 2x2 MaxPooling2D of
-// stride 2, 'valid'.
+// Whether a stretch starts at layers[i] on `x`: a float32 Conv2D, relu or linear, and the layer
+// after it (before `to`) one that runs Winograd (dnnlconv::blockedApplies, or in training
+// trainingBlockedApplies) or, after a Winograd one, a 2x2 MaxPooling2D of stride 2, 'valid'. In
+// inference (no layer needs a gradient) the first may be any convolution that can write its output
+// blocked (dnnlconv::blockedOutputApplies: an image's first too, which oneDNN then runs on planar
+// input); in training every convolution needs one.
 bool blockedStretchApplies(const std::vector<Layer>& layers, size_t i, size_t to, const torch::Tensor& x);
 
 // Runs the stretch from layers[i] for as long as the layers qualify (before `to`); returns its

@@ -209,8 +209,8 @@ torch::Tensor trainingForwardBlocked(const Layer& L, const torch::Tensor& x, boo
   const bool blockedIn = x.dim() == 5;
   if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || x.size(0) == 0) return {};
   const int64_t C = blockedIn ? x.size(1) * x.size(4) : x.size(1);
-  if (!trainingApplies(L, C) || !needsGradient(L, x)) return {};
-  if ((blockedIn || blockedOut) && (C % 16 != 0 || L.filters % 16 != 0)) return {};
+  const bool applies = blockedIn || blockedOut ? trainingBlockedApplies(L, C) : trainingApplies(L, C);
+  if (!applies || !needsGradient(L, x)) return {};
   const std::vector<int64_t> key{x.size(0), C, x.size(2), x.size(3), L.filters, L.pad[0], L.pad[1], L.pad[2], L.pad[3],
                                  L.useBias, at::get_num_threads()};
   const std::shared_ptr<Primitives> p = primitivesFor(key);

@@ -120,9 +120,12 @@ std::optional<Prepared> prepare(const Layer& L, const Shape& x, DT dt, bool relu
     try {
       // the caller's layouts, so nothing is converted; where they differ (a stretch's first
       // convolution, nhwc in and blocked out) oneDNN picks the input layout it has a kernel for (for
-      // an image's 3 channels, planar), else its reference code would run, 300x slower
+      // an image's 3 channels, planar): asked for nhwc in, it offers only its reference code, 300x
+      // slower
       pd = describe(dnnl::algorithm::convolution_direct, in == out ? in : Tag::any, out);
-      if (in != out && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) pd = describe(dnnl::algorithm::convolution_direct, Tag::nhwc, Tag::nhwc);
+      // a blocked layout only where oneDNN has a kernel for it (none without AVX-512): the stretch
+      // then stops and the layer runs channels-last
+      if ((in != Tag::nhwc || out != Tag::nhwc) && std::string(pd.impl_info_str()).rfind("ref", 0) == 0) return std::nullopt;
     } catch (const dnnl::error&) {
       return std::nullopt;
     }
@@ -276,7 +279,8 @@ bool blockedOutputApplies(const Layer& L) {
 }
 
 bool blockedApplies(const Layer& L, int64_t channels) {
-  return blockedOutputApplies(L) && channels % 16 == 0 && wantWinograd(DT::f32, channels, L.filters);
+  const bool threeByThree = L.kernel[0] == 3 && L.kernel[1] == 3;  // oneDNN's Winograd
+  return blockedOutputApplies(L) && threeByThree && channels % 16 == 0 && wantWinograd(DT::f32, channels, L.filters);
 }
 
 torch::Tensor forwardBlocked(const Layer& L, const torch::Tensor& x, bool relu, bool blockedOut) {

@@ -29,10 +29,10 @@ void countCall();  // one more convolution through oneDNN (info().dnnlCalls)
 // oneDNN primitive for it): the caller then runs libtorch's conv2d.
 torch::Tensor forward(const Layer& L, const torch::Tensor& x, bool relu);
 
-// Float32 inference can keep activations in Winograd's blocked layout (nChw16c) from one layer to
-// the next (blocked-stretch.cc) instead of converting every convolution's input and output from and
-// to channels-last: whether Conv2D `L` on `channels` input channels runs Winograd (float32, channels
-// and filters multiples of 16, oneDNN on).
+// Float32 inference (and training: dnnl-conv-train.h) can keep activations in Winograd's blocked
+// layout (nChw16c) from one layer to the next (blocked-stretch.cc) instead of converting every
+// convolution's input and output from and to channels-last: whether Conv2D `L` on `channels` input
+// channels runs Winograd (float32, 3x3, channels and filters multiples of 16, oneDNN on).
 bool blockedApplies(const Layer& L, int64_t channels);
 // Whether Conv2D `L` can write its output blocked for such a stretch to start from, whatever it
 // computes with (float32, filters a multiple of 16, oneDNN on): an image's first convolution too.

@@ -260,10 +260,12 @@ torch::Tensor Model::forwardLayers(const torch::Tensor& input, size_t from, size
         i += 2;
         continue;
       }
-      // float32 inference: consecutive Winograd convolutions (and the pools between them) with the
-      // activations kept in oneDNN's blocked layout (blocked-stretch.cc), each layer timed there
-      if (blockedStretchApplies(layers_, i, to, x)) {
-        if (torch::Tensor y = blockedStretch(layers_, i, to, x); y.defined()) {
+      // float32, inference or training: consecutive Winograd convolutions (and the pools between
+      // them) with the activations kept in oneDNN's blocked layout (blocked-stretch.cc), each layer
+      // timed there; never the last layer when its activation must be skipped (logits)
+      const size_t stretchEnd = logits ? to - 1 : to;
+      if (blockedStretchApplies(layers_, i, stretchEnd, x)) {
+        if (torch::Tensor y = blockedStretch(layers_, i, stretchEnd, x); y.defined()) {
           x = y;
           continue;
         }

@@ -11,6 +11,7 @@
  */
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import type { LayerConfig } from '../lib/keras-format/config.js';
@@ -19,7 +20,21 @@ import { Sequential } from '../lib/models/sequential.js';
 import { ArrayDataset, activation, conv2d, maxAbs, maxAbsDiff, pool2d, prod, Rng, type T, tensor } from './helpers/naive.js';
 
 const engine = native();
-const skip = engine.info().dnnl ? false : 'the engine was built without oneDNN headers (apt-get install libdnnl-dev, rebuild)';
+// oneDNN has Winograd and the blocked (16-channel) kernels only with AVX-512: elsewhere no stretch
+// runs (the layers run one by one, as other tests check)
+const avx512 = ((): boolean => {
+  try {
+    return /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+  } catch {
+    return false;
+  }
+})();
+const isaCapped = /^(sse41|avx|avx2)$/i.test(process.env.ONEDNN_MAX_CPU_ISA ?? process.env.DNNL_MAX_CPU_ISA ?? '');
+const skip = !engine.info().dnnl
+  ? 'the engine was built without oneDNN headers (apt-get install libdnnl-dev, rebuild)'
+  : !avx512 || isaCapped
+    ? "oneDNN's Winograd and blocked kernels need AVX-512, which this CPU (or ONEDNN_MAX_CPU_ISA) lacks: no stretch runs"
+    : false;
 const stretches = (): number => engine.info().blockedStretches;
 
 interface ConvSpec {
@@ -29,9 +44,10 @@ interface ConvSpec {
 }
 type Spec = ConvSpec | 'pool';
 
-const INPUT: [number, number, number] = [14, 12, 16];
+const INPUT: [number, number, number] = [14, 13, 16];
 const BATCH = 2;
-// conv, conv, pool (after a relu conv), conv, pool (after a linear conv): 14x12 -> 7x6 -> 5x4 -> 2x2
+// conv, conv, pool (after a relu conv), conv, pool (after a linear conv): 14x13 -> 7x6 -> 5x4 -> 2x2,
+// odd widths and heights into both pools
 const SPECS: Spec[] = [
   { filters: 32, padding: 'same', activation: 'relu' },
   { filters: 32, padding: 'same', activation: 'relu' },
@@ -139,7 +155,7 @@ test('NaN inputs: the stretch keeps the NaNs its layers keep one at a time', { s
   const rng = new Rng(42);
   const w = weights(rng);
   const x = rng.floats(prod([BATCH, ...INPUT]), -1, 1);
-  for (const at of [5, 700, 2 * 14 * 12 * 16 - 3]) x[at] = Number.NaN;
+  for (const at of [5, 700, prod([BATCH, ...INPUT]) - 3]) x[at] = Number.NaN;
   const got = await stretched(x, w);
   const alone = await layerByLayer(x, w);
   assert.ok(got.output.some(Number.isNaN), 'some NaN reached the output');
@@ -150,15 +166,37 @@ test('NaN inputs: the stretch keeps the NaNs its layers keep one at a time', { s
   assertSameBits(got.output, alone.output, 'stretch vs layer by layer, NaN');
 });
 
-test('no stretch where a convolution has filters that are not a multiple of 16', { skip }, async () => {
+test('no stretch: 8 filters, direct convolution asked for, or a relu conv before a 3x3 pool', { skip }, async () => {
   const rng = new Rng(43);
+  const x = rng.floats(2 * 8 * 8 * 16, -1, 1);
   const few = model(
     [{ filters: 8, padding: 'same', activation: 'relu' }, { filters: 16, padding: 'same', activation: 'relu' }, 'pool'],
     [8, 8, 16],
   );
-  const before = stretches();
-  await few.predict(rng.floats(2 * 8 * 8 * 16, -1, 1), [2, 8, 8, 16]);
+  let before = stretches();
+  await few.predict(x, [2, 8, 8, 16]);
   assert.equal(stretches(), before, '8 filters: no blocked layout without padding the channels');
+
+  const direct = model([...SPECS], INPUT);
+  before = stretches();
+  const previous = engine.setConvAlgorithm('direct');
+  try {
+    await direct.predict(rng.floats(prod([BATCH, ...INPUT]), -1, 1), [BATCH, ...INPUT]);
+  } finally {
+    engine.setConvAlgorithm(previous);
+  }
+  assert.equal(stretches(), before, "'direct': no Winograd, no stretch");
+
+  // the conv before the 3x3 pool stays out (the pair path keeps its relu after the pool), and
+  // one conv alone is no stretch
+  const wide = new Sequential([layerOf(SPECS[0]!, 0), layerOf(SPECS[1]!, 1), layers.maxPooling2d({ poolSize: 3, name: 'p3' })], {
+    inputShape: [8, 8, 16],
+    preprocessing: 'none',
+    seed: 3,
+  });
+  before = stretches();
+  await wide.predict(x, [2, 8, 8, 16]);
+  assert.equal(stretches(), before, 'no stretch into a pool it does not take');
 });
 
 test("an image's 3-channel first convolution starts a stretch into a Winograd one, and not into a pool", { skip }, async () => {
@@ -219,6 +257,47 @@ test('training through a stretch: the losses and weights of the layers run one b
   assert.equal(off.stretches, 0);
   assert.deepEqual(on.loss, off.loss);
   assert.ok(on.loss[1]! < on.loss[0]!, 'the loss fell');
+  for (const [i, layer] of on.weights.entries()) {
+    for (const [j, w] of layer.weights.entries()) {
+      assertSameBits(w.data, off.weights[i]!.weights[j]!.data, `${layer.layerName} weight ${j}`);
+    }
+  }
+});
+
+test('a frozen base then trainable convolutions: an inference stretch, then a training one ending at a conv, bit for bit', {
+  skip,
+}, async () => {
+  const rng = new Rng(46);
+  const x = rng.floats(prod([4, ...INPUT]), -1, 1);
+  const y = new Float32Array([1, 0, 0, 1]);
+  const train = async (stretch: boolean) => {
+    const m = new Sequential(
+      [
+        layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', trainable: false, name: 'a' }),
+        layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', trainable: false, name: 'b' }),
+        layers.maxPooling2d({ poolSize: 2, name: 'p' }),
+        layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c' }),
+        layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', activation: 'linear', name: 'd' }),
+        layers.flatten({ name: 'f' }),
+        layers.dense({ units: 1, activation: 'sigmoid', name: 'o' }),
+      ],
+      { inputShape: INPUT, preprocessing: 'none', seed: 7 },
+    );
+    m.compile({ optimizer: { sgd: { learningRate: 0.05 } }, loss: 'binaryCrossentropy' });
+    const before = stretches();
+    const previous = engine.setBlockedStretch(stretch);
+    try {
+      const history = await m.fit(new ArrayDataset(x, INPUT, y, 2), { epochs: 2, verbose: 0 });
+      return { loss: history.history.loss!, weights: m.getWeights(), stretches: stretches() - before };
+    } finally {
+      engine.setBlockedStretch(previous);
+    }
+  };
+  const on = await train(true);
+  const off = await train(false);
+  assert.equal(on.stretches, 8, 'per step: a, b, p in inference; c, d in training');
+  assert.equal(off.stretches, 0);
+  assert.deepEqual(on.loss, off.loss);
   for (const [i, layer] of on.weights.entries()) {
     for (const [j, w] of layer.weights.entries()) {
       assertSameBits(w.data, off.weights[i]!.weights[j]!.data, `${layer.layerName} weight ${j}`);

@@ -159,7 +159,7 @@ export interface NativeBinding {
     amxConvIntoPairCalls: number;
     /** few-channel Conv2Ds without a pool run on AMX tiles so far (mixed_bfloat16 inference, src/few-channel-block.cc) */
     amxFewChannelConvCalls: number;
-    /** float32 inference stretches of Winograd convolutions (and pools) run in oneDNN's blocked layout so far (src/blocked-stretch.cc) */
+    /** float32 stretches (inference or training) of Winograd convolutions and pools run in oneDNN's blocked layout so far (src/blocked-stretch.cc) */
     blockedStretches: number;
   };
   /** Returns the caching allocator's kept blocks to the system (a new workload needs other sizes). */
