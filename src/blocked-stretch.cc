@@ -25,13 +25,6 @@ bool takesConv(const Layer& L, int64_t channels, const torch::Tensor& x, bool tr
   return train ? dnnlconv::trainingBlockedApplies(L, channels) : dnnlconv::blockedApplies(L, channels) && !needsGradient(L, x);
 }
 
-// The stretch's first layer (a Conv2D). In inference any float32 convolution that can write its
-// output blocked (an image's first too); in training one that takesConv.
-bool startsStretch(const Layer& L, const torch::Tensor& x, bool train) {
-  if (train) return takesConv(L, x.size(1), x, true);
-  return plainConv(L) && (L.activation == Act::Relu || L.activation == Act::Linear) && dnnlconv::blockedOutputApplies(L) && !needsGradient(L, x);
-}
-
 bool takesPool(const Layer& L, int64_t height, int64_t width) { return halvingPool(L) && !L.mixedBf16 && height >= 2 && width >= 2; }
 
 // Whether layers[k] (before `to`) joins a stretch on an input of `channels` x `height` x `width`.
@@ -51,7 +44,7 @@ struct PoolGeometry {
   int64_t N, CB, H, W, OH, OW;
 };
 
-PoolGeometry poolGeometry(const torch::Tensor& x) { return {x.size(0), x.size(1), x.size(2), x.size(3), x.size(2) / 2, x.size(3) / 2}; }
+PoolGeometry poolGeometry(c10::IntArrayRef x) { return {x[0], x[1], x[2], x[3], x[2] / 2, x[3] / 2}; }
 
 // Where output (row, ow)'s 16 channels lie: row = (n * CB + cb) * OH + oh; blocked [N][CB][OH][OW][16]
 // or channels-last [N][OH][OW][CB * 16].
@@ -125,7 +118,7 @@ TL_CLONES void poolBackRows(const uint8_t* __restrict__ arg, const float* __rest
 }
 
 torch::Tensor pool(const torch::Tensor& x, bool relu, bool blockedOut, const torch::Tensor& arg = {}) {
-  const PoolGeometry g = poolGeometry(x);
+  const PoolGeometry g = poolGeometry(x.sizes());
   torch::Tensor y = blockedOut ? torch::empty({g.N, g.CB, g.OH, g.OW, 16}, x.options())
                                : torch::empty({g.N, g.CB * 16, g.OH, g.OW}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   const float* xp = x.data_ptr<float>();
@@ -141,19 +134,18 @@ torch::Tensor pool(const torch::Tensor& x, bool relu, bool blockedOut, const tor
 // max-pool-relu.cc does, not the input.
 struct BlockedPoolFunction : public torch::autograd::Function<BlockedPoolFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, bool relu, bool blockedOut) {
-    const PoolGeometry g = poolGeometry(x);
+    const PoolGeometry g = poolGeometry(x.sizes());
     torch::Tensor arg = torch::empty({g.N, g.CB, g.OH, g.OW, 16}, x.options().dtype(at::kByte));
     torch::Tensor y = pool(x.contiguous(), relu, blockedOut, arg);
     ctx->save_for_backward({arg});
     ctx->saved_data["sizes"] = x.sizes().vec();
-    ctx->saved_data["blockedOut"] = blockedOut;
     return y;
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     const torch::Tensor arg = ctx->get_saved_variables()[0];
     const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
-    const bool blockedOut = ctx->saved_data["blockedOut"].toBool();
-    const PoolGeometry g{sizes[0], sizes[1], sizes[2], sizes[3], sizes[2] / 2, sizes[3] / 2};
+    const bool blockedOut = grads[0].dim() == 5;  // the output's layout
+    const PoolGeometry g = poolGeometry(sizes);
     const torch::Tensor grad = blockedOut ? grads[0].contiguous() : grads[0].contiguous(at::MemoryFormat::ChannelsLast);
     torch::Tensor dx = torch::empty(sizes, grad.options());
     const float* gp = grad.data_ptr<float>();
@@ -172,12 +164,15 @@ bool blockedStretchApplies(const std::vector<Layer>& layers, size_t i, size_t to
   const Layer& first = layers[i];
   if (first.kind != Kind::Conv2D) return false;
   const bool train = needsGradient(first, x);
-  if (!startsStretch(first, x, train)) return false;
-  const auto [OH, OW] = plainConvOutput(first, x.size(2), x.size(3));
-  // a first convolution that does not run Winograd itself (an image's RGB) only into one that does:
-  // into a pool, the model's fused first block (few-channel-block.cc) never writes the conv output
   const bool winograd = takesConv(first, x.size(1), x, train);
-  return (winograd || (i + 1 < to && layers[i + 1].kind == Kind::Conv2D)) && joins(layers, i + 1, to, first.filters, OH, OW, x, train);
+  // in inference any convolution that can write its output blocked may start one (an image's
+  // first too), but only into a Winograd one: into a pool, the model's fused first block
+  // (few-channel-block.cc) never writes the conv output
+  const bool writesBlocked = !train && plainConv(first) && (first.activation == Act::Relu || first.activation == Act::Linear) &&
+                             dnnlconv::blockedOutputApplies(first) && !needsGradient(first, x) && i + 1 < to && layers[i + 1].kind == Kind::Conv2D;
+  if (!winograd && !writesBlocked) return false;
+  const auto [OH, OW] = plainConvOutput(first, x.size(2), x.size(3));
+  return joins(layers, i + 1, to, first.filters, OH, OW, x, train);
 }
 
 torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t to, const torch::Tensor& x) {
@@ -185,10 +180,10 @@ torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t
   const size_t first = i;
   int64_t channels = x.size(1), height = x.size(2), width = x.size(3);
   bool pendingRelu = false;  // the last conv's relu, left for the pool after it
-  bool ran = false;
   const bool train = needsGradient(layers[i], x);
   auto continues = [&](size_t k, int64_t c, int64_t h, int64_t w) { return joins(layers, k, to, c, h, w, x, train); };
-  for (size_t k = i; k < to && (k == i || continues(k, channels, height, width)); ++k) {
+  bool more = true;  // layers[k] joins: the first by blockedStretchApplies, each next as the last one's output was made
+  for (size_t k = i; more; ++k) {
     const Layer& L = layers[k];
     const double start = timing::enabled() ? timing::now() : 0;
     if (L.kind == Kind::Conv2D) {
@@ -197,9 +192,13 @@ torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t
       const bool relu = L.activation == Act::Relu && !poolNext;
       const bool blockedOut = continues(k + 1, L.filters, OH, OW);
       torch::Tensor out = train ? dnnlconv::trainingForwardBlocked(L, y, blockedOut) : dnnlconv::forwardBlocked(L, y, relu, blockedOut);
-      if (!out.defined()) break;  // no oneDNN primitive after all: the layers from here run one by one
+      if (!out.defined()) {  // no oneDNN primitive after all: the layers from here run one by one
+        if (k == first) return {};
+        break;
+      }
       if (train && relu) out = torch::relu(out);
       y = out;
+      more = blockedOut;
       pendingRelu = L.activation == Act::Relu && poolNext;
       channels = L.filters;
       height = OH;
@@ -207,6 +206,7 @@ torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t
     } else {
       const bool blockedOut = continues(k + 1, channels, height / 2, width / 2);
       y = train ? BlockedPoolFunction::apply(y, pendingRelu, blockedOut) : pool(y, pendingRelu, blockedOut);
+      more = blockedOut;
       pendingRelu = false;
       height /= 2;
       width /= 2;
@@ -216,13 +216,10 @@ torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t
       if (train) timing::markOutput(y, L.name);  // its backward timed too
     }
     i = k;
-    ran = true;
   }
-  if (!ran) return {};
   if (i > first) gStretches.fetch_add(1);  // at least two layers ran blocked
   if (y.dim() == 4) return y;
-  if (!train) return dnnlconv::fromBlocked(y);
-  // stopped early in training: back to channels-last through ops autograd knows
+  // stopped early: back to channels-last (through ops autograd knows, for training)
   const int64_t N = y.size(0), H = y.size(2), W = y.size(3), C = y.size(1) * 16;
   return y.permute({0, 2, 3, 1, 4}).reshape({N, H, W, C}).permute({0, 3, 1, 2});
 }

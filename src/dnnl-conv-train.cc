@@ -103,19 +103,8 @@ std::shared_ptr<Primitives> primitivesFor(const std::vector<int64_t>& key) {
   return gPrimitives.front();
 }
 
-// An activation tensor as oneDNN memory: 4-D channels-last (`user`), or 5-D [N][C/16][H][W][16]
-// (Winograd's blocked layout, carried between layers by blocked-stretch.cc).
-memory::desc layoutOf(const torch::Tensor& t, const memory::desc& user) {
-  return t.dim() == 5 ? memory::desc(user.dims(), DT::f32, Tag::nChw16c) : user;
-}
-
-// A new activation in the layout of `like` (4-D channels-last or 5-D blocked) with `d`'s N, C, H, W.
-torch::Tensor emptyLike(const torch::Tensor& like, const memory::dims& d, bool blocked) {
-  return blocked ? torch::empty({d[0], d[1] / 16, d[2], d[3], 16}, like.options())
-                 : torch::empty({d[0], d[1], d[2], d[3]}, like.options().memory_format(at::MemoryFormat::ChannelsLast));
-}
-
-torch::Tensor dense(const torch::Tensor& t) { return t.dim() == 5 ? t.contiguous() : t.contiguous(at::MemoryFormat::ChannelsLast); }
+// An activation as oneDNN memory of `user`'s dims, in its own layout (dnnl-engine.h).
+memory::desc layoutOf(const torch::Tensor& t, const memory::desc& user) { return memory::desc(user.dims(), DT::f32, tagOf(t)); }
 
 // Input and output channels-last (4-D) or blocked (5-D): the gradients come and go in the same
 // layouts as the tensors they belong to.
@@ -124,7 +113,7 @@ struct WinogradConvFunction : public torch::autograd::Function<WinogradConvFunct
                                const torch::Tensor& bias, const std::shared_ptr<Primitives>& p, bool blockedOut) {
     const torch::Tensor x = dense(input);
     const torch::Tensor w = weight.contiguous(at::MemoryFormat::ChannelsLast);
-    torch::Tensor y = emptyLike(x, p->userDst.dims(), blockedOut);
+    torch::Tensor y = emptyActivation(p->userDst.dims(), x.options(), blockedOut);
     const torch::Tensor b = bias.defined() ? bias.contiguous() : bias;
     Runner r;
     torch::Tensor blockedX;
@@ -167,7 +156,7 @@ struct WinogradConvFunction : public torch::autograd::Function<WinogradConvFunct
       memory userDiffDst = r.wrap(layoutOf(g, p->userDst), g.data_ptr());
       std::optional<memory> dataDiffDst;  // the output gradient in backward data's layout, reused when the same
       if (ctx->needs_input_grad(0)) {
-        dx = emptyLike(g, p->userSrc.dims(), inputBlocked);
+        dx = emptyActivation(p->userSrc.dims(), g.options(), inputBlocked);
         dataDiffDst = r.convert(userDiffDst, p->dataDiffDst);
         memory diffDst = *dataDiffDst;
         memory wei = r.convert(r.wrap(p->userWeights, w.data_ptr()), p->dataWeights);
@@ -206,10 +195,9 @@ bool trainingApplies(const Layer& L, int64_t channels) {
 }  // namespace
 
 torch::Tensor trainingForwardBlocked(const Layer& L, const torch::Tensor& x, bool blockedOut) {
-  const bool blockedIn = x.dim() == 5;
   if (!x.device().is_cpu() || x.scalar_type() != at::kFloat || x.size(0) == 0) return {};
-  const int64_t C = blockedIn ? x.size(1) * x.size(4) : x.size(1);
-  const bool applies = blockedIn || blockedOut ? trainingBlockedApplies(L, C) : trainingApplies(L, C);
+  const int64_t C = channelsOf(x);
+  const bool applies = x.dim() == 5 || blockedOut ? trainingBlockedApplies(L, C) : trainingApplies(L, C);
   if (!applies || !needsGradient(L, x)) return {};
   const std::vector<int64_t> key{x.size(0), C, x.size(2), x.size(3), L.filters, L.pad[0], L.pad[1], L.pad[2], L.pad[3],
                                  L.useBias, at::get_num_threads()};

@@ -229,17 +229,14 @@ torch::Tensor convolve(const Layer& L, const torch::Tensor& x, bool relu, Tag in
   }
   try {
     const at::ScalarType type = dt == DT::bf16 ? at::kBFloat16 : at::kFloat;
-    const torch::Tensor src = in == Tag::nhwc ? x.to(type).contiguous(at::MemoryFormat::ChannelsLast) : x.contiguous();
+    const torch::Tensor src = dense(x.to(type));
     const int64_t n = src.size(0);
-    auto shapeOf = [&](const torch::Tensor& t) -> Shape {
-      return {t.size(0), in == Tag::nhwc ? t.size(1) : t.size(1) * t.size(4), t.size(2), t.size(3)};
-    };
+    auto shapeOf = [](const torch::Tensor& t) -> Shape { return {t.size(0), channelsOf(t), t.size(2), t.size(3)}; };
     const Prepared* whole = preparedFor(cache, L, shapeOf(src), dt, relu, in, out, weight);
     if (!whole) return {};  // oneDNN has no primitive for it: libtorch's conv2d
     const memory::dims& d = whole->dst.dims();
     // allocated by torch, so the engine's caching allocator serves it
-    torch::Tensor y = out == Tag::nhwc ? torch::empty({d[0], d[1], d[2], d[3]}, src.options().memory_format(at::MemoryFormat::ChannelsLast))
-                                       : torch::empty({d[0], d[1] / 16, d[2], d[3], 16}, src.options());
+    torch::Tensor y = emptyActivation(d, src.options(), out == Tag::nChw16c);
     // Winograd's blocked copies of src and dst and its scratchpad are whole-batch sized: VGG16's
     // 300x300x64 layers in 22-row chunks added 2.7 GB to the feature pass. Rows are independent, so
     // such a call runs on slices of rows whose copies and scratchpad stay under gBlockedCallBytes.
@@ -284,22 +281,7 @@ bool blockedApplies(const Layer& L, int64_t channels) {
 }
 
 torch::Tensor forwardBlocked(const Layer& L, const torch::Tensor& x, bool relu, bool blockedOut) {
-  return convolve(L, x, relu, x.dim() == 5 ? Tag::nChw16c : Tag::nhwc, blockedOut ? Tag::nChw16c : Tag::nhwc);
-}
-
-torch::Tensor fromBlocked(const torch::Tensor& x) {
-  const torch::Tensor src = x.contiguous();
-  const memory::dims d = dims({src.size(0), src.size(1) * 16, src.size(2), src.size(3)});
-  torch::Tensor y = torch::empty({d[0], d[1], d[2], d[3]}, src.options().memory_format(at::MemoryFormat::ChannelsLast));
-  try {
-    Runner r;
-    memory from = r.wrap(memory::desc(d, DT::f32, Tag::nChw16c), src.data_ptr()), to = r.wrap(memory::desc(d, DT::f32, Tag::nhwc), y.data_ptr());
-    dnnl::reorder(from, to).execute(r.stream, from, to);
-    r.stream.wait();
-  } catch (const dnnl::error& e) {
-    rethrow("reorder to channels-last", x.sizes(), {}, "", e);
-  }
-  return y;
+  return convolve(L, x, relu, tagOf(x), blockedOut ? Tag::nChw16c : Tag::nhwc);
 }
 
 #else  // !TL_WITH_DNNL
@@ -308,7 +290,6 @@ torch::Tensor forward(const Layer&, const torch::Tensor&, bool) { return {}; }
 bool blockedOutputApplies(const Layer&) { return false; }
 bool blockedApplies(const Layer&, int64_t) { return false; }
 torch::Tensor forwardBlocked(const Layer&, const torch::Tensor&, bool, bool) { return {}; }
-torch::Tensor fromBlocked(const torch::Tensor& x) { return x; }
 
 void addInfo(Napi::Object& out) {
   out.Set("dnnl", false);

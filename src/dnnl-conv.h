@@ -40,8 +40,6 @@ bool blockedOutputApplies(const Layer& L);
 // forward() with the input channels-last (4-D) or blocked (5-D [N][C/16][H][W][16]) and the output
 // blocked when `blockedOut`; undefined where forward() would be.
 torch::Tensor forwardBlocked(const Layer& L, const torch::Tensor& x, bool relu, bool blockedOut);
-// A blocked activation back in the engine's layout (4-D, channels-last).
-torch::Tensor fromBlocked(const torch::Tensor& x);
 
 // info(): whether the path is compiled in, oneDNN's version, and how many convolutions it ran.
 void addInfo(Napi::Object& out);

@@ -32,6 +32,18 @@ inline dnnl::memory::dims dims(std::initializer_list<int64_t> values) { return d
 
 inline torch::Tensor bytes(size_t n) { return torch::empty({static_cast<int64_t>(n)}, torch::dtype(torch::kUInt8)); }
 
+// Activations are 4-D channels-last tensors, or 5-D [N][C/16][H][W][16] ones in Winograd's blocked
+// layout (nChw16c) while a stretch of float32 layers carries them (blocked-stretch.cc).
+inline Tag tagOf(const torch::Tensor& t) { return t.dim() == 5 ? Tag::nChw16c : Tag::nhwc; }
+inline int64_t channelsOf(const torch::Tensor& t) { return t.dim() == 5 ? t.size(1) * t.size(4) : t.size(1); }
+// dense in its own layout
+inline torch::Tensor dense(const torch::Tensor& t) { return t.dim() == 5 ? t.contiguous() : t.contiguous(at::MemoryFormat::ChannelsLast); }
+// a new activation of logical dims `d` (N, C, H, W), blocked or channels-last
+inline torch::Tensor emptyActivation(const memory::dims& d, const torch::TensorOptions& options, bool blocked) {
+  return blocked ? torch::empty({d[0], d[1] / 16, d[2], d[3], 16}, options)
+                 : torch::empty({d[0], d[1], d[2], d[3]}, options.memory_format(at::MemoryFormat::ChannelsLast));
+}
+
 // Runs oneDNN calls on one stream. Blocked copies and scratchpads are torch memory: the caching
 // allocator keeps them mapped (oneDNN's own allocation page-faulted hundreds of MB in on every call),
 // and each call passes a scratchpad of its own (primitives are made with scratchpad_mode::user: the

@@ -4,21 +4,9 @@
  */
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
-import { withSetting } from './helpers/engine-settings.js';
-
-function cpuFlags(): Set<string> | null {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('flags'));
-    return line ? new Set(line.split(':')[1]!.trim().split(/\s+/)) : null;
-  } catch {
-    return null;
-  }
-}
+import { cpuFlags, withSetting } from './helpers/engine-settings.js';
 
 test('info().amx agrees with the CPU flags, and says why not when false', (t) => {
   const flags = cpuFlags();

@@ -11,30 +11,32 @@
  */
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { native } from '../lib/engine/native.js';
 import type { LayerConfig } from '../lib/keras-format/config.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { ArrayDataset, activation, conv2d, maxAbs, maxAbsDiff, pool2d, prod, Rng, type T, tensor } from './helpers/naive.js';
+import { needsAvx512, withSetting } from './helpers/engine-settings.js';
+import {
+  ArrayDataset,
+  activation,
+  assertBitExact,
+  conv2d,
+  maxAbs,
+  maxAbsDiff,
+  pool2d,
+  prod,
+  Rng,
+  type T,
+  tensor,
+} from './helpers/naive.js';
 
 const engine = native();
 // oneDNN has Winograd and the blocked (16-channel) kernels only with AVX-512: elsewhere no stretch
 // runs (the layers run one by one, as other tests check)
-const avx512 = ((): boolean => {
-  try {
-    return /\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
-  } catch {
-    return false;
-  }
-})();
-const isaCapped = /^(sse41|avx|avx2)$/i.test(process.env.ONEDNN_MAX_CPU_ISA ?? process.env.DNNL_MAX_CPU_ISA ?? '');
 const skip = !engine.info().dnnl
   ? 'the engine was built without oneDNN headers (apt-get install libdnnl-dev, rebuild)'
-  : !avx512 || isaCapped
-    ? "oneDNN's Winograd and blocked kernels need AVX-512, which this CPU (or ONEDNN_MAX_CPU_ISA) lacks: no stretch runs"
-    : false;
+  : needsAvx512 && `${needsAvx512}: no stretch runs`;
 const stretches = (): number => engine.info().blockedStretches;
 
 interface ConvSpec {
@@ -117,20 +119,19 @@ function reference(x: Float32Array, w: Map<number, Float32Array[]>, specs = SPEC
   return t;
 }
 
-async function stretched(x: Float32Array, w: Map<number, Float32Array[]>): Promise<{ output: Float32Array; shape: number[] }> {
-  const m = model([...SPECS], INPUT);
+/** the layers as one model, which must run them as one stretch */
+async function stretched(
+  x: Float32Array,
+  w: Map<number, Float32Array[]>,
+  specs = SPECS,
+  input = INPUT,
+): Promise<{ output: Float32Array; shape: number[] }> {
+  const m = model([...specs], input);
   for (const [i, kw] of w) m.setLayerWeights(`l${i}`, kw);
   const before = stretches();
-  const y = await m.predict(x, [BATCH, ...INPUT]);
-  assert.equal(stretches(), before + 1, 'the five layers ran as one stretch');
+  const y = await m.predict(x, [BATCH, ...input]);
+  assert.equal(stretches(), before + 1, `the ${specs.length} layers ran as one stretch`);
   return y;
-}
-
-function assertSameBits(actual: Float32Array, expected: Float32Array, what: string): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < actual.length; i++) {
-    if (!Object.is(actual[i], expected[i])) assert.fail(`${what}: element ${i} is ${actual[i]}, expected ${expected[i]}`);
-  }
 }
 
 test('a stretch gives the bits of its layers run one at a time, and a float64 reference within Winograd rounding', { skip }, async () => {
@@ -141,7 +142,7 @@ test('a stretch gives the bits of its layers run one at a time, and a float64 re
   const alone = await layerByLayer(x, w);
   assert.deepEqual(got.shape, [BATCH, 2, 2, 16]);
   assert.deepEqual(got.shape, alone.shape);
-  assertSameBits(got.output, alone.output, 'stretch vs layer by layer');
+  assertBitExact(got.output, alone.output, 'stretch vs layer by layer');
   const ref = reference(x, w);
   const error = maxAbsDiff(got.output, ref.data) / maxAbs(ref.data);
   assert.ok(error <= 3e-5, `relative error ${error} against float64`);
@@ -163,7 +164,7 @@ test('NaN inputs: the stretch keeps the NaNs its layers keep one at a time', { s
     got.output.some((v) => !Number.isNaN(v)),
     'not all of it',
   );
-  assertSameBits(got.output, alone.output, 'stretch vs layer by layer, NaN');
+  assertBitExact(got.output, alone.output, 'stretch vs layer by layer, NaN');
 });
 
 test('no stretch: 8 filters, direct convolution asked for, or a relu conv before a 3x3 pool', { skip }, async () => {
@@ -179,12 +180,7 @@ test('no stretch: 8 filters, direct convolution asked for, or a relu conv before
 
   const direct = model([...SPECS], INPUT);
   before = stretches();
-  const previous = engine.setConvAlgorithm('direct');
-  try {
-    await direct.predict(rng.floats(prod([BATCH, ...INPUT]), -1, 1), [BATCH, ...INPUT]);
-  } finally {
-    engine.setConvAlgorithm(previous);
-  }
+  await withSetting(engine.setConvAlgorithm, 'direct', () => direct.predict(rng.floats(prod([BATCH, ...INPUT]), -1, 1), [BATCH, ...INPUT]));
   assert.equal(stretches(), before, "'direct': no Winograd, no stretch");
 
   // the conv before the 3x3 pool stays out (the pair path keeps its relu after the pool), and
@@ -209,11 +205,7 @@ test("an image's 3-channel first convolution starts a stretch into a Winograd on
   const rng = new Rng(44);
   const w = weights(rng, specs, input);
   const x = rng.floats(prod([BATCH, ...input]), -1, 1);
-  const m = model(specs, input);
-  for (const [i, kw] of w) m.setLayerWeights(`l${i}`, kw);
-  const before = stretches();
-  const got = await m.predict(x, [BATCH, ...input]);
-  assert.equal(stretches(), before + 1, 'the three layers ran as one stretch');
+  const got = await stretched(x, w, specs, input);
   const alone = await layerByLayer(x, w, specs, input);
   const ref = reference(x, w, specs, input);
   assert.deepEqual(got.shape, [BATCH, 5, 5, 16]);
@@ -232,75 +224,65 @@ test("an image's 3-channel first convolution starts a stretch into a Winograd on
   assert.equal(engine.info().dnnlCalls, dnnl, 'the fused first block ran, not oneDNN');
 });
 
-test('training through a stretch: the losses and weights of the layers run one by one, bit for bit', { skip }, async () => {
-  const rng = new Rng(45);
+/**
+ * `build()` trained for 2 epochs of 2 batches with the stretch on, then off: the stretches each ran,
+ * and the two give the same losses and weights, bit for bit.
+ */
+async function trainBothWays(build: () => Sequential, seed: number): Promise<{ loss: number[]; stretches: number }> {
+  const rng = new Rng(seed);
   const x = rng.floats(prod([4, ...INPUT]), -1, 1);
   const y = new Float32Array([0, 1, 1, 0]);
-  const train = async (stretch: boolean) => {
-    const m = new Sequential(
-      [...SPECS.map(layerOf), layers.flatten({ name: 'f' }), layers.dense({ units: 1, activation: 'sigmoid', name: 'd' })],
-      { inputShape: INPUT, preprocessing: 'none', seed: 5 },
-    );
-    m.compile({ optimizer: { sgd: { learningRate: 0.1 } }, loss: 'binaryCrossentropy' });
-    const before = stretches();
-    const previous = engine.setBlockedStretch(stretch);
-    try {
+  const train = (stretch: boolean) =>
+    withSetting(engine.setBlockedStretch, stretch, async () => {
+      const m = build();
+      const before = stretches();
       const history = await m.fit(new ArrayDataset(x, INPUT, y, 2), { epochs: 2, verbose: 0 });
       return { loss: history.history.loss!, weights: m.getWeights(), stretches: stretches() - before };
-    } finally {
-      engine.setBlockedStretch(previous);
-    }
-  };
+    });
   const on = await train(true);
   const off = await train(false);
-  assert.equal(on.stretches, 4, 'each of the 4 steps ran its convolutions as one stretch');
   assert.equal(off.stretches, 0);
   assert.deepEqual(on.loss, off.loss);
-  assert.ok(on.loss[1]! < on.loss[0]!, 'the loss fell');
   for (const [i, layer] of on.weights.entries()) {
     for (const [j, w] of layer.weights.entries()) {
-      assertSameBits(w.data, off.weights[i]!.weights[j]!.data, `${layer.layerName} weight ${j}`);
+      assertBitExact(w.data, off.weights[i]!.weights[j]!.data, `${layer.layerName} weight ${j}`);
     }
   }
+  return on;
+}
+
+function compiled(configs: LayerConfig[], seed: number, learningRate: number): Sequential {
+  const m = new Sequential(configs, { inputShape: INPUT, preprocessing: 'none', seed });
+  m.compile({ optimizer: { sgd: { learningRate } }, loss: 'binaryCrossentropy' });
+  return m;
+}
+
+const HEAD = (): LayerConfig[] => [layers.flatten({ name: 'f' }), layers.dense({ units: 1, activation: 'sigmoid', name: 'o' })];
+
+test('training through a stretch: the losses and weights of the layers run one by one, bit for bit', { skip }, async () => {
+  const on = await trainBothWays(() => compiled([...SPECS.map(layerOf), ...HEAD()], 5, 0.1), 45);
+  assert.equal(on.stretches, 4, 'each of the 4 steps ran its convolutions as one stretch');
+  assert.ok(on.loss[1]! < on.loss[0]!, 'the loss fell');
 });
 
 test('a frozen base then trainable convolutions: an inference stretch, then a training one ending at a conv, bit for bit', {
   skip,
 }, async () => {
-  const rng = new Rng(46);
-  const x = rng.floats(prod([4, ...INPUT]), -1, 1);
-  const y = new Float32Array([1, 0, 0, 1]);
-  const train = async (stretch: boolean) => {
-    const m = new Sequential(
+  const conv = (name: string, filters: number, activation: 'relu' | 'linear', trainable = true) =>
+    layers.conv2d({ filters, kernelSize: 3, padding: 'same', activation, trainable, name });
+  const build = () =>
+    compiled(
       [
-        layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', trainable: false, name: 'a' }),
-        layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', trainable: false, name: 'b' }),
+        conv('a', 32, 'relu', false),
+        conv('b', 32, 'relu', false),
         layers.maxPooling2d({ poolSize: 2, name: 'p' }),
-        layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c' }),
-        layers.conv2d({ filters: 16, kernelSize: 3, padding: 'same', activation: 'linear', name: 'd' }),
-        layers.flatten({ name: 'f' }),
-        layers.dense({ units: 1, activation: 'sigmoid', name: 'o' }),
+        conv('c', 16, 'relu'),
+        conv('d', 16, 'linear'),
+        ...HEAD(),
       ],
-      { inputShape: INPUT, preprocessing: 'none', seed: 7 },
+      7,
+      0.05,
     );
-    m.compile({ optimizer: { sgd: { learningRate: 0.05 } }, loss: 'binaryCrossentropy' });
-    const before = stretches();
-    const previous = engine.setBlockedStretch(stretch);
-    try {
-      const history = await m.fit(new ArrayDataset(x, INPUT, y, 2), { epochs: 2, verbose: 0 });
-      return { loss: history.history.loss!, weights: m.getWeights(), stretches: stretches() - before };
-    } finally {
-      engine.setBlockedStretch(previous);
-    }
-  };
-  const on = await train(true);
-  const off = await train(false);
+  const on = await trainBothWays(build, 46);
   assert.equal(on.stretches, 8, 'per step: a, b, p in inference; c, d in training');
-  assert.equal(off.stretches, 0);
-  assert.deepEqual(on.loss, off.loss);
-  for (const [i, layer] of on.weights.entries()) {
-    for (const [j, w] of layer.weights.entries()) {
-      assertSameBits(w.data, off.weights[i]!.weights[j]!.data, `${layer.layerName} weight ${j}`);
-    }
-  }
 });

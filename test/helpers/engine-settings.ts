@@ -2,6 +2,7 @@
  * The engine's process-wide switches, set for one piece of work and put back afterwards (the test
  * files share one engine per process), and the skip reason for tests that need native bfloat16.
  */
+import { readFileSync } from 'node:fs';
 import { type LayerTimeRow, layerTimesOf } from '../../bench/measure.js';
 import { native } from '../../lib/engine/native.js';
 import { bf16Support } from '../../lib/models/mixed-precision.js';
@@ -30,3 +31,26 @@ const bf16 = bf16Support();
 export const needsBf16: false | string = bf16.supported ? false : `bfloat16 is emulated here (${bf16.reason})`;
 /** node:test `skip` option for the mixed_bfloat16 kernels' AMX variants: false when they run on AMX tiles here, else the reason. */
 export const needsAmx: false | string = needsBf16 || (native().info().amx ? false : `no AMX tiles here (${native().info().amxReason})`);
+
+/** The CPU's feature flags from /proc/cpuinfo, or null where it cannot be read. */
+export function cpuFlags(): Set<string> | null {
+  try {
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('flags'));
+    return line ? new Set(line.split(':')[1]!.trim().split(/\s+/)) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * node:test `skip` option for what needs oneDNN's AVX-512 kernels (Winograd, the 16-channel blocked
+ * layouts): false where the CPU has AVX-512 and ONEDNN_MAX_CPU_ISA does not cap it below, else the reason.
+ */
+export const needsAvx512: false | string = (() => {
+  const capped = /^(sse41|avx|avx2)$/i.test(process.env.ONEDNN_MAX_CPU_ISA ?? process.env.DNNL_MAX_CPU_ISA ?? '');
+  return cpuFlags()?.has('avx512f') && !capped
+    ? false
+    : "oneDNN's Winograd and blocked kernels need AVX-512, which this CPU (or ONEDNN_MAX_CPU_ISA) lacks";
+})();
