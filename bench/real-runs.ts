@@ -7,6 +7,7 @@ import { openImageFolder } from '../lib/data/image-folder.js';
 import type { Batch } from '../lib/data/types.js';
 import { emptyCache } from '../lib/engine/memory.js';
 import { defaultHeadLayers, experimentCnn } from '../lib/models/zoo.js';
+import type { Callback } from '../lib/training/callbacks.js';
 import { cachedFeatures } from '../lib/training/feature-cache.js';
 import { median, peakRssOf, seconds, timedSteps } from './measure.js';
 import { ASSETS_HINT, generatePhotos, realPetImagesDir } from './photos.js';
@@ -33,6 +34,45 @@ function log(msg: string): void {
 async function engineStep(steps: number, fn: () => Promise<unknown>): Promise<number> {
   if (steps % 2 === 0) throw new Error(`engineStep: an odd number of steps has a median (got ${steps})`);
   return median(await timedSteps(1, steps, fn));
+}
+
+/**
+ * Pairs each epoch of `fit` with the bare engine step measured right after it (`steps` engine steps
+ * in onEpochEnd, outside the epoch's own time), so that a neighbour's load hits both sides alike:
+ * per epoch, the epoch's time per step over that engine step. The engine steps train the model
+ * too; the bench reads only times.
+ */
+class PairedEpochs implements Callback {
+  readonly epochSeconds: number[] = [];
+  readonly epochSteps: number[] = [];
+  readonly engineSeconds: number[] = [];
+  private began = 0;
+  private steps = 0;
+
+  constructor(
+    private readonly engineSteps: number,
+    private readonly engineStepOf: () => Promise<unknown>,
+  ) {}
+
+  onEpochBegin(): void {
+    this.steps = 0;
+    this.began = performance.now();
+  }
+
+  onBatchEnd(): void {
+    this.steps++;
+  }
+
+  async onEpochEnd(): Promise<void> {
+    this.epochSeconds.push((performance.now() - this.began) / 1000);
+    this.epochSteps.push(this.steps);
+    this.engineSeconds.push(await engineStep(this.engineSteps, this.engineStepOf));
+  }
+
+  /** seconds per step of each epoch over its engine step */
+  ratios(): number[] {
+    return this.epochSeconds.map((s, i) => s / this.epochSteps[i]! / this.engineSeconds[i]!);
+  }
 }
 
 async function firstBatch(batches: AsyncIterable<Batch>): Promise<Batch> {
@@ -125,17 +165,19 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
     emptyCache(); // as compare does before the head trains
     const fb = await firstBatch(features!.batches());
     const entry = model.engineIndex(baseLayers, true);
-    const headStep = await engineStep(5, () => model.engine.trainStep(fb.x, fb.shape, fb.y, entry));
-    let headFit = 0;
-    peak.head = await peakRssOf(async () => {
-      headFit = await seconds(() => model.fit(features!, { epochs: opts.headEpochs, fromLayer: baseLayers, verbose: 0 }));
-    });
+    const paired = new PairedEpochs(3, () => model.engine.trainStep(fb.x, fb.shape, fb.y, entry));
+    peak.head = await peakRssOf(() =>
+      model.fit(features!, { epochs: opts.headEpochs, fromLayer: baseLayers, verbose: 0, callbacks: [paired] }),
+    );
     const headEval = await seconds(() => model.evaluate(features!, { fromLayer: baseLayers }));
-    const headSteps = opts.headEpochs * Math.ceil(features!.size / features!.batchSize);
-    const headEpochStep = headFit / headSteps;
+    const headFit = paired.epochSeconds.reduce((a, b) => a + b, 0);
+    const headEpochStep = headFit / paired.epochSteps.reduce((a, b) => a + b, 0);
+    const headStep = median(paired.engineSeconds);
+    const headRatios = paired.ratios();
     log(
       `transfer: features ${featureSeconds.toFixed(1)} s, head ${opts.headEpochs} epochs ${headFit.toFixed(1)} s ` +
-        `(${(headEpochStep * 1000).toFixed(1)} ms/step; engine step ${(headStep * 1000).toFixed(1)} ms)`,
+        `(${(headEpochStep * 1000).toFixed(1)} ms/step; engine step ${(headStep * 1000).toFixed(1)} ms; ` +
+        `per epoch ${median(headRatios).toFixed(2)}x, ${Math.min(...headRatios).toFixed(2)}-${Math.max(...headRatios).toFixed(2)})`,
     );
     return {
       inputs,
@@ -154,7 +196,9 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
       headEpochStepMs: headEpochStep * 1000,
       headEvalImgPerSec: features!.size / headEval,
       headEngineStepMs: headStep * 1000,
-      headEpochStepVsEngineStep: headEpochStep / headStep,
+      // the median of the per-epoch ratios (each epoch against the engine step measured right after it)
+      headEpochStepVsEngineStep: median(headRatios),
+      headEpochRatios: headRatios,
       // each loop's own peak resident memory (the process's high-water mark reset before it)
       peakRssBytesByLoop: peak,
       // 20 uncached epochs (each as the one measured) over the measured cached path: one feature pass + the head epochs

@@ -53,6 +53,10 @@ class CachingAllocator final : public c10::Allocator {
 
   void empty() { trimTo(0); }
 
+  // for memory outside libtorch (allocateBlock): the same cache, no DataPtr
+  void* acquireBytes(size_t n) { return acquire(n); }
+  void giveBack(void* p) { give(p); }
+
  private:
   static size_t roundUp(size_t n) { return n < kLargeBlock ? n : (n + kPage - 1) / kPage * kPage; }
 
@@ -134,6 +138,12 @@ class CachingAllocator final : public c10::Allocator {
 void installCachingAllocator() { c10::SetCPUAllocator(&CachingAllocator::instance(), /*priority=*/10); }
 
 AllocatorStats allocatorStats() { return CachingAllocator::instance().stats(); }
+
+void* allocateBlock(size_t bytes) { return CachingAllocator::instance().acquireBytes(bytes); }
+
+void releaseBlock(void* p) {
+  if (p) CachingAllocator::instance().giveBack(p);
+}
 
 void emptyAllocatorCache() { CachingAllocator::instance().empty(); }
 

@@ -2,10 +2,14 @@
 
 #include <unistd.h>
 
+#include <stdexcept>
+
 #include <cerrno>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "allocator.h"
 
 namespace tl::gather {
 
@@ -88,10 +92,40 @@ Napi::Value GatherRecords(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// A batch's memory, uninitialized, from the engine's block cache, back there when the ArrayBuffer is
+// collected. A fresh zeroed ArrayBuffer of a batch (10.6 MB of VGG16 features) faults its pages in
+// on every batch, in the gather that fills it: 4.5 ms per batch against 0.9 ms into mapped pages.
+Napi::Value BatchBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const double requested = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  if (!(requested >= 0) || requested > 9007199254740991.0 || requested != static_cast<double>(static_cast<int64_t>(requested))) {
+    throw Napi::RangeError::New(env, "batchBuffer(bytes): bytes must be an integer >= 0");
+  }
+  const auto bytes = static_cast<size_t>(requested);
+  if (bytes == 0) return Napi::ArrayBuffer::New(env, 0);  // an empty shard of a batch
+  void* data = nullptr;
+  try {
+    data = allocateBlock(bytes);
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, std::string("batchBuffer: ") + e.what());
+  }
+  // the collector weighs the block as the buffer's own memory (V8 does not see external data)
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
+  return Napi::ArrayBuffer::New(
+      env, data, bytes,
+      [](Napi::Env finalizeEnv, void* block, size_t* size) {
+        releaseBlock(block);
+        Napi::MemoryManagement::AdjustExternalMemory(finalizeEnv, -static_cast<int64_t>(*size));
+        delete size;
+      },
+      new size_t(bytes));
+}
+
 }  // namespace
 
 void addExports(Napi::Env env, Napi::Object exports) {
   exports.Set("gatherRecords", Napi::Function::New(env, GatherRecords));
+  exports.Set("batchBuffer", Napi::Function::New(env, BatchBuffer));
 }
 
 }  // namespace tl::gather

@@ -100,7 +100,9 @@ export class RecordDataset implements Dataset {
   private async readBatch(handle: fs.FileHandle, start: number, end: number, order?: number[]): Promise<Batch> {
     const n = end - start;
     const per = this.elementBytes;
-    const x = this.dtype === 'float32' ? new Float32Array((n * per) / 4) : new Uint8Array(n * per);
+    // every byte is read from the file before the batch is handed out (or the read fails)
+    const memory = native().batchBuffer(n * per);
+    const x = this.dtype === 'float32' ? new Float32Array(memory) : new Uint8Array(memory);
     const indices = Array.from({ length: n }, (_, i) => (order ? order[start + i]! : start + i));
     // a few native calls gather the batch off the JS thread (runs of adjacent records in one read);
     // parts read in parallel, since one pool thread alone copies slower than the pool does

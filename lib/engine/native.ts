@@ -212,6 +212,11 @@ export interface NativeBinding {
    * `out`, all on one libuv worker; rejects with "ended early (at byte N)" or the read error.
    */
   gatherRecords(fd: number, offsets: Float64Array, recordBytes: number, out: Uint8Array | Float32Array): Promise<void>;
+  /**
+   * `bytes` of uninitialized memory for a batch that is then filled whole (gatherRecords), from the
+   * engine's block cache: a block freed by a collected batch is reused with its pages mapped.
+   */
+  batchBuffer(bytes: number): ArrayBuffer;
   /** Whether this build links CUDA and sees GPUs: what `device: 'auto'` picks from. */
   deviceInfo(): { cudaBuilt: boolean; cudaAvailable: boolean; cudaDevices: number };
   /** 'cpu' or 'cuda:N' for a device name; throws an error that says what to do when it cannot be used. */
@@ -311,6 +316,7 @@ export function native(): NativeBinding {
     setBlockedStretch: loaded.setBlockedStretch,
     setWinogradCallBytes: loaded.setWinogradCallBytes,
     gatherRecords: loaded.gatherRecords,
+    batchBuffer: loaded.batchBuffer,
     deviceInfo: loaded.deviceInfo,
     resolveDevice: loaded.resolveDevice,
     distributed: loaded.distributed,

@@ -1,0 +1,88 @@
+/**
+ * Batch memory from the engine's block cache (native().batchBuffer): uninitialized, reused once a
+ * batch is collected, and filled whole by the record reader, so that a reused block's old bytes
+ * never reach a batch.
+ */
+import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { RECORD_FORMAT, type RecordManifest } from '../lib/data/record-cache.js';
+import { RecordDataset } from '../lib/data/record-dataset.js';
+import { native } from '../lib/engine/native.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Collects garbage until the block cache holds `bytes` (finalizers run after the collection). */
+async function collectInto(bytes: number): Promise<void> {
+  for (let i = 0; i < 20 && native().info().allocatorCachedBytes < bytes; i++) {
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.equal(native().info().allocatorCachedBytes, bytes, 'the collected batch went back to the block cache');
+}
+
+test('batchBuffer gives the bytes asked for, writable; 0 gives an empty buffer; a bad size is a RangeError', () => {
+  const b = native().batchBuffer(3 << 20);
+  assert.equal(b.byteLength, 3 << 20);
+  const view = new Uint32Array(b);
+  view.fill(0xdeadbeef);
+  assert.equal(view[view.length - 1], 0xdeadbeef);
+  assert.equal(native().batchBuffer(0).byteLength, 0);
+  for (const bad of [-1, 1.5, Number.NaN, '8' as unknown as number]) {
+    assert.throws(
+      () => native().batchBuffer(bad),
+      (e: Error) => e instanceof RangeError && /batchBuffer\(bytes\)/.test(e.message),
+    );
+  }
+});
+
+test("a collected batch's block serves the next batch, and its old bytes never show in a batch read from records", async () => {
+  const records = 12;
+  const batch = 8;
+  const shape = [64, 64, 16]; // 256 KiB of float32 per record: a batch's block (2 MiB) is a cached size
+  const per = shape.reduce((a, b) => a * b, 1);
+  const values = Float32Array.from({ length: records * per }, (_, k) => (k % 9973) * 0.5 - 100);
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tl-batch-buffer-'));
+  try {
+    const file = path.join(dir, 'records.bin');
+    await fs.writeFile(file, new Uint8Array(values.buffer));
+    const manifest: RecordManifest = {
+      format: RECORD_FORMAT,
+      key: 'k',
+      dtype: 'float32',
+      shape,
+      count: records,
+      keys: Array.from({ length: records }, (_, i) => `r${i}`),
+      labels: Array.from({ length: records }, (_, i) => i % 2),
+      skipped: [],
+      createdAt: new Date(0).toISOString(),
+    };
+    // the only cached block: a full batch's, poisoned and collected
+    native().emptyCache();
+    new Uint8Array(native().batchBuffer(batch * per * 4)).fill(0xff);
+    await collectInto(batch * per * 4);
+
+    const { allocatorHits: hitsBefore } = native().info();
+    const dataset = new RecordDataset(file, manifest, { batchSize: batch, classNames: ['a', 'b'], prefetch: 0 });
+    const read: Float32Array[] = [];
+    for await (const b of dataset.batches({ ordered: true })) read.push(b.x as Float32Array);
+    assert.ok(native().info().allocatorHits > hitsBefore, 'the first batch reused the poisoned block');
+    assert.deepEqual(
+      read.map((x) => x.length),
+      [batch * per, (records - batch) * per],
+    );
+    const whole = new Float32Array(records * per);
+    whole.set(read[0]!, 0);
+    whole.set(read[1]!, batch * per);
+    let differ = 0;
+    for (let i = 0; i < whole.length; i++) if (!Object.is(whole[i], values[i])) differ++;
+    assert.equal(differ, 0, 'every value read equals the record written');
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+});
