@@ -22,6 +22,8 @@ import { ASSETS_HINT, generatePhotos, realPetImagesDir } from './photos.js';
  */
 
 const SIZE = 300;
+/** CNN epochs timed, each against the engine step after it (odd: a median epoch) */
+const CNN_EPOCHS = 3;
 
 function log(msg: string): void {
   process.stderr.write(`  ${msg}\n`);
@@ -37,10 +39,10 @@ async function engineStep(steps: number, fn: () => Promise<unknown>): Promise<nu
 }
 
 /**
- * Pairs each epoch of `fit` with the bare engine step measured right after it (`steps` engine steps
- * in onEpochEnd, outside the epoch's own time), so that a neighbour's load hits both sides alike:
- * per epoch, the epoch's time per step over that engine step. The engine steps train the model
- * too; the bench reads only times.
+ * Pairs each epoch of `fit` with the bare engine step measured right after it (the median of
+ * `engineSteps` steps in onEpochEnd, outside the epoch's own time), so that a neighbour's load hits
+ * both sides of each epoch's ratio alike. The engine steps train the model too; the bench reads
+ * only times.
  */
 class PairedEpochs implements Callback {
   readonly epochSeconds: number[] = [];
@@ -67,11 +69,6 @@ class PairedEpochs implements Callback {
     this.epochSeconds.push((performance.now() - this.began) / 1000);
     this.epochSteps.push(this.steps);
     this.engineSeconds.push(await engineStep(this.engineSteps, this.engineStepOf));
-  }
-
-  /** seconds per step of each epoch over its engine step */
-  ratios(): number[] {
-    return this.epochSeconds.map((s, i) => s / this.epochSteps[i]! / this.engineSeconds[i]!);
   }
 }
 
@@ -118,22 +115,26 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
     });
     log(`decode: ${train.size} images cold ${(train.size / cold).toFixed(1)} img/s, cached ${(n / cached).toFixed(0)} img/s`);
 
-    // CNN: a real epoch of fit from the decoded cache, and the bare engine step on one batch
+    // CNN: epochs of fit from the decoded cache, each paired with the bare engine step on one batch
     const cnn = experimentCnn([SIZE, SIZE, 3], { seed: 1 });
     cnn.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
     const b0 = await firstBatch(train.batches());
-    const cnnStep = await engineStep(3, () => cnn.engine.trainStep(b0.x, b0.shape, b0.y, 0));
-    let cnnEpoch = 0;
+    const cnnPaired = new PairedEpochs(3, () => cnn.engine.trainStep(b0.x, b0.shape, b0.y, 0));
     let cnnEval = 0;
     const peak: Record<string, number | null> = {};
-    // the epoch and then evaluation, as compare runs them (the smaller last batch included)
+    // the epochs and then evaluation, as compare runs them (the smaller last batch included)
     peak.cnn = await peakRssOf(async () => {
-      cnnEpoch = await seconds(() => cnn.fit(train, { epochs: 1, verbose: 0 }));
+      await cnn.fit(train, { epochs: CNN_EPOCHS, verbose: 0, callbacks: [cnnPaired] });
       cnnEval = await seconds(() => cnn.evaluate(train));
     });
-    const cnnEpochImgPerSec = train.size / cnnEpoch;
-    const cnnStepImgPerSec = b0.shape[0] / cnnStep;
-    log(`CNN: epoch ${cnnEpochImgPerSec.toFixed(1)} img/s, engine step ${cnnStepImgPerSec.toFixed(1)} img/s`);
+    const cnnEpochImgPerSec = (CNN_EPOCHS * train.size) / cnnPaired.epochSeconds.reduce((a, b) => a + b, 0);
+    const cnnStepImgPerSec = b0.shape[0] / median(cnnPaired.engineSeconds);
+    // per epoch: its images per second over those of the engine step timed right after it
+    const cnnRatios = cnnPaired.epochSeconds.map((s, i) => train.size / s / (b0.shape[0] / cnnPaired.engineSeconds[i]!));
+    log(
+      `CNN: epoch ${cnnEpochImgPerSec.toFixed(1)} img/s, engine step ${cnnStepImgPerSec.toFixed(1)} img/s; ` +
+        `per epoch ${median(cnnRatios).toFixed(2)}x, ${Math.min(...cnnRatios).toFixed(2)}-${Math.max(...cnnRatios).toFixed(2)}`,
+    );
 
     // transfer: frozen VGG16 base + the experiment's head (compare empties the cache between models too)
     emptyCache();
@@ -173,7 +174,8 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
     const headFit = paired.epochSeconds.reduce((a, b) => a + b, 0);
     const headEpochStep = headFit / paired.epochSteps.reduce((a, b) => a + b, 0);
     const headStep = median(paired.engineSeconds);
-    const headRatios = paired.ratios();
+    // per epoch: its seconds per step over the engine step timed right after it
+    const headRatios = paired.epochSeconds.map((s, i) => s / paired.epochSteps[i]! / paired.engineSeconds[i]!);
     log(
       `transfer: features ${featureSeconds.toFixed(1)} s, head ${opts.headEpochs} epochs ${headFit.toFixed(1)} s ` +
         `(${(headEpochStep * 1000).toFixed(1)} ms/step; engine step ${(headStep * 1000).toFixed(1)} ms; ` +
@@ -187,7 +189,8 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
       cnnEpochImgPerSec,
       cnnEvalImgPerSec: train.size / cnnEval,
       cnnEngineStepImgPerSec: cnnStepImgPerSec,
-      cnnEpochVsEngineStep: cnnEpochImgPerSec / cnnStepImgPerSec,
+      cnnEpochVsEngineStep: median(cnnRatios),
+      cnnEpochRatios: cnnRatios,
       uncachedEpochSeconds: uncachedEpoch,
       featureSeconds,
       featureImgPerSec: train.size / featureSeconds,
