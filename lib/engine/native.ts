@@ -213,8 +213,10 @@ export interface NativeBinding {
    */
   gatherRecords(fd: number, offsets: Float64Array, recordBytes: number, out: Uint8Array | Float32Array): Promise<void>;
   /**
-   * `bytes` of uninitialized memory for a batch that is then filled whole (gatherRecords), from the
-   * engine's block cache: a block freed by a collected batch is reused with its pages mapped.
+   * Internal (the record reader's): `bytes` of uninitialized memory, which may still hold an earlier
+   * batch's or tensor's bytes, so it must be written in full before anything reads it (gatherRecords
+   * fills a batch whole or rejects). From the engine's block cache: a block of 1 MiB or more freed
+   * by a collected batch is reused with its pages mapped.
    */
   batchBuffer(bytes: number): ArrayBuffer;
   /** Whether this build links CUDA and sees GPUs: what `device: 'auto'` picks from. */
