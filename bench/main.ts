@@ -17,7 +17,7 @@ import { seedExperimentSeconds } from './estimate.js';
 import { type Interleaved, interleave } from './interleave.js';
 import { type BenchOptions, parseArgs } from './options.js';
 import type { LayerTime } from './protocol.js';
-import { bytesText, fmt, formatTable, type Row, ratioText } from './report.js';
+import { bytesText, fmt, formatTable, type Row, ratioRangeText, ratioText } from './report.js';
 import { convFlopsPerLayer, convLayerRates, type RoofRound, roofline } from './roofline.js';
 import { Session } from './session.js';
 import { cpuInfo } from './system.js';
@@ -52,8 +52,10 @@ const atMost = (v: number | null, t: number): boolean | null => (v === null ? nu
 const all = (...checks: (boolean | null)[]): boolean | null =>
   checks.some((c) => c === false) ? false : checks.every((c) => c === null) ? null : true;
 const spread = (r: Interleaved | null) => (r ? { min: r.ratioMin, max: r.ratioMax, iqr: r.ratioIqr, rounds: r.roundRatios } : null);
-const ratioWithSpread = (r: Interleaved | null) =>
-  r ? `${r.ratioMedian.toFixed(2)}x (${r.ratioMin.toFixed(2)}-${r.ratioMax.toFixed(2)})` : '—';
+const ratioWithSpread = (r: Interleaved | null) => (r ? ratioRangeText(r.ratioMedian, r.roundRatios) : '—');
+/** a real run's per-epoch ratios (each epoch against the engine step timed after it) and their range */
+const epochSpread = (r: unknown) =>
+  Array.isArray(r) && r.length ? { min: Math.min(...(r as number[])), max: Math.max(...(r as number[])), rounds: r as number[] } : null;
 
 async function main(): Promise<void> {
   const opts: BenchOptions = parseArgs(process.argv.slice(2));
@@ -219,15 +221,8 @@ async function main(): Promise<void> {
   );
 
   const rr = (key: string) => num(real?.result[key]);
-  const perEpoch = (key: string) => (Array.isArray(real?.result[key]) ? (real.result[key] as number[]) : null);
-  const headRatios = perEpoch('headEpochRatios');
-  const cnnEpochRatios = perEpoch('cnnEpochRatios');
-  // per-epoch ratios of the real runs (each epoch against the engine step timed after it)
-  const epochSpread = (r: number[] | null) => (r ? { min: Math.min(...r), max: Math.max(...r), rounds: r } : null);
-  const headSpread = epochSpread(headRatios);
-  const cnnEpochSpread = epochSpread(cnnEpochRatios);
-  const epochRatioText = (v: number | null, r: { min: number; max: number } | null) =>
-    r ? `${ratioText(v)} (${r.min.toFixed(2)}-${r.max.toFixed(2)})` : ratioText(v);
+  const headSpread = epochSpread(real?.result.headEpochRatios);
+  const cnnEpochSpread = epochSpread(real?.result.cnnEpochRatios);
   const cnnImg = num(cnn?.oursImgPerSec);
   const pyCnnImg = num(cnn?.theirsImgPerSec);
   const cnnRatio = num(cnn?.ratioMedian);
@@ -422,7 +417,7 @@ async function main(): Promise<void> {
       metric: 'CNN real epoch (img/s)',
       ours: fmt(cnnEpochImg),
       reference: `engine step ${fmt(rr('cnnEngineStepImgPerSec'))}`,
-      ratio: epochRatioText(rr('cnnEpochVsEngineStep'), cnnEpochSpread),
+      ratio: ratioRangeText(rr('cnnEpochVsEngineStep'), cnnEpochSpread?.rounds),
       target: `>= ${TARGETS.cnnEpochVsStep}x engine step`,
       met: targetsMet.cnnEpoch,
     },
@@ -430,7 +425,7 @@ async function main(): Promise<void> {
       metric: 'head step, real feature cache (ms)',
       ours: fmt(rr('headEpochStepMs')),
       reference: `engine step ${fmt(rr('headEngineStepMs'))}`,
-      ratio: epochRatioText(rr('headEpochStepVsEngineStep'), headSpread),
+      ratio: ratioRangeText(rr('headEpochStepVsEngineStep'), headSpread?.rounds),
       target: `<= ${TARGETS.headEpochVsStep}x engine step`,
       met: targetsMet.headEpochStep,
     },

@@ -11,6 +11,7 @@ import type { Callback } from '../lib/training/callbacks.js';
 import { cachedFeatures } from '../lib/training/feature-cache.js';
 import { median, peakRssOf, seconds, timedSteps } from './measure.js';
 import { ASSETS_HINT, generatePhotos, realPetImagesDir } from './photos.js';
+import { ratioRangeText } from './report.js';
 
 /**
  * Real runs from real caches, as `compare` runs them: photos decoded into a fresh decoded cache
@@ -39,36 +40,30 @@ async function engineStep(steps: number, fn: () => Promise<unknown>): Promise<nu
 }
 
 /**
- * Pairs each epoch of `fit` with the bare engine step measured right after it (the median of
- * `engineSteps` steps in onEpochEnd, outside the epoch's own time), so that a neighbour's load hits
+ * Pairs each epoch of `fit` with the bare engine step measured right after it (the median of 3
+ * steps in onEpochEnd, outside the epoch's own time), so that a neighbour's load hits
  * both sides of each epoch's ratio alike. The engine steps train the model too; the bench reads
  * only times.
  */
 class PairedEpochs implements Callback {
   readonly epochSeconds: number[] = [];
-  readonly epochSteps: number[] = [];
   readonly engineSeconds: number[] = [];
   private began = 0;
-  private steps = 0;
 
-  constructor(
-    private readonly engineSteps: number,
-    private readonly engineStepOf: () => Promise<unknown>,
-  ) {}
+  constructor(private readonly engineStepOf: () => Promise<unknown>) {}
 
   onEpochBegin(): void {
-    this.steps = 0;
     this.began = performance.now();
-  }
-
-  onBatchEnd(): void {
-    this.steps++;
   }
 
   async onEpochEnd(): Promise<void> {
     this.epochSeconds.push((performance.now() - this.began) / 1000);
-    this.epochSteps.push(this.steps);
-    this.engineSeconds.push(await engineStep(this.engineSteps, this.engineStepOf));
+    this.engineSeconds.push(await engineStep(3, this.engineStepOf));
+  }
+
+  /** per epoch: `work` (its images per second, or seconds per step) over the same of its engine step */
+  ratios(work: (epochSeconds: number, engineSeconds: number) => number): number[] {
+    return this.epochSeconds.map((s, i) => work(s, this.engineSeconds[i]!));
   }
 }
 
@@ -119,7 +114,7 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
     const cnn = experimentCnn([SIZE, SIZE, 3], { seed: 1 });
     cnn.compile({ optimizer: 'adam', loss: 'binaryCrossentropy', metrics: ['accuracy'] });
     const b0 = await firstBatch(train.batches());
-    const cnnPaired = new PairedEpochs(3, () => cnn.engine.trainStep(b0.x, b0.shape, b0.y, 0));
+    const cnnPaired = new PairedEpochs(() => cnn.engine.trainStep(b0.x, b0.shape, b0.y, 0));
     let cnnEval = 0;
     const peak: Record<string, number | null> = {};
     // the epochs and then evaluation, as compare runs them (the smaller last batch included)
@@ -129,11 +124,11 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
     });
     const cnnEpochImgPerSec = (CNN_EPOCHS * train.size) / cnnPaired.epochSeconds.reduce((a, b) => a + b, 0);
     const cnnStepImgPerSec = b0.shape[0] / median(cnnPaired.engineSeconds);
-    // per epoch: its images per second over those of the engine step timed right after it
-    const cnnRatios = cnnPaired.epochSeconds.map((s, i) => train.size / s / (b0.shape[0] / cnnPaired.engineSeconds[i]!));
+    const cnnRatios = cnnPaired.ratios((epoch, step) => train.size / epoch / (b0.shape[0] / step));
+    const cnnRatio = median(cnnRatios);
     log(
       `CNN: epoch ${cnnEpochImgPerSec.toFixed(1)} img/s, engine step ${cnnStepImgPerSec.toFixed(1)} img/s; ` +
-        `per epoch ${median(cnnRatios).toFixed(2)}x, ${Math.min(...cnnRatios).toFixed(2)}-${Math.max(...cnnRatios).toFixed(2)}`,
+        `per epoch ${ratioRangeText(cnnRatio, cnnRatios)}`,
     );
 
     // transfer: frozen VGG16 base + the experiment's head (compare empties the cache between models too)
@@ -166,20 +161,21 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
     emptyCache(); // as compare does before the head trains
     const fb = await firstBatch(features!.batches());
     const entry = model.engineIndex(baseLayers, true);
-    const paired = new PairedEpochs(3, () => model.engine.trainStep(fb.x, fb.shape, fb.y, entry));
+    const paired = new PairedEpochs(() => model.engine.trainStep(fb.x, fb.shape, fb.y, entry));
     peak.head = await peakRssOf(() =>
       model.fit(features!, { epochs: opts.headEpochs, fromLayer: baseLayers, verbose: 0, callbacks: [paired] }),
     );
     const headEval = await seconds(() => model.evaluate(features!, { fromLayer: baseLayers }));
     const headFit = paired.epochSeconds.reduce((a, b) => a + b, 0);
-    const headEpochStep = headFit / paired.epochSteps.reduce((a, b) => a + b, 0);
+    const stepsPerEpoch = Math.ceil(features!.size / features!.batchSize);
+    const headEpochStep = headFit / (opts.headEpochs * stepsPerEpoch);
     const headStep = median(paired.engineSeconds);
-    // per epoch: its seconds per step over the engine step timed right after it
-    const headRatios = paired.epochSeconds.map((s, i) => s / paired.epochSteps[i]! / paired.engineSeconds[i]!);
+    const headRatios = paired.ratios((epoch, step) => epoch / stepsPerEpoch / step);
+    const headRatio = median(headRatios);
     log(
       `transfer: features ${featureSeconds.toFixed(1)} s, head ${opts.headEpochs} epochs ${headFit.toFixed(1)} s ` +
         `(${(headEpochStep * 1000).toFixed(1)} ms/step; engine step ${(headStep * 1000).toFixed(1)} ms; ` +
-        `per epoch ${median(headRatios).toFixed(2)}x, ${Math.min(...headRatios).toFixed(2)}-${Math.max(...headRatios).toFixed(2)})`,
+        `per epoch ${ratioRangeText(headRatio, headRatios)})`,
     );
     return {
       inputs,
@@ -189,7 +185,7 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
       cnnEpochImgPerSec,
       cnnEvalImgPerSec: train.size / cnnEval,
       cnnEngineStepImgPerSec: cnnStepImgPerSec,
-      cnnEpochVsEngineStep: median(cnnRatios),
+      cnnEpochVsEngineStep: cnnRatio,
       cnnEpochRatios: cnnRatios,
       uncachedEpochSeconds: uncachedEpoch,
       featureSeconds,
@@ -200,7 +196,7 @@ export async function benchRealRuns(opts: { images: number; batch: number; headE
       headEvalImgPerSec: features!.size / headEval,
       headEngineStepMs: headStep * 1000,
       // the median of the per-epoch ratios (each epoch against the engine step measured right after it)
-      headEpochStepVsEngineStep: median(headRatios),
+      headEpochStepVsEngineStep: headRatio,
       headEpochRatios: headRatios,
       // each loop's own peak resident memory (the process's high-water mark reset before it)
       peakRssBytesByLoop: peak,

@@ -20,6 +20,11 @@ export function ratioText(value: number | null | undefined): string {
   return value === null || value === undefined || !Number.isFinite(value) ? '—' : `${value.toFixed(2)}x`;
 }
 
+/** "1.23x (1.10-1.40)": a median ratio with the range of the rounds (or epochs) it is the median of. */
+export function ratioRangeText(median: number | null | undefined, rounds?: readonly number[] | null): string {
+  return rounds?.length ? `${ratioText(median)} (${Math.min(...rounds).toFixed(2)}-${Math.max(...rounds).toFixed(2)})` : ratioText(median);
+}
+
 export function bytesText(bytes: number | null | undefined): string {
   return bytes === null || bytes === undefined ? '—' : `${(bytes / 1e9).toFixed(2)} GB`;
 }

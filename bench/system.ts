@@ -17,6 +17,11 @@ function cpuinfoText(): string | undefined {
   }
 }
 
+/** The CPU's feature flags from /proc/cpuinfo, or null where it cannot be read. */
+export function cpuFlags(text = cpuinfoText()): Set<string> | null {
+  return text === undefined ? null : new Set((text.match(/^flags\s*:\s*(.+)$/m)?.[1] ?? '').split(/\s+/));
+}
+
 export function cpuInfo(): CpuInfo {
   const text = cpuinfoText();
   const model = text?.match(/^model name\s*:\s*(.+)$/m)?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
@@ -24,7 +29,7 @@ export function cpuInfo(): CpuInfo {
   if (text === undefined) {
     return { model, cores, bf16Supported: false, bf16Reason: 'cannot read /proc/cpuinfo to check for avx512_bf16 / amx_bf16' };
   }
-  const flags = new Set((text.match(/^flags\s*:\s*(.+)$/m)?.[1] ?? '').split(/\s+/));
+  const flags = cpuFlags(text)!;
   const found = ['amx_bf16', 'avx512_bf16'].filter((f) => flags.has(f));
   return found.length > 0
     ? { model, cores, bf16Supported: true, bf16Reason: `CPU has ${found.join(' + ')}` }

@@ -53,13 +53,7 @@ class CachingAllocator final : public c10::Allocator {
 
   void empty() { trimTo(0); }
 
-  // for memory outside libtorch (allocateBlock): the same cache, no DataPtr
-  void* acquireBytes(size_t n) { return acquire(n); }
-  void giveBack(void* p) { give(p); }
-
- private:
-  static size_t roundUp(size_t n) { return n < kLargeBlock ? n : (n + kPage - 1) / kPage * kPage; }
-
+  // allocate() and raw_deleter() without the DataPtr: also for memory outside libtorch (allocateBlock)
   void* acquire(size_t n) {
     if (n == 0) n = 1;
     const size_t size = roundUp(n);
@@ -95,6 +89,9 @@ class CachingAllocator final : public c10::Allocator {
     if (!p) return;
     instance().give(p);
   }
+
+ private:
+  static size_t roundUp(size_t n) { return n < kLargeBlock ? n : (n + kPage - 1) / kPage * kPage; }
 
   void give(void* p) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -139,11 +136,9 @@ void installCachingAllocator() { c10::SetCPUAllocator(&CachingAllocator::instanc
 
 AllocatorStats allocatorStats() { return CachingAllocator::instance().stats(); }
 
-void* allocateBlock(size_t bytes) { return CachingAllocator::instance().acquireBytes(bytes); }
+void* allocateBlock(size_t bytes) { return CachingAllocator::instance().acquire(bytes); }
 
-void releaseBlock(void* p) {
-  if (p) CachingAllocator::instance().giveBack(p);
-}
+void releaseBlock(void* p) { CachingAllocator::release(p); }
 
 void emptyAllocatorCache() { CachingAllocator::instance().empty(); }
 

@@ -20,8 +20,11 @@ std::atomic<bool> gEnabled{true};      // setBlockedStretch (tests and bench: of
 
 // A stretch runs in inference (no layer needs a gradient: oneDNN's inference primitives) or in
 // training (every convolution on the Winograd training primitives of dnnl-conv-train.cc).
+// A convolution a stretch can carry: plain (stride 1, ...), its activation relu or none.
+bool stretchConv(const Layer& L) { return plainConv(L) && (L.activation == Act::Relu || L.activation == Act::Linear); }
+
 bool takesConv(const Layer& L, int64_t channels, const torch::Tensor& x, bool train) {
-  if (!plainConv(L) || (L.activation != Act::Relu && L.activation != Act::Linear)) return false;
+  if (!stretchConv(L)) return false;
   return train ? dnnlconv::trainingBlockedApplies(L, channels) : dnnlconv::blockedApplies(L, channels) && !needsGradient(L, x);
 }
 
@@ -168,8 +171,8 @@ bool blockedStretchApplies(const std::vector<Layer>& layers, size_t i, size_t to
   // in inference any convolution that can write its output blocked may start one (an image's
   // first too), but only into a Winograd one: into a pool, the model's fused first block
   // (few-channel-block.cc) never writes the conv output
-  const bool writesBlocked = !train && plainConv(first) && (first.activation == Act::Relu || first.activation == Act::Linear) &&
-                             dnnlconv::blockedOutputApplies(first) && !needsGradient(first, x) && i + 1 < to && layers[i + 1].kind == Kind::Conv2D;
+  const bool writesBlocked =
+      !train && stretchConv(first) && dnnlconv::blockedOutputApplies(first) && i + 1 < to && layers[i + 1].kind == Kind::Conv2D;
   if (!winograd && !writesBlocked) return false;
   const auto [OH, OW] = plainConvOutput(first, x.size(2), x.size(3));
   return joins(layers, i + 1, to, first.filters, OH, OW, x, train);
@@ -196,7 +199,7 @@ torch::Tensor blockedStretch(const std::vector<Layer>& layers, size_t& i, size_t
         if (k == first) return {};
         break;
       }
-      if (train && relu) out = torch::relu(out);
+      if (train && relu) out.relu_();  // as layers.cc's activate(): the conv saves its input, not its output
       y = out;
       more = blockedOut;
       pendingRelu = L.activation == Act::Relu && poolNext;

@@ -192,8 +192,6 @@ void run(const Prepared& p, const torch::Tensor& bias, const torch::Tensor& src,
   countCall();
 }
 
-}  // namespace
-
 // The convolution with its input in layout `in` and its output in `out`: Tag::nhwc (4-D
 // channels-last tensors) or Tag::nChw16c (5-D [N][C/16][H][W][16], float32 only).
 torch::Tensor convolve(const Layer& L, const torch::Tensor& x, bool relu, Tag in, Tag out) {
@@ -260,6 +258,8 @@ torch::Tensor convolve(const Layer& L, const torch::Tensor& x, bool relu, Tag in
             e);
   }
 }
+
+}  // namespace
 
 void addInfo(Napi::Object& out) {
   const dnnl_version_t* v = dnnl::version();

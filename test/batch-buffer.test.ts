@@ -13,6 +13,7 @@ import { runInNewContext } from 'node:vm';
 import { RECORD_FORMAT, type RecordManifest } from '../lib/data/record-cache.js';
 import { RecordDataset } from '../lib/data/record-dataset.js';
 import { native } from '../lib/engine/native.js';
+import { assertBitExact, prod } from './helpers/naive.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -48,7 +49,7 @@ test("a collected batch's block serves the next batch, and its old bytes never s
   const records = 12;
   const batch = 8;
   const shape = [64, 64, 16]; // 256 KiB of float32 per record: a batch's block (2 MiB) is a cached size
-  const per = shape.reduce((a, b) => a * b, 1);
+  const per = prod(shape);
   const values = Float32Array.from({ length: records * per }, (_, k) => (k % 9973) * 0.5 - 100);
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tl-batch-buffer-'));
   try {
@@ -80,12 +81,8 @@ test("a collected batch's block serves the next batch, and its old bytes never s
       read.map((x) => x.length),
       [batch * per, (records - batch) * per],
     );
-    const whole = new Float32Array(records * per);
-    whole.set(read[0]!, 0);
-    whole.set(read[1]!, batch * per);
-    let differ = 0;
-    for (let i = 0; i < whole.length; i++) if (!Object.is(whole[i], values[i])) differ++;
-    assert.equal(differ, 0, 'every value read equals the record written');
+    assertBitExact(read[0]!, values.subarray(0, batch * per), 'the first batch (in the reused block)');
+    assertBitExact(read[1]!, values.subarray(batch * per), 'the last batch');
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }

@@ -16,7 +16,7 @@ import { native } from '../lib/engine/native.js';
 import type { LayerConfig } from '../lib/keras-format/config.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { needsAvx512, withSetting } from './helpers/engine-settings.js';
+import { needsAvx512, needsDnnl, withSetting } from './helpers/engine-settings.js';
 import {
   ArrayDataset,
   activation,
@@ -34,9 +34,7 @@ import {
 const engine = native();
 // oneDNN has Winograd and the blocked (16-channel) kernels only with AVX-512: elsewhere no stretch
 // runs (the layers run one by one, as other tests check)
-const skip = !engine.info().dnnl
-  ? 'the engine was built without oneDNN headers (apt-get install libdnnl-dev, rebuild)'
-  : needsAvx512 && `${needsAvx512}: no stretch runs`;
+const skip = needsDnnl || (needsAvx512 && `${needsAvx512}: no stretch runs`);
 const stretches = (): number => engine.info().blockedStretches;
 
 interface ConvSpec {
@@ -126,7 +124,7 @@ async function stretched(
   specs = SPECS,
   input = INPUT,
 ): Promise<{ output: Float32Array; shape: number[] }> {
-  const m = model([...specs], input);
+  const m = model(specs, input);
   for (const [i, kw] of w) m.setLayerWeights(`l${i}`, kw);
   const before = stretches();
   const y = await m.predict(x, [BATCH, ...input]);
@@ -178,7 +176,7 @@ test('no stretch: 8 filters, direct convolution asked for, or a relu conv before
   await few.predict(x, [2, 8, 8, 16]);
   assert.equal(stretches(), before, '8 filters: no blocked layout without padding the channels');
 
-  const direct = model([...SPECS], INPUT);
+  const direct = model(SPECS, INPUT);
   before = stretches();
   await withSetting(engine.setConvAlgorithm, 'direct', () => direct.predict(rng.floats(prod([BATCH, ...INPUT]), -1, 1), [BATCH, ...INPUT]));
   assert.equal(stretches(), before, "'direct': no Winograd, no stretch");

@@ -17,7 +17,7 @@ import { parseCompareArgs } from '../lib/cli/commands/compare.js';
 import { type ConvAlgorithm, native } from '../lib/engine/native.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
-import { needsBf16, withSetting } from './helpers/engine-settings.js';
+import { needsBf16, needsDnnl, withSetting } from './helpers/engine-settings.js';
 import {
   activation,
   assertClose,
@@ -34,8 +34,7 @@ import {
   tensor,
 } from './helpers/naive.js';
 
-const info = native().info();
-const skip = info.dnnl ? false : 'the engine was built without oneDNN headers (apt-get install libdnnl-dev, rebuild)';
+const skip = needsDnnl;
 const bf16Skip = skip || needsBf16;
 
 const TOLERANCE = { direct: 5e-6, winograd: 1e-5, bf16: 3e-2 };

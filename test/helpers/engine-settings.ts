@@ -2,8 +2,8 @@
  * The engine's process-wide switches, set for one piece of work and put back afterwards (the test
  * files share one engine per process), and the skip reason for tests that need native bfloat16.
  */
-import { readFileSync } from 'node:fs';
 import { type LayerTimeRow, layerTimesOf } from '../../bench/measure.js';
+import { cpuFlags } from '../../bench/system.js';
 import { native } from '../../lib/engine/native.js';
 import { bf16Support } from '../../lib/models/mixed-precision.js';
 
@@ -32,17 +32,12 @@ export const needsBf16: false | string = bf16.supported ? false : `bfloat16 is e
 /** node:test `skip` option for the mixed_bfloat16 kernels' AMX variants: false when they run on AMX tiles here, else the reason. */
 export const needsAmx: false | string = needsBf16 || (native().info().amx ? false : `no AMX tiles here (${native().info().amxReason})`);
 
-/** The CPU's feature flags from /proc/cpuinfo, or null where it cannot be read. */
-export function cpuFlags(): Set<string> | null {
-  try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('flags'));
-    return line ? new Set(line.split(':')[1]!.trim().split(/\s+/)) : null;
-  } catch {
-    return null;
-  }
-}
+export { cpuFlags };
+
+/** node:test `skip` option for what calls oneDNN directly: false when the engine was built with its headers, else the reason. */
+export const needsDnnl: false | string = native().info().dnnl
+  ? false
+  : 'the engine was built without oneDNN headers (apt-get install libdnnl-dev, rebuild)';
 
 /**
  * node:test `skip` option for what needs oneDNN's AVX-512 kernels (Winograd, the 16-channel blocked
