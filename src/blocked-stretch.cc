@@ -1,15 +1,12 @@
 #include "blocked-stretch.h"
 
-#include <ATen/Parallel.h>
-
-#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
 #include "dnnl-conv-train.h"
 #include "dnnl-conv.h"
 #include "layer-timing.h"
-#include "simd.h"
+#include "max-pool-relu.h"
 
 namespace tl {
 
@@ -43,93 +40,15 @@ bool joins(const std::vector<Layer>& layers, size_t k, size_t to, int64_t channe
   return !(L.activation == Act::Relu && k + 1 < to && layers[k + 1].kind == Kind::MaxPool && !takesPool(layers[k + 1], OH, OW));
 }
 
-struct PoolGeometry {
-  int64_t N, CB, H, W, OH, OW;
-};
-
-PoolGeometry poolGeometry(c10::IntArrayRef x) { return {x[0], x[1], x[2], x[3], x[2] / 2, x[3] / 2}; }
-
-// Where output (row, ow)'s 16 channels lie: row = (n * CB + cb) * OH + oh; blocked [N][CB][OH][OW][16]
-// or channels-last [N][OH][OW][CB * 16].
-inline int64_t outputAt(const PoolGeometry& g, int64_t row, int64_t ow, bool blocked) {
-  if (blocked) return (row * g.OW + ow) * 16;
-  const int64_t oh = row % g.OH, cb = (row / g.OH) % g.CB, n = row / (g.OH * g.CB);
-  return ((n * g.OH + oh) * g.OW + ow) * g.CB * 16 + cb * 16;
-}
-
-// Pooled rows [begin, end) of the blocked input [N][CB][H][W][16]: windows scanned row-major, a
-// value winning if greater or NaN (maxPoolRelu's rule), then the relu when `relu`; with Arg, each
-// output's winner 0..3, or kBlocked where the relu blocked it, into arg [N][CB][OH][OW][16].
-template <bool Arg>
-__attribute__((always_inline)) inline void poolRowsT(const float* __restrict__ x, float* __restrict__ y, uint8_t* __restrict__ arg,
-                                                     const PoolGeometry& g, bool relu, bool blockedOut, int64_t begin, int64_t end) {
-  for (int64_t row = begin; row < end; ++row) {
-    const int64_t oh = row % g.OH, nc = row / g.OH;
-    const float* top = x + ((nc * g.H + 2 * oh) * g.W) * 16;
-    for (int64_t ow = 0; ow < g.OW; ++ow) {
-      const float* p[4] = {top + 2 * ow * 16, top + (2 * ow + 1) * 16, top + (g.W + 2 * ow) * 16, top + (g.W + 2 * ow + 1) * 16};
-      float* o = y + outputAt(g, row, ow, blockedOut);
-      uint8_t* a = Arg ? arg + (row * g.OW + ow) * 16 : nullptr;
-#pragma GCC ivdep
-      for (int l = 0; l < 16; ++l) {
-        float m = p[0][l];
-        uint8_t at = 0;
-        for (int k = 1; k < 4; ++k) {
-          const bool take = simd::wins(p[k][l], m);
-          m = take ? p[k][l] : m;
-          at = take ? static_cast<uint8_t>(k) : at;
-        }
-        const bool pass = !relu || simd::reluPasses(m);
-        o[l] = pass ? m : 0.f;
-        if (Arg) a[l] = pass ? at : simd::kBlocked;
-      }
-    }
-  }
-}
-
-TL_CLONES void poolRows(const float* x, float* y, const PoolGeometry& g, bool relu, bool blockedOut, int64_t begin, int64_t end) {
-  poolRowsT<false>(x, y, nullptr, g, relu, blockedOut, begin, end);
-}
-
-TL_CLONES void poolRowsArg(const float* x, float* y, uint8_t* arg, const PoolGeometry& g, bool relu, bool blockedOut, int64_t begin, int64_t end) {
-  poolRowsT<true>(x, y, arg, g, relu, blockedOut, begin, end);
-}
-
-// The input gradient under pooled rows [begin, end): each output's gradient at its winner, 0 at the
-// window's other 3 positions (and at all 4 where the relu blocked it); every element of dx written
-// once, the odd last row and column that no window covers as 0.
-TL_CLONES void poolBackRows(const uint8_t* __restrict__ arg, const float* __restrict__ grad, float* __restrict__ dx, const PoolGeometry& g,
-                            bool blockedOut, int64_t begin, int64_t end) {
-  for (int64_t row = begin; row < end; ++row) {
-    const int64_t oh = row % g.OH, nc = row / g.OH;
-    float* top = dx + ((nc * g.H + 2 * oh) * g.W) * 16;
-    for (int64_t ow = 0; ow < g.OW; ++ow) {
-      float* p[4] = {top + 2 * ow * 16, top + (2 * ow + 1) * 16, top + (g.W + 2 * ow) * 16, top + (g.W + 2 * ow + 1) * 16};
-      const float* gr = grad + outputAt(g, row, ow, blockedOut);
-      const uint8_t* a = arg + (row * g.OW + ow) * 16;
-      for (int k = 0; k < 4; ++k) {
-#pragma GCC ivdep
-        for (int l = 0; l < 16; ++l) p[k][l] = a[l] == k ? gr[l] : 0.f;
-      }
-    }
-    if (g.W % 2) {
-      std::fill_n(top + (g.W - 1) * 16, 16, 0.f);
-      std::fill_n(top + (2 * g.W - 1) * 16, 16, 0.f);
-    }
-    if (g.H % 2 && oh == g.OH - 1) std::fill_n(top + 2 * g.W * 16, g.W * 16, 0.f);
-  }
-}
+// A 2x2 pool on the blocked input [N][CB][H][W][16]: max-pool-relu.cc's kernels over CB groups of 16
+// channels, the output blocked, or channels-last where the stretch ends.
+pooling::Shape poolShape(c10::IntArrayRef x, bool blockedOut) { return {x[0], x[1], x[2], x[3], 16, 2, !blockedOut}; }
 
 torch::Tensor pool(const torch::Tensor& x, bool relu, bool blockedOut, const torch::Tensor& arg = {}) {
-  const PoolGeometry g = poolGeometry(x.sizes());
-  torch::Tensor y = blockedOut ? torch::empty({g.N, g.CB, g.OH, g.OW, 16}, x.options())
-                               : torch::empty({g.N, g.CB * 16, g.OH, g.OW}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
-  const float* xp = x.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
-  at::parallel_for(0, g.N * g.CB * g.OH, 1, [&](int64_t begin, int64_t end) {
-    if (arg.defined()) poolRowsArg(xp, yp, arg.data_ptr<uint8_t>(), g, relu, blockedOut, begin, end);
-    else poolRows(xp, yp, g, relu, blockedOut, begin, end);
-  });
+  const pooling::Shape s = poolShape(x.sizes(), blockedOut);
+  torch::Tensor y = blockedOut ? torch::empty({s.N, s.G, s.OH(), s.OW(), 16}, x.options())
+                               : torch::empty({s.N, s.G * 16, s.OH(), s.OW()}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  pooling::forward(s, x, y, arg, relu);
   return y;
 }
 
@@ -137,8 +56,8 @@ torch::Tensor pool(const torch::Tensor& x, bool relu, bool blockedOut, const tor
 // max-pool-relu.cc does, not the input.
 struct BlockedPoolFunction : public torch::autograd::Function<BlockedPoolFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, bool relu, bool blockedOut) {
-    const PoolGeometry g = poolGeometry(x.sizes());
-    torch::Tensor arg = torch::empty({g.N, g.CB, g.OH, g.OW, 16}, x.options().dtype(at::kByte));
+    const pooling::Shape s = poolShape(x.sizes(), blockedOut);
+    torch::Tensor arg = torch::empty({s.N, s.G, s.OH(), s.OW(), 16}, x.options().dtype(at::kByte));
     torch::Tensor y = pool(x.contiguous(), relu, blockedOut, arg);
     ctx->save_for_backward({arg});
     ctx->saved_data["sizes"] = x.sizes().vec();
@@ -148,14 +67,9 @@ struct BlockedPoolFunction : public torch::autograd::Function<BlockedPoolFunctio
     const torch::Tensor arg = ctx->get_saved_variables()[0];
     const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
     const bool blockedOut = grads[0].dim() == 5;  // the output's layout
-    const PoolGeometry g = poolGeometry(sizes);
     const torch::Tensor grad = blockedOut ? grads[0].contiguous() : grads[0].contiguous(at::MemoryFormat::ChannelsLast);
     torch::Tensor dx = torch::empty(sizes, grad.options());
-    const float* gp = grad.data_ptr<float>();
-    float* dp = dx.data_ptr<float>();
-    at::parallel_for(0, g.N * g.CB * g.OH, 1, [&](int64_t begin, int64_t end) {
-      poolBackRows(arg.data_ptr<uint8_t>(), gp, dp, g, blockedOut, begin, end);
-    });
+    pooling::backward(poolShape(sizes, blockedOut), arg, grad, dx);
     return {dx, torch::Tensor(), torch::Tensor()};
   }
 };

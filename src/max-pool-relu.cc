@@ -13,10 +13,7 @@ namespace tl {
 
 namespace {
 
-struct Geometry {
-  int64_t H, W, C, OH, OW;
-};
-
+using pooling::Shape;
 // Element access in float; selections copy the raw element, so the max is exact in both dtypes.
 using simd::value;
 // libtorch's backward adds the gradient to a zero-filled tensor: 0 + g turns -0 into +0
@@ -25,22 +22,31 @@ inline uint16_t plusZero(uint16_t g) { return g == 0x8000 ? 0 : g; }
 
 using simd::kBlocked;
 
-// One output row (n, oh) per task. Windows scan row-major and take a value if `v > max || isnan(v)`:
-// libtorch's CPU rule, so the same element wins ties and NaNs. With `arg`, each output also records
-// its window's winner (0..K*K-1) or kBlocked: one byte instead of libtorch's int64 index.
-template <typename T, int K, bool Arg>
-__attribute__((always_inline)) inline void forwardRows(const T* __restrict__ y, T* __restrict__ out, uint8_t* __restrict__ arg,
-                                                       const Geometry& g, int64_t begin, int64_t end) {
-  const int64_t C = g.C;
+// Output row `row` = (n * G + group) * OH + oh: where its first pixel lies, and the step between pixels.
+inline int64_t outputRow(const Shape& s, int64_t row) {
+  if (!s.ungroupOut) return row * s.OW() * s.C;
+  const int64_t oh = row % s.OH(), group = (row / s.OH()) % s.G, n = row / (s.OH() * s.G);
+  return ((n * s.OH() + oh) * s.OW() * s.G + group) * s.C;
+}
+inline int64_t outputStep(const Shape& s) { return s.ungroupOut ? s.G * s.C : s.C; }
+
+// Output rows [begin, end), each over one group's C channels. Windows scan row-major and take a
+// value if `v > max || isnan(v)`: libtorch's CPU rule, so the same element wins ties and NaNs. With
+// `arg`, each output also records its window's winner (0..K*K-1) or kBlocked: one byte instead of
+// libtorch's int64 index. CC: the channels per group when known at compile time (16: oneDNN's
+// blocks, a vector's width), else 0.
+template <typename T, int K, bool Arg, int CC>
+__attribute__((always_inline)) inline void forwardRows(const T* __restrict__ y, T* __restrict__ out, uint8_t* __restrict__ arg, const Shape& s,
+                                                       bool relu, int64_t begin, int64_t end) {
+  const int64_t C = CC ? CC : s.C, OH = s.OH(), OW = s.OW(), step = outputStep(s);
   for (int64_t row = begin; row < end; ++row) {
-    const int64_t n = row / g.OH, oh = row % g.OH;
-    const T* in = y + ((n * g.H + oh * K) * g.W) * C;
-    T* o = out + row * g.OW * C;
-    uint8_t* a = Arg ? arg + row * g.OW * C : nullptr;
-    for (int64_t ow = 0; ow < g.OW; ++ow, o += C) {
+    const T* in = y + ((row / OH * s.H + row % OH * K) * s.W) * C;
+    T* o = out + outputRow(s, row);
+    uint8_t* a = Arg ? arg + row * OW * C : nullptr;
+    for (int64_t ow = 0; ow < OW; ++ow, o += step) {
       const T* p[K * K];
       for (int dh = 0; dh < K; ++dh)
-        for (int dw = 0; dw < K; ++dw) p[dh * K + dw] = in + ((dh * g.W) + ow * K + dw) * C;
+        for (int dw = 0; dw < K; ++dw) p[dh * K + dw] = in + ((dh * s.W) + ow * K + dw) * C;
 #pragma GCC ivdep
       for (int64_t c = 0; c < C; ++c) {
         T best = p[0][c];
@@ -54,7 +60,7 @@ __attribute__((always_inline)) inline void forwardRows(const T* __restrict__ y, 
           best = take ? raw : best;
           at = take ? static_cast<uint8_t>(k) : at;
         }
-        const bool pass = simd::reluPasses(m);
+        const bool pass = !relu || simd::reluPasses(m);
         o[c] = pass ? best : T(0);
         if (Arg) a[c] = pass ? at : kBlocked;
       }
@@ -63,18 +69,18 @@ __attribute__((always_inline)) inline void forwardRows(const T* __restrict__ y, 
   }
 }
 
-// dy for the input rows under output row (n, oh): each window's gradient at its recorded winner, 0
-// elsewhere (and 0 for the whole window where relu blocked it); every element written once.
-template <typename T, int K>
+// dy for the input rows under output rows [begin, end): each window's gradient at its recorded
+// winner, 0 elsewhere (and 0 for the whole window where relu blocked it); every element written once.
+template <typename T, int K, int CC>
 __attribute__((always_inline)) inline void backwardRows(const uint8_t* __restrict__ arg, const T* __restrict__ grad, T* __restrict__ dy,
-                                                        const Geometry& g, int64_t begin, int64_t end) {
-  const int64_t C = g.C, W = g.W;
+                                                        const Shape& s, int64_t begin, int64_t end) {
+  const int64_t C = CC ? CC : s.C, W = s.W, OH = s.OH(), OW = s.OW(), step = outputStep(s);
   for (int64_t row = begin; row < end; ++row) {
-    const int64_t n = row / g.OH, oh = row % g.OH;
-    T* d = dy + (n * g.H + oh * K) * W * C;
-    const T* go = grad + row * g.OW * C;
-    const uint8_t* a = arg + row * g.OW * C;
-    for (int64_t ow = 0; ow < g.OW; ++ow, go += C, a += C) {
+    const int64_t oh = row % OH;
+    T* d = dy + (row / OH * s.H + oh * K) * W * C;
+    const T* go = grad + outputRow(s, row);
+    const uint8_t* a = arg + row * OW * C;
+    for (int64_t ow = 0; ow < OW; ++ow, go += step, a += C) {
       T* q[K * K];
       for (int dh = 0; dh < K; ++dh)
         for (int dw = 0; dw < K; ++dw) q[dh * K + dw] = d + ((dh * W) + ow * K + dw) * C;
@@ -85,76 +91,88 @@ __attribute__((always_inline)) inline void backwardRows(const uint8_t* __restric
       }
     }
     // columns right of the last window, and (after the last output row) rows below it
-    for (int dh = 0; dh < K; ++dh) std::memset(d + (dh * W + g.OW * K) * C, 0, (W - g.OW * K) * C * sizeof(T));
-    if (oh == g.OH - 1) std::memset(d + K * W * C, 0, (g.H - g.OH * K) * W * C * sizeof(T));
+    for (int dh = 0; dh < K; ++dh) std::memset(d + (dh * W + OW * K) * C, 0, (W - OW * K) * C * sizeof(T));
+    if (oh == OH - 1) std::memset(d + K * W * C, 0, (s.H - OH * K) * W * C * sizeof(T));
   }
 }
 
-#define TL_POOL_KERNELS(T, K, SUFFIX)                                                                                        \
-  TL_CLONES void forward##SUFFIX(const T* y, T* out, uint8_t* arg, const Geometry& g, int64_t begin, int64_t end) {         \
-    if (arg)                                                                                                                 \
-      forwardRows<T, K, true>(y, out, arg, g, begin, end);                                                                   \
-    else                                                                                                                     \
-      forwardRows<T, K, false>(y, out, nullptr, g, begin, end);                                                              \
-  }                                                                                                                          \
-  TL_CLONES void backward##SUFFIX(const uint8_t* arg, const T* grad, T* dy, const Geometry& g, int64_t begin, int64_t end) { \
-    backwardRows<T, K>(arg, grad, dy, g, begin, end);                                                                        \
+// Per dtype, window and channel count (CC 16 or any): a forward and a backward, each cloned per
+// instruction set.
+#define TL_POOL_KERNELS(T, K, CC, SUFFIX)                                                                                          \
+  TL_CLONES void forward##SUFFIX(const T* y, T* out, uint8_t* arg, const Shape& s, bool relu, int64_t begin, int64_t end) {      \
+    if (arg)                                                                                                                       \
+      forwardRows<T, K, true, CC>(y, out, arg, s, relu, begin, end);                                                               \
+    else                                                                                                                           \
+      forwardRows<T, K, false, CC>(y, out, nullptr, s, relu, begin, end);                                                          \
+  }                                                                                                                                \
+  TL_CLONES void backward##SUFFIX(const uint8_t* arg, const T* grad, T* dy, const Shape& s, int64_t begin, int64_t end) {       \
+    backwardRows<T, K, CC>(arg, grad, dy, s, begin, end);                                                                          \
   }
 
-TL_POOL_KERNELS(float, 2, F32K2)
-TL_POOL_KERNELS(float, 3, F32K3)
-TL_POOL_KERNELS(uint16_t, 2, BF16K2)
-TL_POOL_KERNELS(uint16_t, 3, BF16K3)
+TL_POOL_KERNELS(float, 2, 0, F32K2)
+TL_POOL_KERNELS(float, 3, 0, F32K3)
+TL_POOL_KERNELS(uint16_t, 2, 0, BF16K2)
+TL_POOL_KERNELS(uint16_t, 3, 0, BF16K3)
+TL_POOL_KERNELS(float, 2, 16, F32K2C16)
 #undef TL_POOL_KERNELS
 
-Geometry geometry(const torch::Tensor& y, int64_t k) {
-  return {y.size(2), y.size(3), y.size(1), y.size(2) / k, y.size(3) / k};
+// output rows per task: at least ~16k input elements, so small layers are not split into slivers
+int64_t grain(const Shape& s) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, s.k * s.W * s.C)); }
+
+int64_t outputRows(const Shape& s) { return s.N * s.G * s.OH(); }
+
+}  // namespace
+
+namespace pooling {
+
+void forward(const Shape& s, const torch::Tensor& x, const torch::Tensor& out, const torch::Tensor& arg, bool relu) {
+  uint8_t* a = arg.defined() ? arg.data_ptr<uint8_t>() : nullptr;
+  const bool f32 = x.scalar_type() == at::kFloat;
+  at::parallel_for(0, outputRows(s), grain(s), [&](int64_t begin, int64_t end) {
+    if (f32) {
+      auto run = s.k == 3 ? forwardF32K3 : s.C == 16 ? forwardF32K2C16 : forwardF32K2;
+      run(x.data_ptr<float>(), out.data_ptr<float>(), a, s, relu, begin, end);
+    } else {
+      auto run = s.k == 2 ? forwardBF16K2 : forwardBF16K3;
+      run(simd::bits(x), simd::bits(out), a, s, relu, begin, end);
+    }
+  });
 }
 
-// rows of work per task: at least ~16k elements, so small layers are not split into slivers
-int64_t grain(const Geometry& g, int64_t k) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, k * g.W * g.C)); }
+void backward(const Shape& s, const torch::Tensor& arg, const torch::Tensor& grad, const torch::Tensor& dx) {
+  const bool f32 = grad.scalar_type() == at::kFloat;
+  at::parallel_for(0, outputRows(s), grain(s), [&](int64_t begin, int64_t end) {
+    if (f32) {
+      auto run = s.k == 3 ? backwardF32K3 : s.C == 16 ? backwardF32K2C16 : backwardF32K2;
+      run(arg.data_ptr<uint8_t>(), grad.data_ptr<float>(), dx.data_ptr<float>(), s, begin, end);
+    } else {
+      auto run = s.k == 2 ? backwardBF16K2 : backwardBF16K3;
+      run(arg.data_ptr<uint8_t>(), simd::bits(grad), simd::bits(dx), s, begin, end);
+    }
+  });
+}
+
+}  // namespace pooling
+
+namespace {
+
+// An NCHW-logical channels-last tensor as one group of all its channels.
+Shape shapeOf(c10::IntArrayRef sizes, int64_t k) { return {sizes[0], 1, sizes[2], sizes[3], sizes[1], k, false}; }
 
 // out = relu(max_pool(y)); `arg` (uint8, out's NHWC layout) receives each window's winner when defined.
 torch::Tensor poolForward(const torch::Tensor& y, int64_t k, const torch::Tensor& arg) {
-  const Geometry g = geometry(y, k);
-  torch::Tensor out = torch::empty({y.size(0), g.C, g.OH, g.OW}, y.options().memory_format(at::MemoryFormat::ChannelsLast));
-  uint8_t* a = arg.defined() ? arg.data_ptr<uint8_t>() : nullptr;
-  const bool f32 = y.scalar_type() == at::kFloat;
-  at::parallel_for(0, y.size(0) * g.OH, grain(g, k), [&](int64_t begin, int64_t end) {
-    if (f32) {
-      auto run = k == 2 ? forwardF32K2 : forwardF32K3;
-      run(y.data_ptr<float>(), out.data_ptr<float>(), a, g, begin, end);
-    } else {
-      auto run = k == 2 ? forwardBF16K2 : forwardBF16K3;
-      run(simd::bits(y), simd::bits(out), a, g, begin, end);
-    }
-  });
+  const Shape s = shapeOf(y.sizes(), k);
+  torch::Tensor out = torch::empty({s.N, s.C, s.OH(), s.OW()}, y.options().memory_format(at::MemoryFormat::ChannelsLast));
+  pooling::forward(s, y, out, arg, true);
   return out;
-}
-
-torch::Tensor poolBackward(const torch::Tensor& arg, const torch::Tensor& gradOut, const Geometry& g, int64_t k, at::IntArrayRef inputSizes,
-                           at::ScalarType dtype) {
-  torch::Tensor grad = gradOut.to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
-  torch::Tensor dy = torch::empty(inputSizes, grad.options().memory_format(at::MemoryFormat::ChannelsLast));
-  const bool f32 = dtype == at::kFloat;
-  at::parallel_for(0, inputSizes[0] * g.OH, grain(g, k), [&](int64_t begin, int64_t end) {
-    if (f32) {
-      auto run = k == 2 ? backwardF32K2 : backwardF32K3;
-      run(arg.data_ptr<uint8_t>(), grad.data_ptr<float>(), dy.data_ptr<float>(), g, begin, end);
-    } else {
-      auto run = k == 2 ? backwardBF16K2 : backwardBF16K3;
-      run(arg.data_ptr<uint8_t>(), simd::bits(grad), simd::bits(dy), g, begin, end);
-    }
-  });
-  return dy;
 }
 
 // Saves each window's winner (a byte per output) rather than the input: the conv output it pools
 // can be freed once the forward has passed.
 struct MaxPoolReluFunction : public torch::autograd::Function<MaxPoolReluFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& y, int64_t k) {
-    const Geometry g = geometry(y, k);
-    torch::Tensor arg = torch::empty({y.size(0), g.OH, g.OW, g.C}, y.options().dtype(at::kByte).memory_format(at::MemoryFormat::Contiguous));
+    const Shape s = shapeOf(y.sizes(), k);
+    torch::Tensor arg = torch::empty({s.N, s.OH(), s.OW(), s.C}, y.options().dtype(at::kByte));
     torch::Tensor out = poolForward(y, k, arg);
     ctx->save_for_backward({arg});
     ctx->saved_data["k"] = k;
@@ -166,9 +184,11 @@ struct MaxPoolReluFunction : public torch::autograd::Function<MaxPoolReluFunctio
     const torch::Tensor arg = ctx->get_saved_variables()[0];
     const int64_t k = ctx->saved_data["k"].toInt();
     const std::vector<int64_t> sizes = ctx->saved_data["sizes"].toIntVector();
-    const Geometry g{sizes[2], sizes[3], sizes[1], sizes[2] / k, sizes[3] / k};
     const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());
-    return {poolBackward(arg, grads[0], g, k, sizes, dtype), torch::Tensor()};
+    const torch::Tensor grad = grads[0].to(dtype).contiguous(at::MemoryFormat::ChannelsLast);
+    torch::Tensor dy = torch::empty(sizes, grad.options().memory_format(at::MemoryFormat::ChannelsLast));
+    pooling::backward(shapeOf(sizes, k), arg, grad, dy);
+    return {dy, torch::Tensor()};
   }
 };
 

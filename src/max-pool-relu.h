@@ -11,4 +11,27 @@ namespace tl {
 // The pooling layer `pool` (under its dtype policy) followed by a ReLU, on the conv output `x`.
 torch::Tensor maxPoolRelu(const Layer& pool, const torch::Tensor& x, bool training, bool isOutput);
 
+// The kernels behind it, for pools on other layouts (blocked-stretch.cc's nChw16c).
+namespace pooling {
+
+// A k x k max pool of stride k, 'valid' (k 2 or 3), over channels in G groups of C: the input
+// [N][G][H][W][C] (channels-last NHWC when G = 1, oneDNN's blocked nChw16c when C = 16), the winners
+// [N][G][OH][OW][C], the output likewise or, with `ungroupOut`, channels-last [N][OH][OW][G * C].
+struct Shape {
+  int64_t N, G, H, W, C, k;
+  bool ungroupOut;
+  int64_t OH() const { return H / k; }
+  int64_t OW() const { return W / k; }
+};
+
+// out = max_pool(x), then relu when `relu`, for dense float32 or bfloat16 x and out; `arg` (uint8)
+// receives each window's winner (or that the relu blocked it) when defined.
+void forward(const Shape& s, const torch::Tensor& x, const torch::Tensor& out, const torch::Tensor& arg, bool relu);
+
+// dx (x's shape and dtype) from the output gradient `grad` (out's): each output's gradient at its
+// window's winner, 0 elsewhere; every element written once, those no window covers as 0.
+void backward(const Shape& s, const torch::Tensor& arg, const torch::Tensor& grad, const torch::Tensor& dx);
+
+}  // namespace pooling
+
 }  // namespace tl

@@ -47,12 +47,13 @@ type Spec = ConvSpec | 'pool';
 const INPUT: [number, number, number] = [14, 13, 16];
 const BATCH = 2;
 // conv, conv, pool (after a relu conv), conv, pool (after a linear conv): 14x13 -> 7x6 -> 5x4 -> 2x2,
-// odd widths and heights into both pools
+// odd widths and heights into both pools; the last pool ends the stretch, its 2 channel blocks
+// written channels-last
 const SPECS: Spec[] = [
   { filters: 32, padding: 'same', activation: 'relu' },
   { filters: 32, padding: 'same', activation: 'relu' },
   'pool',
-  { filters: 16, padding: 'valid', activation: 'linear' },
+  { filters: 32, padding: 'valid', activation: 'linear' },
   'pool',
 ];
 
@@ -138,7 +139,7 @@ test('a stretch gives the bits of its layers run one at a time, and a float64 re
   const x = rng.floats(prod([BATCH, ...INPUT]), -1, 1);
   const got = await stretched(x, w);
   const alone = await layerByLayer(x, w);
-  assert.deepEqual(got.shape, [BATCH, 2, 2, 16]);
+  assert.deepEqual(got.shape, [BATCH, 2, 2, 32]);
   assert.deepEqual(got.shape, alone.shape);
   assertBitExact(got.output, alone.output, 'stretch vs layer by layer');
   const ref = reference(x, w);
