@@ -10,10 +10,10 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { RECORD_FORMAT, type RecordManifest } from '../lib/data/record-cache.js';
 import { RecordDataset } from '../lib/data/record-dataset.js';
 import { native } from '../lib/engine/native.js';
 import { assertBitExact, prod } from './helpers/naive.js';
+import { writeRecordFile } from './helpers/record-files.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -53,19 +53,11 @@ test("a collected batch's block serves the next batch, and its old bytes never s
   const values = Float32Array.from({ length: records * per }, (_, k) => (k % 9973) * 0.5 - 100);
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tl-batch-buffer-'));
   try {
-    const file = path.join(dir, 'records.bin');
-    await fs.writeFile(file, new Uint8Array(values.buffer));
-    const manifest: RecordManifest = {
-      format: RECORD_FORMAT,
-      key: 'k',
-      dtype: 'float32',
+    const { file, manifest } = writeRecordFile(path.join(dir, 'records.bin'), values, {
       shape,
-      count: records,
       keys: Array.from({ length: records }, (_, i) => `r${i}`),
       labels: Array.from({ length: records }, (_, i) => i % 2),
-      skipped: [],
-      createdAt: new Date(0).toISOString(),
-    };
+    });
     // the only cached block: a full batch's, poisoned and collected (earlier buffers collected first)
     for (let i = 0; i < 3; i++) await collect();
     native().emptyCache();

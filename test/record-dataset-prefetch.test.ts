@@ -9,10 +9,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { passOrder } from '../lib/data/prng.js';
-import { RECORD_FORMAT, type RecordDtype, type RecordManifest } from '../lib/data/record-cache.js';
+import type { RecordDtype } from '../lib/data/record-cache.js';
 import { RecordDataset } from '../lib/data/record-dataset.js';
 import type { Batch } from '../lib/data/types.js';
 import { countingGathers } from './helpers/counting-gathers.js';
+import { type RecordFile, writeRecordFile } from './helpers/record-files.js';
 
 const N = 23;
 const BATCH = 5;
@@ -20,30 +21,21 @@ const SHAPE = [2, 3, 2];
 const ELEMENTS = 12;
 const DTYPES: RecordDtype[] = ['uint8', 'float32'];
 
-interface Cache {
-  file: string;
-  manifest: RecordManifest;
+interface Cache extends RecordFile {
   bytes: Uint8Array;
   per: number;
 }
 
-async function writeCache(dir: string, dtype: RecordDtype): Promise<Cache> {
+function writeCache(dir: string, dtype: RecordDtype): Cache {
   const values = Array.from({ length: N * ELEMENTS }, (_, k) => (dtype === 'uint8' ? (k * 37) % 256 : k * 0.25 - 7));
-  const bytes = dtype === 'uint8' ? Uint8Array.from(values) : new Uint8Array(Float32Array.from(values).buffer);
-  const file = path.join(dir, `${dtype}.bin`);
-  await fs.writeFile(file, bytes);
-  const manifest: RecordManifest = {
-    format: RECORD_FORMAT,
-    key: dtype,
-    dtype,
+  const records = dtype === 'uint8' ? Uint8Array.from(values) : Float32Array.from(values);
+  const bytes = new Uint8Array(records.buffer);
+  const written = writeRecordFile(path.join(dir, `${dtype}.bin`), records, {
     shape: SHAPE,
-    count: N,
     keys: Array.from({ length: N }, (_, i) => `k${i}`),
     labels: Array.from({ length: N }, (_, i) => ((i * 5) % 3 === 0 ? 1 : 0)),
-    skipped: [],
-    createdAt: new Date(0).toISOString(),
-  };
-  return { file, manifest, bytes, per: bytes.length / N };
+  });
+  return { ...written, bytes, per: bytes.length / N };
 }
 
 /** Batches sliced out of the whole file in memory, record by record. */
@@ -90,7 +82,7 @@ async function withDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 for (const dtype of DTYPES) {
   test(`${dtype}: read-ahead batches equal on-demand batches and naive slices (bytes, labels, keys, order)`, () =>
     withDir(async (dir) => {
-      const cache = await writeCache(dir, dtype);
+      const cache = writeCache(dir, dtype);
       const ahead = new RecordDataset(cache.file, cache.manifest, { batchSize: BATCH, classNames: ['a', 'b'], shuffleSeed: 9 });
       const onDemand = new RecordDataset(cache.file, cache.manifest, {
         batchSize: BATCH,
@@ -117,7 +109,7 @@ for (const dtype of DTYPES) {
 
   test(`${dtype}: a consumer that stops early leaves no read running and the file closed`, () =>
     withDir(async (dir) => {
-      const cache = await writeCache(dir, dtype);
+      const cache = writeCache(dir, dtype);
       const ds = new RecordDataset(cache.file, cache.manifest, { batchSize: BATCH, classNames: ['a', 'b'], shuffleSeed: 2, prefetch: 2 });
       await countingGathers(async (counts) => {
         let seen = 0;
@@ -136,7 +128,7 @@ for (const dtype of DTYPES) {
 
   test(`${dtype}: a failed read surfaces on the batch it belongs to, after the batches before it`, () =>
     withDir(async (dir) => {
-      const cache = await writeCache(dir, dtype);
+      const cache = writeCache(dir, dtype);
       // the file ends inside record 16: in file order, batches 0-2 (records 0-14) are whole and batch 3 is not
       await fs.truncate(cache.file, 16 * cache.per + 3);
       const ds = new RecordDataset(cache.file, cache.manifest, { batchSize: BATCH, classNames: ['a', 'b'], prefetch: 2 });

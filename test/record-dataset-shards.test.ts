@@ -8,34 +8,26 @@ import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { RECORD_FORMAT, type RecordManifest } from '../lib/data/record-cache.js';
 import { RecordDataset } from '../lib/data/record-dataset.js';
 import { shardedBatches } from '../lib/data/shard.js';
 import type { Batch, BatchOptions } from '../lib/data/types.js';
 import { CyclingDataset } from '../lib/training/feature-cache.js';
 import { countingGathers } from './helpers/counting-gathers.js';
 import { ArrayDataset } from './helpers/naive.js';
+import { writeRecordFile } from './helpers/record-files.js';
 
 const N = 11;
 const BATCH = 4;
 const SHAPE = [2, 3];
 
 /** Records k = 0..N-1 whose values are k*10 + element, labels k % 2. */
-async function writeRecords(dir: string): Promise<RecordDataset> {
+function writeRecords(dir: string): RecordDataset {
   const x = Float32Array.from({ length: N * 6 }, (_, i) => Math.floor(i / 6) * 10 + (i % 6));
-  const file = path.join(dir, 'records.f32');
-  await fs.writeFile(file, x);
-  const manifest: RecordManifest = {
-    format: RECORD_FORMAT,
-    key: 'shards',
-    dtype: 'float32',
+  const { file, manifest } = writeRecordFile(path.join(dir, 'records.f32'), x, {
     shape: SHAPE,
-    count: N,
     keys: Array.from({ length: N }, (_, i) => `k${i}`),
     labels: Array.from({ length: N }, (_, i) => i % 2),
-    skipped: [],
-    createdAt: new Date(0).toISOString(),
-  };
+  });
   return new RecordDataset(file, manifest, { batchSize: BATCH, classNames: ['a', 'b'], shuffleSeed: 9 });
 }
 
@@ -67,7 +59,7 @@ function naiveShards(whole: ReturnType<typeof plain>[], rank: number, worldSize:
 test('each rank of 1 to 5 reads only its rows of every global batch (empty shards included), as sliced from the whole batch', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tl-shards-'));
   try {
-    const ds = await writeRecords(dir);
+    const ds = writeRecords(dir);
     for (const pass of [0, 1]) {
       const whole = await collect(ds.batches({ pass }));
       assert.deepEqual(
@@ -103,7 +95,7 @@ test('each rank of 1 to 5 reads only its rows of every global batch (empty shard
 test('datasets that cannot read shards are read whole and sliced; a cycle of record datasets reads shards', async () => {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tl-shards-'));
   try {
-    const ds = await writeRecords(dir);
+    const ds = writeRecords(dir);
     const whole = await collect(ds.batches({ ordered: true }));
     const x = Float32Array.from(whole.flatMap((b) => b.x));
     const y = Float32Array.from(whole.flatMap((b) => b.y));

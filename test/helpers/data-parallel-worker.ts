@@ -9,7 +9,6 @@
  * single rank.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { RECORD_FORMAT } from '../../lib/data/record-cache.js';
 import { RecordDataset } from '../../lib/data/record-dataset.js';
 import type { Dataset } from '../../lib/data/types.js';
 import { destroyDistributed, distributedInfo, initDistributed } from '../../lib/distributed/index.js';
@@ -24,6 +23,7 @@ import type { Callback } from '../../lib/training/callbacks.js';
 import { cachedFeatures } from '../../lib/training/feature-cache.js';
 import { countingGathers } from './counting-gathers.js';
 import { ArrayDataset } from './naive.js';
+import { writeRecordFile } from './record-files.js';
 
 /** Deterministic values from a seed (the same on every rank and for every world size). */
 function generated(n: number, seed: number): number[] {
@@ -66,17 +66,15 @@ function setup(which: string, rank: number): { model: Sequential; train: Dataset
   const data = (n: number, seed: number, name: string): Dataset => {
     const [x, y] = [features(n, seed), labels(n, seed + 1)];
     if (!process.env.DP_RECORDS) return new ArrayDataset(x, [6, 6, 4], y, 32);
-    const file = `${process.env.DP_OUT}.${name}.rank${rank}.f32`;
-    writeFileSync(file, x);
     const keys = Array.from({ length: n }, (_, i) => `${name}-${i}`);
-    const manifest = { format: RECORD_FORMAT, key: name, dtype: 'float32' as const, shape: [6, 6, 4], count: n, keys, labels: [...y] };
+    const { file, manifest } = writeRecordFile(`${process.env.DP_OUT}.${name}.rank${rank}.f32`, x, {
+      shape: [6, 6, 4],
+      keys,
+      labels: [...y],
+    });
     // streams stop mid-pass: without read-ahead, the records read are exactly those trained on
     const prefetch = process.env.DP_STEPS ? 0 : 2;
-    return new RecordDataset(
-      file,
-      { ...manifest, skipped: [], createdAt: '' },
-      { batchSize: 32, classNames: ['a', 'b'], shuffleSeed: 3, prefetch },
-    );
+    return new RecordDataset(file, manifest, { batchSize: 32, classNames: ['a', 'b'], shuffleSeed: 3, prefetch });
   };
   return {
     model: new Sequential(head, { seed: 11 + rank, name: 'head', device }),
