@@ -85,6 +85,24 @@ test('a model folder without transferlab.json needs --preprocess (no guess) and 
   });
 });
 
+test('--model that is not a model folder says so: a missing folder, a run folder (naming its models), any other folder', async () => {
+  await withTempDir('predict', async (dir) => {
+    const image = await blackImage(dir);
+    const missing = await runCli(['predict', '--model', path.join(dir, 'nope'), image], { cacheDir: dir });
+    assert.equal(missing.code, 2, describeRun(missing));
+    assert.match(missing.stderr, /--model \S*nope: no such folder\. Give a model folder saved by compare/);
+    const run = path.join(dir, 'run');
+    await saveModel(new Sequential([layers.flatten({ inputShape: [4, 4, 3] })], { name: 'm' }), path.join(run, 'transfer', 'best'));
+    const runFolder = await runCli(['predict', '--model', run, image], { cacheDir: dir });
+    assert.equal(runFolder.code, 2, describeRun(runFolder));
+    assert.match(runFolder.stderr, /holds no saved model: this is a run folder; give --model \S*run\/transfer\.$/m);
+    const other = await runCli(['predict', '--model', dir, image], { cacheDir: dir });
+    assert.equal(other.code, 2, describeRun(other));
+    assert.match(other.stderr, /holds no saved model \(a model folder holds model\.json\)/);
+    assert.doesNotMatch(other.stderr, /transferlab\.json/, 'not the missing-metadata message');
+  });
+});
+
 test('a file that is not an image is named once in its error, and the others are still predicted', async () => {
   await withTempDir('predict', async (dir) => {
     const model = await savedModel(dir);

@@ -42,6 +42,16 @@ A progress bar (stderr) follows more than one batch. Files that cannot be read a
 the others are still predicted, and the exit status is then 1.
 `;
 
+/** Why `--model DIR` holds no saved model, and what to give instead (a run folder names its models). */
+function noModelAt(dir: string): string {
+  if (!existsSync(dir))
+    return `--model ${dir}: no such folder. Give a model folder saved by compare (RUN_DIR/cnn, RUN_DIR/transfer) or a TF.js model folder.`;
+  const models = ['transfer', 'cnn'].map((m) => path.join(dir, m)).filter((m) => existsSync(path.join(m, 'best', 'model.json')));
+  const hint =
+    models.length > 0 ? `: this is a run folder; give --model ${models.join(' or --model ')}` : ' (a model folder holds model.json)';
+  return `--model ${dir} holds no saved model${hint}.`;
+}
+
 export async function predictCommand(argv: string[]): Promise<number> {
   let values;
   let positionals: string[];
@@ -86,6 +96,10 @@ export async function predictCommand(argv: string[]): Promise<number> {
     return 2;
   }
   const dir = existsSync(path.join(values.model, 'best', 'model.json')) ? path.join(values.model, 'best') : values.model;
+  if (!existsSync(path.join(dir, 'model.json'))) {
+    console.error(`transferlab predict: ${noModelAt(values.model)}`);
+    return 2;
+  }
   const hasMetadata = existsSync(path.join(dir, METADATA_FILE));
   const given = values.preprocess as Preprocessing | undefined;
   if (!hasMetadata && !given) {
