@@ -42,12 +42,12 @@ bool joins(const std::vector<Layer>& layers, size_t k, size_t to, int64_t channe
 
 // A 2x2 pool on the blocked input [N][CB][H][W][16]: max-pool-relu.cc's kernels over CB groups of 16
 // channels, the output blocked, or channels-last where the stretch ends.
-pooling::Shape poolShape(c10::IntArrayRef x, bool blockedOut) { return {x[0], x[1], x[2], x[3], 16, 2, !blockedOut}; }
+pooling::Shape poolShape(c10::IntArrayRef sizes, bool blockedOut) { return {sizes[0], sizes[1], sizes[2], sizes[3], 16, 2, !blockedOut}; }
 
 torch::Tensor pool(const torch::Tensor& x, bool relu, bool blockedOut, const torch::Tensor& arg = {}) {
   const pooling::Shape s = poolShape(x.sizes(), blockedOut);
-  torch::Tensor y = blockedOut ? torch::empty({s.N, s.G, s.OH(), s.OW(), 16}, x.options())
-                               : torch::empty({s.N, s.G * 16, s.OH(), s.OW()}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
+  torch::Tensor y = blockedOut ? torch::empty({s.N, s.G, s.OH(), s.OW(), s.C}, x.options())
+                               : torch::empty({s.N, s.G * s.C, s.OH(), s.OW()}, x.options().memory_format(at::MemoryFormat::ChannelsLast));
   pooling::forward(s, x, y, arg, relu);
   return y;
 }
@@ -57,7 +57,7 @@ torch::Tensor pool(const torch::Tensor& x, bool relu, bool blockedOut, const tor
 struct BlockedPoolFunction : public torch::autograd::Function<BlockedPoolFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, bool relu, bool blockedOut) {
     const pooling::Shape s = poolShape(x.sizes(), blockedOut);
-    torch::Tensor arg = torch::empty({s.N, s.G, s.OH(), s.OW(), 16}, x.options().dtype(at::kByte));
+    torch::Tensor arg = torch::empty({s.N, s.G, s.OH(), s.OW(), s.C}, x.options().dtype(at::kByte));
     torch::Tensor y = pool(x.contiguous(), relu, blockedOut, arg);
     ctx->save_for_backward({arg});
     ctx->saved_data["sizes"] = x.sizes().vec();

@@ -22,13 +22,14 @@ inline uint16_t plusZero(uint16_t g) { return g == 0x8000 ? 0 : g; }
 
 using simd::kBlocked;
 
-// Output row `row` = (n * G + group) * OH + oh: where its first pixel lies, and the step between pixels.
+// Where output row `row` = (n * G + group) * OH + oh starts in the output.
 inline int64_t outputRow(const Shape& s, int64_t row) {
-  if (!s.ungroupOut) return row * s.OW() * s.C;
+  if (!s.channelsLastOut) return row * s.OW() * s.C;
   const int64_t oh = row % s.OH(), group = (row / s.OH()) % s.G, n = row / (s.OH() * s.G);
   return ((n * s.OH() + oh) * s.OW() * s.G + group) * s.C;
 }
-inline int64_t outputStep(const Shape& s) { return s.ungroupOut ? s.G * s.C : s.C; }
+// The step from one output pixel of a row to the next.
+inline int64_t outputStep(const Shape& s) { return s.channelsLastOut ? s.G * s.C : s.C; }
 
 // Output rows [begin, end), each over one group's C channels. Windows scan row-major and take a
 // value if `v > max || isnan(v)`: libtorch's CPU rule, so the same element wins ties and NaNs. With
@@ -125,31 +126,56 @@ int64_t outputRows(const Shape& s) { return s.N * s.G * s.OH(); }
 
 namespace pooling {
 
+namespace {
+
+// What the kernels index as raw memory: every tensor dense in the shape's layout (4-D ones
+// channels-last, the others contiguous), of the elements the shape says, in one dtype.
+void checkLayout(const Shape& s, const torch::Tensor& in, const torch::Tensor& out, const torch::Tensor& arg) {
+  TORCH_CHECK(s.k == 2 || s.k == 3, "pooling: a ", s.k, "x", s.k, " window (2 or 3 only)");
+  TORCH_CHECK(in.scalar_type() == at::kFloat || in.scalar_type() == at::kBFloat16, "pooling: float32 or bfloat16, not ", in.scalar_type());
+  TORCH_CHECK(out.scalar_type() == in.scalar_type(), "pooling: input ", in.scalar_type(), " but output ", out.scalar_type());
+  auto dense = [](const torch::Tensor& t) { return t.dim() == 4 ? t.is_contiguous(at::MemoryFormat::ChannelsLast) : t.is_contiguous(); };
+  const int64_t pooled = s.N * s.G * s.OH() * s.OW() * s.C;
+  TORCH_CHECK(dense(in) && in.numel() == s.N * s.G * s.H * s.W * s.C, "pooling: input ", in.sizes(), " is not a dense ", s.N, "x", s.G, "x", s.H,
+              "x", s.W, "x", s.C);
+  TORCH_CHECK(dense(out) && out.numel() == pooled, "pooling: output ", out.sizes(), " is not dense with ", pooled, " elements");
+  TORCH_CHECK(!arg.defined() || (arg.scalar_type() == at::kByte && arg.is_contiguous() && arg.numel() == pooled), "pooling: winners ",
+              arg.sizes(), " are not ", pooled, " contiguous bytes");
+}
+
+}  // namespace
+
 void forward(const Shape& s, const torch::Tensor& x, const torch::Tensor& out, const torch::Tensor& arg, bool relu) {
+  checkLayout(s, x, out, arg);
   uint8_t* a = arg.defined() ? arg.data_ptr<uint8_t>() : nullptr;
-  const bool f32 = x.scalar_type() == at::kFloat;
-  at::parallel_for(0, outputRows(s), grain(s), [&](int64_t begin, int64_t end) {
-    if (f32) {
-      auto run = s.k == 3 ? forwardF32K3 : s.C == 16 ? forwardF32K2C16 : forwardF32K2;
-      run(x.data_ptr<float>(), out.data_ptr<float>(), a, s, relu, begin, end);
-    } else {
-      auto run = s.k == 2 ? forwardBF16K2 : forwardBF16K3;
-      run(simd::bits(x), simd::bits(out), a, s, relu, begin, end);
-    }
-  });
+  if (x.scalar_type() == at::kFloat) {
+    const float* in = x.data_ptr<float>();
+    float* o = out.data_ptr<float>();
+    auto run = s.k == 3 ? forwardF32K3 : s.C == 16 ? forwardF32K2C16 : forwardF32K2;
+    at::parallel_for(0, outputRows(s), grain(s), [&](int64_t begin, int64_t end) { run(in, o, a, s, relu, begin, end); });
+  } else {
+    const uint16_t* in = simd::bits(x);
+    uint16_t* o = simd::bits(out);
+    auto run = s.k == 3 ? forwardBF16K3 : forwardBF16K2;
+    at::parallel_for(0, outputRows(s), grain(s), [&](int64_t begin, int64_t end) { run(in, o, a, s, relu, begin, end); });
+  }
 }
 
 void backward(const Shape& s, const torch::Tensor& arg, const torch::Tensor& grad, const torch::Tensor& dx) {
-  const bool f32 = grad.scalar_type() == at::kFloat;
-  at::parallel_for(0, outputRows(s), grain(s), [&](int64_t begin, int64_t end) {
-    if (f32) {
-      auto run = s.k == 3 ? backwardF32K3 : s.C == 16 ? backwardF32K2C16 : backwardF32K2;
-      run(arg.data_ptr<uint8_t>(), grad.data_ptr<float>(), dx.data_ptr<float>(), s, begin, end);
-    } else {
-      auto run = s.k == 2 ? backwardBF16K2 : backwardBF16K3;
-      run(arg.data_ptr<uint8_t>(), simd::bits(grad), simd::bits(dx), s, begin, end);
-    }
-  });
+  checkLayout(s, dx, grad, arg);
+  TORCH_CHECK(arg.defined(), "pooling: the backward needs the forward's winners");
+  const uint8_t* a = arg.data_ptr<uint8_t>();
+  if (grad.scalar_type() == at::kFloat) {
+    const float* g = grad.data_ptr<float>();
+    float* d = dx.data_ptr<float>();
+    auto run = s.k == 3 ? backwardF32K3 : s.C == 16 ? backwardF32K2C16 : backwardF32K2;
+    at::parallel_for(0, outputRows(s), grain(s), [&](int64_t begin, int64_t end) { run(a, g, d, s, begin, end); });
+  } else {
+    const uint16_t* g = simd::bits(grad);
+    uint16_t* d = simd::bits(dx);
+    auto run = s.k == 3 ? backwardBF16K3 : backwardBF16K2;
+    at::parallel_for(0, outputRows(s), grain(s), [&](int64_t begin, int64_t end) { run(a, g, d, s, begin, end); });
+  }
 }
 
 }  // namespace pooling

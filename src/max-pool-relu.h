@@ -16,16 +16,17 @@ namespace pooling {
 
 // A k x k max pool of stride k, 'valid' (k 2 or 3), over channels in G groups of C: the input
 // [N][G][H][W][C] (channels-last NHWC when G = 1, oneDNN's blocked nChw16c when C = 16), the winners
-// [N][G][OH][OW][C], the output likewise or, with `ungroupOut`, channels-last [N][OH][OW][G * C].
+// [N][G][OH][OW][C], the output likewise or, with `channelsLastOut`, [N][OH][OW][G * C].
 struct Shape {
   int64_t N, G, H, W, C, k;
-  bool ungroupOut;
+  bool channelsLastOut;
   int64_t OH() const { return H / k; }
   int64_t OW() const { return W / k; }
 };
 
 // out = max_pool(x), then relu when `relu`, for dense float32 or bfloat16 x and out; `arg` (uint8)
-// receives each window's winner (or that the relu blocked it) when defined.
+// receives each window's winner (or that the relu blocked it) when defined. Tensors that do not
+// match `s` are a c10::Error, not a wild read.
 void forward(const Shape& s, const torch::Tensor& x, const torch::Tensor& out, const torch::Tensor& arg, bool relu);
 
 // dx (x's shape and dtype) from the output gradient `grad` (out's): each output's gradient at its

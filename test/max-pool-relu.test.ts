@@ -74,9 +74,15 @@ test('fp32: forward and input gradient bitwise equal to the naive pool (ties, ne
   await check([2, 8, 7, 3], 3, 'float32', 0, 3);
 });
 
+test('fp32 with 16 channels (the kernel compiled for a vector of them, which the blocked stretch uses) and 32', async () => {
+  await check([2, 7, 9, 16], 2, 'float32', 0, 9);
+  await check([2, 6, 7, 32], 2, 'float32', 0, 10);
+});
+
 test('fp32: NaN wins its window (the last NaN in row-major order takes the gradient)', async () => {
   await check([2, 7, 7, 6], 2, 'float32', 12, 4);
   await check([1, 9, 10, 4], 3, 'float32', 10, 5);
+  await check([2, 7, 7, 16], 2, 'float32', 12, 11);
 });
 
 test('bf16 (mixed_bfloat16): forward and input gradient within bf16 rounding of the naive pool', async () => {

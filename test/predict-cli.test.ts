@@ -53,6 +53,8 @@ test('predict reads the preprocessing and class names saved with the model', asy
     const r = await runCli(['predict', '--model', model, image], { cacheDir: dir });
     assert.equal(r.code, 0, describeRun(r));
     assert.equal(r.stdout, line(image, 'cat', 1 - sigmoid(-0.5)));
+    const json = await runCli(['predict', '--model', path.join(model, 'model.json'), image], { cacheDir: dir });
+    assert.equal(json.stdout, line(image, 'cat', 1 - sigmoid(-0.5)), `the model.json itself: ${describeRun(json)}`);
     const contradicting = await runCli(['predict', '--model', model, '--preprocess', 'scale01', image], { cacheDir: dir });
     assert.equal(contradicting.code, 2, describeRun(contradicting));
     assert.match(contradicting.stderr, /--preprocess scale01 contradicts the model, which was trained with 'tf'/);
@@ -90,12 +92,17 @@ test('--model that is not a model folder says so: a missing folder, a run folder
     const image = await blackImage(dir);
     const missing = await runCli(['predict', '--model', path.join(dir, 'nope'), image], { cacheDir: dir });
     assert.equal(missing.code, 2, describeRun(missing));
-    assert.match(missing.stderr, /--model \S*nope: no such folder\. Give a model folder saved by compare/);
+    assert.match(missing.stderr, /--model \S*nope: no such file or folder\. Give a model folder saved by compare/);
     const run = path.join(dir, 'run');
     await saveModel(new Sequential([layers.flatten({ inputShape: [4, 4, 3] })], { name: 'm' }), path.join(run, 'transfer', 'best'));
     const runFolder = await runCli(['predict', '--model', run, image], { cacheDir: dir });
     assert.equal(runFolder.code, 2, describeRun(runFolder));
     assert.match(runFolder.stderr, /holds no saved model: this is a run folder; give --model \S*run\/transfer\.$/m);
+    // a save killed between its two renames: the last good copy is put back, as loadModel does
+    await fs.rename(path.join(run, 'transfer', 'best'), path.join(run, 'transfer', 'best.previous-1'));
+    const recovered = await runCli(['predict', '--model', path.join(run, 'transfer'), image], { cacheDir: dir });
+    assert.equal(recovered.code, 0, describeRun(recovered));
+    assert.ok(await fs.stat(path.join(run, 'transfer', 'best', 'model.json')));
     const other = await runCli(['predict', '--model', dir, image], { cacheDir: dir });
     assert.equal(other.code, 2, describeRun(other));
     assert.match(other.stderr, /holds no saved model \(a model folder holds model\.json\)/);

@@ -8,7 +8,7 @@ import { mapPool } from '../../data/pool.js';
 import { bf16Support, FLAG_POLICY, type MixedPrecisionFlag, mixedPrecisionFlag } from '../../models/mixed-precision.js';
 import { type Preprocessing, parsePreprocessing } from '../../models/preprocessing.js';
 import type { Sequential } from '../../models/sequential.js';
-import { loadModel, METADATA_FILE } from '../../saving/persistence.js';
+import { loadModel, METADATA_FILE, recoverInterruptedSave } from '../../saving/persistence.js';
 import { ProgressBar } from '../../util/progress-bar.js';
 import { classProbabilities, PREDICT_FORMATS, type PredictFormat, PredictionWriter, topK } from '../prediction-output.js';
 
@@ -45,7 +45,7 @@ the others are still predicted, and the exit status is then 1.
 /** Why `--model DIR` holds no saved model, and what to give instead (a run folder names its models). */
 function noModelAt(dir: string): string {
   if (!existsSync(dir))
-    return `--model ${dir}: no such folder. Give a model folder saved by compare (RUN_DIR/cnn, RUN_DIR/transfer) or a TF.js model folder.`;
+    return `--model ${dir}: no such file or folder. Give a model folder saved by compare (RUN_DIR/cnn, RUN_DIR/transfer) or a TF.js model folder.`;
   const models = ['transfer', 'cnn'].map((m) => path.join(dir, m)).filter((m) => existsSync(path.join(m, 'best', 'model.json')));
   const hint =
     models.length > 0 ? `: this is a run folder; give --model ${models.join(' or --model ')}` : ' (a model folder holds model.json)';
@@ -95,12 +95,20 @@ export async function predictCommand(argv: string[]): Promise<number> {
     console.error(`transferlab predict: give --model and at least one image\n\n${HELP}`);
     return 2;
   }
-  const dir = existsSync(path.join(values.model, 'best', 'model.json')) ? path.join(values.model, 'best') : values.model;
-  if (!existsSync(path.join(dir, 'model.json'))) {
+  if (!values.model.endsWith('.json')) {
+    // a save killed between its two renames left the last good copy aside: put it back (as loadModel would)
+    await recoverInterruptedSave(path.join(values.model, 'best'));
+    await recoverInterruptedSave(values.model);
+  }
+  // a model.json itself, a run's model (its best/ checkpoint), or a model folder
+  const bestOf = path.join(values.model, 'best');
+  const dir = values.model.endsWith('.json') || !existsSync(path.join(bestOf, 'model.json')) ? values.model : bestOf;
+  const modelJson = dir.endsWith('.json') ? dir : path.join(dir, 'model.json');
+  if (!existsSync(modelJson)) {
     console.error(`transferlab predict: ${noModelAt(values.model)}`);
     return 2;
   }
-  const hasMetadata = existsSync(path.join(dir, METADATA_FILE));
+  const hasMetadata = existsSync(path.join(path.dirname(modelJson), METADATA_FILE));
   const given = values.preprocess as Preprocessing | undefined;
   if (!hasMetadata && !given) {
     console.error(
