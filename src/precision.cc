@@ -16,9 +16,11 @@ bool parseDtypePolicy(const std::string& name, const std::string& layer) {
 }
 
 torch::Tensor kerasRelu6(const torch::Tensor& x) {
-  if (x.scalar_type() != at::kBFloat16) return torch::hardtanh(x, 0.0, 6.0);
+  // libtorch 1.13's hardtanh has a bfloat16 forward but no backward
+  if (x.scalar_type() != at::kBFloat16 || !(x.requires_grad() && torch::GradMode::is_enabled())) return torch::hardtanh(x, 0.0, 6.0);
   // min(max(x, 0), 6) exactly (no arithmetic on the values) with TensorFlow's gradient: one
-  // strictly inside (0, 6), zero at and beyond both ends
+  // strictly inside (0, 6), zero at and beyond both ends. Five passes over x: a frozen base's
+  // relu6 (MobileNet's) takes hardtanh's one above
   return (x * (x > 0).logical_and_(x < 6)).masked_fill_(x >= 6, 6.0);
 }
 
@@ -56,6 +58,15 @@ AutocastScope::~AutocastScope() {
 
 torch::Tensor forwardWithPolicy(const Layer& layer, const torch::Tensor& x, bool training, bool skipActivation, bool isOutput) {
   at::autocast::set_cpu_enabled(layer.mixedBf16);
+  // a mixed BatchNorm on its moving statistics with nothing to differentiate (a frozen base's):
+  // libtorch's batch_norm reads the bfloat16 input with the float32 statistics and computes in
+  // float32, the bits of the float32 pass rounded (checked bit for bit on libtorch 1.13), in one
+  // pass over the activations instead of three
+  if (layer.kind == Kind::BatchNorm && layer.mixedBf16 && x.scalar_type() == at::kBFloat16 && !(training && layer.trainable) &&
+      !needsGradient(layer, x)) {
+    torch::Tensor y = forwardLayer(layer, x, training, skipActivation);
+    return isOutput ? y.to(at::kFloat) : y;
+  }
   if (!layer.mixedBf16 || layer.kind == Kind::BatchNorm || (isOutput && layer.kind == Kind::Activation)) {
     torch::Tensor y = forwardLayer(layer, x.scalar_type() == at::kBFloat16 ? x.to(at::kFloat) : x, training, skipActivation);
     // a mixed BatchNorm hands bfloat16 on to the next layer, like Keras's

@@ -13,7 +13,7 @@ import type { Preprocessing } from '../lib/models/preprocessing.js';
 import { Sequential } from '../lib/models/sequential.js';
 import { needsBf16 } from './helpers/engine-settings.js';
 import * as naive from './helpers/naive.js';
-import { numericGradient, prod, Rng, relativeError, type T, tensor } from './helpers/naive.js';
+import { bf16, numericGradient, prod, Rng, relativeError, type T, tensor } from './helpers/naive.js';
 
 const INPUT: [number, number, number] = [6, 6, 3];
 const BATCH = 4;
@@ -197,4 +197,60 @@ test('mixed_bfloat16: the output layer activates in float32 (Keras: a float32 ou
   // sigmoid in bfloat16 would give probabilities on bfloat16's grid: multiples of 2^-8 in [0.5, 1)
   const offGrid = Array.from(output).filter((p) => p > 0.5 && p < 1 && (p * 256) % 1 !== 0).length;
   assert.ok(offGrid > 32, `only ${offGrid} of 64 probabilities lie off bfloat16's grid: the sigmoid ran in bfloat16`);
+});
+
+/**
+ * A frozen base's layers in inference under mixed_bfloat16 (MobileNet's BatchNormalization and
+ * relu6 after every convolution): each reads the bfloat16 activations in one pass. Checked against
+ * the same model without the layer, on the convolution's own bfloat16 output.
+ */
+async function convOutputAndAfter(after: LayerConfig, weights: Float32Array[] | undefined, seed: number) {
+  const rng = new Rng(seed);
+  const build = (extra: LayerConfig[]) =>
+    new Sequential([layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'c' }), ...extra, layers.flatten({ name: 'f' })], {
+      inputShape: [5, 6, 3],
+      preprocessing: 'none',
+      dtype: 'mixed_bfloat16',
+    });
+  const plain = build([]);
+  const withLayer = build([after]);
+  const kernel = [rng.floats(3 * 3 * 3 * 4, -1.5, 1.5), rng.floats(4, -1, 1)];
+  plain.setLayerWeights('c', kernel);
+  withLayer.setLayerWeights('c', kernel);
+  if (weights) withLayer.setLayerWeights(1, weights);
+  const x = rng.floats(2 * 5 * 6 * 3, -3, 3);
+  const conv = (await plain.predict(x, [2, 5, 6, 3])).output;
+  const out = (await withLayer.predict(x, [2, 5, 6, 3])).output;
+  return { conv, out };
+}
+
+test('mixed_bfloat16 inference: relu6 clips the bfloat16 conv output exactly', { skip: needsBf16 }, async () => {
+  const { conv, out } = await convOutputAndAfter(layers.activation({ activation: 'relu6', name: 'r' }), undefined, 21);
+  assert.ok(conv.some((v) => v < 0) && conv.some((v) => v > 6) && conv.some((v) => v > 0 && v < 6), 'values on both sides of the clip');
+  const wrong = Array.from(out).filter((v, i) => v !== Math.min(Math.max(conv[i]!, 0), 6)).length;
+  assert.equal(wrong, 0, `${wrong} of ${out.length} values are not min(max(x, 0), 6)`);
+});
+
+test('mixed_bfloat16 inference: BatchNormalization on moving statistics computes in float32 and rounds once to bfloat16', {
+  skip: needsBf16,
+}, async () => {
+  const rng = new Rng(22);
+  const [gamma, beta, mean, variance] = [rng.floats(4, 0.5, 2), rng.floats(4, -1, 1), rng.floats(4, -1, 1), rng.floats(4, 0.2, 3)];
+  const eps = 1e-3;
+  const bn = layers.batchNormalization({ epsilon: eps, name: 'bn' });
+  const { conv, out } = await convOutputAndAfter(bn, [gamma, beta, mean, variance], 23);
+  let exact = 0;
+  for (const [i, v] of out.entries()) {
+    const c = i % 4;
+    const alpha = gamma[c]! / Math.sqrt(variance[c]! + eps);
+    const ref = (conv[i]! - mean[c]!) * alpha + beta[c]!;
+    assert.equal(bf16(v), v, `output ${i} is bfloat16`);
+    // one bfloat16 rounding of a float32 result: within half a bfloat16 step of the float64 value,
+    // plus float32's error where the terms cancel
+    const step = 2 ** (Math.floor(Math.log2(Math.abs(ref) || 1e-30)) - 7);
+    const float32Error = 2 ** -22 * (Math.abs(conv[i]! * alpha) + Math.abs(beta[c]! - mean[c]! * alpha));
+    assert.ok(Math.abs(v - ref) <= step / 2 + float32Error, `output ${i}: ${v} against ${ref}`);
+    if (v === bf16(ref)) exact++;
+  }
+  assert.ok(exact >= 0.95 * out.length, `only ${exact} of ${out.length} are the float64 value rounded to bfloat16`);
 });
