@@ -222,8 +222,9 @@ std::pair<torch::Tensor, torch::Tensor> weightGradient(const torch::Tensor& x, c
 // Forward: today's autocast convolution (input, kernel and bias rounded to bfloat16). Saves the
 // bfloat16 input and kernel, as today's graph does.
 struct ConvFunction : public torch::autograd::Function<ConvFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                               int64_t top, int64_t left) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
+                               const torch::Tensor& biasInput, int64_t top, int64_t left) {
+    const torch::Tensor bias = biasOrNone(biasInput);
     const torch::Tensor xb = x.to(at::kBFloat16).contiguous(at::MemoryFormat::ChannelsLast), wb = weight.to(at::kBFloat16);
     const torch::Tensor bb = bias.defined() ? bias.to(at::kBFloat16) : torch::Tensor();
     ctx->saved_data["x"] = xb;
@@ -267,7 +268,7 @@ torch::Tensor convWeightGradientAmx(const Layer& L, const torch::Tensor& input, 
   if (input.size(2) + 2 * padding[0] < w.size(2) || input.size(3) + 2 * padding[1] < w.size(3)) {
     return torch::conv2d(input, w, L.useBias ? L.params[1] : torch::Tensor(), L.strides, padding, L.dilation, L.groups);
   }
-  return ConvFunction::apply(input, w, L.useBias ? L.params[1] : torch::Tensor(), padding[0], padding[1]);
+  return ConvFunction::apply(input, w, functionBias(L.useBias ? L.params[1] : torch::Tensor()), padding[0], padding[1]);
 }
 
 }  // namespace tl

@@ -110,7 +110,8 @@ memory::desc layoutOf(const torch::Tensor& t, const memory::desc& user) { return
 // layouts as the tensors they belong to.
 struct WinogradConvFunction : public torch::autograd::Function<WinogradConvFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& input, const torch::Tensor& weight,
-                               const torch::Tensor& bias, const std::shared_ptr<Primitives>& p, bool blockedOut) {
+                               const torch::Tensor& biasInput, const std::shared_ptr<Primitives>& p, bool blockedOut) {
+    const torch::Tensor bias = biasOrNone(biasInput);
     const torch::Tensor x = dense(input);
     const torch::Tensor w = weight.contiguous(at::MemoryFormat::ChannelsLast);
     torch::Tensor y = emptyActivation(p->userDst.dims(), x.options(), blockedOut);
@@ -203,7 +204,7 @@ torch::Tensor trainingForwardBlocked(const Layer& L, const torch::Tensor& x, boo
                                  L.useBias, at::get_num_threads()};
   const std::shared_ptr<Primitives> p = primitivesFor(key);
   if (!p) return {};
-  return WinogradConvFunction::apply(x, L.params[0], L.useBias ? L.params[1] : torch::Tensor(), p, blockedOut);
+  return WinogradConvFunction::apply(x, L.params[0], functionBias(L.useBias ? L.params[1] : torch::Tensor()), p, blockedOut);
 }
 
 bool trainingBlockedApplies(const Layer& L, int64_t channels) { return trainingApplies(L, channels) && channels % 16 == 0 && L.filters % 16 == 0; }

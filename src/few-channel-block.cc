@@ -573,8 +573,9 @@ TL_AMX_END
 // Saves the (padded) input and a byte per pooled output, not the conv output.
 // A bfloat16 x is amxInput's x4 (the tile kernels), a float32 one kernelInput's.
 struct FewChannelBlockFunction : public torch::autograd::Function<FewChannelBlockFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                               bool bf16) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
+                               const torch::Tensor& biasInput, bool bf16) {
+    const torch::Tensor bias = biasOrNone(biasInput);
     const bool tiles = x.scalar_type() == at::kBFloat16;
     const Geometry g = tiles ? amxGeometry(x, weight) : geometry(x, weight);
     torch::Tensor arg = torch::empty({x.size(0), g.PH, g.PW, g.O}, x.options().dtype(at::kByte));
@@ -618,7 +619,7 @@ torch::Tensor fewChannelBlock(const Layer& conv, const torch::Tensor& input) {
   const torch::Tensor x = tiles ? amxInput(conv, input) : kernelInput(conv, input);
   const torch::Tensor& weight = conv.params[0];
   const torch::Tensor bias = conv.useBias ? conv.params[1] : torch::Tensor();
-  if (needsGradient(conv, input)) return FewChannelBlockFunction::apply(x, weight, bias, conv.mixedBf16);
+  if (needsGradient(conv, input)) return FewChannelBlockFunction::apply(x, weight, functionBias(bias), conv.mixedBf16);
   torch::NoGradGuard noGrad;  // no winners to record
   return tiles ? amxBlockForward(x, weight, bias, torch::Tensor()) : blockForward(x, weight, bias, conv.mixedBf16, torch::Tensor());
 }

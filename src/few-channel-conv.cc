@@ -72,8 +72,9 @@ std::pair<torch::Tensor, torch::Tensor> weightGradients(const torch::Tensor& xPa
 
 struct FewChannelConvFunction : public torch::autograd::Function<FewChannelConvFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
-                               const torch::Tensor& bias, std::vector<int64_t> stride, std::vector<int64_t> padding,
+                               const torch::Tensor& biasInput, std::vector<int64_t> stride, std::vector<int64_t> padding,
                                std::vector<int64_t> dilation) {
+    const torch::Tensor bias = biasOrNone(biasInput);
     // autocast's own casts and call, so the output is bitwise the same as without this path
     const torch::Tensor xb = x.to(at::kBFloat16);
     torch::Tensor y = torch::conv2d(xb, weight.to(at::kBFloat16), bias.defined() ? bias.to(at::kBFloat16) : bias, stride, padding, dilation);
@@ -103,7 +104,7 @@ bool fewChannelConvApplies(const Layer& conv, const torch::Tensor& input) {
 
 torch::Tensor fewChannelConv(const Layer& conv, const torch::Tensor& input, const std::vector<int64_t>& padding) {
   const torch::Tensor bias = conv.useBias ? conv.params[1] : torch::Tensor();
-  return FewChannelConvFunction::apply(input, conv.params[0], bias, conv.strides, padding, conv.dilation);
+  return FewChannelConvFunction::apply(input, conv.params[0], functionBias(bias), conv.strides, padding, conv.dilation);
 }
 
 }  // namespace tl

@@ -116,6 +116,8 @@ bool halvingPool(const Layer& pool) {
          std::all_of(pool.pad.begin(), pool.pad.end(), [](int64_t p) { return p == 0; });
 }
 
+torch::Tensor functionBias(const torch::Tensor& bias) { return bias.defined() ? bias : torch::empty({0}); }
+
 bool kernelInput4d(const torch::Tensor& x) {
   return x.dim() == 4 && x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kBFloat16);
 }
