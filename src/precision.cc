@@ -21,7 +21,7 @@ bool parseDtypePolicy(const std::string& name, const std::string& layer) {
 namespace {
 
 // TensorFlow's relu6 gradient from the output, on bfloat16 bits: the gradient where 0 < y < 6, else
-// 0 (NaN included), elements [begin, end); one pass (libtorch's comparisons and masked_fill: five).
+// 0 (NaN included), elements [begin, end), in one pass.
 TL_CLONES void relu6Gradient(const uint16_t* y, const uint16_t* g, uint16_t* out, int64_t begin, int64_t end) {
   for (int64_t i = begin; i < end; ++i) {
     const float v = simd::value(y[i]);
@@ -97,10 +97,9 @@ torch::Tensor forwardWithPolicy(const Layer& layer, const torch::Tensor& x, bool
   // pass over the activations instead of three. Not where a gradient flows: libtorch 1.13's mixed
   // backward sums in lower precision when the gradient's layout differs from the input's (a bias
   // gradient 0.8% off, measured)
-  if (layer.kind == Kind::BatchNorm && layer.mixedBf16 && x.scalar_type() == at::kBFloat16 && !(training && layer.trainable) &&
+  if (layer.kind == Kind::BatchNorm && layer.mixedBf16 && x.scalar_type() == at::kBFloat16 && !isOutput && !(training && layer.trainable) &&
       !needsGradient(layer, x)) {
-    torch::Tensor y = forwardLayer(layer, x, training, skipActivation);
-    return isOutput ? y.to(at::kFloat) : y;
+    return forwardLayer(layer, x, training, skipActivation);
   }
   if (!layer.mixedBf16 || layer.kind == Kind::BatchNorm || (isOutput && layer.kind == Kind::Activation)) {
     torch::Tensor y = forwardLayer(layer, x.scalar_type() == at::kBFloat16 ? x.to(at::kFloat) : x, training, skipActivation);
@@ -109,7 +108,8 @@ torch::Tensor forwardWithPolicy(const Layer& layer, const torch::Tensor& x, bool
     torch::Tensor out = y.to(at::kBFloat16);
     // its gradient channels-last, as its input: gradients can arrive in NCHW order (after a global
     // average pool's, or a bfloat16 convolution's backward), and libtorch 1.13's batch_norm backward
-    // on mixed layouts took 3-4x as long (MobileNet's 27 layers, 660 -> 195 ms a step)
+    // on mixed layouts took 3-4x as long. (Layer timing's hook on this output runs after this one:
+    // the copy counts in the next layer's backward.)
     if (out.requires_grad() && out.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast))
       out.register_hook([](const torch::Tensor& g) { return g.contiguous(at::MemoryFormat::ChannelsLast); });
     return out;

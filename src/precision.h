@@ -13,7 +13,8 @@ namespace tl {
 // true for 'mixed_bfloat16', false for 'float32'; anything else names the layer and the choices.
 bool parseDtypePolicy(const std::string& name, const std::string& layer);
 
-// Keras's relu6, in float32 and bfloat16 (libtorch 1.13's hardtanh has no bfloat16 backward).
+// Keras's relu6: hardtanh; where a bfloat16 gradient flows, hardtanh's forward with TensorFlow's
+// gradient (libtorch 1.13's hardtanh has no bfloat16 backward).
 torch::Tensor kerasRelu6(const torch::Tensor& x);
 
 // Whether the CPU computes bfloat16 natively (avx512_bf16 or amx_bf16 in /proc/cpuinfo); without

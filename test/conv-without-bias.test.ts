@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { native } from '../lib/engine/native.js';
 import type { LayerConfig } from '../lib/keras-format/config.js';
 import { layers } from '../lib/models/layers.js';
 import { Sequential } from '../lib/models/sequential.js';
@@ -22,10 +23,12 @@ interface Case {
   after: LayerConfig[];
   dtype: Dtype;
   skip: false | string;
+  /** an engine counter (info()) the path advances, where it has one */
+  counter?: 'dnnlCalls' | 'blockedStretches';
 }
 
 const CASES: Case[] = [
-  { name: "float32 Winograd training (oneDNN's)", channels: 16, after: [], dtype: 'float32', skip: needsDnnl },
+  { name: "float32 Winograd training (oneDNN's)", channels: 16, after: [], dtype: 'float32', skip: needsDnnl, counter: 'dnnlCalls' },
   {
     name: 'float32 blocked stretch, conv + pool + conv',
     channels: 16,
@@ -35,6 +38,7 @@ const CASES: Case[] = [
     ],
     dtype: 'float32',
     skip: needsDnnl,
+    counter: 'blockedStretches',
   },
   {
     name: 'float32 fused first block',
@@ -85,7 +89,10 @@ for (const c of CASES) {
       const { loss } = await m.engine.trainStep(x, shape, y, 0);
       return { loss, kernel: m.getLayerWeights('c')[0]!.data, count: m.getLayerWeights('c').length };
     };
+    const count = () => (c.counter ? native().info()[c.counter] : 0);
+    const before = count();
     const without = await step(false);
+    if (c.counter) assert.ok(count() > before, `the path ran (${c.counter})`);
     const twin = await step(true);
     assert.equal(without.count, 1, 'no bias weight');
     assert.ok(Number.isFinite(without.loss));

@@ -254,3 +254,31 @@ test('mixed_bfloat16 inference: BatchNormalization on moving statistics computes
   }
   assert.ok(exact >= 0.95 * out.length, `only ${exact} of ${out.length} are the float64 value rounded to bfloat16`);
 });
+
+test("mixed_bfloat16 training: relu6's gradient is TensorFlow's, one strictly inside (0, 6), zero at 0, at 6 and beyond", {
+  skip: needsBf16,
+}, async () => {
+  // y = relu6(k * x) with k = 1 on bfloat16-exact values, then Dense(1, sigmoid): dL/dk sums
+  // x_i * dL/dy_i over the positions relu6 passes, here only x = 3 (weight 0.375); letting 6
+  // (at the clip) or 7.5 (beyond it) through would add 6 * 0.5 or 7.5 * 0.625
+  const m = new Sequential(
+    [
+      layers.conv2d({ filters: 1, kernelSize: 1, useBias: false, name: 'c' }),
+      layers.activation({ activation: 'relu6', name: 'r' }),
+      layers.flatten({ name: 'f' }),
+      layers.dense({ units: 1, activation: 'sigmoid', name: 'd' }),
+    ],
+    { inputShape: [1, 5, 1], preprocessing: 'none', dtype: 'mixed_bfloat16' },
+  );
+  const w = [0.125, 0.25, 0.375, 0.5, 0.625];
+  m.setLayerWeights('c', [Float32Array.of(1)]);
+  m.setLayerWeights('d', [Float32Array.from(w), Float32Array.of(0)]);
+  m.compile({ optimizer: { sgd: { learningRate: 0.5 } }, loss: 'binaryCrossentropy' });
+  const x = Float32Array.of(-1, 0, 3, 6, 7.5);
+  await m.engine.trainStep(x, [1, 1, 5, 1], Float32Array.of(0), 0);
+  const y = [0, 0, 3, 6, 6];
+  const p = 1 / (1 + Math.exp(-y.reduce((a, v, i) => a + v * w[i]!, 0)));
+  const gradient = 3 * p * w[2]!; // label 0: dL/dz = p
+  const k = m.getLayerWeights('c')[0]!.data[0]!;
+  assert.ok(Math.abs(1 - k - 0.5 * gradient) < 0.01 * 0.5 * gradient, `k moved by ${1 - k}, expected ${0.5 * gradient}`);
+});
