@@ -268,7 +268,7 @@ torch::Tensor convWeightGradientAmx(const Layer& L, const torch::Tensor& input, 
   if (input.size(2) + 2 * padding[0] < w.size(2) || input.size(3) + 2 * padding[1] < w.size(3)) {
     return torch::conv2d(input, w, L.useBias ? L.params[1] : torch::Tensor(), L.strides, padding, L.dilation, L.groups);
   }
-  return ConvFunction::apply(input, w, functionBias(L.useBias ? L.params[1] : torch::Tensor()), padding[0], padding[1]);
+  return ConvFunction::apply(input, w, functionBias(L), padding[0], padding[1]);
 }
 
 }  // namespace tl

@@ -204,7 +204,7 @@ torch::Tensor trainingForwardBlocked(const Layer& L, const torch::Tensor& x, boo
                                  L.useBias, at::get_num_threads()};
   const std::shared_ptr<Primitives> p = primitivesFor(key);
   if (!p) return {};
-  return WinogradConvFunction::apply(x, L.params[0], functionBias(L.useBias ? L.params[1] : torch::Tensor()), p, blockedOut);
+  return WinogradConvFunction::apply(x, L.params[0], functionBias(L), p, blockedOut);
 }
 
 bool trainingBlockedApplies(const Layer& L, int64_t channels) { return trainingApplies(L, channels) && channels % 16 == 0 && L.filters % 16 == 0; }

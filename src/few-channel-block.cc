@@ -619,7 +619,7 @@ torch::Tensor fewChannelBlock(const Layer& conv, const torch::Tensor& input) {
   const torch::Tensor x = tiles ? amxInput(conv, input) : kernelInput(conv, input);
   const torch::Tensor& weight = conv.params[0];
   const torch::Tensor bias = conv.useBias ? conv.params[1] : torch::Tensor();
-  if (needsGradient(conv, input)) return FewChannelBlockFunction::apply(x, weight, functionBias(bias), conv.mixedBf16);
+  if (needsGradient(conv, input)) return FewChannelBlockFunction::apply(x, weight, functionBias(conv), conv.mixedBf16);
   torch::NoGradGuard noGrad;  // no winners to record
   return tiles ? amxBlockForward(x, weight, bias, torch::Tensor()) : blockForward(x, weight, bias, conv.mixedBf16, torch::Tensor());
 }

@@ -103,8 +103,7 @@ bool fewChannelConvApplies(const Layer& conv, const torch::Tensor& input) {
 }
 
 torch::Tensor fewChannelConv(const Layer& conv, const torch::Tensor& input, const std::vector<int64_t>& padding) {
-  const torch::Tensor bias = conv.useBias ? conv.params[1] : torch::Tensor();
-  return FewChannelConvFunction::apply(input, conv.params[0], functionBias(bias), conv.strides, padding, conv.dilation);
+  return FewChannelConvFunction::apply(input, conv.params[0], functionBias(conv), conv.strides, padding, conv.dilation);
 }
 
 }  // namespace tl

@@ -80,10 +80,10 @@ std::pair<int64_t, int64_t> plainConvOutput(const Layer& conv, int64_t H, int64_
 bool halvingPool(const Layer& pool);
 bool kernelInput4d(const torch::Tensor& x);
 
-// A bias as the input of a custom autograd Function: libtorch 1.13's Function::apply throws on an
-// undefined tensor ("tensor does not have a device"), so a layer without one passes an empty
+// A layer's bias as the input of a custom autograd Function: libtorch 1.13's Function::apply throws
+// on an undefined tensor ("tensor does not have a device"), so a layer without one passes an empty
 // tensor, and the Function's forward takes it back as none (biasOrNone).
-torch::Tensor functionBias(const torch::Tensor& bias);
+torch::Tensor functionBias(const Layer& layer);
 inline torch::Tensor biasOrNone(const torch::Tensor& bias) { return bias.numel() > 0 ? bias : torch::Tensor(); }
 
 }  // namespace tl

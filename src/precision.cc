@@ -104,15 +104,7 @@ torch::Tensor forwardWithPolicy(const Layer& layer, const torch::Tensor& x, bool
   if (!layer.mixedBf16 || layer.kind == Kind::BatchNorm || (isOutput && layer.kind == Kind::Activation)) {
     torch::Tensor y = forwardLayer(layer, x.scalar_type() == at::kBFloat16 ? x.to(at::kFloat) : x, training, skipActivation);
     // a mixed BatchNorm hands bfloat16 on to the next layer, like Keras's
-    if (!(layer.mixedBf16 && !isOutput && x.scalar_type() == at::kBFloat16)) return y;
-    torch::Tensor out = y.to(at::kBFloat16);
-    // its gradient channels-last, as its input: gradients can arrive in NCHW order (after a global
-    // average pool's, or a bfloat16 convolution's backward), and libtorch 1.13's batch_norm backward
-    // on mixed layouts took 3-4x as long. (Layer timing's hook on this output runs after this one:
-    // the copy counts in the next layer's backward.)
-    if (out.requires_grad() && out.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast))
-      out.register_hook([](const torch::Tensor& g) { return g.contiguous(at::MemoryFormat::ChannelsLast); });
-    return out;
+    return layer.mixedBf16 && !isOutput && x.scalar_type() == at::kBFloat16 ? y.to(at::kBFloat16) : y;
   }
   if (!isOutput) return forwardLayer(layer, x, training, skipActivation);
   torch::Tensor y = forwardLayer(layer, x, training, /*skipActivation=*/true).to(at::kFloat);

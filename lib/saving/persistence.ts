@@ -186,14 +186,26 @@ export interface LoadedModel {
 }
 
 /**
+ * The model.json of a saved model: `dir` is a model folder (a save killed between its two renames
+ * is put back first) or a model.json itself; undefined where there is none.
+ */
+export async function savedModelJson(dir: string): Promise<string | undefined> {
+  if (!dir.endsWith('.json')) await recoverInterruptedSave(dir);
+  const modelJson = dir.endsWith('.json') ? dir : path.join(dir, 'model.json');
+  return existsSync(modelJson) ? modelJson : undefined;
+}
+
+/**
  * Loads a directory written by `saveModel` (or any TF.js layers model, with `preprocessing` given),
  * restoring weights, compile settings and optimizer state.
  */
 export async function loadModel(dir: string, options: { preprocessing?: Preprocessing } = {}): Promise<LoadedModel> {
-  if (!dir.endsWith('.json')) await recoverInterruptedSave(dir);
-  const modelJson = dir.endsWith('.json') ? dir : path.join(dir, 'model.json');
+  const modelJson = await savedModelJson(dir);
+  if (!modelJson) {
+    const expected = dir.endsWith('.json') ? dir : path.join(dir, 'model.json');
+    throw new Error(`no saved model at ${path.dirname(expected)}: ${expected} does not exist`);
+  }
   const root = path.dirname(modelJson);
-  if (!existsSync(modelJson)) throw new Error(`no saved model at ${root}: ${modelJson} does not exist`);
   const metadata = await readMetadata(root);
   const stored = await readTfjsLayersModel(modelJson);
   const preprocessing = options.preprocessing ?? (metadata ? parsePreprocessing(metadata.preprocessing) : 'none');

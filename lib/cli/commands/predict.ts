@@ -8,7 +8,7 @@ import { mapPool } from '../../data/pool.js';
 import { bf16Support, FLAG_POLICY, type MixedPrecisionFlag, mixedPrecisionFlag } from '../../models/mixed-precision.js';
 import { type Preprocessing, parsePreprocessing } from '../../models/preprocessing.js';
 import type { Sequential } from '../../models/sequential.js';
-import { loadModel, METADATA_FILE, recoverInterruptedSave } from '../../saving/persistence.js';
+import { loadModel, METADATA_FILE, savedModelJson } from '../../saving/persistence.js';
 import { ProgressBar } from '../../util/progress-bar.js';
 import { classProbabilities, PREDICT_FORMATS, type PredictFormat, PredictionWriter, topK } from '../prediction-output.js';
 
@@ -95,20 +95,16 @@ export async function predictCommand(argv: string[]): Promise<number> {
     console.error(`transferlab predict: give --model and at least one image\n\n${HELP}`);
     return 2;
   }
-  if (!values.model.endsWith('.json')) {
-    // a save killed between its two renames left the last good copy aside: put it back (as loadModel would)
-    await recoverInterruptedSave(path.join(values.model, 'best'));
-    await recoverInterruptedSave(values.model);
-  }
-  // a model.json itself, a run's model (its best/ checkpoint), or a model folder
-  const bestOf = path.join(values.model, 'best');
-  const dir = values.model.endsWith('.json') || !existsSync(path.join(bestOf, 'model.json')) ? values.model : bestOf;
-  const modelJson = dir.endsWith('.json') ? dir : path.join(dir, 'model.json');
-  if (!existsSync(modelJson)) {
+  // a run's model (its best/ checkpoint), a model folder, or a model.json itself
+  const modelJson =
+    (values.model.endsWith('.json') ? undefined : await savedModelJson(path.join(values.model, 'best'))) ??
+    (await savedModelJson(values.model));
+  if (!modelJson) {
     console.error(`transferlab predict: ${noModelAt(values.model)}`);
     return 2;
   }
-  const hasMetadata = existsSync(path.join(path.dirname(modelJson), METADATA_FILE));
+  const dir = path.dirname(modelJson);
+  const hasMetadata = existsSync(path.join(dir, METADATA_FILE));
   const given = values.preprocess as Preprocessing | undefined;
   if (!hasMetadata && !given) {
     console.error(
@@ -124,7 +120,7 @@ export async function predictCommand(argv: string[]): Promise<number> {
     console.error(`transferlab predict: ${(error as Error).message}`);
     return 2;
   }
-  const { model, metadata } = await loadModel(dir, { preprocessing: given });
+  const { model, metadata } = await loadModel(modelJson, { preprocessing: given });
   const support = flag === 'bf16' ? bf16Support() : undefined;
   if (support && !support.supported)
     console.error(`transferlab predict: --mixed-precision bf16: ${support.reason}; computing in float32 instead.`);
